@@ -1,0 +1,211 @@
+"""Typed actions the decision core asks the shell to perform.
+
+The executor performs a decision's actions in order and stops at the first
+failure, so `[AcquireLock(), Promote()]` can never promote after losing the
+compare-and-swap.  Actions marked "task" start the single background task; their
+outcome comes back in a later observation as `LocalState`/`TaskStatus`.
+Probe actions ask the shell to gather more facts and decide again in the same
+cycle (bounded); they never change anything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Tuple, Union
+
+from .model import Member
+
+# ---- DCS writes -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AcquireLock:
+    """Create the leader key with my name, only if absent (atomic)."""
+
+
+@dataclass(frozen=True)
+class RenewLock:
+    """Refresh the leader key I own (CAS on the version read this cycle);
+    also publishes /status optime = `last_lsn` when given."""
+
+    version: Optional[int] = None
+    last_lsn: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class TakeLock:
+    """Unconditionally write the leader key (only right after our own bootstrap)."""
+
+
+@dataclass(frozen=True)
+class ReleaseLock:
+    """Delete the leader key if still mine (CAS); `last_lsn` goes to /status first."""
+
+    version: Optional[int] = None
+    last_lsn: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class WriteInitialize:
+    """`create=True`: create /initialize only if absent (the bootstrap race).
+    Otherwise overwrite it (CAS on `version` when given)."""
+
+    value: str
+    create: bool = False
+    version: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class CancelInitialize:
+    """Delete /initialize after a failed bootstrap."""
+
+
+@dataclass(frozen=True)
+class WriteConfig:
+    """Write /config (JSON of `data`); CAS on `version` when given."""
+
+    data: Mapping[str, Any]
+    version: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class ClearFailover:
+    """Reset /failover to `{}` (CAS on `version`)."""
+
+    version: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class WriteHistory:
+    """Refresh /history from the local timeline history files (shell reads them)."""
+
+
+# ---- database: immediate ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Demote:
+    """Stop being a writable primary.
+
+    mode: "offline" (DCS unreachable: fast stop, restart read-only following
+    nobody), "immediate" (immediate stop, release lock, restart as replica),
+    "immediate-nolock" (immediate stop, keep hands off the lock, restart as
+    replica of `leader`), "graceful" (checkpoint + fast stop, release lock).
+    The restart as a replica happens in the same action so the node is
+    read-only afterwards, never writable.
+    """
+
+    mode: str
+    leader: Optional[Member] = None
+
+
+@dataclass(frozen=True)
+class Follow:
+    """Make the (running or stopped) replica follow `leader` (None = nobody):
+    rewrite recovery settings, slot name and standby.signal; reload or restart
+    as needed; start the server if it is not running."""
+
+    leader: Optional[Member] = None
+
+
+@dataclass(frozen=True)
+class StartReadOnlyLeader:
+    """Start a stopped server in recovery without primary_conninfo because I hold
+    the lock ("starting as readonly because i had the session lock"); a later
+    cycle promotes it."""
+
+
+@dataclass(frozen=True)
+class SyncSlots:
+    """Make the physical replication slots on this primary exactly `names`."""
+
+    names: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RemoveDataDir:
+    """Stop the server if needed and delete the data directory (a clone follows)."""
+
+
+# ---- database: background tasks --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """task: initdb + configs + start + users/database + checkpoint."""
+
+
+@dataclass(frozen=True)
+class Clone:
+    """task: base backup from `source` (None = no source available), then follow `leader`."""
+
+    source: Optional[Member] = None
+    leader: Optional[Member] = None
+
+
+@dataclass(frozen=True)
+class Promote:
+    """task: promote the local replica and wait until it is writable."""
+
+
+@dataclass(frozen=True)
+class Rewind:
+    """task: stop, checkpoint on the leader, rewind from `leader`, then follow it."""
+
+    leader: Member = field(default_factory=lambda: Member(name=""))
+
+
+# ---- probes (no side effects; the core is called again with the answer) ----
+
+
+@dataclass(frozen=True)
+class ProbePeers:
+    """GET /patroni of these members in parallel (short timeout), answers in
+    Observation.peers."""
+
+    names: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProbeDivergence:
+    """Compare the local timeline/LSN with `leader`'s history; answer in
+    Observation.divergence."""
+
+    leader: Member = field(default_factory=lambda: Member(name=""))
+
+
+# ---- process ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fatal:
+    """Log `message` at critical level and exit the daemon with status 1."""
+
+    message: str
+
+
+Action = Union[
+    AcquireLock,
+    RenewLock,
+    TakeLock,
+    ReleaseLock,
+    WriteInitialize,
+    CancelInitialize,
+    WriteConfig,
+    ClearFailover,
+    WriteHistory,
+    Demote,
+    Follow,
+    StartReadOnlyLeader,
+    SyncSlots,
+    RemoveDataDir,
+    Bootstrap,
+    Clone,
+    Promote,
+    Rewind,
+    ProbePeers,
+    ProbeDivergence,
+    Fatal,
+]
+
+TASK_ACTIONS = (Bootstrap, Clone, Promote, Rewind)
+PROBE_ACTIONS = (ProbePeers, ProbeDivergence)

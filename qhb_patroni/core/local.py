@@ -1,0 +1,82 @@
+"""What the shell observed about the local database server, as plain data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+# Data directory states.
+DATA_EMPTY = "empty"  # no global/pg_control, only dot-files / lost+found
+DATA_PRESENT = "present"
+DATA_INACCESSIBLE = "inaccessible"
+
+# Server state strings (Patroni 3.0.2, spec 2.6), owned by the manager.
+STATE_STOPPED = "stopped"
+STATE_RUNNING = "running"
+STATE_STARTING = "starting"
+STATE_STOPPING = "stopping"
+STATE_CRASHED = "crashed"
+STATE_START_FAILED = "start failed"
+STATE_INITIALIZING = "initializing new cluster"
+STATE_INITDB_FAILED = "initdb failed"
+STATE_CREATING_REPLICA = "creating replica"
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """The single background task (bootstrap, clone, promote, rewind, ...).
+
+    `name` is the Patroni action name used in messages ("bootstrap",
+    "bootstrap from leader 'x'", "promote", "running pg_rewind from x", ...).
+    `kind` is the action class name that started it (e.g. "Bootstrap").
+    `done` False while it runs; when True, `ok` says whether it succeeded and
+    `error` carries a one-line reason.  A finished task is reported exactly once.
+    """
+
+    kind: str
+    name: str
+    done: bool = False
+    ok: bool = False
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Result of comparing the local timeline/LSN with the leader's history.
+
+    Filled by the shell only when the core asked for it (ProbeDivergence).
+    `needed` None means the check could not be made (leader unreachable...).
+    """
+
+    leader: str
+    needed: Optional[bool]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LocalState:
+    data_dir: str = DATA_EMPTY
+    data_dir_error: Optional[str] = None
+    state: str = STATE_STOPPED  # server state string (2.6)
+    role: str = "uninitialized"  # internal role: master/replica/demoted/promoted/uninitialized
+    running: bool = False  # postmaster alive and accepting connections
+    in_recovery: Optional[bool] = None  # None when unknown (not running)
+    timeline: Optional[int] = None
+    lsn: Optional[int] = None  # primary: current WAL LSN; replica: max(receive, replay)
+    sysid: Optional[str] = None  # from control data
+    controldata_state: Optional[str] = None  # "in production", "shut down", ...
+    # Recovery settings currently in effect (replica), to know whether to re-point.
+    following: Optional[str] = None  # "host:port" from primary_conninfo, None = nobody
+    slot_name: Optional[str] = None  # primary_slot_name in effect
+    pending_restart: bool = False
+    rewind_possible: bool = False  # rewind binary usable and wal_log_hints/checksums on
+    postmaster_start_time: Optional[str] = None
+    slots: tuple = ()  # names of physical replication slots present on this server
+
+    @property
+    def is_primary(self) -> bool:
+        """Writable primary: running and not in recovery."""
+        return self.running and self.in_recovery is False
+
+    @property
+    def is_replica(self) -> bool:
+        return self.running and self.in_recovery is True

@@ -1,0 +1,112 @@
+"""Inputs and outputs of `decide()`.
+
+decide(observation, memory, settings) -> Decision(actions, memory, reason)
+
+* `Observation` is built fresh by the shell for every decision.
+* `Memory` is the core's own state carried from one decision to the next
+  (the shell stores it and hands it back untouched).
+* `Settings` is the decision-relevant part of the effective configuration.
+* `Reason` is data; `qhb_patroni.messages` renders it to the Patroni log sentence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Tuple
+
+from .actions import Action
+from .local import Divergence, LocalState, TaskStatus
+from .model import ClusterView
+
+
+@dataclass(frozen=True)
+class PeerStatus:
+    """What a peer answered on GET /patroni (None in Observation.peers = unreachable)."""
+
+    name: str
+    role: Optional[str] = None
+    state: Optional[str] = None
+    in_recovery: bool = True  # False when its xlog has `location` (a primary)
+    wal_position: int = 0  # primary: location; replica: max(received, replayed)
+    timeline: Optional[int] = None
+    nofailover: bool = False
+    watchdog_failed: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    name: str
+    scope: str
+    ttl: float = 30
+    loop_wait: float = 10
+    retry_timeout: float = 10
+    maximum_lag_on_failover: int = 1048576
+    use_pg_rewind: bool = False
+    use_slots: bool = True
+    remove_data_directory_on_rewind_failure: bool = False
+    remove_data_directory_on_diverged_timelines: bool = False
+    nofailover: bool = False
+    has_bootstrap: bool = True  # a `bootstrap` section is configured
+    bootstrap_dcs: Mapping[str, Any] = field(default_factory=dict)  # written as /config after bootstrap
+    primary_start_timeout: float = 300
+
+
+@dataclass(frozen=True)
+class FailedAction:
+    """The action that failed in the previous execution of this cycle."""
+
+    action: Action
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: float  # monotonic seconds
+    cluster: Optional[ClusterView]  # None: the DCS could not be read
+    local: LocalState
+    task: Optional[TaskStatus] = None  # the background task, running or just finished
+    # Local lease: the time (monotonic, measured *before* sending) of the last
+    # successful write of the leader key by this node, None if never/lost.
+    lock_written_at: Optional[float] = None
+    # Answers to probes asked in this cycle (absent when not asked).
+    peers: Optional[Mapping[str, Optional[PeerStatus]]] = None
+    divergence: Optional[Divergence] = None
+    failed: Optional[FailedAction] = None  # set when re-deciding after a failure
+    dcs_error: Optional[str] = None
+
+    def holds_lock(self, settings: Settings) -> bool:
+        """My name is in the leader key and my local lease has not run out."""
+        c = self.cluster
+        return (
+            c is not None
+            and c.leader is not None
+            and c.leader.name == settings.name
+            and self.lock_written_at is not None
+            and self.now < self.lock_written_at + settings.ttl
+        )
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Core state carried between decisions (start with Memory())."""
+
+    bootstrapping: bool = False  # I won the initialize race and run the bootstrap
+    rewind_state: str = "idle"  # idle | check | needed | failed | done
+    demoted_at: Optional[float] = None
+    release_backoff_until: Optional[float] = None
+    crash_start_at: Optional[float] = None  # when we started the server after a crash as lock holder
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why the core decided what it did; `code` keys the sentence table in
+    qhb_patroni.messages, `args` fill it (e.g. {"me": "node0", "leader": "node1"})."""
+
+    code: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    actions: Tuple[Action, ...]
+    memory: Memory
+    reason: Reason

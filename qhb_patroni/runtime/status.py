@@ -1,0 +1,87 @@
+"""The published, read-only status of this node.
+
+The HA loop and the local refresher publish `StatusView` snapshots into a
+`StatusBoard`; the REST API, metrics and logs read only the latest snapshot.
+Reading never blocks on the database or the DCS.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Mapping, Optional
+
+from ..core.model import ClusterView
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """The local database as last seen by the refresher (one cheap SQL query)."""
+
+    state: str = "stopped"  # 2.6 state string
+    role: str = "uninitialized"  # internal role when the query fails / not running
+    query_ok: bool = False
+    in_recovery: Optional[bool] = None
+    postmaster_start_time: Optional[str] = None
+    server_version: Optional[int] = None
+    wal_location: Optional[int] = None  # primary
+    received_location: Optional[int] = None  # replica
+    replayed_location: Optional[int] = None
+    replayed_timestamp: Optional[str] = None
+    replay_paused: bool = False
+    timeline: Optional[int] = None
+    replication: List[Dict[str, Any]] = field(default_factory=list)
+    pending_restart: bool = False
+    sysid: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class StatusView:
+    name: str
+    scope: str
+    version: str  # Patroni-compatible version string, "3.0.2"
+    api_url: str
+    conn_url: str
+    server: ServerStatus = field(default_factory=ServerStatus)
+    cluster: Optional[ClusterView] = None  # last good DCS view (None if never/expired)
+    cluster_read_at: Optional[float] = None  # monotonic time of that read
+    dcs_last_seen: int = 0  # epoch seconds of last successful DCS read
+    lease_until: Optional[float] = None  # monotonic: I hold the lock until then
+    tags: Mapping[str, Any] = field(default_factory=dict)  # effective tags
+    ttl: float = 30
+    loop_wait: float = 10
+    next_cycle_at: Optional[float] = None  # monotonic
+    paused: bool = False
+    last_reason: str = ""
+
+    def holds_lock(self, now: float) -> bool:
+        return (
+            self.lease_until is not None
+            and now < self.lease_until
+            and self.cluster is not None
+            and self.cluster.leader is not None
+            and self.cluster.leader.name == self.name
+        )
+
+    def dcs_view(self, now: float) -> Optional[ClusterView]:
+        """The cached DCS view, valid for ttl seconds after the read."""
+        if self.cluster is None or self.cluster_read_at is None:
+            return None
+        if now > self.cluster_read_at + self.ttl:
+            return None
+        return self.cluster
+
+
+class StatusBoard:
+    """Holds the latest StatusView; writers replace it atomically, readers copy the reference."""
+
+    def __init__(self, initial: StatusView) -> None:
+        self._lock = threading.Lock()
+        self._view = initial
+
+    def get(self) -> StatusView:
+        return self._view  # reference read is atomic in CPython; views are immutable
+
+    def update(self, **changes: Any) -> StatusView:
+        with self._lock:
+            self._view = replace(self._view, **changes)
+            return self._view

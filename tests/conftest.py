@@ -1,0 +1,4 @@
+"""Shared pytest wiring: fixtures live in tests/fixtures/ and are registered here."""
+pytest_plugins = [
+    "tests.fixtures.ports",
+]
