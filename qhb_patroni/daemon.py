@@ -1,0 +1,229 @@
+"""Wiring: configuration -> DCS client, manager, REST API, HA loop; signals; shutdown order."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Any, Dict, Mapping, Optional
+
+from . import PATRONI_COMPAT_VERSION
+from .config.dynamic import effective_config, settings_from
+from .core.model import ClusterView
+from .core.observation import Settings
+from .dcs import from_config
+from .dcs.base import DCSError
+from .log import setup_logging
+from .runtime.executor import FatalError
+from .runtime.loop import HALoop
+from .runtime.status import StatusBoard, StatusView
+
+log = logging.getLogger("qhb_patroni")
+
+DYNAMIC_CACHE = "patroni.dynamic.json"  # same file name as Patroni: <data_dir>/patroni.dynamic.json
+
+
+def effective_tags(tags: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """Tags as published: the boolean ones only when true (spec 1.3)."""
+    out: Dict[str, Any] = {}
+    for key, value in (tags or {}).items():
+        if key in ("nofailover", "noloadbalance", "clonefrom", "nosync") and not value:
+            continue
+        if value is None:
+            continue
+        out[str(key)] = value
+    return out
+
+
+def _api_url(config: Mapping[str, Any]) -> str:
+    restapi = config.get("restapi") or {}
+    address = restapi.get("connect_address") or restapi.get("listen")
+    scheme = "https" if restapi.get("certfile") else "http"
+    return f"{scheme}://{address}/patroni"
+
+
+class Daemon:
+    def __init__(self, config: Dict[str, Any], config_path: Optional[str]) -> None:
+        self.local_config = config
+        self.config_path = config_path
+        self.name = str(config["name"])
+        self.scope = str(config["scope"])
+        self._stop = threading.Event()
+        self._dynamic: Optional[Dict[str, Any]] = None
+        self._dynamic_version: Optional[int] = None
+        self._dynamic_loaded = False
+        self.effective = effective_config(config, self._initial_dynamic())
+
+        from .manager import Manager  # imported here: needs psycopg2
+
+        self.manager = Manager(self.effective)
+        self.dcs = from_config(self.effective, self.name)
+        self.watch_dcs = from_config(self.effective, self.name)
+        self.tags = effective_tags(config.get("tags"))
+        self.api_url = _api_url(config)
+        initial = StatusView(
+            name=self.name,
+            scope=self.scope,
+            version=PATRONI_COMPAT_VERSION,
+            api_url=self.api_url,
+            conn_url=str(self.manager.member_data().get("conn_url", "")),
+            tags=self.tags,
+        )
+        self.board = StatusBoard(initial)
+        from .api.server import RestApiServer
+
+        restapi = config.get("restapi") or {}
+        self.api = RestApiServer(
+            str(restapi["listen"]), self.board, extra_headers=restapi.get("http_extra_headers")
+        )
+        self.loop = HALoop(
+            dcs=self.dcs,
+            watch_dcs=self.watch_dcs,
+            manager=self.manager,
+            board=self.board,
+            settings_provider=self._settings_for,
+            member_extra=self._member_extra,
+        )
+
+    # ---- dynamic configuration -----------------------------------------------
+    def _cache_path(self) -> str:
+        return os.path.join(str(self.local_config["postgresql"]["data_dir"]), DYNAMIC_CACHE)
+
+    def _initial_dynamic(self) -> Optional[Dict[str, Any]]:
+        try:
+            with open(self._cache_path(), encoding="utf-8") as f:
+                data = json.load(f)
+            if isinstance(data, dict):
+                return data
+        except (OSError, ValueError):
+            pass
+        bootstrap = self.local_config.get("bootstrap") or {}
+        dcs = bootstrap.get("dcs")
+        return dict(dcs) if isinstance(dcs, dict) else None
+
+    def _settings_for(self, cluster: Optional[ClusterView]) -> Settings:
+        if cluster is not None and cluster.config is not None and cluster.config.data:
+            if not self._dynamic_loaded or cluster.config.version != self._dynamic_version:
+                try:
+                    self.effective = effective_config(self.local_config, dict(cluster.config.data))
+                    self._dynamic_version = cluster.config.version
+                    self._dynamic_loaded = True
+                    self._apply_effective()
+                    self._save_cache(dict(cluster.config.data))
+                except ValueError as exc:
+                    log.error("ignoring the dynamic configuration in the DCS: %s", exc)
+        return settings_from(self.effective)
+
+    def _apply_effective(self) -> None:
+        ttl = float(self.effective.get("ttl", 30))
+        for client in (self.dcs, self.watch_dcs):
+            client.set_ttl(ttl)
+            client.set_retry_timeout(float(self.effective.get("retry_timeout", 10)))
+        update = getattr(self.manager, "update_config", None)
+        if update is not None:
+            update(self.effective)
+
+    def _save_cache(self, data: Dict[str, Any]) -> None:
+        path = self._cache_path()
+        if not os.path.isdir(os.path.dirname(path)) or not os.path.exists(
+            os.path.join(os.path.dirname(path), "PG_VERSION")
+        ):
+            return
+        tmp = path + ".tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(data, f, separators=(",", ":"))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not write %s: %s", path, exc)
+
+    def _member_extra(self) -> Dict[str, Any]:
+        extra: Dict[str, Any] = {"api_url": self.api_url, "version": PATRONI_COMPAT_VERSION}
+        if self.tags:
+            extra["tags"] = self.tags
+        return extra
+
+    # ---- local refresher -------------------------------------------------------
+    def _refresher(self) -> None:
+        """Keep the server part of the status view fresh (<= ~1 s) for the REST API."""
+        while not self._stop.is_set():
+            try:
+                self.board.update(server=self.manager.server_status())
+            except Exception as exc:
+                log.debug("status refresh failed: %s", exc)
+            self._stop.wait(1.0)
+
+    # ---- life cycle --------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self._stop.set()
+            self.loop.wake.set()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self._apply_effective()
+        self.api.start()
+        log.info("REST API listening on %s", self.local_config["restapi"]["listen"])
+        threading.Thread(target=self._refresher, name="status-refresher", daemon=True).start()
+        rc = 0
+        try:
+            self.loop.run(self._stop.is_set)
+        except FatalError as exc:
+            log.critical("%s", exc)
+            rc = 1
+        finally:
+            self._stop.set()
+            self._shutdown(fatal=rc != 0)
+        return rc
+
+    def _shutdown(self, fatal: bool) -> None:
+        """SIGTERM: stop the server, hand the lock over at once, say we are stopped."""
+        cluster = self.loop.cluster
+        paused = cluster is not None and cluster.paused
+        self.loop.tasks.join(timeout=5)
+        if not paused and not fatal:
+            last_lsn: Optional[int] = None
+            try:
+                state = self.manager.observe()
+                if state.is_primary:
+                    last_lsn = state.lsn
+                self.manager.stop("fast")
+                if state.is_primary:
+                    # After a clean stop the shutdown checkpoint is the last position.
+                    after = self.manager.observe()
+                    last_lsn = after.lsn or last_lsn
+            except Exception:
+                log.exception("could not stop the database server cleanly")
+            try:
+                current = self.dcs.get_cluster()
+                if current.leader is not None and current.leader.name == self.name:
+                    self.dcs.delete_leader(current.leader.version, last_lsn=last_lsn)
+                    log.info("Leader key released")
+                data = dict(self.manager.member_data())
+                data.update(self._member_extra())
+                self.dcs.touch_member(data)
+            except DCSError as exc:
+                log.warning("could not update the DCS during shutdown: %s", exc)
+        self.api.stop()
+        for client in (self.dcs, self.watch_dcs):
+            try:
+                client.close()
+            except Exception:
+                pass
+
+
+def run(config: Dict[str, Any], config_path: Optional[str] = None) -> int:
+    setup_logging(config.get("log"))
+    try:
+        daemon = Daemon(config, config_path)
+    except (ValueError, DCSError) as exc:
+        log.critical("%s", exc)
+        return 1
+    started = time.monotonic()
+    rc = daemon.run()
+    log.info("qhb-patroni stopped after %.1f s", time.monotonic() - started)
+    return rc

@@ -1,0 +1,165 @@
+"""Perform a decision's actions in order, stopping at the first failure.
+
+Stopping at the first failure is what makes `[AcquireLock(), Promote()]` safe:
+the promote is never reached when the compare-and-swap was lost.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+from ..core import actions as A
+from ..core.model import ClusterView, Member
+from ..core.observation import FailedAction
+from ..dcs.base import DCSError
+
+log = logging.getLogger(__name__)
+
+
+class LeaseTracker:
+    """Local notion of holding the lock: the (monotonic) time, taken *before*
+    the request was sent, of our last successful leader-key write."""
+
+    def __init__(self) -> None:
+        self.written_at: Optional[float] = None
+
+    def lost(self) -> None:
+        self.written_at = None
+
+
+class FatalError(Exception):
+    """The core asked the daemon to exit (Fatal action)."""
+
+
+@dataclass
+class ExecutionResult:
+    failed: Optional[FailedAction] = None
+    lock_changed: bool = False  # the leader key was written or deleted: re-read the cluster
+
+
+def _conn_url(member: Optional[Member]) -> Optional[str]:
+    return member.conn_url if member is not None else None
+
+
+class Executor:
+    def __init__(
+        self,
+        dcs: Any,
+        manager: Any,
+        tasks: Any,
+        lease: LeaseTracker,
+        clock: Callable[[], float],
+        promote_wait: Callable[[], float],
+    ) -> None:
+        self.dcs = dcs
+        self.manager = manager
+        self.tasks = tasks
+        self.lease = lease
+        self.clock = clock
+        self._promote_wait = promote_wait
+
+    def execute(self, actions: Sequence[A.Action], cluster: Optional[ClusterView]) -> ExecutionResult:
+        result = ExecutionResult()
+        for action in actions:
+            try:
+                ok = self._perform(action, cluster, result)
+                error = "" if ok else "condition failed"
+            except FatalError:
+                raise
+            except DCSError as exc:
+                ok, error = False, f"DCS error: {exc}"
+            except Exception as exc:  # the manager raises ManagerError and friends
+                log.exception("%s failed", type(action).__name__)
+                ok, error = False, str(exc) or type(exc).__name__
+            if not ok:
+                log.info("%s did not succeed: %s", type(action).__name__, error)
+                result.failed = FailedAction(action=action, error=error)
+                return result
+        return result
+
+    # One method per action kind; each returns True on success.
+    def _perform(self, action: A.Action, cluster: Optional[ClusterView], result: ExecutionResult) -> bool:
+        dcs, mgr = self.dcs, self.manager
+        if isinstance(action, A.AcquireLock):
+            t0 = self.clock()
+            ok = dcs.attempt_to_acquire_leader() is not None
+            if ok:
+                self.lease.written_at = t0
+                result.lock_changed = True
+            return ok
+        if isinstance(action, A.RenewLock):
+            t0 = self.clock()
+            ok = dcs.update_leader(action.version, last_lsn=action.last_lsn) is not None
+            if ok:
+                self.lease.written_at = t0
+            else:
+                self.lease.lost()
+            return ok
+        if isinstance(action, A.TakeLock):
+            t0 = self.clock()
+            ok = bool(dcs.take_leader())
+            if ok:
+                self.lease.written_at = t0
+                result.lock_changed = True
+            return ok
+        if isinstance(action, A.ReleaseLock):
+            self.lease.lost()
+            result.lock_changed = True
+            return bool(dcs.delete_leader(action.version, last_lsn=action.last_lsn))
+        if isinstance(action, A.WriteInitialize):
+            return bool(dcs.initialize(action.value, create=action.create, version=action.version))
+        if isinstance(action, A.CancelInitialize):
+            return bool(dcs.cancel_initialization())
+        if isinstance(action, A.WriteConfig):
+            return bool(dcs.set_config(dict(action.data), version=action.version))
+        if isinstance(action, A.ClearFailover):
+            return bool(dcs.set_failover({}, version=action.version))
+        if isinstance(action, A.WriteHistory):
+            return bool(dcs.set_history(mgr.timeline_history()))
+        if isinstance(action, A.Demote):
+            if action.mode in ("immediate", "graceful") and cluster is not None and cluster.leader is not None:
+                if cluster.leader.name == getattr(dcs, "name", None):
+                    self.lease.lost()
+                    dcs.delete_leader(cluster.leader.version)
+                    result.lock_changed = True
+            if action.mode in ("offline", "immediate-nolock"):
+                self.lease.lost()
+            return bool(mgr.demote(action.mode, _conn_url(action.leader)))
+        if isinstance(action, A.Follow):
+            return bool(mgr.follow(_conn_url(action.leader)))
+        if isinstance(action, A.StartReadOnlyLeader):
+            return bool(mgr.start(None, read_only=True))
+        if isinstance(action, A.SyncSlots):
+            mgr.sync_slots(list(action.names))
+            return True
+        if isinstance(action, A.RemoveDataDir):
+            mgr.remove_data_directory()
+            return True
+        if isinstance(action, A.Bootstrap):
+            return bool(self.tasks.start("Bootstrap", "bootstrap", mgr.bootstrap))
+        if isinstance(action, A.Clone):
+            src = action.source or action.leader
+            who = "leader" if src is None or (action.leader and src.name == action.leader.name) else "replica"
+            name = f"bootstrap from {who} '{src.name}'" if src else "bootstrap (without leader)"
+            return bool(
+                self.tasks.start("Clone", name, lambda: mgr.clone(_conn_url(src), _conn_url(action.leader)))
+            )
+        if isinstance(action, A.Promote):
+            wait = self._promote_wait()
+            return bool(self.tasks.start("Promote", "promote", lambda: mgr.promote(wait)))
+        if isinstance(action, A.Rewind):
+            leader = action.leader
+            return bool(
+                self.tasks.start("Rewind", f"running pg_rewind from {leader.name}", lambda: mgr.rewind(leader.conn_url))
+            )
+        if isinstance(action, A.Fatal):
+            raise FatalError(action.message)
+        if isinstance(action, (A.ProbePeers, A.ProbeDivergence)):
+            return True  # answered by the loop before execution
+        raise TypeError(f"unknown action {action!r}")
+
+
+def member_json(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))

@@ -1,0 +1,258 @@
+"""The HA loop: observe -> decide -> act -> publish, once per loop_wait.
+
+The loop sleeps on an event that is set by the leader-key watcher, by the end
+of the background task, by signals and (later) by operator commands, so a
+failover or a finished promote is acted on at once rather than at the next
+loop_wait.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..core import actions as A
+from ..core.decide import decide
+from ..core.local import LocalState
+from ..core.model import ClusterView
+from ..core.observation import Decision, FailedAction, Memory, Observation, Settings
+from ..dcs.base import DCSError
+from ..messages import render
+from .executor import Executor, ExecutionResult, FatalError, LeaseTracker
+from .probe import PeerProber
+from .status import StatusBoard
+from .tasks import TaskRunner
+
+log = logging.getLogger(__name__)
+
+MAX_DECISIONS_PER_CYCLE = 4
+
+
+class HALoop:
+    def __init__(
+        self,
+        *,
+        dcs: Any,
+        watch_dcs: Any,
+        manager: Any,
+        board: StatusBoard,
+        settings_provider: Callable[[Optional[ClusterView]], Settings],
+        member_extra: Callable[[], Dict[str, Any]],
+        clock: Callable[[], float] = time.monotonic,
+        prober: Optional[PeerProber] = None,
+    ) -> None:
+        self.dcs = dcs
+        self.watch_dcs = watch_dcs
+        self.manager = manager
+        self.board = board
+        self.clock = clock
+        self.settings_provider = settings_provider
+        self.member_extra = member_extra
+        self.prober = prober or PeerProber()
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.tasks = TaskRunner(on_done=self.wake.set)
+        self.lease = LeaseTracker()
+        self.memory = Memory()
+        self.settings: Optional[Settings] = None
+        self.cluster: Optional[ClusterView] = None
+        self._executor = Executor(dcs, manager, self.tasks, self.lease, clock, self._promote_wait)
+        self._watch_target: Optional[ClusterView] = None
+        self._watch_lock = threading.Condition()
+        self._last_reason: Optional[str] = None
+
+    def _promote_wait(self) -> float:
+        return float(self.settings.loop_wait) if self.settings else 10.0
+
+    # ---- observe ------------------------------------------------------------
+    def _read_cluster(self) -> Tuple[Optional[ClusterView], Optional[str]]:
+        try:
+            cluster = self.dcs.get_cluster()
+        except DCSError as exc:
+            log.error("Error communicating with DCS: %s", exc)
+            return None, str(exc)
+        self.board.update(
+            cluster=cluster, cluster_read_at=self.clock(), dcs_last_seen=int(time.time())
+        )
+        return cluster, None
+
+    def _observe_local(self) -> LocalState:
+        try:
+            return self.manager.observe()  # type: ignore[no-any-return]
+        except Exception:
+            log.exception("Error communicating with the database server")
+            return LocalState()
+
+    # ---- one cycle ----------------------------------------------------------
+    def run_cycle(self) -> Decision:
+        cluster, dcs_error = self._read_cluster()
+        settings = self.settings = self.settings_provider(cluster)
+        if cluster is not None and (cluster.leader is None or cluster.leader.name != settings.name):
+            self.lease.lost()
+        local = self._observe_local()
+        task = self.tasks.status()
+        peers = None
+        divergence = None
+        failed: Optional[FailedAction] = None
+        decision: Optional[Decision] = None
+        for _ in range(MAX_DECISIONS_PER_CYCLE):
+            obs = Observation(
+                now=self.clock(),
+                cluster=cluster,
+                local=local,
+                task=task,
+                lock_written_at=self.lease.written_at,
+                peers=peers,
+                divergence=divergence,
+                failed=failed,
+                dcs_error=dcs_error,
+            )
+            decision = decide(obs, self.memory, settings)
+            self.memory = decision.memory
+            probes = [a for a in decision.actions if isinstance(a, A.PROBE_ACTIONS)]
+            if probes:
+                for probe in probes:
+                    if isinstance(probe, A.ProbePeers) and cluster is not None:
+                        members = [m for m in cluster.members if m.name in probe.names]
+                        peers = self.prober.probe(members)
+                    elif isinstance(probe, A.ProbeDivergence):
+                        divergence = self._check_divergence(probe.leader)
+                if peers is None and any(isinstance(p, A.ProbePeers) for p in probes):
+                    peers = {}
+                continue
+            result: ExecutionResult = self._executor.execute(decision.actions, cluster)
+            if result.failed is None:
+                if result.lock_changed:
+                    cluster, dcs_error = self._read_cluster()
+                break
+            failed = result.failed
+            # Something changed under us (lost race, CAS conflict...): look again.
+            cluster, dcs_error = self._read_cluster()
+            local = self._observe_local()
+            if task is not None and task.done:
+                task = None
+        assert decision is not None
+        self._log_reason(decision, cluster)
+        self._publish_member(cluster)
+        self.cluster = cluster
+        with self._watch_lock:
+            self._watch_target = cluster
+            self._watch_lock.notify_all()
+        return decision
+
+    def _check_divergence(self, leader: Any) -> Any:
+        from ..core.local import Divergence
+
+        try:
+            needed = self.manager.check_divergence(leader.conn_url)
+        except Exception as exc:
+            log.warning("could not check timeline divergence against %s: %s", leader.name, exc)
+            needed = None
+        return Divergence(leader=leader.name, needed=needed)
+
+    def _log_reason(self, decision: Decision, cluster: Optional[ClusterView]) -> None:
+        text = render(decision.reason)
+        if cluster is not None and cluster.paused:
+            text = "PAUSE: " + text
+        if cluster is not None:
+            owner = cluster.leader.name if cluster.leader else None
+            log.info("Lock owner: %s; I am %s", owner, self.settings.name if self.settings else "?")
+        log.info("%s", text)
+        self._last_reason = text
+
+    def _publish_member(self, cluster: Optional[ClusterView]) -> None:
+        lease_until = None
+        if self.lease.written_at is not None and self.settings is not None:
+            lease_until = self.lease.written_at + self.settings.ttl
+        self.board.update(
+            lease_until=lease_until,
+            last_reason=self._last_reason or "",
+            ttl=self.settings.ttl if self.settings else 30,
+            loop_wait=self.settings.loop_wait if self.settings else 10,
+            paused=bool(cluster and cluster.paused),
+        )
+        if cluster is None:
+            return
+        try:
+            data = dict(self.manager.member_data())
+            data.update(self.member_extra())
+            self.dcs.touch_member(_ordered_member(data))
+        except DCSError as exc:
+            log.warning("could not update my member key: %s", exc)
+        except Exception:
+            log.exception("could not build my member data")
+
+    # ---- sleeping -----------------------------------------------------------
+    def _watcher(self) -> None:
+        """Long-poll the leader key and wake the loop when it changes."""
+        while not self.stopping.is_set():
+            with self._watch_lock:
+                target = self._watch_target
+                if target is None:
+                    self._watch_lock.wait(1.0)
+                    continue
+            timeout = self.settings.loop_wait if self.settings else 10.0
+            try:
+                changed = self.watch_dcs.watch_leader(target, timeout)
+            except Exception as exc:
+                log.debug("leader watch failed: %s", exc)
+                changed = False
+                self.stopping.wait(1.0)
+            if changed:
+                self.wake.set()
+                # Wait until the loop has read the new state before watching again.
+                with self._watch_lock:
+                    if self._watch_target is target:
+                        self._watch_lock.wait(timeout)
+
+    def run(self, stop_requested: Callable[[], bool]) -> None:
+        watcher = threading.Thread(target=self._watcher, name="leader-watch", daemon=True)
+        watcher.start()
+        try:
+            while not stop_requested():
+                started = self.clock()
+                self.wake.clear()  # a wake-up during the cycle makes the sleep below return at once
+                try:
+                    self.run_cycle()
+                except FatalError:
+                    raise
+                except Exception:
+                    log.exception("Unexpected exception raised, please report it as a BUG")
+                deadline = started + (float(self.settings.loop_wait) if self.settings else 10.0)
+                self.board.update(next_cycle_at=deadline)
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    log.info("Loop time exceeded, rescheduling immediately.")
+                    continue
+                self.wake.wait(remaining)
+        finally:
+            self.stopping.set()
+            with self._watch_lock:
+                self._watch_lock.notify_all()
+
+
+_MEMBER_KEY_ORDER: List[str] = [
+    "conn_url",
+    "api_url",
+    "state",
+    "role",
+    "version",
+    "proxy_url",
+    "checkpoint_after_promote",
+    "tags",
+    "pending_restart",
+    "xlog_location",
+    "timeline",
+    "scheduled_restart",
+    "pause",
+]
+
+
+def _ordered_member(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Member key content in Patroni 3.0.2's key order (spec 4.2)."""
+    out = {k: data[k] for k in _MEMBER_KEY_ORDER if k in data and data[k] is not None}
+    for k, v in data.items():
+        if k not in out and v is not None:
+            out[k] = v
+    return out
