@@ -1,0 +1,389 @@
+"""A local cluster of real daemons on real etcd and real PostgreSQL binaries
+behind QHB names, all on 127.0.0.1.  Used by the end-to-end tests, the
+benchmarks (bench/) and the demo (scripts/demo.sh).
+
+Nothing here runs as root: the caller must be an unprivileged user
+(scripts/run-tests-as-user.sh arranges that for the tests).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Callable, Dict, List, Optional
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PG_BIN = "/usr/lib/postgresql/15/bin"
+QHB_NAMES = {
+    "qhb": "postgres",
+    "qhb_ctl": "pg_ctl",
+    "qhb_bootstrap": "initdb",
+    "qhb_basebackup": "pg_basebackup",
+    "qhb_rewind": "pg_rewind",
+    "qhb_controldata": "pg_controldata",
+    "qhb_isready": "pg_isready",
+    "qhb_waldump": "pg_waldump",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_qhb_bin_dir(path: str) -> str:
+    """A bin directory where QHB's executable names point at PostgreSQL 15."""
+    os.makedirs(path, exist_ok=True)
+    for qhb, pg in QHB_NAMES.items():
+        link = os.path.join(path, qhb)
+        if not os.path.lexists(link):
+            os.symlink(os.path.join(PG_BIN, pg), link)
+    return path
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = cond()
+        except Exception as exc:  # conditions may probe things that are still down
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class Node:
+    def __init__(self, cluster: "LocalCluster", index: int) -> None:
+        self.cluster = cluster
+        self.index = index
+        self.name = f"node{index}"
+        self.dir = os.path.join(cluster.base_dir, self.name)
+        self.data_dir = os.path.join(self.dir, "data")
+        self.api_port = free_port()
+        self.pg_port = free_port()
+        self.config_path = os.path.join(self.dir, f"{self.name}.yml")
+        self.log_path = os.path.join(self.dir, f"{self.name}.log")
+        self.proc: Optional[subprocess.Popen] = None
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def config(self) -> Dict[str, Any]:
+        c = self.cluster
+        sock_dir = os.path.join(self.dir, "sock")
+        return {
+            "scope": c.scope,
+            "namespace": "/service/",
+            "name": self.name,
+            "restapi": {"listen": f"127.0.0.1:{self.api_port}", "connect_address": f"127.0.0.1:{self.api_port}"},
+            "etcd": {"hosts": [c.etcd_host]},
+            "log": {"level": "INFO"},
+            "bootstrap": {
+                "dcs": {
+                    "ttl": c.ttl,
+                    "loop_wait": c.loop_wait,
+                    "retry_timeout": c.retry_timeout,
+                    "maximum_lag_on_failover": 1048576,
+                    "postgresql": {"use_pg_rewind": True, "use_slots": True},
+                },
+                "initdb": [{"encoding": "UTF8"}, "data-checksums"],
+                "qhb_hba": [
+                    "host replication replicator 127.0.0.1/32 md5",
+                    "host all all 127.0.0.1/32 md5",
+                ],
+                "users": {"admin": {"password": "admin", "options": ["createrole", "createdb"]}},
+            },
+            "postgresql": {
+                "listen": f"127.0.0.1:{self.pg_port}",
+                "connect_address": f"127.0.0.1:{self.pg_port}",
+                "data_dir": self.data_dir,
+                "bin_dir": c.bin_dir,
+                "pgpass": os.path.join(self.dir, "pgpass"),
+                "authentication": {
+                    "replication": {"username": "replicator", "password": "rep-pass"},
+                    "superuser": {"username": "qhb", "password": "qhb"},
+                    "rewind": {"username": "rewind_user", "password": "rewind_password"},
+                },
+                "parameters": {"unix_socket_directories": sock_dir},
+                "hba_file": "qhb_hba.conf",
+                "ident_file": "qhb_ident.conf",
+                "database": "qhb",
+                "config_base_name": "qhb",
+            },
+            "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
+        }
+
+    def write_config(self) -> None:
+        os.makedirs(os.path.join(self.dir, "sock"), exist_ok=True)
+        with open(self.config_path, "w", encoding="utf-8") as f:
+            yaml.safe_dump(self.config(), f, sort_keys=False)
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None, f"{self.name} already running"
+        self.write_config()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+        env.pop("PATRONI_CONFIGURATION", None)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qhb_patroni", self.config_path],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def postmaster_pid(self) -> Optional[int]:
+        try:
+            with open(os.path.join(self.data_dir, "postmaster.pid"), encoding="utf-8") as f:
+                pid = int(f.readline().strip())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def kill9(self) -> None:
+        """Crash the node: SIGKILL to the daemon and to the postmaster."""
+        pm = self.postmaster_pid()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if pm is not None:
+            try:
+                os.kill(pm, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            wait_for(lambda: not _alive(pm), 10, f"postmaster {pm} of {self.name} to die")
+            # Its backends notice the postmaster's death on their own; wait for the port to close.
+            wait_for(lambda: not _port_open(self.pg_port), 20, f"port {self.pg_port} to close")
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM the daemon (planned stop) and wait for it to exit."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def status(self) -> Optional[Dict[str, Any]]:
+        try:
+            _, body = http_get(self.api + "/patroni", timeout=1.0)
+            doc = json.loads(body)
+            return doc if isinstance(doc, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def is_primary(self) -> bool:
+        try:
+            code, _ = http_get(self.api + "/primary", timeout=1.0)
+            return code == 200
+        except OSError:
+            return False
+
+    def dsn(self, dbname: str = "qhb") -> str:
+        return f"host=127.0.0.1 port={self.pg_port} dbname={dbname} user=qhb password=qhb connect_timeout=2"
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as dead
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class LocalCluster:
+    def __init__(
+        self,
+        base_dir: str,
+        etcd_host: str,
+        nodes: int = 3,
+        ttl: int = 10,
+        loop_wait: int = 2,
+        retry_timeout: int = 4,
+        scope: str = "qhb-e2e",
+        bin_dir: Optional[str] = None,
+    ) -> None:
+        self.base_dir = base_dir
+        self.etcd_host = etcd_host
+        self.ttl, self.loop_wait, self.retry_timeout = ttl, loop_wait, retry_timeout
+        self.scope = scope
+        self.bin_dir = bin_dir or make_qhb_bin_dir(os.path.join(base_dir, "qhb-bin"))
+        self.nodes: List[Node] = [Node(self, i) for i in range(nodes)]
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+
+    def statuses(self) -> Dict[str, Optional[Dict[str, Any]]]:
+        return {n.name: n.status() for n in self.nodes}
+
+    def primaries(self) -> List[Node]:
+        return [n for n in self.nodes if n.running() and n.is_primary()]
+
+    def primary(self) -> Optional[Node]:
+        found = self.primaries()
+        return found[0] if len(found) == 1 else None
+
+    def all_running(self, members: Optional[List[Node]] = None) -> bool:
+        members = members if members is not None else self.nodes
+        sts = [n.status() for n in members]
+        return all(s is not None and s.get("state") == "running" for s in sts) and self.primary() is not None
+
+    def wait_all_running(self, timeout: float = 120, members: Optional[List[Node]] = None) -> Node:
+        wait_for(lambda: self.all_running(members), timeout, "all members running with one primary", 0.2)
+        primary = self.primary()
+        assert primary is not None
+        return primary
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            if node.running():
+                try:
+                    node.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+                except ProcessLookupError:
+                    pass
+        for node in self.nodes:
+            if node.proc is not None:
+                try:
+                    node.proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    node.proc.kill()
+                    node.proc.wait(10)
+        for node in self.nodes:  # never leave a database running
+            pm = node.postmaster_pid()
+            if pm is not None:
+                try:
+                    os.kill(pm, signal.SIGQUIT)
+                    wait_for(lambda: not _alive(pm), 20, "postmaster to exit")
+                except (ProcessLookupError, AssertionError):
+                    try:
+                        os.kill(pm, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+
+    def dump_logs(self) -> str:
+        return "\n".join(f"===== {n.name} =====\n{n.log_tail()}" for n in self.nodes)
+
+
+class Writer:
+    """Inserts a row every `interval` seconds into whichever node is primary and
+    remembers which inserts were acknowledged (committed)."""
+
+    def __init__(self, cluster: LocalCluster, interval: float = 0.05) -> None:
+        self.cluster = cluster
+        self.interval = interval
+        self.acked: List[int] = []
+        self.ack_times: List[float] = []
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._next = 1
+
+    def setup(self) -> None:
+        import psycopg2
+
+        primary = self.cluster.primary()
+        assert primary is not None
+        with psycopg2.connect(primary.dsn()) as conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS e2e_rows (id bigint PRIMARY KEY, at timestamptz DEFAULT now())")
+
+    def start(self) -> "Writer":
+        self.setup()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        import psycopg2
+
+        conn = None
+        while not self._stop.is_set():
+            try:
+                if conn is None:
+                    primary = self.cluster.primary()
+                    if primary is None:
+                        self._stop.wait(self.interval)
+                        continue
+                    conn = psycopg2.connect(primary.dsn())
+                    conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute("SET statement_timeout = 2000")
+                    cur.execute("INSERT INTO e2e_rows (id) VALUES (%s)", (self._next,))
+                self.acked.append(self._next)
+                self.ack_times.append(time.monotonic())
+                self._next += 1
+            except Exception:
+                self.errors += 1
+                self._next += 1  # never reuse an id whose fate is unknown
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:
+                    pass
+                conn = None
+            self._stop.wait(self.interval)
+        if conn is not None:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def longest_gap(self, after: float = 0.0) -> float:
+        times = [t for t in self.ack_times if t >= after]
+        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
+def rows_on(node: Node) -> List[int]:
+    import psycopg2
+
+    with psycopg2.connect(node.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id FROM e2e_rows ORDER BY id")
+        return [r[0] for r in cur.fetchall()]

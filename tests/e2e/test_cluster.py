@@ -1,0 +1,190 @@
+"""End to end: 3 daemons, real etcd (v2 API), real PostgreSQL 15 behind QHB names.
+
+The tests share one cluster and run in file order, each starting from "all
+three members running with one primary": bootstrap, list, kill -9 failover,
+rejoin by rewind, SIGTERM handover, etcd outage.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Iterator
+
+import pytest
+
+from tests.e2e.harness import REPO, LocalCluster, Writer, free_port, rows_on, wait_for
+from tests.fixtures.etcd import EtcdProcess
+
+pytestmark = pytest.mark.e2e
+
+TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 2, 4
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProcess]:
+    proc = EtcdProcess(str(tmp_path_factory.mktemp("etcd")), free_port(), free_port())
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Iterator[LocalCluster]:
+    base = str(tmp_path_factory.mktemp("cluster"))
+    c = LocalCluster(base, etcd.host_port, ttl=TTL, loop_wait=LOOP_WAIT, retry_timeout=RETRY_TIMEOUT)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+        leftovers = [n.name for n in c.nodes if n.postmaster_pid() is not None or n.running()]
+        assert not leftovers, f"left running: {leftovers}"
+
+
+def _ctl(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "patronictl.cli", "-c", cluster.nodes[0].config_path, *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+def _healthy(cluster: LocalCluster) -> "object":
+    try:
+        return cluster.wait_all_running(timeout=120)
+    except AssertionError:
+        print(cluster.dump_logs())
+        raise
+
+
+def test_bootstrap_and_list(cluster: LocalCluster) -> None:
+    primary = _healthy(cluster)
+    st = primary.status()
+    assert st is not None and st["role"] == "master" and st["patroni"]["version"] == "3.0.2"
+    replicas = [n for n in cluster.nodes if n is not primary]
+    for r in replicas:
+        rst = r.status()
+        assert rst is not None and rst["role"] == "replica"
+        assert rst["database_system_identifier"] == st["database_system_identifier"]
+    # QHB naming on disk: qhb.conf includes qhb.base.conf; qhb_hba.conf carries the bootstrap lines.
+    conf = open(os.path.join(primary.data_dir, "qhb.conf"), encoding="utf-8").read()
+    assert "include 'qhb.base.conf'" in conf
+    hba = open(os.path.join(primary.data_dir, "qhb_hba.conf"), encoding="utf-8").read()
+    assert "host replication replicator 127.0.0.1/32 md5" in hba
+
+    out = _ctl(cluster, "list")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"+ Cluster: {cluster.scope} ({st['database_system_identifier']})")
+    body = [ln for ln in lines if ln.startswith("| node")]
+    assert len(body) == 3
+    assert sum("| Leader " in ln for ln in body) == 1 and sum("| Replica " in ln for ln in body) == 2
+    assert all("| running |" in ln for ln in body)
+
+    out = _ctl(cluster, "list", "-f", "json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert sorted(r["Member"] for r in rows) == ["node0", "node1", "node2"]
+    assert {r["Role"] for r in rows} == {"Leader", "Replica"}
+
+
+def test_replicas_stream_and_slots(cluster: LocalCluster) -> None:
+    import psycopg2
+
+    primary = _healthy(cluster)
+    writer = Writer(cluster)
+    writer.setup()
+    with psycopg2.connect(primary.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO e2e_rows (id) VALUES (-1) ON CONFLICT DO NOTHING")
+        cur.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY 1")
+        slots = [r[0] for r in cur.fetchall()]
+    assert slots == sorted(n.name for n in cluster.nodes if n is not primary)
+    for r in cluster.nodes:
+        if r is not primary:
+            wait_for(lambda r=r: -1 in rows_on(r), 30, f"row to reach {r.name}")
+
+
+def test_kill9_failover_loses_no_acknowledged_row(cluster: LocalCluster) -> None:
+    old = _healthy(cluster)
+    writer = Writer(cluster).start()
+    wait_for(lambda: len(writer.acked) >= 20, 30, "some acknowledged writes")
+    old.kill9()
+    survivors = [n for n in cluster.nodes if n is not old]
+    new = wait_for(
+        lambda: next((n for n in survivors if n.is_primary()), None), 60, "a new primary among the survivors"
+    )
+    acked_before = len(writer.acked)
+    wait_for(lambda: len(writer.acked) >= acked_before + 20, 60, "writes on the new primary")
+    writer.stop()
+    present = set(rows_on(new))
+    lost = [i for i in writer.acked if i not in present]
+    assert not lost, f"acknowledged rows lost: {lost[:10]}"
+    other = next(n for n in survivors if n is not new)
+    wait_for(lambda: (other.status() or {}).get("role") == "replica", 60, "the other replica to follow")
+    wait_for(lambda: set(writer.acked) <= set(rows_on(other)), 60, "the other replica to catch up")
+    # The killed node stays down for the next test.
+    assert not old.running()
+
+
+def test_rejoin_by_rewind(cluster: LocalCluster) -> None:
+    down = next(n for n in cluster.nodes if not n.running())
+    primary = cluster.primary()
+    assert primary is not None
+    down.start()
+    _healthy(cluster)
+    st = down.status()
+    pst = primary.status()
+    assert st is not None and pst is not None
+    assert st["role"] == "replica" and st["timeline"] == pst["timeline"]
+    import psycopg2
+
+    with psycopg2.connect(primary.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO e2e_rows (id) VALUES (-2) ON CONFLICT DO NOTHING")
+    wait_for(lambda: -2 in rows_on(down), 30, "the rejoined node to stream")
+
+
+def test_sigterm_hands_over_without_waiting_for_ttl(cluster: LocalCluster) -> None:
+    old = _healthy(cluster)
+    writer = Writer(cluster).start()
+    wait_for(lambda: len(writer.acked) >= 10, 30, "some acknowledged writes")
+    t0 = time.monotonic()
+    assert old.terminate() == 0
+    survivors = [n for n in cluster.nodes if n is not old]
+    new = wait_for(lambda: next((n for n in survivors if n.is_primary()), None), TTL, "a new primary before ttl")
+    # Handing over must not wait for the leader key to expire.
+    assert time.monotonic() - t0 < TTL
+    acked_before = len(writer.acked)
+    wait_for(lambda: len(writer.acked) >= acked_before + 10, 60, "writes on the new primary")
+    writer.stop()
+    present = set(rows_on(new))
+    assert [i for i in writer.acked if i not in present] == []
+    assert old.postmaster_pid() is None  # the stopped node's database is down too
+    old.start()
+    _healthy(cluster)
+    assert (old.status() or {}).get("role") == "replica"
+
+
+def test_primary_demotes_when_etcd_is_unreachable(cluster: LocalCluster, etcd: EtcdProcess) -> None:
+    import psycopg2
+
+    primary = _healthy(cluster)
+    t0 = time.monotonic()
+    etcd.stop()
+    try:
+        def read_only() -> bool:
+            with psycopg2.connect(primary.dsn()) as conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_is_in_recovery()")
+                return bool(cur.fetchone()[0])
+
+        # It must be read-only before its lease could have run out (ttl after its last renewal).
+        wait_for(read_only, TTL + 5, "the primary to demote itself to read-only", 0.2)
+        # Its last renewal was at most loop_wait before etcd went away, so its lease ran
+        # out no earlier than ttl - loop_wait after that: it must be read-only by then.
+        assert time.monotonic() - t0 < TTL - LOOP_WAIT
+        assert not cluster.primaries()
+    finally:
+        etcd.start()
+    _healthy(cluster)
