@@ -5,7 +5,6 @@ the promote is never reached when the compare-and-swap was lost.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
@@ -159,7 +158,3 @@ class Executor:
         if isinstance(action, (A.ProbePeers, A.ProbeDivergence)):
             return True  # answered by the loop before execution
         raise TypeError(f"unknown action {action!r}")
-
-
-def member_json(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"))

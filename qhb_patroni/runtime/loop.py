@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..core import actions as A
 from ..core.decide import decide
@@ -177,7 +177,7 @@ class HALoop:
         try:
             data = dict(self.manager.member_data())
             data.update(self.member_extra())
-            self.dcs.touch_member(_ordered_member(data))
+            self.dcs.touch_member(data)
         except DCSError as exc:
             log.warning("could not update my member key: %s", exc)
         except Exception:
@@ -230,29 +230,3 @@ class HALoop:
             self.stopping.set()
             with self._watch_lock:
                 self._watch_lock.notify_all()
-
-
-_MEMBER_KEY_ORDER: List[str] = [
-    "conn_url",
-    "api_url",
-    "state",
-    "role",
-    "version",
-    "proxy_url",
-    "checkpoint_after_promote",
-    "tags",
-    "pending_restart",
-    "xlog_location",
-    "timeline",
-    "scheduled_restart",
-    "pause",
-]
-
-
-def _ordered_member(data: Dict[str, Any]) -> Dict[str, Any]:
-    """Member key content in Patroni 3.0.2's key order (spec 4.2)."""
-    out = {k: data[k] for k in _MEMBER_KEY_ORDER if k in data and data[k] is not None}
-    for k, v in data.items():
-        if k not in out and v is not None:
-            out[k] = v
-    return out
