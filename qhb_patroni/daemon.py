@@ -19,6 +19,7 @@ from .dcs.base import DCSError
 from .log import setup_logging
 from .runtime.executor import FatalError
 from .runtime.loop import HALoop
+from .runtime.notify import sd_notify
 from .runtime.status import StatusBoard, StatusView
 
 log = logging.getLogger("qhb_patroni")
@@ -171,12 +172,13 @@ class Daemon:
         threading.Thread(target=self._refresher, name="status-refresher", daemon=True).start()
         rc = 0
         try:
-            self.loop.run(self._stop.is_set)
+            self.loop.run(self._stop.is_set, on_first_cycle=lambda: sd_notify("READY=1"))
         except FatalError as exc:
             log.critical("%s", exc)
             rc = 1
         finally:
             self._stop.set()
+            sd_notify("STOPPING=1")
             self._shutdown(fatal=rc != 0)
         return rc
 

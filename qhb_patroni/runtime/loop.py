@@ -206,7 +206,7 @@ class HALoop:
                     if self._watch_target is target:
                         self._watch_lock.wait(timeout)
 
-    def run(self, stop_requested: Callable[[], bool]) -> None:
+    def run(self, stop_requested: Callable[[], bool], on_first_cycle: Optional[Callable[[], None]] = None) -> None:
         watcher = threading.Thread(target=self._watcher, name="leader-watch", daemon=True)
         watcher.start()
         try:
@@ -219,6 +219,9 @@ class HALoop:
                     raise
                 except Exception:
                     log.exception("Unexpected exception raised, please report it as a BUG")
+                if on_first_cycle is not None:
+                    on_first_cycle()
+                    on_first_cycle = None
                 deadline = started + (float(self.settings.loop_wait) if self.settings else 10.0)
                 self.board.update(next_cycle_at=deadline)
                 remaining = deadline - self.clock()
