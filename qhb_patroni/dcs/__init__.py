@@ -1,0 +1,77 @@
+"""DCS layer: narrow store protocol (base), key codec (keys), cluster operations
+(writer), backends (memory, etcd v2) and the factory choosing one from config."""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Mapping
+
+from qhb_patroni.dcs import keys
+from qhb_patroni.dcs.base import DCSError, Node, Snapshot, Store
+from qhb_patroni.dcs.writer import ClusterDCS
+
+__all__ = ["BACKENDS", "ClusterDCS", "DCSError", "Node", "Snapshot", "Store", "from_config", "keys"]
+
+DEFAULT_TTL = 30.0
+DEFAULT_RETRY_TIMEOUT = 10.0
+
+BackendFactory = Callable[[Mapping[str, Any], str, float, float], Store]
+
+
+def _etcd(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float) -> Store:
+    from qhb_patroni.dcs.etcd import EtcdStore, endpoints_from_config
+
+    urls, username, password = endpoints_from_config(section)
+    return EtcdStore(
+        urls,
+        base,
+        ttl=ttl,
+        retry_timeout=retry_timeout,
+        username=username,
+        password=password,
+        cacert=section.get("cacert"),
+        cert=section.get("cert"),
+        key=section.get("key"),
+    )
+
+
+def _not_yet(kind: str) -> BackendFactory:
+    def factory(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float) -> Store:
+        raise ValueError(f"DCS backend '{kind}' is not available yet")
+
+    return factory
+
+
+# Config section name -> backend.  Checked in this (alphabetical, like Patroni) order.
+BACKENDS: Dict[str, BackendFactory] = {
+    "consul": _not_yet("consul"),
+    "etcd": _etcd,
+    "etcd3": _not_yet("etcd3"),
+}
+
+
+def _seconds(config: Mapping[str, Any], key: str, default: float) -> float:
+    value = config.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number of seconds, got {value!r}") from None
+
+
+def from_config(config: Mapping[str, Any], name: str) -> ClusterDCS:
+    """ClusterDCS for `config` (the whole local config: scope, namespace, ttl,
+    retry_timeout and one DCS section) and member `name`."""
+    scope = config.get("scope")
+    if not scope:
+        raise ValueError("scope is required to locate the cluster in the DCS")
+    for section_name, factory in BACKENDS.items():
+        section = config.get(section_name)
+        if isinstance(section, Mapping):
+            ttl = _seconds(config, "ttl", DEFAULT_TTL)
+            retry_timeout = _seconds(config, "retry_timeout", DEFAULT_RETRY_TIMEOUT)
+            base = keys.base_path(config.get("namespace"), str(scope))
+            store = factory(section, base, ttl, retry_timeout)
+            return ClusterDCS(store, name, ttl=ttl, retry_timeout=retry_timeout, base=base)
+    raise ValueError(
+        "no DCS configured: expected one of the sections {}".format(", ".join(repr(k) for k in BACKENDS))
+    )

@@ -1,0 +1,349 @@
+"""etcd v2 API backend (python-etcd), spec 4.4.
+
+One `etcd.Client` per configured endpoint; we do the failover between them
+ourselves so every operation is bounded by `retry_timeout` in total (python-etcd's
+own reconnect logic and urllib3's retries would multiply timeouts).  Requests go
+through `Client.api_execute` with an explicit timeout, and responses are parsed
+here into `Snapshot`/versions (etcd's modifiedIndex).  Every failure becomes
+`DCSError("etcd <endpoint>: <reason>")`.
+
+Not done (yet): etcd member discovery through /v2/members (the configured hosts
+are used as given, like `use_proxies: true`), DNS SRV discovery.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import etcd
+import urllib3
+
+from qhb_patroni.dcs.base import DCSError, Node, Snapshot
+
+T = TypeVar("T")
+
+DEFAULT_PORT = 2379
+
+# etcd v2 error codes worth another try on the next endpoint
+_RETRIABLE_CODES = {300, 301}  # raft internal error, leader election in progress
+
+
+def _split_hostport(text: str, default_port: int = DEFAULT_PORT) -> Tuple[str, int]:
+    parts = urlsplit("//" + text.strip())
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"invalid etcd host {text!r}")
+    return host, parts.port or default_port
+
+
+def endpoints_from_config(config: Mapping[str, Any]) -> Tuple[List[str], Optional[str], Optional[str]]:
+    """(endpoint URLs, username, password) from an `etcd:` section (spec 3.6)."""
+    protocol = str(config.get("protocol") or "http")
+    username = config.get("username")
+    password = config.get("password")
+    urls: List[str] = []
+
+    def add_url(url: str) -> None:
+        nonlocal username, password
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        if not host:
+            raise ValueError(f"invalid etcd url {url!r}")
+        if parts.username and not username:
+            username = unquote(parts.username)
+            password = unquote(parts.password or "")
+        shown = f"[{host}]" if ":" in host else host
+        urls.append(f"{parts.scheme or protocol}://{shown}:{parts.port or DEFAULT_PORT}")
+
+    def add_hostport(text: str) -> None:
+        if "://" in text:
+            add_url(text)
+            return
+        host, port = _split_hostport(text, int(config.get("port") or DEFAULT_PORT))
+        shown = f"[{host}]" if ":" in host else host
+        urls.append(f"{protocol}://{shown}:{port}")
+
+    for key in ("url", "proxy"):
+        if config.get(key):
+            add_url(str(config[key]))
+    if not urls:
+        hosts = config.get("hosts")
+        if isinstance(hosts, str):
+            hosts = [h for h in hosts.split(",") if h.strip()]
+        for entry in hosts or []:
+            add_hostport(str(entry))
+    if not urls and config.get("host"):
+        add_hostport(str(config["host"]))
+    if not urls:
+        if config.get("srv"):
+            raise ValueError("etcd.srv (DNS SRV discovery) is not supported yet; give etcd.hosts")
+        raise ValueError("etcd: one of host, hosts, url or proxy is required")
+    return urls, (str(username) if username else None), (str(password) if password else None)
+
+
+def _reason(exc: BaseException) -> str:
+    seen = 0
+    cur: Optional[BaseException] = exc
+    while cur is not None and seen < 6:
+        if isinstance(cur, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cur, urllib3.exceptions.NewConnectionError):  # before TimeoutError: a subclass
+            text = str(cur)
+            return "connection refused" if "refused" in text.lower() else text
+        if isinstance(cur, (urllib3.exceptions.TimeoutError, TimeoutError)):
+            return "timed out"
+        nxt = getattr(cur, "cause", None)
+        cur = nxt if isinstance(nxt, BaseException) else (cur.__cause__ or cur.__context__)
+        seen += 1
+    text = str(exc) or exc.__class__.__name__
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def _error_code(exc: etcd.EtcdException) -> Optional[int]:
+    payload = getattr(exc, "payload", None)
+    if isinstance(payload, dict):
+        code = payload.get("errorCode")
+        return int(code) if isinstance(code, int) else None
+    return None
+
+
+def _flatten(node: Mapping[str, Any], prefix: str, out: Dict[str, Node]) -> None:
+    for child in node.get("nodes") or ():
+        if child.get("dir"):
+            _flatten(child, prefix, out)
+            continue
+        key = str(child.get("key", ""))
+        if key.startswith(prefix) and "value" in child:
+            out[key[len(prefix):]] = Node(value=str(child["value"]), version=int(child["modifiedIndex"]))
+
+
+class EtcdStore:
+    """dcs.base.Store over the etcd v2 keys API."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        base: str,
+        *,
+        ttl: float = 30.0,
+        retry_timeout: float = 10.0,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        cacert: Optional[str] = None,
+        cert: Optional[str] = None,
+        key: Optional[str] = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not urls:
+            raise ValueError("etcd: no endpoints")
+        self.urls = list(urls)
+        self.base = "/" + base.strip("/")
+        self._ttl = ttl
+        self._retry_timeout = float(retry_timeout)
+        self._auth = (username, password)
+        self._tls = (cacert, cert, key)
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._current = 0
+        self._clients: Dict[str, etcd.Client] = {}
+
+    # ---- settings -------------------------------------------------------------
+    def set_ttl(self, ttl: float) -> None:
+        self._ttl = ttl
+
+    def set_retry_timeout(self, retry_timeout: float) -> None:
+        self._retry_timeout = float(retry_timeout)
+
+    @property
+    def endpoint(self) -> str:
+        return self.urls[self._current]
+
+    def _ttl_param(self) -> int:
+        return max(1, int(round(self._ttl)))
+
+    # ---- plumbing -------------------------------------------------------------
+    def _client(self, url: str) -> etcd.Client:
+        with self._lock:
+            client = self._clients.get(url)
+            if client is None:
+                parts = urlsplit(url)
+                cacert, cert, key = self._tls
+                client = etcd.Client(
+                    host=parts.hostname or "127.0.0.1",
+                    port=parts.port or DEFAULT_PORT,
+                    protocol=parts.scheme or "http",
+                    username=self._auth[0],
+                    password=self._auth[1],
+                    ca_cert=cacert,
+                    cert=(cert, key) if cert and key else cert,
+                    allow_reconnect=False,
+                    read_timeout=max(1, int(self._retry_timeout)),
+                )
+                # urllib3 would silently retry connects and reads; we bound time ourselves.
+                client.http.connection_pool_kw["retries"] = urllib3.Retry(total=False)
+                self._clients[url] = client
+            return client
+
+    def _path(self, client: etcd.Client, key: str = "") -> str:
+        return str(client.key_endpoint) + self.base + ("/" + key if key else "")
+
+    def _call(self, request: Callable[[etcd.Client, urllib3.Timeout], T]) -> T:
+        """Run `request` against the endpoints in turn until it answers or
+        retry_timeout is spent.  `request` interprets the expected etcd answers (key
+        not found, compare failed...) itself; any other etcd error is a DCSError."""
+        deadline = time.monotonic() + self._retry_timeout
+        per_request = max(1.0, self._retry_timeout / max(1, len(self.urls)))
+        pause = 0.1
+        url = self.endpoint
+        reason = "no attempt made"
+        while True:
+            for _ in range(len(self.urls)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0.05:
+                    break
+                url = self.endpoint
+                t = min(per_request, remaining)
+                try:
+                    return request(self._client(url), urllib3.Timeout(connect=t, read=t))
+                except (etcd.EtcdConnectionFailed, etcd.EtcdLeaderElectionInProgress,
+                        etcd.EtcdClusterIdChanged) as exc:
+                    reason = _reason(exc)
+                except etcd.EtcdException as exc:
+                    if _error_code(exc) not in _RETRIABLE_CODES:
+                        raise DCSError(f"etcd {url}: {_reason(exc)}") from exc
+                    reason = _reason(exc)
+                except Exception as exc:  # socket/urllib3/JSON surprises: never leak them
+                    reason = _reason(exc)
+                with self._lock:
+                    self._current = (self._current + 1) % len(self.urls)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.05:
+                raise DCSError(f"etcd {url}: {reason}")
+            self._sleep(min(pause, remaining))
+            pause = min(pause * 2, 1.0)
+
+    @staticmethod
+    def _json(response: Any) -> Dict[str, Any]:
+        data = json.loads(response.data.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise etcd.EtcdException(f"unexpected etcd answer {data!r}")
+        return data
+
+    @staticmethod
+    def _index_header(response: Any) -> Optional[int]:
+        raw = response.headers.get("x-etcd-index")
+        try:
+            return int(raw) if raw is not None else None
+        except ValueError:
+            return None
+
+    # ---- Store ------------------------------------------------------------------
+    def load(self) -> Snapshot:
+        def request(client: etcd.Client, timeout: urllib3.Timeout) -> Snapshot:
+            try:
+                response = client.api_execute(self._path(client), client._MGET,
+                                              params={"recursive": "true"}, timeout=timeout)
+            except etcd.EtcdKeyNotFound as exc:
+                payload = exc.payload if isinstance(exc.payload, dict) else {}
+                index = payload.get("index")
+                return Snapshot(nodes={}, index=int(index) if isinstance(index, int) else None)
+            nodes: Dict[str, Node] = {}
+            _flatten(self._json(response).get("node") or {}, self.base + "/", nodes)
+            return Snapshot(nodes=nodes, index=self._index_header(response))
+
+        return self._call(request)
+
+    def put(
+        self,
+        key: str,
+        value: str,
+        *,
+        version: Optional[int] = None,
+        create: bool = False,
+        ephemeral: bool = False,
+    ) -> Optional[int]:
+        params: Dict[str, Any] = {"value": value}
+        if ephemeral:
+            params["ttl"] = self._ttl_param()
+        if create:
+            params["prevExist"] = "false"
+        if version is not None:
+            params["prevIndex"] = version
+
+        def request(client: etcd.Client, timeout: urllib3.Timeout) -> Optional[int]:
+            try:
+                response = client.api_execute(self._path(client, key), client._MPUT, params=params, timeout=timeout)
+            except (etcd.EtcdAlreadyExist, etcd.EtcdCompareFailed, etcd.EtcdKeyNotFound):
+                return None
+            node = self._json(response).get("node") or {}
+            return int(node["modifiedIndex"])
+
+        return self._call(request)
+
+    def delete(self, key: str, *, version: Optional[int] = None) -> bool:
+        params: Dict[str, Any] = {}
+        if version is not None:
+            params["prevIndex"] = version
+
+        def request(client: etcd.Client, timeout: urllib3.Timeout) -> bool:
+            try:
+                client.api_execute(self._path(client, key), client._MDELETE, params=params, timeout=timeout)
+            except (etcd.EtcdCompareFailed, etcd.EtcdKeyNotFound):
+                return False
+            return True
+
+        return self._call(request)
+
+    def delete_tree(self) -> None:
+        def request(client: etcd.Client, timeout: urllib3.Timeout) -> None:
+            try:
+                client.api_execute(self._path(client), client._MDELETE,
+                                   params={"recursive": "true", "dir": "true"}, timeout=timeout)
+            except etcd.EtcdKeyNotFound:
+                pass
+
+        self._call(request)
+
+    def keepalive(self) -> None:
+        """etcd v2 has no leases: TTLs are refreshed by re-putting the keys."""
+
+    def watch(self, key: str, version: Optional[int], index: Optional[int], timeout: float) -> bool:
+        """Long-poll `GET key?wait=true&waitIndex=N`, N past everything already seen:
+        max(index + 1, version + 1).  A change already made since then answers at once."""
+        start = time.monotonic()
+        candidates = [i + 1 for i in (index, version) if i is not None]
+        params: Dict[str, Any] = {"wait": "true"}
+        if candidates:
+            params["waitIndex"] = max(candidates)
+        url = self.endpoint
+        if timeout <= 0:
+            return False
+        try:
+            client = self._client(url)
+            client.api_execute(self._path(client, key), client._MGET, params=params,
+                               timeout=urllib3.Timeout(connect=min(timeout, 2.0), read=timeout))
+            return True
+        except etcd.EtcdWatchTimedOut:
+            return False
+        except (etcd.EtcdEventIndexCleared, etcd.EtcdWatcherCleared):
+            return True  # history compacted past our index: treat as changed, caller reloads
+        except Exception:
+            with self._lock:
+                if self._current == self.urls.index(url):
+                    self._current = (self._current + 1) % len(self.urls)
+        remaining = timeout - (time.monotonic() - start)
+        if remaining > 0:
+            self._sleep(remaining)
+        return False
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                try:
+                    client.http.clear()
+                except Exception:  # closing is best effort
+                    pass
+            self._clients.clear()
