@@ -1,0 +1,142 @@
+"""Validation of a local configuration (file + environment) and of a dynamic
+configuration, driven by the schema table.
+
+Reachability and port-in-use checks are not done here (they need I/O)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from .checks import as_int, check
+from .errors import KeyPath, Problem
+from .schema import DYNAMIC_KEYS, LOCAL_KEYS, SUPPORTED_DCS, UNSUPPORTED_DCS, Key, Kind
+
+Origin = Callable[[KeyPath], str]
+
+_ETCD_ADDRESS_KEYS = ("host", "hosts", "url", "proxy", "srv")
+_CONSUL_ADDRESS_KEYS = ("host", "url")
+
+
+def _walk(node: Any, parts: Tuple[str, ...], path: KeyPath) -> Iterator[Tuple[KeyPath, Any]]:
+    """Present values at `parts` below `node` (`*` expands over mapping keys).
+    A None section counts as an empty mapping."""
+    if not parts:
+        yield path, node
+        return
+    if not isinstance(node, dict):
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        for name, child in node.items():
+            yield from _walk(child, rest, path + (str(name),))
+    elif head in node:
+        yield from _walk(node[head], rest, path + (head,))
+
+
+def _check_key(key: Key, root: Dict[str, Any], origin: Origin, problems: List[Problem]) -> None:
+    parts = key.parts
+    if key.required:
+        for parent_path, parent in _walk(root, parts[:-1], ()):
+            if parent is None or (isinstance(parent, dict) and parts[-1] not in parent):
+                problems.append(Problem(origin(parent_path), parent_path + (parts[-1],), "missing required key"))
+    for path, value in _walk(root, parts, ()):
+        if value is None:
+            if key.required and key.kind is not Kind.MAP:
+                problems.append(Problem(origin(path), path, "missing required value"))
+            continue
+        for sub, message in check(key.kind, value, key.choices):
+            problems.append(Problem(origin(path + sub), path + sub, message))
+        if key.required and key.kind is Kind.STR and isinstance(value, str) and not value.strip():
+            problems.append(Problem(origin(path), path, "must not be empty"))
+
+
+def _check_table(table: Tuple[Key, ...], root: Dict[str, Any], origin: Origin) -> List[Problem]:
+    problems: List[Problem] = []
+    for key in table:
+        _check_key(key, root, origin, problems)
+    return problems
+
+
+def _dcs_problems(config: Dict[str, Any], origin: Origin) -> List[Problem]:
+    problems: List[Problem] = []
+    accepted = ", ".join(SUPPORTED_DCS)
+    for name in UNSUPPORTED_DCS:
+        if name in config:
+            problems.append(Problem(origin((name,)), (),
+                                    f"DCS {name} is not supported by qhb-patroni (use one of {accepted})"))
+    present = [name for name in SUPPORTED_DCS if name in config]
+    if len(present) > 1:
+        problems.append(Problem(origin(()), (),
+                                f"several DCS sections ({', '.join(present)}): expected exactly one of {accepted}"))
+    elif not present and not problems:
+        problems.append(Problem(origin(()), (), f"no DCS section: expected one of {accepted}"))
+    for name in present:
+        section = config[name]
+        if section is not None and not isinstance(section, dict):
+            continue  # reported by the type check
+        wanted = _CONSUL_ADDRESS_KEYS if name == "consul" else _ETCD_ADDRESS_KEYS
+        if not any((section or {}).get(k) for k in wanted):
+            problems.append(Problem(origin((name,)), (name,), f"one of {', '.join(wanted)} is required"))
+    return problems
+
+
+def _timing_problems(dcs: Any, path: KeyPath, origin: Origin) -> List[Problem]:
+    """loop_wait + 2*retry_timeout <= ttl, when all three are given and valid."""
+    if not isinstance(dcs, dict) or not all(k in dcs for k in ("ttl", "loop_wait", "retry_timeout")):
+        return []
+    values = [as_int(dcs[k]) if not isinstance(dcs[k], bool) else None for k in ("ttl", "loop_wait", "retry_timeout")]
+    ttl, loop_wait, retry_timeout = values
+    if ttl is None or loop_wait is None or retry_timeout is None:
+        return []
+    if loop_wait + 2 * retry_timeout <= ttl:
+        return []
+    return [Problem(origin(path + ("ttl",)), path,
+                    f"loop_wait + 2*retry_timeout must not exceed ttl "
+                    f"({loop_wait} + 2*{retry_timeout} > {ttl})")]
+
+
+def _extra_problems(config: Dict[str, Any], origin: Origin) -> List[Problem]:
+    problems: List[Problem] = []
+    pg = config.get("postgresql")
+    params = pg.get("parameters") if isinstance(pg, dict) else None
+    if isinstance(params, dict) and "unix_socket_directories" in params:
+        value = params["unix_socket_directories"]
+        if isinstance(value, str) and not value.strip():
+            path: KeyPath = ("postgresql", "parameters", "unix_socket_directories")
+            problems.append(Problem(origin(path), path, "must not be empty"))
+    auth = pg.get("authentication") if isinstance(pg, dict) else None
+    rewind = auth.get("rewind") if isinstance(auth, dict) else None
+    if isinstance(rewind, dict) and not rewind.get("username"):
+        path = ("postgresql", "authentication", "rewind", "username")
+        problems.append(Problem(origin(path), path, "missing required key"))
+    return problems
+
+
+def validate_local(config: Dict[str, Any], origin: Optional[Origin] = None) -> List[Problem]:
+    """Every problem of a local configuration, in schema order.
+    `origin(path)` names where the value at `path` came from."""
+    where: Origin = origin or (lambda _path: "")
+    problems = _check_table(LOCAL_KEYS, config, where)
+    problems += _dcs_problems(config, where)
+    bootstrap = config.get("bootstrap")
+    if isinstance(bootstrap, dict):
+        problems += _timing_problems(bootstrap.get("dcs"), ("bootstrap", "dcs"), where)
+    problems += _extra_problems(config, where)
+    return _dedup(problems)
+
+
+def validate_dynamic(dynamic: Dict[str, Any], source: str = "dynamic configuration") -> List[Problem]:
+    """Problems of a dynamic configuration (/config or bootstrap.dcs)."""
+    where: Origin = lambda _path: source  # noqa: E731
+    problems = _check_table(DYNAMIC_KEYS, dynamic, where)
+    problems += _timing_problems(dynamic, (), where)
+    return _dedup(problems)
+
+
+def _dedup(problems: List[Problem]) -> List[Problem]:
+    seen = set()
+    out: List[Problem] = []
+    for p in problems:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out
