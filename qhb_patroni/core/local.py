@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 # Data directory states.
 DATA_EMPTY = "empty"  # no global/pg_control, only dot-files / lost+found
@@ -70,7 +70,7 @@ class LocalState:
     pending_restart: bool = False
     rewind_possible: bool = False  # rewind binary usable and wal_log_hints/checksums on
     postmaster_start_time: Optional[str] = None
-    slots: tuple = ()  # names of physical replication slots present on this server
+    slots: Tuple[str, ...] = ()  # names of physical replication slots present on this server
 
     @property
     def is_primary(self) -> bool:

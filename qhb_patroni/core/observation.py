@@ -94,6 +94,7 @@ class Memory:
     demoted_at: Optional[float] = None
     release_backoff_until: Optional[float] = None
     crash_start_at: Optional[float] = None  # when we started the server after a crash as lock holder
+    started: bool = False  # a first decision was made (arms the divergence check once after start)
 
 
 @dataclass(frozen=True)

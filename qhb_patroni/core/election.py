@@ -1,0 +1,59 @@
+"""Am I the healthiest node to take the free leader lock? (spec 5.4)
+
+Evaluated top-down; the first decisive rule wins.  Peers are asked over HTTP
+by the shell: when their answers are still missing, the verdict says whom to
+ask and decide() emits a ProbePeers action.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from .local import STATE_STARTING
+from .model import ClusterView
+from .observation import Memory, Observation, Settings
+
+
+@dataclass(frozen=True)
+class Verdict:
+    healthiest: bool
+    why: str = ""
+    probe: Optional[Tuple[str, ...]] = None  # ask these peers first, then decide again
+
+
+def race_candidates(cluster: ClusterView, me: str) -> Tuple[str, ...]:
+    """Other members worth asking: they publish an api_url and may fail over."""
+    return tuple(
+        sorted(m.name for m in cluster.members if m.name != me and m.api_url and not m.nofailover)
+    )
+
+
+def is_healthiest(obs: Observation, memory: Memory, settings: Settings) -> Verdict:
+    cluster = obs.cluster
+    local = obs.local
+    assert cluster is not None
+    if memory.release_backoff_until is not None and obs.now < memory.release_backoff_until:
+        return Verdict(False, "backing off after releasing the lock")
+    if local.state == STATE_STARTING:
+        return Verdict(False, "still starting")
+    if local.is_primary:
+        return Verdict(True, "running as primary")
+    if cluster.paused:
+        return Verdict(False, "paused")
+    if settings.nofailover:
+        return Verdict(False, "nofailover")
+    my_lsn = local.lsn or 0
+    if cluster.last_lsn - my_lsn > settings.maximum_lag_on_failover:
+        return Verdict(False, "My wal position exceeds maximum replication lag")
+    if obs.peers is None:
+        names = race_candidates(cluster, settings.name)
+        if names:
+            return Verdict(False, "asking peers", probe=names)
+    for name, peer in sorted((obs.peers or {}).items()):
+        if name == settings.name or peer is None or peer.nofailover or peer.watchdog_failed:
+            continue
+        if not peer.in_recovery:
+            return Verdict(False, f"Primary ({name}) is still alive")
+        if peer.wal_position > my_lsn:
+            return Verdict(False, f"{name} has a higher wal position")
+    return Verdict(True, "no better candidate")

@@ -1,0 +1,218 @@
+"""Phases of decide() for a node with a data directory (spec 5.3-5.5, 5.9, 5.10).
+
+  S  server starting or stopped: start read-only as lock holder, otherwise
+     check for a forked timeline *before* starting as a replica
+  U  no leader: the race (is_healthiest -> AcquireLock + Promote)
+  H  the lock is mine: renew, promote if needed, keep slots and /history
+  L  someone else leads: demote if writable, check divergence, follow
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import List, Optional
+
+from . import actions as A
+from . import roles
+from .context import Ctx, arm_rewind_check
+from .election import is_healthiest
+from .local import STATE_START_FAILED, STATE_STARTING
+from .model import Member
+from .observation import Decision, Memory
+from .slots import member_slots, slot_name_for
+from .timing import deadline_passed, seconds_until
+
+
+def running_phases(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
+    local = ctx.local
+    if ctx.role == roles.UNKNOWN:
+        return ctx.out(roles.PG_UNKNOWN, [], memory)
+    if not local.running:
+        if local.state == STATE_STARTING:
+            return _starting(ctx, memory)
+        return _stopped(ctx, memory)
+    if ctx.cluster.is_unlocked:
+        return _unlocked(ctx, memory)
+    if ctx.i_am_leader:
+        return _mine(ctx, memory, promoted)
+    return _theirs(ctx, memory)
+
+
+def _renew(ctx: Ctx) -> A.RenewLock:
+    lead = ctx.leader
+    return A.RenewLock(
+        version=lead.version if lead is not None else None,
+        last_lsn=ctx.local.lsn if ctx.local.is_primary else None,
+    )
+
+
+def _failover_possible(ctx: Ctx) -> bool:
+    """Some other member could take over (running, may fail over)."""
+    return any(m.name != ctx.me and m.is_running and not m.nofailover for m in ctx.cluster.members)
+
+
+def follow_target(ctx: Ctx) -> Optional[Member]:
+    """The member to stream from: my replicatefrom member when it exists,
+    else the leader; never myself."""
+    me = ctx.cluster.member(ctx.me)
+    upstream = me.replicatefrom if me is not None else None
+    if upstream and upstream != ctx.me:
+        m = ctx.cluster.member(upstream)
+        if m is not None and ctx.other_leader is not None:
+            return m
+    return ctx.leader_member() if ctx.other_leader is not None else None
+
+
+def _follows(ctx: Ctx, target: Optional[Member]) -> bool:
+    """Do the recovery settings in effect already point at `target`?"""
+    local = ctx.local
+    if target is None or target.host_port is None:
+        return local.following is None
+    host, port = target.host_port
+    if local.following != f"{host}:{port}":
+        return False
+    wanted_slot = slot_name_for(ctx.me) if ctx.settings.use_slots else None
+    return local.slot_name == wanted_slot
+
+
+# ---- S ------------------------------------------------------------------------
+def _starting(ctx: Ctx, memory: Memory) -> Decision:
+    if not ctx.i_am_leader:
+        event = roles.STARTING_FOLLOWER if ctx.other_leader else roles.STARTING_LEADERLESS
+        return ctx.out(event, [], memory, leader=ctx.leader.name if ctx.leader else None)
+    if ctx.failed(A.RenewLock):
+        memory = replace(memory, crash_start_at=None)
+        return ctx.out(roles.START_LOCK_LOST, [A.Demote("immediate-nolock", None)], memory)
+    now, timeout = ctx.obs.now, ctx.settings.primary_start_timeout
+    if memory.crash_start_at is None:
+        memory = replace(memory, crash_start_at=now)
+    if deadline_passed(memory.crash_start_at, timeout, now):
+        if _failover_possible(ctx):
+            memory = replace(memory, crash_start_at=None)
+            return ctx.out(roles.START_TIMEOUT_DEMOTE, [A.Demote("immediate")], memory)
+        return ctx.out(roles.START_TIMEOUT_WAIT, [_renew(ctx)], memory)
+    left = seconds_until(memory.crash_start_at, timeout, now)
+    return ctx.out(roles.STILL_STARTING, [_renew(ctx)], memory, seconds=left)
+
+
+def _stopped(ctx: Ctx, memory: Memory) -> Decision:
+    if ctx.i_am_leader and not ctx.failed(A.RenewLock):
+        if ctx.local.state == STATE_START_FAILED:
+            memory = replace(memory, crash_start_at=None)
+            lead = ctx.leader
+            return ctx.out(roles.START_FAILED_HOLDER, [A.ReleaseLock(version=lead.version if lead else None)], memory)
+        memory = replace(memory, crash_start_at=ctx.obs.now, rewind_state="idle")
+        return ctx.out(roles.START_READONLY_LEADER, [_renew(ctx), A.StartReadOnlyLeader()], memory)
+    if ctx.other_leader is None:
+        return ctx.out(roles.START_SECONDARY, [A.Follow(None)], memory)
+    # A stopped node may be a former primary whose timeline forked: it must not
+    # stream from the new leader before that has been checked.
+    if ctx.rewind_configured:
+        if memory.rewind_state == "failed":
+            return ctx.out(roles.REWIND_FAILED_WAIT, [], memory, leader=ctx.other_leader.name)
+        diverged = _divergence(ctx, memory, stopped=True)
+        if diverged is not None:
+            return diverged
+        memory = replace(memory, rewind_state="idle")
+    return ctx.out(roles.START_SECONDARY, [A.Follow(follow_target(ctx))], memory)
+
+
+def _divergence(ctx: Ctx, memory: Memory, stopped: bool) -> Optional[Decision]:
+    """Probe / rewind / reinit against the leader; None = fine to follow."""
+    leader = ctx.leader_member()
+    assert leader is not None
+    div = ctx.obs.divergence
+    if div is None or div.leader != leader.name:
+        return ctx.out(roles.PROBE_DIVERGENCE, [A.ProbeDivergence(leader)], memory, leader=leader.name)
+    if div.needed is None:
+        if stopped:
+            return ctx.out(roles.DIVERGENCE_UNKNOWN, [], replace(memory, rewind_state="check"), leader=leader.name)
+        return None  # a running replica keeps streaming; the check is repeated next cycle
+    if not div.needed:
+        return None
+    s = ctx.settings
+    if s.use_pg_rewind and ctx.local.rewind_possible:
+        memory = replace(memory, rewind_state="needed")
+        return ctx.out(roles.REWIND_START, [A.Rewind(leader)], memory, leader=leader.name)
+    if s.remove_data_directory_on_diverged_timelines:
+        memory = replace(memory, rewind_state="idle")
+        return ctx.out(roles.REINIT_DIVERGED, [A.RemoveDataDir()], memory, leader=leader.name)
+    if stopped:
+        return ctx.out(roles.DIVERGED_STAY, [], memory, leader=leader.name)
+    return None
+
+
+# ---- U ------------------------------------------------------------------------
+def _unlocked(ctx: Ctx, memory: Memory) -> Decision:
+    local = ctx.local
+    if ctx.failed(A.AcquireLock):
+        memory = arm_rewind_check(ctx, memory)
+        if local.is_primary:
+            return ctx.out(roles.RACE_LOST, [A.Demote("immediate-nolock", None)], memory)
+        return ctx.out(roles.RACE_LOST, [] if local.following is None else [A.Follow(None)], memory)
+    verdict = is_healthiest(ctx.obs, memory, ctx.settings)
+    if verdict.probe is not None:
+        return ctx.out(roles.PROBE_PEERS, [A.ProbePeers(verdict.probe)], memory)
+    if verdict.healthiest:
+        memory = replace(memory, rewind_state="idle")
+        acts: List[A.Action] = [A.AcquireLock()]
+        if not local.is_primary:
+            acts.append(A.Promote())
+        failover = ctx.cluster.failover
+        if failover is not None:
+            acts.append(A.ClearFailover(version=failover.version))
+        return ctx.out(roles.LOCK_ACQUIRED, acts, memory)
+    memory = arm_rewind_check(ctx, memory)
+    event = roles.NOT_ALLOWED if ctx.settings.nofailover else roles.NOT_HEALTHIEST
+    if local.is_primary:
+        return ctx.out(event, [A.Demote("immediate-nolock", None)], memory, why=verdict.why)
+    # While nobody leads, a replica follows nobody (Patroni drops primary_conninfo).
+    return ctx.out(event, [] if local.following is None else [A.Follow(None)], memory, why=verdict.why)
+
+
+# ---- H ------------------------------------------------------------------------
+def _mine(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
+    local, cluster = ctx.local, ctx.cluster
+    memory = replace(memory, rewind_state="idle", crash_start_at=None)
+    if ctx.failed(A.RenewLock):
+        if local.is_primary:
+            memory = arm_rewind_check(ctx, memory)
+            return ctx.out(roles.RENEW_FAILED, [A.Demote("immediate-nolock", None)], memory)
+        return ctx.out(roles.RENEW_FAILED, [], memory)
+    acts: List[A.Action] = [_renew(ctx)]
+    if cluster.config is None and ctx.settings.bootstrap_dcs:
+        acts.append(A.WriteConfig(dict(ctx.settings.bootstrap_dcs)))
+    if not local.is_primary:
+        acts.append(A.Promote())
+        return ctx.out(roles.LOCK_HELD, acts, memory)
+    if ctx.settings.use_slots:
+        wanted = member_slots(cluster, ctx.me)
+        if tuple(sorted(local.slots)) != wanted:
+            acts.append(A.SyncSlots(wanted))
+    if promoted:
+        acts.append(A.WriteHistory())
+    return ctx.out(roles.LOCK_HELD, acts, memory)
+
+
+# ---- L ------------------------------------------------------------------------
+def _theirs(ctx: Ctx, memory: Memory) -> Decision:
+    local = ctx.local
+    leader = ctx.leader_member()
+    assert leader is not None
+    race_lost = ctx.failed(A.AcquireLock)
+    event = roles.RACE_LOST if race_lost else roles.LOCKED_BY_OTHER
+    if local.is_primary:
+        memory = arm_rewind_check(ctx, memory)
+        return ctx.out(event, [A.Demote("immediate-nolock", leader)], memory, leader=leader.name)
+    target = follow_target(ctx)
+    follows = _follows(ctx, target)
+    if race_lost:
+        memory = arm_rewind_check(ctx, memory)
+    if ctx.rewind_configured and (memory.rewind_state == "check" or not follows):
+        diverged = _divergence(ctx, memory, stopped=False)
+        if diverged is not None:
+            return diverged
+        div = ctx.obs.divergence
+        if div is not None and div.needed is not None:
+            memory = replace(memory, rewind_state="idle")
+    acts: List[A.Action] = [] if follows else [A.Follow(target)]
+    return ctx.out(event, acts, memory, leader=leader.name)
