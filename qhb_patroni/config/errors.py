@@ -39,8 +39,8 @@ class Problem:
         return ": ".join(parts)
 
 
-class ConfigError(Exception):
-    """A configuration that cannot be used. str() is ONE line (the first
+class ConfigError(ValueError):
+    """A configuration that cannot be used (a ValueError). str() is ONE line (the first
     problem); `problems` holds all of them (for --validate-config)."""
 
     def __init__(self, problems: Union[str, Sequence[Problem]]) -> None:

@@ -103,8 +103,9 @@ def config_files(directory: str) -> List[str]:
 
 def _load_path(path: str) -> Tuple[Dict[str, Any], Dict[KeyPath, str]]:
     if not os.path.isdir(path):
-        return _mapping(parse_yaml(_read_text(path), path), path), {}
-    config: Dict[str, Any] = {}
+        config = _mapping(parse_yaml(_read_text(path), path), path)
+        return config, _leaf_origins(config, path)
+    config = {}
     origins: Dict[KeyPath, str] = {}
     for name in config_files(path):
         part = _mapping(parse_yaml(_read_text(name), name), name)

@@ -1,0 +1,63 @@
+"""The `patroni` command line: patroni [--version] [--validate-config] [configfile]."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Mapping, Optional, TextIO
+
+from . import PATRONI_COMPAT_VERSION, __version__
+from .config.errors import ConfigError
+from .config.loader import read_config
+
+
+def version_line() -> str:
+    return f"patroni {PATRONI_COMPAT_VERSION} (qhb-patroni {__version__})"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="patroni",
+        description="qhb-patroni: high-availability daemon for QHB (Patroni-compatible)",
+    )
+    parser.add_argument("--version", action="version", version=version_line())
+    parser.add_argument("--validate-config", action="store_true",
+                        help="check the configuration (file + PATRONI_* environment) and exit")
+    parser.add_argument("configfile", nargs="?", default="",
+                        help="configuration file or directory (default: PATRONI_CONFIGURATION or "
+                             "PATRONI_* environment variables)")
+    return parser
+
+
+def validate_command(path: Optional[str], environ: Optional[Mapping[str, str]] = None,
+                     err: Optional[TextIO] = None) -> int:
+    """--validate-config: one line per problem on `err`; 1 on problems, else 0."""
+    out = err if err is not None else sys.stderr
+    try:
+        loaded = read_config(path, environ)
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=out)
+        return 1
+    problems = loaded.problems()
+    for problem in problems:
+        print(problem.line(), file=out)
+    return 1 if problems else 0
+
+
+def main(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    if args.validate_config:
+        return validate_command(args.configfile, env)
+    try:
+        loaded = read_config(args.configfile, env)
+        problems = loaded.problems()
+        if problems:
+            raise ConfigError(problems)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)  # nothing on disk has been touched yet
+        return 1
+    from .daemon import run  # the daemon pulls in everything else; import it only to run
+
+    return int(run(loaded.config, args.configfile or None))
