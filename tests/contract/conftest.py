@@ -1,0 +1,46 @@
+"""`store_factory`: one contract suite, parametrised over every DCS backend."""
+from __future__ import annotations
+
+from typing import Callable, Dict, Iterator, List
+
+import pytest
+
+from tests.contract.backends import Backend, EtcdBackend, MemoryBackend
+from tests.fixtures.etcd import etcd_scope, etcd_server  # noqa: F401  (fixtures; until in pytest_plugins)
+
+BackendFactory = Callable[..., Backend]
+
+
+def _memory(request: pytest.FixtureRequest) -> BackendFactory:
+    return lambda realtime=False: MemoryBackend(realtime=realtime)
+
+
+def _etcd(request: pytest.FixtureRequest) -> BackendFactory:
+    server = request.getfixturevalue("etcd_server")
+    return lambda realtime=False: EtcdBackend(server)
+
+
+# backend name -> maker; add "etcd3" / "consul" here when they exist.
+BACKEND_FACTORIES: Dict[str, Callable[[pytest.FixtureRequest], BackendFactory]] = {
+    "memory": _memory,
+    "etcd": _etcd,
+}
+
+
+@pytest.fixture(params=list(BACKEND_FACTORIES), ids=list(BACKEND_FACTORIES))
+def store_factory(request: pytest.FixtureRequest) -> Iterator[BackendFactory]:
+    """Call it to get a Backend on a fresh cluster scope: `backend = store_factory()`;
+    `store_factory(realtime=True)` when the test needs blocking watches with real time."""
+    if request.param != "memory":
+        request.node.add_marker(pytest.mark.etcd)
+    make = BACKEND_FACTORIES[request.param](request)
+    made: List[Backend] = []
+
+    def factory(realtime: bool = False) -> Backend:
+        backend = make(realtime=realtime)
+        made.append(backend)
+        return backend
+
+    yield factory
+    for backend in made:
+        backend.close()
