@@ -1,0 +1,4 @@
+"""`python -m patronictl`."""
+from patronictl.cli import main
+
+main()

@@ -1,0 +1,149 @@
+"""patronictl command line (spec 2.1-2.4): the `main` group, `list` and `version`."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import click
+
+from qhb_patroni import PATRONI_COMPAT_VERSION
+from qhb_patroni.core.model import ClusterView
+from qhb_patroni.dcs import ClusterDCS, DCSError
+
+from . import render
+from .client import CONFIG_FILE_PATH, CtlError, PatroniRequest, get_dcs, load_ctl_config
+
+logger = logging.getLogger("patronictl")
+
+
+class Context:
+    """What every command gets: the loaded configuration and lazily built clients."""
+
+    def __init__(self, config: Dict[str, Any], insecure: bool) -> None:
+        self.config = config
+        self.insecure = insecure
+        self._request: Optional[PatroniRequest] = None
+
+    @property
+    def scope(self) -> Optional[str]:
+        scope = self.config.get("scope")
+        return str(scope) if scope else None
+
+    def dcs(self, cluster_name: str) -> ClusterDCS:
+        return get_dcs(self.config, cluster_name)
+
+    def get_cluster(self, dcs: ClusterDCS) -> ClusterView:
+        try:
+            return dcs.get_cluster()
+        except DCSError as e:
+            raise CtlError(f"can not read the cluster from the DCS: {e}") from None
+
+    @property
+    def request(self) -> PatroniRequest:
+        if self._request is None:
+            self._request = PatroniRequest(self.config, insecure=self.insecure)
+        return self._request
+
+
+def timestamp(precision: int = 6) -> str:
+    """`YYYY-MM-DD HH:MM:SS[.ffffff]` cut to `precision` fraction digits (0 = none)."""
+    text = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
+    return text[: precision - 7] if precision < 6 else text
+
+
+def watching(w: bool, watch: Optional[float], clear: bool = True) -> Iterator[int]:
+    """Yield once, then every `watch` seconds (2 with -W) until interrupted."""
+    if w and not watch:
+        watch = 2
+    if watch and clear:
+        click.clear()
+    yield 0
+    while watch:
+        time.sleep(watch)
+        if clear:
+            click.clear()
+        yield 0
+
+
+@click.group()
+@click.option(
+    "--config-file", "-c", help="Configuration file", envvar="PATRONICTL_CONFIG_FILE", default=CONFIG_FILE_PATH
+)
+@click.option("--dcs-url", "--dcs", "-d", "dcs_url", help="The DCS connect url", envvar="DCS_URL")
+@click.option("-k", "--insecure", is_flag=True, help="Allow connections to SSL sites without certs")
+@click.pass_context
+def main(ctx: click.Context, config_file: str, dcs_url: Optional[str], insecure: bool) -> None:
+    """patronictl for qhb-patroni (Patroni 3.0.2 compatible)."""
+    level = "WARNING"
+    for name in ("LOGLEVEL", "PATRONI_LOGLEVEL", "PATRONI_LOG_LEVEL"):
+        level = os.environ.get(name, level)
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(message)s", level=level.upper())
+    config = load_ctl_config(config_file, dcs_url)
+    ctl_section = config.setdefault("ctl", {}) if isinstance(config.get("ctl", {}), dict) else {}
+    insecure = bool(ctl_section.get("insecure")) or insecure
+    ctx.obj = Context(config, insecure)
+
+
+@main.command("list", help="List the Patroni members for a given Patroni")
+@click.argument("cluster_names", nargs=-1)
+@click.option("--extended", "-e", is_flag=True, help="Show some extra information")
+@click.option("--timestamp", "-t", "ts", is_flag=True, help="Print timestamp")
+@click.option("--format", "-f", "fmt", default="pretty", help="Output format (pretty, tsv, json, yaml)")
+@click.option("-W", "w", is_flag=True, help="Auto update the screen every 2 seconds")
+@click.option("-w", "--watch", type=float, help="Auto update the screen every X seconds")
+@click.pass_obj
+def list_members(
+    obj: Context,
+    cluster_names: Tuple[str, ...],
+    extended: bool,
+    ts: bool,
+    fmt: str,
+    w: bool,
+    watch: Optional[float],
+) -> None:
+    names = list(cluster_names)
+    if not names and obj.scope:
+        names = [obj.scope]
+    if not names:
+        logger.warning("Listing members: No cluster names were provided")
+        return
+    for name in names:
+        dcs = obj.dcs(name)
+        for _ in watching(w, watch):
+            if ts:
+                click.echo(timestamp(0))
+            cluster = obj.get_cluster(dcs)
+            click.echo(render.list_output(cluster, name, extended, fmt))
+
+
+@main.command("version", help="Output version of patronictl command or a running Patroni instance")
+@click.argument("cluster_name", required=False)
+@click.argument("member_names", nargs=-1)
+@click.pass_obj
+def version(obj: Context, cluster_name: Optional[str], member_names: Tuple[str, ...]) -> None:
+    click.echo(f"patronictl version {PATRONI_COMPAT_VERSION}")
+    cluster_name = cluster_name or obj.scope
+    if not cluster_name:
+        return
+    click.echo("")
+    cluster = obj.get_cluster(obj.dcs(cluster_name))
+    for m in sorted(cluster.members, key=lambda m: m.name):
+        if not m.api_url or (member_names and m.name not in member_names):
+            continue
+        try:
+            response = obj.request(m, "GET", "patroni")
+            data = json.loads(response.data.decode("utf-8"))
+            patroni_version = (data.get("patroni") or {}).get("version")
+            pg_version = data.get("server_version")
+            pg_text = f" PostgreSQL {render.format_pg_version(int(pg_version))}" if pg_version else ""
+            click.echo(f"{m.name}: Patroni {patroni_version}{pg_text}")
+        except Exception as e:  # any failure is reported per member, like 3.0.2
+            click.echo(f"{m.name}: failed to get version: {e}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
