@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import pytest
 
@@ -139,7 +139,7 @@ def test_unreachable_server_is_a_bounded_dcs_error(store_factory: Factory, opera
     dcs = backend.client("x", retry_timeout=retry_timeout)  # a reachable one, for contrast
     assert dcs.get_cluster().leader is None
     cut = backend.unreachable_client("x", retry_timeout=retry_timeout)
-    calls = {
+    calls: Dict[str, Callable[[], object]] = {
         "get_cluster": cut.get_cluster,
         "touch_member": lambda: cut.touch_member({"state": "running"}),
         "acquire": cut.attempt_to_acquire_leader,

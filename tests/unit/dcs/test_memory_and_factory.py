@@ -1,6 +1,8 @@
 """Memory-backend specifics (fake clock, partitions, leases) and the from_config factory."""
 from __future__ import annotations
 
+from typing import Any, Dict, List, Optional
+
 import pytest
 
 from qhb_patroni.dcs import BACKENDS, from_config
@@ -129,7 +131,9 @@ def test_from_config_etcd_defaults() -> None:
         ({"hosts": ["[::1]:2379"], "username": "root", "password": "pw"}, ["http://[::1]:2379"], "root", "pw"),
     ],
 )
-def test_etcd_endpoints_from_config(config: dict, urls: list, user: object, password: object) -> None:
+def test_etcd_endpoints_from_config(
+    config: Dict[str, Any], urls: List[str], user: Optional[str], password: Optional[str]
+) -> None:
     assert endpoints_from_config(config) == (urls, user, password)
 
 
