@@ -1,0 +1,104 @@
+"""Run `<controldata> <data_dir>` (LANG=C) and read its labelled output."""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Tuple
+
+from .conffiles import parse_lsn
+
+
+def parse_controldata(text: str) -> Dict[str, str]:
+    """'Label:   value' lines -> {label: value}; a leading 'Current ' is dropped."""
+    result: Dict[str, str] = {}
+    for line in text.splitlines():
+        label, sep, value = line.partition(":")
+        if not sep:
+            continue
+        label = label.strip()
+        if label.startswith("Current "):
+            label = label[len("Current ") :]
+        result[label] = value.strip()
+    return result
+
+
+@dataclass(frozen=True)
+class ControlData:
+    values: Mapping[str, str]
+
+    def get(self, label: str) -> Optional[str]:
+        return self.values.get(label)
+
+    @property
+    def state(self) -> Optional[str]:
+        return self.values.get("Database cluster state")
+
+    @property
+    def sysid(self) -> Optional[str]:
+        return self.values.get("Database system identifier")
+
+    def _lsn(self, label: str) -> Optional[int]:
+        value = self.values.get(label)
+        try:
+            return parse_lsn(value) if value else None
+        except ValueError:
+            return None
+
+    def _int(self, label: str) -> Optional[int]:
+        value = self.values.get(label)
+        try:
+            return int(value) if value is not None else None
+        except ValueError:
+            return None
+
+    @property
+    def checkpoint_lsn(self) -> Optional[int]:
+        return self._lsn("Latest checkpoint location")
+
+    @property
+    def checkpoint_timeline(self) -> Optional[int]:
+        return self._int("Latest checkpoint's TimeLineID")
+
+    @property
+    def min_recovery_lsn(self) -> Optional[int]:
+        return self._lsn("Minimum recovery ending location")
+
+    @property
+    def min_recovery_timeline(self) -> Optional[int]:
+        return self._int("Min recovery ending loc's timeline")
+
+    @property
+    def clean_shutdown(self) -> bool:
+        return self.state in ("shut down", "shut down in recovery")
+
+    @property
+    def rewind_capable(self) -> bool:
+        """wal_log_hints on or data checksums enabled."""
+        checksums = self.values.get("Data page checksum version", "0")
+        return self.values.get("wal_log_hints setting") == "on" or checksums not in ("0", "")
+
+    def local_position(self) -> Optional[Tuple[int, int]]:
+        """(timeline, lsn) of a stopped cluster: min recovery point for a stopped
+        replica, the latest checkpoint otherwise."""
+        if self.state == "shut down in recovery" or self.state == "in archive recovery":
+            lsn, tli = self.min_recovery_lsn, self.min_recovery_timeline
+            if lsn and tli:
+                return tli, lsn
+        if self.checkpoint_lsn is not None and self.checkpoint_timeline is not None:
+            return self.checkpoint_timeline, self.checkpoint_lsn
+        return None
+
+
+def read_controldata(binary: str, data_dir: str, timeout: float = 10) -> Optional[ControlData]:
+    """None when the tool fails (no pg_control, unreadable...)."""
+    env = dict(os.environ, LANG="C", LC_ALL="C")
+    try:
+        proc = subprocess.run(
+            [binary, data_dir], env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    return ControlData(parse_controldata(proc.stdout))

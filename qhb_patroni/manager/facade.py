@@ -1,0 +1,189 @@
+"""`Manager`: the one object the runtime uses to drive the local QHB server."""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ..core.local import STATE_RUNNING, STATE_STARTING, STATE_STOPPED, LocalState
+from ..core.model import ROLE_DEMOTED, ROLE_MASTER, ROLE_PROMOTED, ROLE_UNINITIALIZED
+from ..runtime.status import ServerStatus
+from . import bootstrap as _bootstrap
+from . import observe as _observe
+from . import replica as _replica
+from . import rewind as _rewind
+from . import slots as _slots
+from .files import local_history, remove_data_directory
+from .server import LocalServer
+from .settings import ManagerError, PgSettings, load_settings
+
+_DEMOTE_STOP_MODES = {"offline": "fast", "graceful": "fast", "immediate": "immediate", "immediate-nolock": "immediate"}
+
+
+class Manager:
+    """Local server operations. Every method is synchronous; long ones
+    (bootstrap, clone, rewind, promote) are meant for the background task
+    thread. Failures raise ManagerError with a one-line reason."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.settings: PgSettings = load_settings(config)
+        self.server = LocalServer(self.settings)
+        self._last: Optional[LocalState] = None
+        self._ops = threading.RLock()  # one state-changing operation at a time
+        self.last_divergence_detail = ""
+
+    # ---- state -----------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self.server.state
+
+    @property
+    def role(self) -> str:
+        return self.server.role
+
+    @property
+    def conn_url(self) -> str:
+        return self.settings.conn_url
+
+    @property
+    def binaries(self) -> Mapping[str, str]:
+        return self.settings.binaries
+
+    def observe(self) -> LocalState:
+        self._last = _observe.observe(self.server)
+        return self._last
+
+    def server_status(self) -> ServerStatus:
+        return _observe.server_status(self.server)
+
+    def member_data(self) -> Dict[str, Any]:
+        """Member key fields owned by the manager (api_url/version/tags come from the runtime)."""
+        data: Dict[str, Any] = {"conn_url": self.conn_url, "state": self.state, "role": self.role}
+        last = self._last
+        if last is not None:
+            if last.pending_restart:
+                data["pending_restart"] = True
+            if self.state in (STATE_RUNNING, STATE_STARTING, "restarting") and last.lsn is not None:
+                data["xlog_location"] = last.lsn
+                if last.timeline is not None:
+                    data["timeline"] = last.timeline
+        return data
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    def bootstrap(self) -> bool:
+        with self._ops:
+            try:
+                _bootstrap.bootstrap(self.server)
+            except (ManagerError, OSError) as exc:
+                state = self.server.state
+                if self.server.is_running():
+                    self.server.stop("immediate")
+                self.server.state = state if state != STATE_RUNNING else STATE_STOPPED
+                raise ManagerError(f"bootstrap failed: {exc}") from exc
+            return True
+
+    def clone(self, source_conn_url: Optional[str], leader_conn_url: Optional[str]) -> bool:
+        with self._ops:
+            if self.server.is_running():
+                raise ManagerError("cannot clone over a running server")
+            try:
+                _replica.clone(self.server, source_conn_url or leader_conn_url)
+            except OSError as exc:
+                raise ManagerError(f"clone failed: {exc}") from exc
+            return _replica.follow(self.server, leader_conn_url or source_conn_url)
+
+    def start(self, follow_conn_url: Optional[str] = None, read_only: bool = False) -> bool:
+        """Start the server. With a leader url or read_only it starts as a standby;
+        otherwise as what the data directory says (standby.signal present or not)."""
+        with self._ops:
+            if follow_conn_url or read_only:
+                return _replica.follow(self.server, follow_conn_url)
+            return self.server.start()
+
+    def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
+        with self._ops:
+            return self.server.stop(mode, timeout)
+
+    def restart(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
+        with self._ops:
+            if not self.server.stop(mode, timeout):
+                return False
+            return self.server.start(timeout)
+
+    def reload(self) -> bool:
+        with self._ops:
+            return self.server.reload()
+
+    def promote(self, wait_seconds: float) -> bool:
+        with self._ops:
+            if self.server.in_recovery() is False:
+                self.server.role = ROLE_MASTER
+                return True
+            self.server.role = ROLE_PROMOTED
+            self.server.promote()
+            if not self.server.wait_recovery_state(False, wait_seconds):
+                return False
+            self.server.recovery = None
+            self.server.role = ROLE_MASTER
+            self.server.write_config()
+            return True
+
+    def follow(self, leader_conn_url: Optional[str]) -> bool:
+        with self._ops:
+            return _replica.follow(self.server, leader_conn_url)
+
+    def demote(self, mode: str, leader_conn_url: Optional[str]) -> bool:
+        """Stop per mode, then start read-only following the leader (or nobody).
+        standby.signal is written before the start, so it never comes up writable."""
+        if mode not in _DEMOTE_STOP_MODES:
+            raise ManagerError(f"unknown demote mode {mode!r}")
+        with self._ops:
+            if mode == "graceful" and self.server.is_running():
+                try:
+                    self.server.checkpoint()
+                except ManagerError:
+                    pass  # the shutdown checkpoint follows anyway
+            if not self.server.stop(_DEMOTE_STOP_MODES[mode]):
+                raise ManagerError("server did not stop")
+            self.server.role = ROLE_DEMOTED
+            return _replica.follow(self.server, leader_conn_url if mode != "offline" else None)
+
+    def check_divergence(self, leader_conn_url: str) -> Optional[bool]:
+        result = _rewind.check_divergence(self.server, leader_conn_url)
+        self.last_divergence_detail = result.detail
+        return result.needed
+
+    def divergence(self, leader_conn_url: str) -> Tuple[Optional[bool], str]:
+        result = _rewind.check_divergence(self.server, leader_conn_url)
+        return result.needed, result.detail
+
+    def rewind_possible(self) -> bool:
+        return _rewind.rewind_possible(self.server)
+
+    def rewind(self, leader_conn_url: str) -> bool:
+        with self._ops:
+            _rewind.rewind(self.server, leader_conn_url)
+            return _replica.follow(self.server, leader_conn_url)
+
+    def remove_data_directory(self) -> None:
+        with self._ops:
+            if self.server.is_running():
+                self.server.stop("immediate")
+            remove_data_directory(self.settings.data_dir)
+            self.server.state = STATE_STOPPED
+            self.server.role = ROLE_UNINITIALIZED
+            self.server.recovery = None
+
+    def sync_slots(self, names: Sequence[str]) -> None:
+        _slots.sync_slots(self.server, names)
+
+    def checkpoint(self) -> None:
+        self.server.checkpoint()
+
+    def timeline_history(self) -> List[List[Any]]:
+        return local_history(self.server.layout, self.settings.name)
+
+    def data_dir_exists(self) -> bool:
+        return os.path.isdir(self.settings.data_dir)

@@ -1,0 +1,154 @@
+"""What the local server looks like right now, as core.local.LocalState and
+runtime.status.ServerStatus.  Every probe here has a short timeout."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from ..core.local import (
+    DATA_PRESENT,
+    STATE_CRASHED,
+    STATE_RUNNING,
+    STATE_STARTING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+    LocalState,
+)
+from ..core.model import ROLE_MASTER, ROLE_REPLICA
+from ..runtime.status import ServerStatus
+from . import conffiles, sql
+from .files import data_dir_state
+from .rewind import replica_timeline
+from .server import LocalServer
+from .settings import ManagerError
+
+
+def following_from_conninfo(conninfo: str) -> Optional[str]:
+    """'host:port' a standby follows according to its primary_conninfo."""
+    if not conninfo:
+        return None
+    try:
+        values = conffiles.parse_conninfo(conninfo)
+    except ValueError:
+        return None
+    host = values.get("host") or values.get("hostaddr")
+    if not host:
+        return None
+    return f"{host}:{values.get('port') or '5432'}"
+
+
+def _note_not_running(server: LocalServer) -> None:
+    if server.state in (STATE_RUNNING, STATE_STARTING):
+        server.state = STATE_CRASHED
+    elif server.state == STATE_STOPPING:
+        server.state = STATE_STOPPED
+
+
+def _role_from_recovery(server: LocalServer, in_recovery: bool) -> str:
+    return ROLE_REPLICA if in_recovery else ROLE_MASTER
+
+
+def observe(server: LocalServer) -> LocalState:
+    s = server.settings
+    dstate, derr = data_dir_state(s.data_dir)
+    if dstate != DATA_PRESENT or derr is not None:
+        if not server.is_running():
+            _note_not_running(server)
+        return LocalState(data_dir=dstate, data_dir_error=derr, state=server.state, role=server.role)
+    control = server.controldata()
+    sysid = control.sysid if control else None
+    cstate = control.state if control else None
+    rewind_ok = bool(control and control.rewind_capable) and _rewind_binary_ok(server)
+    if not server.is_running():
+        _note_not_running(server)
+        position = control.local_position() if control else None
+        return LocalState(
+            data_dir=dstate,
+            state=server.state,
+            role=server.role,
+            running=False,
+            timeline=position[0] if position else None,
+            lsn=position[1] if position else None,
+            sysid=sysid,
+            controldata_state=cstate,
+            pending_restart=server.pending_restart,
+            rewind_possible=rewind_ok,
+        )
+    try:
+        status = sql.read_status(server.local_params())
+    except ManagerError:
+        if server.state == STATE_STOPPED:
+            server.state = STATE_STARTING  # a postmaster that does not answer yet
+        return LocalState(data_dir=dstate, state=server.state, role=server.role, running=False,
+                          sysid=sysid, controldata_state=cstate, rewind_possible=rewind_ok)
+    if server.state != STATE_STOPPING:
+        server.state = STATE_RUNNING
+    server.role = _role_from_recovery(server, status.in_recovery)
+    if status.in_recovery:
+        timeline = replica_timeline(server) or status.received_tli
+        server.timeline_cache = timeline
+        receive = status.received_location or 0
+        replay = status.replayed_location or 0
+        lsn: Optional[int] = max(receive, replay) or None
+    else:
+        timeline = status.timeline
+        lsn = status.wal_location
+    return LocalState(
+        data_dir=dstate,
+        state=server.state,
+        role=server.role,
+        running=True,
+        in_recovery=status.in_recovery,
+        timeline=timeline,
+        lsn=lsn,
+        sysid=status.sysid or sysid,
+        controldata_state=cstate,
+        following=following_from_conninfo(status.primary_conninfo) if status.in_recovery else None,
+        slot_name=(status.primary_slot_name or None) if status.in_recovery else None,
+        pending_restart=status.pending_restart or server.pending_restart,
+        rewind_possible=rewind_ok,
+        postmaster_start_time=status.postmaster_start_time,
+        slots=status.slots,
+    )
+
+
+def _rewind_binary_ok(server: LocalServer) -> bool:
+    return os.access(server.bin["rewind"], os.X_OK)
+
+
+def server_status(server: LocalServer) -> ServerStatus:
+    """The status document's database part: one SQL round trip when the postmaster runs."""
+    if not server.is_running():
+        _note_not_running(server)
+        return ServerStatus(state=server.state, role=server.role)
+    try:
+        status = sql.read_status(server.local_params())
+    except ManagerError:
+        return ServerStatus(state=server.state, role=server.role, query_ok=False)
+    if server.state in (STATE_STOPPED, STATE_STARTING, STATE_CRASHED):
+        server.state = STATE_RUNNING
+    if status.in_recovery:
+        timeline = server.timeline_cache
+        if timeline is None:
+            timeline = replica_timeline(server) or status.received_tli
+            server.timeline_cache = timeline
+    else:
+        timeline = status.timeline
+    received = status.received_location if status.received_location is not None else status.replayed_location
+    return ServerStatus(
+        state=server.state,
+        role=_role_from_recovery(server, status.in_recovery),
+        query_ok=True,
+        in_recovery=status.in_recovery,
+        postmaster_start_time=status.postmaster_start_time,
+        server_version=status.server_version,
+        wal_location=None if status.in_recovery else status.wal_location,
+        received_location=received if status.in_recovery else None,
+        replayed_location=status.replayed_location if status.in_recovery else None,
+        replayed_timestamp=status.replayed_timestamp if status.in_recovery else None,
+        replay_paused=status.replay_paused,
+        timeline=timeline,
+        replication=status.replication,
+        pending_restart=status.pending_restart or server.pending_restart,
+        sysid=status.sysid,
+    )

@@ -1,0 +1,256 @@
+"""The postmaster as an OS process: start, wait for ready, stop, reload, promote."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from typing import IO, Any, Dict, List, Optional, Sequence
+
+from .settings import ManagerError
+
+STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
+_POLL = 0.1
+
+
+def clean_env() -> Dict[str, str]:
+    """Our environment without PATRONI_* / KUBERNETES_* variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PATRONI_", "KUBERNETES_"))}
+
+
+def read_pidfile(path: str) -> Optional[int]:
+    try:
+        with open(path) as f:
+            first = f.readline().strip()
+    except OSError:
+        return None
+    try:
+        pid = int(first)
+    except ValueError:
+        return None
+    return pid if pid > 0 else None
+
+
+def is_alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def postmaster_pid(pidfile: str, data_dir: str) -> Optional[int]:
+    """PID of the postmaster running on data_dir according to its pid file, if alive.
+
+    The postmaster's working directory is its data directory, which protects
+    against a stale pid file whose pid was reused by another process.
+    """
+    pid = read_pidfile(pidfile)
+    if pid is None or not is_alive(pid):
+        return None
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return pid
+    return pid if os.path.realpath(cwd) == os.path.realpath(data_dir) else None
+
+
+class Postmaster:
+    """Spawns and signals one postmaster; the handle is kept only to reap it."""
+
+    def __init__(self, server: str, data_dir: str, pidfile: str) -> None:
+        self.server = server
+        self.data_dir = data_dir
+        self.pidfile = pidfile
+        self._child: Optional[subprocess.Popen[bytes]] = None
+
+    def pid(self) -> Optional[int]:
+        self._reap()
+        return postmaster_pid(self.pidfile, self.data_dir)
+
+    def _reap(self) -> None:
+        if self._child is not None and self._child.poll() is not None:
+            self._child = None
+
+    def spawn(self, config_file: str, options: Sequence[str], log_file: Optional[str]) -> int:
+        """Start the server in its own session, so it outlives a killed daemon."""
+        # Backends of a postmaster killed with SIGKILL exit on their own shortly;
+        # starting while they hold shared memory would fail.
+        deadline = time.monotonic() + 10
+        while processes_in(self.data_dir) and time.monotonic() < deadline:
+            time.sleep(_POLL)
+        cmd = [self.server, "-D", self.data_dir, f"--config-file={config_file}", *options]
+        out: Any = subprocess.DEVNULL
+        handle: Optional[IO[bytes]] = None
+        if log_file:
+            handle = open(log_file, "ab")
+            out = handle
+        try:
+            self._child = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=clean_env(),
+                cwd=self.data_dir,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise ManagerError(f"cannot start {self.server}: {exc}") from exc
+        finally:
+            if handle is not None:
+                handle.close()
+        return self._child.pid
+
+    def child_exited(self) -> bool:
+        """The process we spawned has exited (False when we did not spawn one)."""
+        return self._child is not None and self._child.poll() is not None
+
+    def wait_ready(self, isready: List[str], timeout: float) -> Optional[bool]:
+        """True ready, False died, None still starting after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._child is not None and self._child.poll() is not None:
+                self._child = None
+                return False
+            try:
+                rc = subprocess.run(
+                    isready, capture_output=True, timeout=5, env=clean_env(), check=False
+                ).returncode
+            except (OSError, subprocess.TimeoutExpired):
+                rc = 2
+            if rc == 0:
+                return True
+            if self._child is None and self.pid() is None and rc == 2:
+                return False
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.2)
+
+    def signal(self, sig: int) -> bool:
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._reap()
+            if not is_alive(pid):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL)
+
+    def stop(self, mode: str, timeout: float) -> bool:
+        """Signal per mode, wait; escalate to immediate and then SIGKILL of the
+        postmaster and its children. True when it was running and is now gone."""
+        if mode not in STOP_SIGNALS:
+            raise ManagerError(f"unknown stop mode {mode!r}")
+        pid = self.pid()
+        if pid is None:
+            return False
+        children = child_pids(pid)
+        os.kill(pid, STOP_SIGNALS[mode])
+        if self._wait_gone(pid, timeout):
+            return True
+        if mode != "immediate":
+            try:
+                os.kill(pid, signal.SIGQUIT)
+            except ProcessLookupError:
+                return True
+            if self._wait_gone(pid, 5):
+                return True
+        children = sorted(set(children) | set(child_pids(pid)))
+        for victim in [pid, *children]:
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._wait_gone(pid, 5)
+        return True
+
+    def run_single_user(self, config_file: str, timeout: float) -> None:
+        """Single-user crash recovery (cluster not shut down cleanly)."""
+        cmd = [self.server, "--single", "-D", self.data_dir, f"--config-file={config_file}",
+               "-c", "archive_mode=off", "template1"]
+        try:
+            proc = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, env=clean_env(), check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ManagerError(f"single-user crash recovery failed: {exc}") from exc
+        if proc.returncode != 0:
+            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+            raise ManagerError(f"single-user crash recovery failed: {' '.join(tail)}")
+
+
+def processes_in(directory: str) -> List[int]:
+    """PIDs whose working directory is `directory` (server processes left over
+    after the postmaster was killed keep the data directory as cwd)."""
+    target = os.path.realpath(directory)
+    result: List[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return result
+    for entry in entries:
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                if os.path.realpath(os.readlink(f"/proc/{entry}/cwd")) == target and is_alive(int(entry)):
+                    result.append(int(entry))
+            except OSError:
+                continue
+    return result
+
+
+def child_pids(pid: int) -> List[int]:
+    """Direct children of `pid` (from /proc)."""
+    result: List[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return result
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            if int(fields[1]) == pid:
+                result.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return result
+
+
+def run_tool(cmd: Sequence[str], timeout: float, env: Optional[Dict[str, str]] = None) -> str:
+    """Run a helper binary; raise ManagerError with its last stderr line on failure."""
+    try:
+        proc = subprocess.run(
+            list(cmd), capture_output=True, timeout=timeout, env=env or clean_env(), check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ManagerError(f"{os.path.basename(cmd[0])} timed out after {timeout:.0f}s") from exc
+    except OSError as exc:
+        raise ManagerError(f"cannot run {cmd[0]}: {exc}") from exc
+    if proc.returncode != 0:
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        reason = lines[-1] if lines else f"exit code {proc.returncode}"
+        raise ManagerError(f"{os.path.basename(cmd[0])} failed: {reason}")
+    return proc.stdout.decode(errors="replace")

@@ -1,0 +1,200 @@
+"""The local server: config files, start/stop/reload/promote, connection parameters.
+
+Bootstrap, clone, rewind and observe build on this class; it also keeps the
+2.6 state string and the internal role, which the methods update.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from ..core.local import (
+    STATE_RUNNING,
+    STATE_START_FAILED,
+    STATE_STARTING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+)
+from ..core.model import ROLE_UNINITIALIZED
+from . import conffiles
+from .connection import connect, local_params, query
+from .controldata import ControlData, read_controldata
+from .files import major_version, write_file, write_pgpass
+from .process import STOP_SIGNALS, Postmaster, run_tool
+from .settings import ManagerError, PgSettings
+
+DEFAULT_MAJOR = 15
+# Replica start safety (7.2): these must not be below the primary's values.
+_CONTROLDATA_MINIMUMS = {
+    "max_connections": "max_connections setting",
+    "max_prepared_transactions": "max_prepared_xacts setting",
+    "max_locks_per_transaction": "max_locks_per_xact setting",
+    "max_worker_processes": "max_worker_processes setting",
+    "max_wal_senders": "max_wal_senders setting",
+}
+
+
+class LocalServer:
+    def __init__(self, settings: PgSettings) -> None:
+        self.settings = settings
+        self.layout = settings.layout
+        self.bin = settings.binaries
+        self.postmaster = Postmaster(self.bin["server"], settings.data_dir, self.layout.postmaster_pid)
+        self.state = STATE_STOPPED
+        self.role = ROLE_UNINITIALIZED
+        # Recovery section of the main config while following (None: no section).
+        self.recovery: Optional[Dict[str, str]] = None
+        self.pending_restart = False
+        self.timeline_cache: Optional[int] = None
+
+    # ---- facts ---------------------------------------------------------------
+
+    @property
+    def major(self) -> int:
+        return major_version(self.layout) or DEFAULT_MAJOR
+
+    def is_running(self) -> bool:
+        return self.postmaster.pid() is not None
+
+    def controldata(self) -> Optional[ControlData]:
+        return read_controldata(self.bin["controldata"], self.settings.data_dir)
+
+    def local_params(self, statement_timeout_ms: Optional[int] = 2000) -> Dict[str, Any]:
+        return local_params(self.settings, statement_timeout_ms)
+
+    def query(self, sql: str, args: Any = None, statement_timeout_ms: Optional[int] = 2000) -> List[Any]:
+        return query(self.local_params(statement_timeout_ms), sql, args)
+
+    def effective_parameters(self) -> Dict[str, str]:
+        s = self.settings
+        return conffiles.effective_parameters(s.parameters, s.scope, s.listen_addresses, s.port, self.major)
+
+    # ---- config files --------------------------------------------------------
+
+    def write_config(self) -> Dict[str, str]:
+        """Write the main config (and standby.signal when following); returns the
+        effective parameters (after the replica safety bumps)."""
+        params = self.effective_parameters()
+        if self.recovery is not None or os.path.exists(self.layout.standby_signal):
+            self._apply_controldata_minimums(params)
+        text = conffiles.render_main_conf(
+            self.layout.base_conf_name,
+            params,
+            self.layout.hba_file,
+            self.layout.ident_file,
+            self.recovery,
+        )
+        write_file(self.layout.main_conf, text, 0o600)
+        if self.recovery is not None:
+            write_file(self.layout.standby_signal, "", 0o600)
+        return params
+
+    def _apply_controldata_minimums(self, params: Dict[str, str]) -> None:
+        data = self.controldata()
+        if data is None:
+            return
+        for guc, label in _CONTROLDATA_MINIMUMS.items():
+            value = data.get(label)
+            if value is None or not value.isdigit():
+                continue
+            if int(value) > int(params.get(guc, "0")):
+                params[guc] = value
+                self.pending_restart = True
+
+    def set_following(self, host_port: Optional[Tuple[str, int]]) -> None:
+        """Set the recovery section for following host:port (None = nobody)."""
+        s = self.settings
+        conninfo = None
+        if host_port is not None:
+            conninfo = conffiles.primary_conninfo(
+                host_port[0], host_port[1], s.replication, s.name, s.pgpass, self.major
+            )
+            self.write_replication_pgpass(host_port)
+        slot = conffiles.slot_name_from_member(s.name) if s.use_slots else None
+        self.recovery = conffiles.recovery_parameters(conninfo, slot, s.recovery_conf)
+
+    def write_replication_pgpass(self, host_port: Tuple[str, int]) -> None:
+        s = self.settings
+        write_pgpass(s.pgpass, [(host_port[0], host_port[1], s.replication.username, s.replication.password)])
+
+    def remove_recovery_files(self) -> None:
+        for path in (self.layout.standby_signal, self.layout.recovery_signal):
+            if os.path.exists(path):
+                os.unlink(path)
+
+    # ---- process ---------------------------------------------------------------
+
+    def isready_cmd(self) -> List[str]:
+        s = self.settings
+        return [self.bin["isready"], "-h", s.local_host, "-p", str(s.port), "-d", s.database,
+                "-U", s.superuser.username, "-t", "2"]
+
+    def start(self, timeout: Optional[float] = None) -> bool:
+        """Write the config and start; True once it accepts connections."""
+        if self.is_running():
+            self.state = STATE_RUNNING
+            return True
+        params = self.write_config()
+        options = conffiles.cmdline_options(params)
+        self.state = STATE_STARTING
+        self.pending_restart = False
+        self.timeline_cache = None
+        self.postmaster.spawn(self.layout.main_conf, options, self.settings.server_log)
+        ready = self.postmaster.wait_ready(self.isready_cmd(), self.settings.pg_ctl_timeout if timeout is None
+                                           else timeout)
+        if ready:
+            self.state = STATE_RUNNING
+            return True
+        if ready is None and self.is_running():
+            return False  # still starting; observe() will see it become ready
+        self.state = STATE_START_FAILED
+        return False
+
+    def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
+        if mode not in STOP_SIGNALS:
+            raise ManagerError(f"unknown stop mode {mode!r}")
+        if not self.is_running():
+            self.state = STATE_STOPPED
+            return True
+        self.state = STATE_STOPPING
+        self.postmaster.stop(mode, self.settings.pg_ctl_timeout if timeout is None else timeout)
+        gone = not self.is_running()
+        self.state = STATE_STOPPED if gone else "stop failed"
+        self.timeline_cache = None
+        return gone
+
+    def reload(self) -> bool:
+        if not self.is_running():
+            return False
+        self.write_config()
+        return self.postmaster.signal(signal.SIGHUP)
+
+    def promote(self) -> None:
+        run_tool([self.bin["ctl"], "promote", "-W", "-D", self.settings.data_dir], timeout=30)
+
+    def in_recovery(self, dbname: Optional[str] = None) -> Optional[bool]:
+        params = self.local_params()
+        if dbname:
+            params["dbname"] = dbname
+        try:
+            rows = query(params, "SELECT pg_is_in_recovery()")
+        except ManagerError:
+            return None
+        return bool(rows[0][0]) if rows else None
+
+    def wait_recovery_state(self, in_recovery: bool, timeout: float, dbname: Optional[str] = None) -> bool:
+        """Poll until pg_is_in_recovery() equals `in_recovery`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.in_recovery(dbname) is in_recovery:
+                return True
+            if time.monotonic() >= deadline or not self.is_running():
+                return False
+            time.sleep(0.2)
+
+    def checkpoint(self, params: Optional[Mapping[str, Any]] = None) -> None:
+        with connect(dict(params or self.local_params(statement_timeout_ms=None))) as conn:
+            with conn.cursor() as cur:
+                cur.execute("CHECKPOINT")

@@ -1,0 +1,160 @@
+"""Typed view of the parts of the effective configuration the manager uses."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from .names import DEFAULT_CONFIG_BASE_NAME, DEFAULT_HBA_FILE, DEFAULT_IDENT_FILE, Layout, resolve_binaries
+
+_LOCAL_HOSTS = ("*", "0.0.0.0", "::", "127.0.0.1", "localhost")
+
+
+class ManagerError(Exception):
+    """A manager operation failed; the message is a one-line reason."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: Optional[str] = None
+    extra: Mapping[str, str] = field(default_factory=dict)  # sslmode, sslcert, ...
+
+
+def _as_bool(value: Any, default: bool = False) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in ("on", "true", "yes", "1", "y")
+    return bool(value)
+
+
+def split_listen(listen: str) -> Tuple[str, int]:
+    """'addr[,addr...]:port' -> ('addr,addr', port)."""
+    listen = str(listen).strip()
+    if ":" not in listen:
+        raise ManagerError(f"postgresql.listen {listen!r} has no port")
+    addresses, _, port = listen.rpartition(":")
+    try:
+        return addresses, int(port)
+    except ValueError as exc:
+        raise ManagerError(f"postgresql.listen {listen!r}: bad port") from exc
+
+
+def _credentials(section: Mapping[str, Any], default_user: str) -> Credentials:
+    section = dict(section or {})
+    username = str(section.pop("username", None) or default_user)
+    password = section.pop("password", None)
+    extra = {str(k): str(v) for k, v in section.items() if v is not None}
+    return Credentials(username, None if password is None else str(password), extra)
+
+
+@dataclass(frozen=True)
+class PgSettings:
+    name: str
+    scope: str
+    data_dir: str
+    config_dir: str
+    listen_addresses: str
+    port: int
+    connect_address: str
+    database: str
+    superuser: Credentials
+    replication: Credentials
+    rewind: Credentials
+    parameters: Mapping[str, Any]
+    layout: Layout
+    binaries: Mapping[str, str]
+    pgpass: str
+    use_pg_rewind: bool
+    use_slots: bool
+    remove_data_directory_on_rewind_failure: bool
+    remove_data_directory_on_diverged_timelines: bool
+    basebackup: Any
+    recovery_conf: Mapping[str, Any]
+    pg_ctl_timeout: float
+    initdb: Any
+    bootstrap_hba: List[str]
+    bootstrap_users: Mapping[str, Any]
+    server_log: Optional[str]
+
+    @property
+    def local_host(self) -> str:
+        """Address for connections to the local server."""
+        first = self.listen_addresses.split(",")[0].strip()
+        if not first or first in ("*", "0.0.0.0"):
+            return "127.0.0.1"
+        if first == "::":
+            return "::1"
+        return first
+
+    @property
+    def connect_host_port(self) -> Tuple[str, int]:
+        host, _, port = self.connect_address.rpartition(":")
+        return host, int(port)
+
+    @property
+    def conn_url(self) -> str:
+        return f"postgres://{self.connect_address}/{self.database}"
+
+
+def load_settings(config: Mapping[str, Any]) -> PgSettings:
+    pg: Mapping[str, Any] = config.get("postgresql") or {}
+    bootstrap: Mapping[str, Any] = config.get("bootstrap") or {}
+    if not pg.get("data_dir"):
+        raise ManagerError("postgresql.data_dir is not set")
+    if not pg.get("listen"):
+        raise ManagerError("postgresql.listen is not set")
+    data_dir = os.path.abspath(str(pg["data_dir"]))
+    config_dir = os.path.abspath(str(pg.get("config_dir") or data_dir))
+    addresses, port = split_listen(str(pg["listen"]))
+    connect_address = pg.get("connect_address")
+    if not connect_address:
+        first = addresses.split(",")[0].strip()
+        host = "localhost" if any(a.strip() in _LOCAL_HOSTS for a in addresses.split(",")) else first
+        connect_address = f"{host}:{port}"
+    parameters: Dict[str, Any] = dict(pg.get("parameters") or {})
+    hba = str(pg.get("hba_file") or parameters.pop("hba_file", None) or DEFAULT_HBA_FILE)
+    ident = str(pg.get("ident_file") or parameters.pop("ident_file", None) or DEFAULT_IDENT_FILE)
+    parameters.pop("hba_file", None)
+    parameters.pop("ident_file", None)
+    layout = Layout(
+        data_dir=data_dir,
+        config_dir=config_dir,
+        config_base_name=str(pg.get("config_base_name") or DEFAULT_CONFIG_BASE_NAME),
+        hba_name=hba,
+        ident_name=ident,
+    )
+    auth: Mapping[str, Any] = pg.get("authentication") or {}
+    superuser = _credentials(auth.get("superuser") or {}, "postgres")
+    replication = _credentials(auth.get("replication") or {}, "replicator")
+    rewind = _credentials(auth.get("rewind") or {}, superuser.username) if auth.get("rewind") else superuser
+    hba_lines = bootstrap.get("qhb_hba") or bootstrap.get("pg_hba") or []
+    return PgSettings(
+        name=str(config.get("name") or ""),
+        scope=str(config.get("scope") or ""),
+        data_dir=data_dir,
+        config_dir=config_dir,
+        listen_addresses=addresses,
+        port=port,
+        connect_address=str(connect_address),
+        database=str(pg.get("database") or "postgres"),
+        superuser=superuser,
+        replication=replication,
+        rewind=rewind,
+        parameters=parameters,
+        layout=layout,
+        binaries=resolve_binaries(str(pg.get("bin_dir") or ""), pg.get("bin_name")),
+        pgpass=os.path.expanduser(str(pg.get("pgpass") or "~/pgpass")),
+        use_pg_rewind=_as_bool(pg.get("use_pg_rewind")),
+        use_slots=_as_bool(pg.get("use_slots"), True),
+        remove_data_directory_on_rewind_failure=_as_bool(pg.get("remove_data_directory_on_rewind_failure")),
+        remove_data_directory_on_diverged_timelines=_as_bool(pg.get("remove_data_directory_on_diverged_timelines")),
+        basebackup=pg.get("basebackup"),
+        recovery_conf=dict(pg.get("recovery_conf") or {}),
+        pg_ctl_timeout=float(pg.get("pg_ctl_timeout") or 60),
+        initdb=bootstrap.get("initdb"),
+        bootstrap_hba=[str(line) for line in hba_lines],
+        bootstrap_users=dict(bootstrap.get("users") or {}),
+        server_log=str(pg["server_log"]) if pg.get("server_log") else None,
+    )

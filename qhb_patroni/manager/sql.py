@@ -1,0 +1,203 @@
+"""SQL statements the manager runs and the helpers that run them."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from psycopg2 import sql as pgsql
+
+from .conffiles import parse_history
+from .connection import connect, query
+from .settings import ManagerError
+
+# One round trip with everything observe() and the status document need (PG 10+).
+STATUS_QUERY = """
+SELECT pg_postmaster_start_time(),
+       current_setting('server_version_num')::int,
+       pg_is_in_recovery(),
+       CASE WHEN pg_is_in_recovery() THEN NULL
+            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint END,
+       pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::bigint,
+       pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint,
+       pg_last_xact_replay_timestamp(),
+       CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END,
+       CASE WHEN pg_is_in_recovery() THEN NULL
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+       (SELECT json_agg(r) FROM (SELECT usename, application_name, client_addr, state, sync_state,
+                                        sync_priority
+                                   FROM pg_stat_replication ORDER BY application_name) r),
+       (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings),
+       (SELECT system_identifier::text FROM pg_control_system()),
+       (SELECT coalesce(array_agg(slot_name::text ORDER BY slot_name), '{}')
+          FROM pg_replication_slots WHERE slot_type = 'physical'),
+       current_setting('primary_conninfo', true),
+       current_setting('primary_slot_name', true),
+       (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1)
+"""
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    postmaster_start_time: Optional[str]
+    server_version: int
+    in_recovery: bool
+    wal_location: Optional[int]
+    received_location: Optional[int]
+    replayed_location: Optional[int]
+    replayed_timestamp: Optional[str]
+    replay_paused: bool
+    timeline: Optional[int]
+    replication: List[Dict[str, Any]] = field(default_factory=list)
+    pending_restart: bool = False
+    sysid: Optional[str] = None
+    slots: Tuple[str, ...] = ()
+    primary_conninfo: str = ""
+    primary_slot_name: str = ""
+    received_tli: Optional[int] = None
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    return None if value is None else int(value)
+
+
+def read_status(params: Mapping[str, Any]) -> StatusRow:
+    rows = query(params, STATUS_QUERY)
+    if not rows:
+        raise ManagerError("status query returned no row")
+    r = rows[0]
+    replication = r[9]
+    if isinstance(replication, str):
+        replication = json.loads(replication)
+    return StatusRow(
+        postmaster_start_time=None if r[0] is None else str(r[0]),
+        server_version=int(r[1]),
+        in_recovery=bool(r[2]),
+        wal_location=_int_or_none(r[3]),
+        received_location=_int_or_none(r[4]),
+        replayed_location=_int_or_none(r[5]),
+        replayed_timestamp=None if r[6] is None else str(r[6]),
+        replay_paused=bool(r[7]),
+        timeline=_int_or_none(r[8]),
+        replication=list(replication or []),
+        pending_restart=bool(r[10]),
+        sysid=r[11],
+        slots=tuple(r[12] or ()),
+        primary_conninfo=r[13] or "",
+        primary_slot_name=r[14] or "",
+        received_tli=_int_or_none(r[15]),
+    )
+
+
+def identify_system(params: Mapping[str, Any]) -> Tuple[str, int, int]:
+    """IDENTIFY_SYSTEM over a replication connection -> (sysid, timeline, xlogpos)."""
+    from .conffiles import parse_lsn
+
+    rows = query(params, "IDENTIFY_SYSTEM", replication=True)
+    if not rows:
+        raise ManagerError("IDENTIFY_SYSTEM returned no row")
+    sysid, timeline, xlogpos = rows[0][0], rows[0][1], rows[0][2]
+    return str(sysid), int(timeline), parse_lsn(str(xlogpos))
+
+
+def timeline_history(params: Mapping[str, Any], timeline: int) -> List[Tuple[int, int, str]]:
+    """TIMELINE_HISTORY <tl> over a replication connection, parsed."""
+    if timeline <= 1:
+        return []
+    rows = query(params, f"TIMELINE_HISTORY {int(timeline)}", replication=True)
+    if not rows:
+        return []
+    content = rows[0][1]
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        content = bytes(content).decode("utf-8")
+    return parse_history(str(content))
+
+
+QUIET_SESSION = (
+    "SET log_statement TO 'none'",
+    "SET log_min_duration_statement TO -1",
+    "SET log_min_error_statement TO 'log'",
+    "SET synchronous_commit TO 'local'",
+)
+
+
+def _role_options(options: Sequence[str]) -> List[str]:
+    result = [str(o).strip().upper() for o in options]
+    if "LOGIN" not in result and "NOLOGIN" not in result:
+        result.append("LOGIN")
+    return result
+
+
+def create_or_alter_role(
+    params: Mapping[str, Any], name: str, password: Optional[str], options: Sequence[str]
+) -> None:
+    """CREATE ROLE or ALTER ROLE with options and password, statement logging off."""
+    opts = _role_options(options)
+    for opt in opts:
+        if not opt.replace(" ", "").isalnum():
+            raise ManagerError(f"bad role option {opt!r}")
+    with connect(params) as conn:
+        with conn.cursor() as cur:
+            for stmt in QUIET_SESSION:
+                cur.execute(stmt)
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            text = pgsql.SQL("{} ROLE {} WITH {}").format(
+                pgsql.SQL(verb), pgsql.Identifier(name), pgsql.SQL(" ".join(opts))
+            )
+            if password is not None:
+                text = pgsql.SQL("{} PASSWORD {}").format(text, pgsql.Literal(password))
+            cur.execute(text)
+
+
+REWIND_GRANTS = (
+    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+    "pg_catalog.pg_stat_file(text, boolean)",
+    "pg_catalog.pg_read_binary_file(text)",
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+)
+
+
+def grant_rewind(params: Mapping[str, Any], name: str) -> None:
+    with connect(params) as conn:
+        with conn.cursor() as cur:
+            for function in REWIND_GRANTS:
+                cur.execute(
+                    pgsql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
+                        pgsql.SQL(function), pgsql.Identifier(name)
+                    )
+                )
+
+
+def ensure_database(params: Mapping[str, Any], name: str) -> bool:
+    """CREATE DATABASE when missing; True when it was created."""
+    with connect(params) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone():
+                return False
+            cur.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name)))
+            return True
+
+
+def physical_slots(params: Mapping[str, Any]) -> List[str]:
+    rows = query(params, "SELECT slot_name::text FROM pg_replication_slots WHERE slot_type = 'physical'")
+    return sorted(str(r[0]) for r in rows)
+
+
+def create_physical_slot(params: Mapping[str, Any], name: str) -> None:
+    query(
+        params,
+        "SELECT pg_create_physical_replication_slot(%s, true) "
+        "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+        (name, name),
+    )
+
+
+def drop_slot(params: Mapping[str, Any], name: str) -> None:
+    query(
+        params,
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+        "WHERE slot_name = %s AND NOT active",
+        (name,),
+    )
