@@ -105,10 +105,13 @@ CASES: List[Any] = [
      "postgresql.parameters.work_mem: expected a scalar value, got a mapping"),
     ("empty unix_socket_directories", _set("postgresql.parameters", {"unix_socket_directories": ""}),
      "postgresql.parameters.unix_socket_directories: must not be empty"),
-    ("etcd hosts item", _set("etcd.hosts", ["127.0.0.1:2379", "h:x"]), "etcd.hosts[1]: expected 'host:port', got 'h:x'"),
-    ("etcd without address", _set("etcd", {"protocol": "http"}), "etcd: one of host, hosts, url, proxy, srv is required"),
+    ("etcd hosts item", _set("etcd.hosts", ["127.0.0.1:2379", "h:x"]),
+     "etcd.hosts[1]: expected 'host:port', got 'h:x'"),
+    ("etcd without address", _set("etcd", {"protocol": "http"}),
+     "etcd: one of host, hosts, url, proxy, srv is required"),
     ("etcd bad protocol", _set("etcd.protocol", "ftp"), "etcd.protocol: expected one of http, https, got 'ftp'"),
-    ("etcd url", _set("etcd.url", "127.0.0.1:2379"), "etcd.url: expected an http:// or https:// URL, got '127.0.0.1:2379'"),
+    ("etcd url", _set("etcd.url", "127.0.0.1:2379"),
+     "etcd.url: expected an http:// or https:// URL, got '127.0.0.1:2379'"),
 ]
 
 
