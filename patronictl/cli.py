@@ -18,6 +18,7 @@ from . import render
 from .client import CONFIG_FILE_PATH, CtlError, PatroniRequest, get_dcs, load_ctl_config
 
 logger = logging.getLogger("patronictl")
+QUIET_LOGGERS = ("etcd", "urllib3", "consul", "qhb_patroni.dcs")
 
 
 class Context:
@@ -82,6 +83,13 @@ def main(ctx: click.Context, config_file: str, dcs_url: Optional[str], insecure:
     for name in ("LOGLEVEL", "PATRONI_LOGLEVEL", "PATRONI_LOG_LEVEL"):
         level = os.environ.get(name, level)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(message)s", level=level.upper())
+    if level.upper() == "WARNING":
+        # DCS client libraries log every failed retry; a DCS error is reported once, as `Error: ...`.
+        # (Levels are restored on exit, which matters when main() runs inside another process.)
+        for noisy in QUIET_LOGGERS:
+            lg = logging.getLogger(noisy)
+            ctx.call_on_close(lambda lg=lg, old=lg.level: lg.setLevel(old))
+            lg.setLevel(logging.CRITICAL)
     config = load_ctl_config(config_file, dcs_url)
     ctl_section = config.setdefault("ctl", {}) if isinstance(config.get("ctl", {}), dict) else {}
     insecure = bool(ctl_section.get("insecure")) or insecure

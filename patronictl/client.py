@@ -78,11 +78,15 @@ def load_ctl_config(
     return config
 
 
+CTL_RETRY_TIMEOUT = 3.0  # unless the config says otherwise: an interactive tool should fail fast
+
+
 def get_dcs(config: Mapping[str, Any], scope: str) -> ClusterDCS:
     """A passive handle on cluster `scope` (patronictl writes no member key)."""
     cfg = dict(config)
     cfg["scope"] = scope
     cfg.setdefault("name", scope)
+    cfg.setdefault("retry_timeout", CTL_RETRY_TIMEOUT)
     try:
         return from_config(cfg, str(cfg["name"]))
     except ValueError as e:
