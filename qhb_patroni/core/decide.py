@@ -22,7 +22,7 @@ from typing import List, Optional, Tuple
 from . import actions as A
 from . import roles
 from .context import Ctx, arm_rewind_check
-from .local import DATA_EMPTY, DATA_INACCESSIBLE
+from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT
 from .model import Member
 from .observation import Decision, Memory, Observation, Settings
 from .running import running_phases
@@ -120,13 +120,14 @@ def _task_finished(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory
         memory = replace(memory, bootstrapping=False)
         acts: List[A.Action] = [A.CancelInitialize(), A.Fatal("Failed to bootstrap cluster")]
         return ctx.out(roles.BOOTSTRAP_FAILED, acts, memory, error=task.error), memory, False
-    if task.kind == "Clone" and not task.ok:
+    if task.kind == "Clone" and not task.ok and ctx.local.data_dir != DATA_PRESENT:
         return ctx.out(roles.CLONE_FAILED, [], memory, action=task.name, error=task.error), memory, False
     if task.kind == "Rewind":
         if task.ok:
             return None, replace(memory, rewind_state="idle"), False
         s = ctx.settings
-        if s.remove_data_directory_on_rewind_failure or s.remove_data_directory_on_diverged_timelines:
+        removable = s.remove_data_directory_on_rewind_failure or s.remove_data_directory_on_diverged_timelines
+        if removable and not ctx.local.is_primary:
             memory = replace(memory, rewind_state="idle")
             return ctx.out(roles.REWIND_FAILED_REMOVE, [A.RemoveDataDir()], memory), memory, False
         return None, replace(memory, rewind_state="failed"), False
