@@ -72,3 +72,13 @@ def test_env_variable_lands_on_its_key(key: Key) -> None:
     assert _get(config, key.parts) == expected
     assert origins[key.parts] == key.env
     assert check(key.kind, expected, key.choices) == []
+
+
+def test_markdown_reference_has_one_row_per_key() -> None:
+    from qhb_patroni.config.reference import markdown_reference
+
+    text = markdown_reference()
+    rows = text.splitlines()[2:]
+    assert len(rows) == len(LOCAL_KEYS)
+    assert "| `restapi.listen` | 'host:port' | yes |  | local | `PATRONI_RESTAPI_LISTEN` |  |" in rows
+    assert all(row.count(" | ") == 6 for row in rows)
