@@ -30,6 +30,7 @@ def _etcd(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: floa
         cacert=section.get("cacert"),
         cert=section.get("cert"),
         key=section.get("key"),
+        use_proxies=bool(section.get("use_proxies")) or bool(section.get("proxy")),
     )
 
 

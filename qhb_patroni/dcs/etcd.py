@@ -7,8 +7,10 @@ through `Client.api_execute` with an explicit timeout, and responses are parsed
 here into `Snapshot`/versions (etcd's modifiedIndex).  Every failure becomes
 `DCSError("etcd <endpoint>: <reason>")`.
 
-Not done (yet): etcd member discovery through /v2/members (the configured hosts
-are used as given, like `use_proxies: true`), DNS SRV discovery.
+Unless `use_proxies` (or `proxy`) is set, the etcd cluster's client URLs are
+discovered through `GET /v2/members` and tried before the configured hosts;
+the list is refreshed every 10*ttl seconds and after a total failure.
+Not done (yet): DNS SRV discovery.
 """
 from __future__ import annotations
 
@@ -135,11 +137,15 @@ class EtcdStore:
         cacert: Optional[str] = None,
         cert: Optional[str] = None,
         key: Optional[str] = None,
+        use_proxies: bool = False,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not urls:
             raise ValueError("etcd: no endpoints")
+        self.configured_urls = list(urls)
         self.urls = list(urls)
+        self.use_proxies = use_proxies
+        self._discovered_at: Optional[float] = None
         self.base = "/" + base.strip("/")
         self._ttl = ttl
         self._retry_timeout = float(retry_timeout)
@@ -187,6 +193,36 @@ class EtcdStore:
                 self._clients[url] = client
             return client
 
+    def _discover(self) -> None:
+        """Refresh the endpoint list from /v2/members (best effort, bounded)."""
+        if self.use_proxies:
+            return
+        now = time.monotonic()
+        if self._discovered_at is not None and now - self._discovered_at < 10 * self._ttl:
+            return
+        self._discovered_at = now
+        found: List[str] = []
+        for url in [self.endpoint] + [u for u in self.configured_urls if u != self.endpoint]:
+            try:
+                client = self._client(url)
+                t = max(0.2, min(1.0, self._retry_timeout / 4))
+                response = client.api_execute(str(client.version_prefix) + "/members", client._MGET,
+                                              timeout=urllib3.Timeout(connect=t, read=t))
+                for member in self._json(response).get("members") or ():
+                    for client_url in member.get("clientURLs") or ():
+                        if isinstance(client_url, str) and client_url not in found:
+                            found.append(client_url.rstrip("/"))
+                break
+            except Exception:  # discovery is an optimisation: keep what we have
+                continue
+        if not found:
+            return
+        current = self.endpoint
+        merged = found + [u for u in self.configured_urls if u not in found]
+        with self._lock:
+            self.urls = merged
+            self._current = merged.index(current) if current in merged else 0
+
     def _path(self, client: etcd.Client, key: str = "") -> str:
         return str(client.key_endpoint) + self.base + ("/" + key if key else "")
 
@@ -195,6 +231,7 @@ class EtcdStore:
         retry_timeout is spent.  `request` interprets the expected etcd answers (key
         not found, compare failed...) itself; any other etcd error is a DCSError."""
         deadline = time.monotonic() + self._retry_timeout
+        self._discover()
         per_request = max(1.0, self._retry_timeout / max(1, len(self.urls)))
         pause = 0.1
         url = self.endpoint
@@ -221,6 +258,7 @@ class EtcdStore:
                     self._current = (self._current + 1) % len(self.urls)
             remaining = deadline - time.monotonic()
             if remaining <= 0.05:
+                self._discovered_at = None  # rediscover once something answers again
                 raise DCSError(f"etcd {url}: {reason}")
             self._sleep(min(pause, remaining))
             pause = min(pause * 2, 1.0)

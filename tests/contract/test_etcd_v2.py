@@ -83,3 +83,14 @@ def test_watch_with_an_index_outside_etcd_history_reports_a_change(etcd_server: 
         dcs.store.put("noise", str(i))
     assert dcs.store.watch(keys.LEADER, None, 1, 30.0) is True  # 401 "index cleared" -> report a change
     dcs.delete_cluster()
+
+
+def test_cluster_members_are_discovered_unless_proxies(etcd_server: EtcdProcess, etcd_scope: str) -> None:
+    configured = f"localhost:{etcd_server.client_port}"  # etcd advertises 127.0.0.1
+    dcs = from_config({"scope": etcd_scope, "etcd": {"host": configured}}, "n0")
+    dcs.get_cluster()
+    assert isinstance(dcs.store, EtcdStore)
+    assert dcs.store.urls == [etcd_server.url, f"http://{configured}"]
+    proxied = from_config({"scope": etcd_scope, "etcd": {"host": configured, "use_proxies": True}}, "n0")
+    proxied.get_cluster()
+    assert isinstance(proxied.store, EtcdStore) and proxied.store.urls == [f"http://{configured}"]
