@@ -9,6 +9,7 @@ from typing import List, Mapping, Optional, TextIO
 from . import PATRONI_COMPAT_VERSION, __version__
 from .config.errors import ConfigError
 from .config.loader import read_config
+from .config.system import system_problems
 
 
 def version_line() -> str:
@@ -31,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def validate_command(path: Optional[str], environ: Optional[Mapping[str, str]] = None,
                      err: Optional[TextIO] = None) -> int:
-    """--validate-config: one line per problem on `err`; 1 on problems, else 0."""
+    """--validate-config: one line per problem on `err`; 1 on problems, else 0.
+    Besides the schema, checks data_dir, bin_dir, config_dir and pgpass on this
+    machine (not reachability nor ports in use)."""
     out = err if err is not None else sys.stderr
     try:
         loaded = read_config(path, environ)
@@ -40,6 +43,8 @@ def validate_command(path: Optional[str], environ: Optional[Mapping[str, str]] =
             print(line, file=out)
         return 1
     problems = loaded.problems()
+    if not problems:  # machine checks only make sense for a well-formed configuration
+        problems = system_problems(loaded.config, loaded.origin)
     for problem in problems:
         print(problem.line(), file=out)
     return 1 if problems else 0

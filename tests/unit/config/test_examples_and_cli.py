@@ -6,7 +6,7 @@ import io
 import os
 import subprocess
 import sys
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 import yaml
@@ -96,7 +96,13 @@ def test_empty_config_subprocess() -> None:
 
 
 def test_validate_config_subprocess(tmp_path: Any) -> None:
-    good = _run(["--validate-config", os.path.join(ROOT, "examples", "qhb0.yml")], {})
+    config = load_config(os.path.join(ROOT, "examples", "qhb0.yml"), environ={})
+    config["postgresql"]["bin_dir"] = _fake_bin_dir(tmp_path)
+    config["postgresql"]["data_dir"] = os.path.join(str(tmp_path), "data")
+    path = os.path.join(str(tmp_path), "good.yml")
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(config, fh)
+    good = _run(["--validate-config", path], {})
     assert (good.returncode, good.stderr) == (0, "")
     config = base()
     del config["scope"]
@@ -111,6 +117,58 @@ def test_validate_config_subprocess(tmp_path: Any) -> None:
         "PATRONI_RESTAPI_LISTEN: restapi.listen: expected 'host:port', got 'nowhere'",
         f"{path}: tags.nofailover: expected a boolean, got 'yes'",
     ]
+
+
+def _fake_bin_dir(tmp_path: Any, names: Tuple[str, ...] = ("qhb", "qhb_ctl", "qhb_bootstrap", "qhb_controldata",
+                                                          "qhb_basebackup", "qhb_isready")) -> str:
+    bin_dir = os.path.join(str(tmp_path), "bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    for name in names:
+        exe = os.path.join(bin_dir, name)
+        with open(exe, "w", encoding="utf-8") as fh:
+            fh.write("#!/bin/sh\nexit 0\n")
+        os.chmod(exe, 0o755)
+    return bin_dir
+
+
+def _validate(tmp_path: Any, **pg: Any) -> List[str]:
+    config = base()
+    config["postgresql"].update(pg)
+    path = os.path.join(str(tmp_path), "sys.yml")
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(config, fh)
+    err = io.StringIO()
+    code = validate_command(path, environ={}, err=err)
+    lines = [line.replace(path + ": ", "") for line in err.getvalue().splitlines()]
+    assert code == (1 if lines else 0)
+    return lines
+
+
+def test_validate_config_checks_the_machine(tmp_path: Any) -> None:
+    good_bin = _fake_bin_dir(tmp_path)
+    data = os.path.join(str(tmp_path), "data")
+    assert _validate(tmp_path, bin_dir=good_bin, data_dir=data) == []
+    missing = os.path.join(str(tmp_path), "nope")
+    assert _validate(tmp_path, bin_dir=missing, data_dir=data) == [
+        f"postgresql.bin_dir: directory {missing} does not exist"]
+    partial = _fake_bin_dir(tmp_path / "p", ("postgres", "pg_ctl", "initdb", "pg_controldata", "pg_basebackup"))
+    assert _validate(tmp_path, bin_dir=partial, data_dir=data) == [
+        f"postgresql.bin_dir: no executable for isready ({partial}/pg_isready)"]
+    os.makedirs(data)
+    with open(os.path.join(data, "stray"), "w", encoding="utf-8") as fh:
+        fh.write("x")
+    assert _validate(tmp_path, bin_dir=good_bin, data_dir=data) == [
+        f"postgresql.data_dir: {data} is not empty and has no PG_VERSION: not a data directory"]
+    with open(os.path.join(data, "PG_VERSION"), "w", encoding="utf-8") as fh:
+        fh.write("15\n")
+    assert _validate(tmp_path, bin_dir=good_bin, data_dir=data) == [
+        f"postgresql.data_dir: {data} has no pg_wal directory"]
+    os.makedirs(os.path.join(data, "pg_wal"))
+    assert _validate(tmp_path, bin_dir=good_bin, data_dir=data, pgpass=str(tmp_path)) == [
+        f"postgresql.pgpass: {tmp_path} is a directory"]
+    a_file = os.path.join(data, "stray")
+    assert _validate(tmp_path, bin_dir=good_bin, data_dir=a_file) == [
+        f"postgresql.data_dir: {a_file} is not a directory"]
 
 
 def test_validate_command_in_process(tmp_path: Any) -> None:
