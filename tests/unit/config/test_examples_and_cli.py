@@ -182,3 +182,27 @@ def test_main_usage_error_exits_2() -> None:
     with pytest.raises(SystemExit) as info:
         main(["--no-such-option"], environ={})
     assert info.value.code == 2
+
+
+def test_main_hands_the_validated_config_to_the_daemon(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import qhb_patroni.daemon
+
+    calls: List[Tuple[Dict[str, Any], Any]] = []
+
+    def fake_run(config: Dict[str, Any], config_path: Any = None) -> int:
+        calls.append((config, config_path))
+        return 7
+
+    monkeypatch.setattr(qhb_patroni.daemon, "run", fake_run)
+    path = os.path.join(str(tmp_path), "qhb0.yml")
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(base(), fh)
+    assert main([path], environ={"PATRONI_NAME": "from-env"}) == 7
+    assert len(calls) == 1
+    config, config_path = calls[0]
+    assert config_path == path
+    assert config["name"] == "from-env" and config["postgresql"]["data_dir"] == "/tmp/qhb0"
+    calls.clear()
+    env = {"PATRONI_CONFIGURATION": yaml.safe_dump(base())}
+    assert main([], environ=env) == 7
+    assert calls[0][1] is None
