@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..runtime.status import StatusBoard, StatusView
-from . import health, views
+from . import health, metrics, views
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,10 @@ def get_failsafe(view: StatusView, now: float, req: Request) -> Response:
     return json_response(200, dict(failsafe))
 
 
+def get_metrics(view: StatusView, now: float, req: Request) -> Response:
+    return Response(200, metrics.render_metrics(view, now).encode("utf-8"), "text/plain")
+
+
 def get_probe(view: StatusView, now: float, req: Request) -> Response:
     code, _ = health.probe(view, now, req.path, req.query)
     return Response(code, status_only=True)
@@ -142,6 +146,7 @@ ROUTES: Dict[Tuple[str, str], Handler] = {
     ("GET", "history"): get_history,
     ("GET", "config"): get_config,
     ("GET", "failsafe"): get_failsafe,
+    ("GET", "metrics"): get_metrics,
     ("GET", "liveness"): get_probe,
     ("GET", "readiness"): get_probe,
 }

@@ -81,7 +81,7 @@ def test_get_patroni(primary: RestApiServer) -> None:
 @pytest.mark.parametrize(
     "path,code",
     [("/", 200), ("/primary", 200), ("/leader", 200), ("/replica", 503), ("/read-only", 200),
-     ("/health", 200), ("/whatever/x", 503), ("/metrics", 503), ("/replica?lag=1MB", 503)],
+     ("/health", 200), ("/whatever/x", 503), ("/metricsx", 503), ("/replica?lag=1MB", 503)],
 )  # fmt: skip
 def test_get_health_paths_answer_json(primary: RestApiServer, path: str, code: int) -> None:
     got, headers, body = request(primary, "GET", path)
@@ -254,3 +254,12 @@ def test_parse_target() -> None:
     assert parse_target("/replica?lag=1MB&tag_a=b&tag_a=c") == ("/replica", {"lag": "1MB", "tag_a": "b"})
     assert parse_target("/read%2Donly") == ("/read-only", {})
     assert parse_target("") == ("/", {})
+
+
+def test_metrics(primary: RestApiServer) -> None:
+    code, headers, body = request(primary, "GET", "/metrics")
+    assert code == 200 and headers["content-type"] == "text/plain"
+    assert headers["x-frame-options"] == "SAMEORIGIN"
+    lines = body.decode().splitlines()
+    assert 'patroni_primary{scope="batman"} 1' in lines
+    assert 'patroni_postgres_server_version {scope="batman"} 150002' in lines
