@@ -206,7 +206,7 @@ class HALoop:
                     if self._watch_target is target:
                         self._watch_lock.wait(timeout)
 
-    def run(self, stop_requested: Callable[[], bool], on_first_cycle: Optional[Callable[[], None]] = None) -> None:
+    def run(self, stop_requested: Callable[[], bool], on_first_cycle: Optional[Callable[[], object]] = None) -> None:
         watcher = threading.Thread(target=self._watcher, name="leader-watch", daemon=True)
         watcher.start()
         try:
