@@ -225,9 +225,9 @@ class MemoryStore:
                 try:
                     s._check(self.client_id)
                 except DCSError:
-                    if not s.fake_clock:
-                        # the contract: on a communication error sleep out the time
-                        s._cond.wait(max(0.0, deadline - time.monotonic()))
+                    # the contract: on a communication error sleep out the time
+                    while not s.fake_clock and not self._closed and time.monotonic() < deadline:
+                        s._cond.wait(deadline - time.monotonic())
                     return False
                 s._expire()
                 if self._version_of(full) != version:
