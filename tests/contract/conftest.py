@@ -27,12 +27,14 @@ BACKEND_FACTORIES: Dict[str, Callable[[pytest.FixtureRequest], BackendFactory]] 
 }
 
 
-@pytest.fixture(params=list(BACKEND_FACTORIES), ids=list(BACKEND_FACTORIES))
+# marks per backend, so `-m "not etcd"` deselects the real-server runs
+BACKEND_MARKS = {"etcd": [pytest.mark.etcd]}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=BACKEND_MARKS.get(name, []), id=name) for name in BACKEND_FACTORIES])
 def store_factory(request: pytest.FixtureRequest) -> Iterator[BackendFactory]:
     """Call it to get a Backend on a fresh cluster scope: `backend = store_factory()`;
     `store_factory(realtime=True)` when the test needs blocking watches with real time."""
-    if request.param != "memory":
-        request.node.add_marker(pytest.mark.etcd)
     make = BACKEND_FACTORIES[request.param](request)
     made: List[Backend] = []
 

@@ -89,21 +89,23 @@ def test_prefix_read_is_a_consistent_snapshot(store_factory: Factory) -> None:
             writer.set_history([[i, 0, "r"]])
         stop.set()
 
+    def read() -> Tuple[int, int]:
+        snap = reader.store.load()
+        assert snap.index is None or all(n.version <= snap.index for n in snap.nodes.values())
+        view = reader.get_cluster()
+        config_n = int(view.config.data.get("n", 0)) if view.config else 0
+        history_n = int(view.history[-1][0]) if view.history else 0
+        return config_n, history_n
+
     seen: List[Tuple[int, int]] = []
     thread = threading.Thread(target=write)
     thread.start()
     try:
-        while not stop.is_set() or len(seen) < 5:
-            snap = reader.store.load()
-            assert snap.index is None or all(n.version <= snap.index for n in snap.nodes.values())
-            view = reader.get_cluster()
-            config_n = int(view.config.data.get("n", 0)) if view.config else 0
-            history_n = int(view.history[-1][0]) if view.history else 0
-            seen.append((config_n, history_n))
-            if stop.is_set() and len(seen) >= 5:
-                break
+        while not stop.is_set():
+            seen.append(read())
     finally:
         thread.join(60)
+    seen.append(read())
     assert all(h <= c <= h + 1 for c, h in seen), seen
     assert seen[-1] == (rounds, rounds)
 
