@@ -16,6 +16,7 @@ from qhb_patroni.dcs import ClusterDCS, DCSError
 
 from . import render
 from .client import CONFIG_FILE_PATH, CtlError, PatroniRequest, get_dcs, load_ctl_config
+from .select import ROLE_CHOICES, members_with_role
 
 logger = logging.getLogger("patronictl")
 QUIET_LOGGERS = ("etcd", "urllib3", "consul", "qhb_patroni.dcs")
@@ -96,23 +97,13 @@ def main(ctx: click.Context, config_file: str, dcs_url: Optional[str], insecure:
     ctx.obj = Context(config, insecure)
 
 
-@main.command("list", help="List the Patroni members for a given Patroni")
-@click.argument("cluster_names", nargs=-1)
-@click.option("--extended", "-e", is_flag=True, help="Show some extra information")
-@click.option("--timestamp", "-t", "ts", is_flag=True, help="Print timestamp")
-@click.option("--format", "-f", "fmt", default="pretty", help="Output format (pretty, tsv, json, yaml)")
-@click.option("-W", "w", is_flag=True, help="Auto update the screen every 2 seconds")
-@click.option("-w", "--watch", type=float, help="Auto update the screen every X seconds")
-@click.pass_obj
-def list_members(
-    obj: Context,
-    cluster_names: Tuple[str, ...],
-    extended: bool,
-    ts: bool,
-    fmt: str,
-    w: bool,
-    watch: Optional[float],
-) -> None:
+def _watch_option(f: Any) -> Any:
+    f = click.option("-W", "w", is_flag=True, help="Auto update the screen every 2 seconds")(f)
+    return click.option("-w", "--watch", type=float, help="Auto update the screen every X seconds")(f)
+
+
+def _list(obj: Context, cluster_names: Tuple[str, ...], extended: bool, ts: bool, fmt: str, w: bool,
+          watch: Optional[float]) -> None:
     names = list(cluster_names)
     if not names and obj.scope:
         names = [obj.scope]
@@ -126,6 +117,71 @@ def list_members(
                 click.echo(timestamp(0))
             cluster = obj.get_cluster(dcs)
             click.echo(render.list_output(cluster, name, extended, fmt))
+
+
+@main.command("list", help="List the Patroni members for a given Patroni")
+@click.argument("cluster_names", nargs=-1)
+@click.option("--extended", "-e", is_flag=True, help="Show some extra information")
+@click.option("--timestamp", "-t", "ts", is_flag=True, help="Print timestamp")
+@click.option("--format", "-f", "fmt", default="pretty", help="Output format (pretty, tsv, json, yaml)")
+@_watch_option
+@click.pass_obj
+def list_members(obj: Context, cluster_names: Tuple[str, ...], extended: bool, ts: bool, fmt: str, w: bool,
+                 watch: Optional[float]) -> None:
+    _list(obj, cluster_names, extended, ts, fmt, w, watch)
+
+
+@main.command("topology", help="Prints ASCII topology for given cluster")
+@click.argument("cluster_names", nargs=-1)
+@_watch_option
+@click.pass_obj
+def topology(obj: Context, cluster_names: Tuple[str, ...], w: bool, watch: Optional[float]) -> None:
+    _list(obj, cluster_names, False, False, "topology", w, watch)
+
+
+def _cluster(obj: Context, cluster_name: Optional[str]) -> Tuple[str, ClusterView]:
+    name = cluster_name or obj.scope
+    if not name:
+        raise CtlError("No cluster name was provided and the configuration has no scope")
+    return name, obj.get_cluster(obj.dcs(name))
+
+
+@main.command("history", help="Show the history of failovers/switchovers")
+@click.argument("cluster_name", required=False)
+@click.option("--format", "-f", "fmt", default="pretty", help="Output format (pretty, tsv, json, yaml)")
+@click.pass_obj
+def history(obj: Context, cluster_name: Optional[str], fmt: str) -> None:
+    _, cluster = _cluster(obj, cluster_name)
+    columns = ["TL", "LSN", "Reason", "Timestamp", "New Leader"]
+    rows = [list(line) + [""] * (len(columns) - len(line)) for line in (cluster.history or ())]
+    click.echo(render.render(columns, rows, fmt, None, {"TL": "r", "LSN": "r"}))
+
+
+@main.command("show-config", help="Show cluster configuration")
+@click.argument("cluster_name", required=False)
+@click.pass_obj
+def show_config(obj: Context, cluster_name: Optional[str]) -> None:
+    _, cluster = _cluster(obj, cluster_name)
+    data = dict(cluster.config.data) if cluster.config is not None else {}
+    click.echo(render.dump_yaml(data))
+
+
+@main.command("dsn", help="Generate a dsn for the provided member, defaults to a dsn of the leader")
+@click.argument("cluster_name", required=False)
+@click.option("--role", "-r", type=click.Choice(list(ROLE_CHOICES)), default=None,
+              help="Give a dsn of any member with this role")
+@click.option("--member", "-m", help="Generate a dsn for this member")
+@click.pass_obj
+def dsn(obj: Context, cluster_name: Optional[str], role: Optional[str], member: Optional[str]) -> None:
+    if role is not None and member is not None:
+        raise CtlError("--role and --member are mutually exclusive options")
+    _, cluster = _cluster(obj, cluster_name)
+    candidates = members_with_role(cluster, "any" if member else role or "leader")
+    chosen = next((m for m in candidates if member is None or m.name == member), None)
+    address = chosen.host_port if chosen is not None else None
+    if address is None:
+        raise CtlError("Can not find a suitable member")
+    click.echo(f"host={address[0]} port={address[1]}")
 
 
 @main.command("version", help="Output version of patronictl command or a running Patroni instance")

@@ -232,3 +232,42 @@ def test_config_file_env_var(tmp_path: Any, etcd_server: EtcdProcess, three_node
     assert [m["Member"] for m in yaml.safe_load(result.stdout)] == ["postgresql0", "postgresql1", "postgresql2"]
 
 
+
+
+def test_topology_history_show_config_dsn(etcd_server: EtcdProcess, etcd_scope: str) -> None:
+    write_cluster(
+        etcd_server,
+        etcd_scope,
+        [
+            ("n0", member_data("n0", 5432, 8008, role="master")),
+            ("n1", member_data("n1", 5433, 8009, xlog_location=100)),
+            ("n2", member_data("n2", 5434, 8010, xlog_location=100, tags={"replicatefrom": "n1"})),
+        ],
+        leader="n0",
+        config={"ttl": 30, "loop_wait": 10, "postgresql": {"parameters": {"max_connections": 100}}},
+    )
+    writer = dcs_for(etcd_server, etcd_scope, "n0")
+    assert writer.set_history([[1, 25623960, "no recovery target specified", "2023-03-20T16:57:57+00:00", "n0"],
+                               [2, 33554592, "no recovery target specified"]])
+    dcs = ["-d", f"etcd://{etcd_server.host_port}"]
+
+    rows = [line for line in run(*dcs, "topology", etcd_scope).stdout.splitlines() if line.startswith("| ")]
+    assert [r.split("|")[1].rstrip() for r in rows] == [" Member", " n0", " + n1", "   + n2"]
+
+    hist = run(*dcs, "history", etcd_scope).stdout.splitlines()
+    assert hist[1] == "| TL |      LSN | Reason                       | Timestamp                 | New Leader |"
+    assert hist[3] == "|  1 | 25623960 | no recovery target specified | 2023-03-20T16:57:57+00:00 | n0         |"
+    assert hist[4] == "|  2 | 33554592 | no recovery target specified |                           |            |"
+    assert json.loads(run(*dcs, "history", etcd_scope, "-f", "json").stdout)[1] == {
+        "TL": 2, "LSN": 33554592, "Reason": "no recovery target specified", "Timestamp": "", "New Leader": "",
+    }  # fmt: skip
+
+    shown = yaml.safe_load(run(*dcs, "show-config", etcd_scope).stdout)
+    assert shown == {"ttl": 30, "loop_wait": 10, "postgresql": {"parameters": {"max_connections": 100}}}
+
+    assert run(*dcs, "dsn", etcd_scope).stdout == "host=127.0.0.1 port=5432\n"
+    assert run(*dcs, "dsn", etcd_scope, "-m", "n2").stdout == "host=127.0.0.1 port=5434\n"
+    assert run(*dcs, "dsn", etcd_scope, "-r", "replica").stdout == "host=127.0.0.1 port=5433\n"
+    assert run(*dcs, "dsn", etcd_scope, "-r", "standby-leader").stderr == "Error: Can not find a suitable member\n"
+    both = run(*dcs, "dsn", etcd_scope, "-r", "any", "-m", "n1")
+    assert both.exit_code == 1 and "mutually exclusive" in both.stderr
