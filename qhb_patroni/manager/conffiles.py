@@ -179,6 +179,11 @@ def render_main_conf(
     return "\n".join(lines) + "\n"
 
 
+def render_lines_file(lines: List[str]) -> str:
+    """pg_hba / pg_ident content managed from the configuration."""
+    return HEADER + "\n".join(lines) + "\n"
+
+
 def _conninfo_escape(value: str) -> str:
     return re.sub(r"(['\\ ])", r"\\\1", value)
 

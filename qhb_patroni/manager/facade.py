@@ -13,6 +13,7 @@ from . import observe as _observe
 from . import replica as _replica
 from . import rewind as _rewind
 from . import slots as _slots
+from .callbacks import Callbacks
 from .files import local_history, remove_data_directory
 from .server import LocalServer
 from .settings import ManagerError, PgSettings, load_settings
@@ -31,6 +32,9 @@ class Manager:
         self._last: Optional[LocalState] = None
         self._ops = threading.RLock()  # one state-changing operation at a time
         self.last_divergence_detail = ""
+        self.callbacks = Callbacks(self.settings.callbacks, self.settings.scope)
+        if self.server.is_running():
+            self.server.state = STATE_RUNNING  # joined an already running postmaster (7.6)
 
     # ---- state -----------------------------------------------------------------
 
@@ -82,6 +86,7 @@ class Manager:
                     self.server.stop("immediate")
                 self.server.state = state if state != STATE_RUNNING else STATE_STOPPED
                 raise ManagerError(f"bootstrap failed: {exc}") from exc
+            self.callbacks.fire("on_start", self.role)
             return True
 
     def clone(self, source_conn_url: Optional[str], leader_conn_url: Optional[str]) -> bool:
@@ -92,29 +97,57 @@ class Manager:
                 _replica.clone(self.server, source_conn_url or leader_conn_url)
             except OSError as exc:
                 raise ManagerError(f"clone failed: {exc}") from exc
-            return _replica.follow(self.server, leader_conn_url or source_conn_url)
+            return self._follow(leader_conn_url or source_conn_url)
+
+    def _follow(self, leader_conn_url: Optional[str]) -> bool:
+        """follow() plus the callback Patroni fires: on_role_change when a
+        primary (or a demoted/promoted node) becomes a replica, on_start when
+        a stopped replica was started."""
+        was_running = self.server.is_running()
+        previous_role = self.server.role
+        was_primary = was_running and self.server.in_recovery() is False
+        ok = _replica.follow(self.server, leader_conn_url)
+        if ok and (was_primary or previous_role in (ROLE_MASTER, ROLE_PROMOTED, ROLE_DEMOTED)):
+            self.callbacks.fire("on_role_change", self.role)
+        elif ok and not was_running:
+            self.callbacks.fire("on_start", self.role)
+        return ok
 
     def start(self, follow_conn_url: Optional[str] = None, read_only: bool = False) -> bool:
         """Start the server. With a leader url or read_only it starts as a standby;
         otherwise as what the data directory says (standby.signal present or not)."""
         with self._ops:
             if follow_conn_url or read_only:
-                return _replica.follow(self.server, follow_conn_url)
-            return self.server.start()
+                return self._follow(follow_conn_url)
+            was_running = self.server.is_running()
+            ok = self.server.start()
+            if ok and not was_running:
+                self.callbacks.fire("on_start", self.role)
+            return ok
 
     def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
         with self._ops:
-            return self.server.stop(mode, timeout)
+            was_running = self.server.is_running()
+            ok = self.server.stop(mode, timeout)
+            if ok and was_running:
+                self.callbacks.fire("on_stop", self.role)
+            return ok
 
     def restart(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
         with self._ops:
             if not self.server.stop(mode, timeout):
                 return False
-            return self.server.start(timeout)
+            ok = self.server.start(timeout)
+            if ok:
+                self.callbacks.fire("on_restart", self.role)
+            return ok
 
     def reload(self) -> bool:
         with self._ops:
-            return self.server.reload()
+            ok = self.server.reload()
+            if ok:
+                self.callbacks.fire("on_reload", self.role)
+            return ok
 
     def promote(self, wait_seconds: float) -> bool:
         with self._ops:
@@ -128,11 +161,12 @@ class Manager:
             self.server.recovery = None
             self.server.role = ROLE_MASTER
             self.server.write_config()
+            self.callbacks.fire("on_role_change", ROLE_MASTER)
             return True
 
     def follow(self, leader_conn_url: Optional[str]) -> bool:
         with self._ops:
-            return _replica.follow(self.server, leader_conn_url)
+            return self._follow(leader_conn_url)
 
     def demote(self, mode: str, leader_conn_url: Optional[str]) -> bool:
         """Stop per mode, then start read-only following the leader (or nobody).
@@ -148,7 +182,7 @@ class Manager:
             if not self.server.stop(_DEMOTE_STOP_MODES[mode]):
                 raise ManagerError("server did not stop")
             self.server.role = ROLE_DEMOTED
-            return _replica.follow(self.server, leader_conn_url if mode != "offline" else None)
+            return self._follow(leader_conn_url if mode != "offline" else None)
 
     def check_divergence(self, leader_conn_url: str) -> Optional[bool]:
         result = _rewind.check_divergence(self.server, leader_conn_url)
@@ -165,7 +199,7 @@ class Manager:
     def rewind(self, leader_conn_url: str) -> bool:
         with self._ops:
             _rewind.rewind(self.server, leader_conn_url)
-            return _replica.follow(self.server, leader_conn_url)
+            return self._follow(leader_conn_url)
 
     def remove_data_directory(self) -> None:
         with self._ops:

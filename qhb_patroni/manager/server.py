@@ -87,6 +87,10 @@ class LocalServer:
             self.recovery,
         )
         write_file(self.layout.main_conf, text, 0o600)
+        for lines, path in ((self.settings.pg_hba, self.layout.hba_file),
+                            (self.settings.pg_ident, self.layout.ident_file)):
+            if lines is not None:
+                write_file(path, conffiles.render_lines_file(lines), 0o600)
         if self.recovery is not None:
             write_file(self.layout.standby_signal, "", 0o600)
         return params

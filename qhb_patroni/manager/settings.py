@@ -77,6 +77,11 @@ class PgSettings:
     bootstrap_hba: List[str]
     bootstrap_users: Mapping[str, Any]
     server_log: Optional[str]
+    callbacks: Mapping[str, Any] = field(default_factory=dict)
+    # postgresql.pg_hba / pg_ident: whole file contents, written only when no
+    # custom hba_file / ident_file is configured (7.5).
+    pg_hba: Optional[List[str]] = None
+    pg_ident: Optional[List[str]] = None
 
     @property
     def local_host(self) -> str:
@@ -114,8 +119,10 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
         host = "localhost" if any(a.strip() in _LOCAL_HOSTS for a in addresses.split(",")) else first
         connect_address = f"{host}:{port}"
     parameters: Dict[str, Any] = dict(pg.get("parameters") or {})
-    hba = str(pg.get("hba_file") or parameters.pop("hba_file", None) or DEFAULT_HBA_FILE)
-    ident = str(pg.get("ident_file") or parameters.pop("ident_file", None) or DEFAULT_IDENT_FILE)
+    custom_hba = pg.get("hba_file") or parameters.get("hba_file")
+    custom_ident = pg.get("ident_file") or parameters.get("ident_file")
+    hba = str(custom_hba or DEFAULT_HBA_FILE)
+    ident = str(custom_ident or DEFAULT_IDENT_FILE)
     parameters.pop("hba_file", None)
     parameters.pop("ident_file", None)
     layout = Layout(
@@ -157,4 +164,7 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
         bootstrap_hba=[str(line) for line in hba_lines],
         bootstrap_users=dict(bootstrap.get("users") or {}),
         server_log=str(pg["server_log"]) if pg.get("server_log") else None,
+        callbacks=dict(pg.get("callbacks") or {}),
+        pg_hba=None if custom_hba or not pg.get("pg_hba") else [str(x) for x in pg["pg_hba"]],
+        pg_ident=None if custom_ident or not pg.get("pg_ident") else [str(x) for x in pg["pg_ident"]],
     )

@@ -22,9 +22,16 @@ pytestmark = pytest.mark.pg
 @pytest.fixture(scope="module")
 def nodes(qhb_bin_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
     base = tmp_path_factory.mktemp("cl")
-    a = Manager(qhb_node_config(base, "node-a", bin_dir=qhb_bin_dir))
-    b = Manager(qhb_node_config(base, "node-b", bin_dir=qhb_bin_dir))
-    state: Dict[str, Any] = {"a": a, "b": b}
+    log = base / "callbacks.log"
+    script = base / "callback.sh"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    script.chmod(0o755)
+    callbacks = {action: str(script) for action in ("on_start", "on_stop", "on_role_change", "on_reload")}
+    a = Manager(qhb_node_config(base, "node-a", bin_dir=qhb_bin_dir, callbacks=callbacks))
+    # node-b uses the guide's unix_socket_directories '.' (sockets in the data dir).
+    # It must not be a rewind *source*: pg_rewind fails reading the socket file.
+    b = Manager(qhb_node_config(base, "node-b", bin_dir=qhb_bin_dir, socket_dir="."))
+    state: Dict[str, Any] = {"a": a, "b": b, "callbacks_log": log}
     try:
         yield state
     finally:
@@ -150,6 +157,17 @@ def test_switchover_demote_then_promote(nodes: Dict[str, Any]) -> None:
     assert a.observe().following == f"127.0.0.1:{b.settings.port}"
     history = b.timeline_history()
     assert history[0][:3] == [1, history[0][1], history[0][2]] and history[0][4] == "node-b"
+
+
+def test_callbacks_fired(nodes: Dict[str, Any]) -> None:
+    a: Manager = nodes["a"]
+    a.callbacks.wait()
+    log = nodes["callbacks_log"]
+    expected = ["on_start master qhbtest", "on_role_change replica qhbtest"]
+    eventually(lambda: log.read_text().splitlines() == expected, what="callbacks logged")
+    assert a.reload() is True
+    a.callbacks.wait()
+    eventually(lambda: log.read_text().splitlines()[-1] == "on_reload replica qhbtest", what="reload callback")
 
 
 def test_split_brain_detected_and_rewound(nodes: Dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
     if not pg_available():
         pytest.skip("PostgreSQL 15 binaries missing or running as root")
     base = tmp_path_factory.mktemp("pg")
-    p = Manager(qhb_node_config(base, "pg1", bin_dir=PG_BIN_DIR, qhb_names=False))
+    p = Manager(qhb_node_config(base, "pg1", bin_dir=PG_BIN_DIR, qhb_names=False, socket_dir="."))
     r = Manager(qhb_node_config(base, "pg2", bin_dir=PG_BIN_DIR, qhb_names=False))
     try:
         yield {"p": p, "r": r}

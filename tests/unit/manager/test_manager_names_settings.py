@@ -137,3 +137,11 @@ def test_following_from_conninfo() -> None:
     assert following_from_conninfo("user=r host=h") == "h:5432"
     assert following_from_conninfo("") is None
     assert following_from_conninfo("user=r") is None
+
+
+def test_pg_hba_managed_only_without_custom_hba_file(tmp_path: Path) -> None:
+    pg = {"listen": "127.0.0.1:5432", "data_dir": str(tmp_path), "pg_hba": ["host all all 0.0.0.0/0 md5"]}
+    managed = load_settings({"postgresql": pg})
+    assert managed.pg_hba == ["host all all 0.0.0.0/0 md5"]
+    custom = load_settings({"postgresql": {**pg, "hba_file": "qhb_hba.conf"}})
+    assert custom.pg_hba is None
