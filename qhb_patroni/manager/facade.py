@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..core.local import STATE_RUNNING, STATE_STARTING, STATE_STOPPED, LocalState
@@ -35,6 +36,28 @@ class Manager:
         self.callbacks = Callbacks(self.settings.callbacks, self.settings.scope)
         if self.server.is_running():
             self.server.state = STATE_RUNNING  # joined an already running postmaster (7.6)
+
+    def update_config(self, config: Mapping[str, Any]) -> bool:
+        """Take a new effective configuration (dynamic config changed).
+
+        File names, data_dir and the config base name stay as read at start;
+        when the rendered parameters or managed hba/ident lines change, the
+        main config is rewritten and the server reloaded. Returns True when a
+        reload was sent."""
+        new = load_settings(config)
+        with self._ops:
+            old_params = self.server.effective_parameters()
+            old = self.settings
+            self.settings = replace(new, data_dir=old.data_dir, config_dir=old.config_dir, layout=old.layout)
+            self.server.settings = self.settings
+            self.callbacks = Callbacks(self.settings.callbacks, self.settings.scope)
+            changed = (
+                self.server.effective_parameters() != old_params
+                or (new.pg_hba, new.pg_ident) != (old.pg_hba, old.pg_ident)
+            )
+            if changed and self.server.is_running():
+                return self.reload()
+            return False
 
     # ---- state -----------------------------------------------------------------
 

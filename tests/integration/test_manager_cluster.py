@@ -27,11 +27,12 @@ def nodes(qhb_bin_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     script.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
     script.chmod(0o755)
     callbacks = {action: str(script) for action in ("on_start", "on_stop", "on_role_change", "on_reload")}
-    a = Manager(qhb_node_config(base, "node-a", bin_dir=qhb_bin_dir, callbacks=callbacks))
+    a_config = qhb_node_config(base, "node-a", bin_dir=qhb_bin_dir, callbacks=callbacks)
+    a = Manager(a_config)
     # node-b uses the guide's unix_socket_directories '.' (sockets in the data dir).
     # It must not be a rewind *source*: pg_rewind fails reading the socket file.
     b = Manager(qhb_node_config(base, "node-b", bin_dir=qhb_bin_dir, socket_dir="."))
-    state: Dict[str, Any] = {"a": a, "b": b, "callbacks_log": log}
+    state: Dict[str, Any] = {"a": a, "b": b, "callbacks_log": log, "a_config": a_config}
     try:
         yield state
     finally:
@@ -229,6 +230,21 @@ def test_crash_is_reported(nodes: Dict[str, Any]) -> None:
     assert a.observe().state == "crashed"
     assert a.start() is True
     assert a.observe().is_primary
+
+
+def test_update_config_reloads_and_flags_pending_restart(nodes: Dict[str, Any]) -> None:
+    a: Manager = nodes["a"]
+    assert a.observe().pending_restart is False
+    config = nodes["a_config"]
+    params = dict(config["postgresql"]["parameters"], work_mem="7MB", max_connections=40)
+    new = dict(config, postgresql=dict(config["postgresql"], parameters=params))
+    assert a.update_config(new) is True
+    eventually(lambda: sql(a, "SHOW work_mem") == [("7MB",)], what="work_mem reloaded")
+    eventually(lambda: a.observe().pending_restart, what="pending_restart after max_connections change")
+    assert a.member_data()["pending_restart"] is True
+    assert a.update_config(new) is False  # nothing changed: no reload
+    assert a.restart() is True
+    assert a.observe().pending_restart is False and sql(a, "SHOW max_connections") == [("40",)]
 
 
 def test_remove_data_directory(nodes: Dict[str, Any]) -> None:
