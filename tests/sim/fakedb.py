@@ -1,0 +1,122 @@
+"""A fake database server per simulated node: just enough state to be lied to.
+
+Timelines are tracked as a lineage of (timeline uid, switch lsn) pairs so that
+divergence is exact: a node is "on" another node's history when its current
+timeline appears there and its lsn does not go past where that timeline ended.
+Replication is instantaneous while the replica is on its upstream's history.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from qhb_patroni.core.local import (
+    DATA_EMPTY,
+    DATA_PRESENT,
+    STATE_CRASHED,
+    STATE_RUNNING,
+    STATE_STOPPED,
+    LocalState,
+)
+
+_uids = itertools.count(1)
+History = Tuple[Tuple[int, int], ...]  # ((timeline uid, lsn where it starts), ...)
+
+
+def port_of(name: str) -> int:
+    return 6000 + int("".join(ch for ch in name if ch.isdigit()) or 0)
+
+
+@dataclass
+class FakeDB:
+    name: str
+    has_data: bool = False
+    sysid: Optional[str] = None
+    history: History = ()
+    lsn: int = 0
+    running: bool = False
+    in_recovery: bool = True
+    state: str = STATE_STOPPED
+    following: Optional[str] = None  # node name
+    slot_name: Optional[str] = None
+    slots: Tuple[str, ...] = ()
+    rewind_possible: bool = True
+    events: list = field(default_factory=list)  # type: ignore[type-arg]
+
+    # ---- what the shell observes ---------------------------------------------------
+    @property
+    def writable(self) -> bool:
+        return self.running and not self.in_recovery
+
+    @property
+    def timeline(self) -> int:
+        return len(self.history)
+
+    def observe(self) -> LocalState:
+        return LocalState(
+            data_dir=DATA_PRESENT if self.has_data else DATA_EMPTY,
+            state=self.state,
+            role=("master" if self.writable else "replica") if self.has_data else "uninitialized",
+            running=self.running,
+            in_recovery=self.in_recovery if self.running else None,
+            timeline=self.timeline or None,
+            lsn=self.lsn if self.has_data else None,
+            sysid=self.sysid,
+            following=f"127.0.0.1:{port_of(self.following)}" if self.following and self.running else None,
+            slot_name=self.slot_name if self.following and self.running else None,
+            rewind_possible=self.rewind_possible,
+            slots=self.slots if self.running else (),
+        )
+
+    # ---- timeline arithmetic ---------------------------------------------------------
+    def on_history_of(self, other: FakeDB) -> bool:
+        """Can I stream from `other` without a rewind?"""
+        if not self.history or not other.history:
+            return False
+        mine = self.history[-1][0]
+        uids = [uid for uid, _ in other.history]
+        if mine not in uids:
+            return False
+        i = uids.index(mine)
+        end = other.history[i + 1][1] if i + 1 < len(other.history) else None
+        return end is None or self.lsn <= end
+
+    # ---- operations -------------------------------------------------------------------
+    def bootstrap(self, sysid: str) -> None:
+        self.has_data, self.sysid = True, sysid
+        self.history, self.lsn = ((next(_uids), 0),), 1
+        self.running, self.in_recovery, self.state = True, False, STATE_RUNNING
+        self.following = self.slot_name = None
+
+    def clone_from(self, source: FakeDB, leader: Optional[str], slot: Optional[str]) -> None:
+        self.has_data, self.sysid = True, source.sysid
+        self.history, self.lsn = source.history, source.lsn
+        self.start_replica(leader, slot)
+
+    def start_replica(self, upstream: Optional[str], slot: Optional[str]) -> None:
+        self.running, self.in_recovery, self.state = True, True, STATE_RUNNING
+        self.following, self.slot_name = upstream, slot if upstream else None
+
+    def stop(self, crashed: bool = False) -> None:
+        self.running = False
+        self.in_recovery = True  # a restart always comes back read-only
+        self.state = STATE_CRASHED if crashed else STATE_STOPPED
+        self.following = self.slot_name = None
+
+    def promote(self) -> bool:
+        if not (self.running and self.in_recovery):
+            return False
+        self.history = self.history + ((next(_uids), self.lsn),)
+        self.in_recovery = False
+        self.following = self.slot_name = None
+        return True
+
+    def rewind_to(self, source: FakeDB) -> None:
+        """Throw away what is not on `source`'s history and take its history."""
+        self.history, self.lsn = source.history, source.lsn
+
+    def remove_data(self) -> None:
+        self.stop()
+        self.state = STATE_STOPPED
+        self.has_data, self.sysid, self.history, self.lsn = False, None, (), 0

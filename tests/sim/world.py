@@ -1,0 +1,546 @@
+"""A deterministic multi-node simulation: N decision cores + the memory DCS +
+fake databases + a fake clock, with seeded crashes, restarts and partitions.
+
+Each node runs the HA cycle the way the runtime does (observe -> decide ->
+act in order, stop at the first failure -> re-decide at most 3 more times on
+probes/failures -> publish the member key), every `loop_wait` seconds or
+earlier when the leader key changes or its background task ends.  Long actions
+take simulated time.  After every simulated second the safety invariants are
+checked; `World.trace` keeps the recent history for the failure message.
+"""
+from __future__ import annotations
+
+import collections
+import itertools
+import random
+from dataclasses import dataclass, replace
+from typing import Callable, Deque, Dict, List, Optional, Tuple
+
+from qhb_patroni.core import actions as A
+from qhb_patroni.core.decide import decide
+from qhb_patroni.core.local import Divergence, TaskStatus
+from qhb_patroni.core.model import ClusterView, Member
+from qhb_patroni.core.observation import Decision, FailedAction, Memory, Observation, PeerStatus, Settings
+from qhb_patroni.core.slots import slot_name_for
+from qhb_patroni.dcs.base import DCSError, Snapshot, Store
+from qhb_patroni.dcs.memory import ManualClock, MemoryServer
+from qhb_patroni.dcs.writer import ClusterDCS
+from qhb_patroni.messages import render
+
+from .fakedb import FakeDB, port_of
+
+BASE = "/service/sim"
+TASK_SECONDS = {"Bootstrap": 5.0, "Clone": 8.0, "Promote": 1.0, "Rewind": 4.0}
+MAX_DECISIONS = 4
+WAL_PER_SECOND = 10
+
+
+class InvariantViolation(AssertionError):
+    pass
+
+
+class LossyStore:
+    """Wraps a Store: now and then a write of an ephemeral key (leader, member)
+    is applied but its answer is lost (the caller sees DCSError although the
+    change happened).  Not applied to /initialize: a lost answer to the
+    bootstrap race leaves `""` behind and every node waits for a bootstrap
+    that never runs - a known Patroni limitation as well."""
+
+    def __init__(self, inner: Store, rng: random.Random, rate: float) -> None:
+        self.inner, self.rng, self.rate = inner, rng, rate
+
+    def set_ttl(self, ttl: float) -> None:
+        self.inner.set_ttl(ttl)
+
+    def load(self) -> Snapshot:
+        return self.inner.load()
+
+    def put(self, key: str, value: str, *, version: Optional[int] = None, create: bool = False,
+            ephemeral: bool = False) -> Optional[int]:
+        result = self.inner.put(key, value, version=version, create=create, ephemeral=ephemeral)
+        if ephemeral and self.rng.random() < self.rate:
+            raise DCSError("memory sim: answer lost")
+        return result
+
+    def delete(self, key: str, *, version: Optional[int] = None) -> bool:
+        return self.inner.delete(key, version=version)
+
+    def delete_tree(self) -> None:
+        self.inner.delete_tree()
+
+    def keepalive(self) -> None:
+        self.inner.keepalive()
+
+    def watch(self, key: str, version: Optional[int], index: Optional[int], timeout: float) -> bool:
+        return self.inner.watch(key, version, index, timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass
+class SimTask:
+    kind: str
+    name: str
+    ends_at: float
+    finish: Callable[[], bool]
+
+
+class SimNode:
+    def __init__(self, world: World, name: str, settings: Settings) -> None:
+        self.world = world
+        self.name = name
+        self.settings = settings
+        self.db = FakeDB(name)
+        self.dcs = ClusterDCS(world.server.client(name, base=BASE), name, ttl=settings.ttl)
+        self.up = True
+        self.memory = Memory()
+        self.lock_written_at: Optional[float] = None
+        self.task: Optional[SimTask] = None
+        self.finished: Optional[TaskStatus] = None  # reported to the next cycle, once
+        self.next_cycle = world.clock()
+        self.wake = False
+        self.seen_leader: Optional[Tuple[str, int]] = None
+        self.fatal: Optional[str] = None
+        # A freshly bootstrapped server is writable before the lock exists (nobody
+        # else has this cluster's data yet); exempt until it first holds the lock.
+        self.fresh_bootstrap = False
+
+    # ---- lifecycle ---------------------------------------------------------------
+    def crash(self) -> None:
+        self.up = False
+        self.db.stop(crashed=True)
+        self.task = self.finished = None
+        self.lock_written_at = None
+
+    def shutdown(self) -> None:
+        """SIGTERM (5.15): stop the database, then give the leader key back."""
+        self.up = False
+        self.db.stop()
+        self.task = self.finished = None
+        if self.lock_written_at is not None:
+            try:
+                self.dcs.delete_leader(None, last_lsn=self.db.lsn)
+            except DCSError:
+                pass
+        self.lock_written_at = None
+
+    def restart(self) -> None:
+        self.up = True
+        self.memory = Memory()
+        self.next_cycle = self.world.clock()
+
+    def holds_lease(self, now: float) -> bool:
+        if self.lock_written_at is not None or not self.db.writable:
+            self.fresh_bootstrap = False
+        return self.lock_written_at is not None and now < self.lock_written_at + self.settings.ttl
+
+    # ---- one HA cycle --------------------------------------------------------------
+    def _read(self) -> Optional[ClusterView]:
+        try:
+            cluster = self.dcs.get_cluster()
+        except DCSError:
+            return None
+        if cluster.leader is None or cluster.leader.name != self.name:
+            self.lock_written_at = None
+        return cluster
+
+    def cycle(self) -> None:
+        now = self.world.clock()
+        self.wake = False
+        self.next_cycle = now + self.settings.loop_wait
+        cluster = self._read()
+        local = self.db.observe()
+        task = self._task_status()
+        peers: Optional[Dict[str, Optional[PeerStatus]]] = None
+        divergence: Optional[Divergence] = None
+        failed: Optional[FailedAction] = None
+        for _ in range(MAX_DECISIONS):
+            obs = Observation(
+                now=now, cluster=cluster, local=local, task=task, lock_written_at=self.lock_written_at,
+                peers=peers, divergence=divergence, failed=failed,
+            )
+            decision = self.world.decide(obs, self.memory, self.settings)
+            self.memory = decision.memory
+            self.world.log(self.name, decision.actions, render(decision.reason))
+            probes = [a for a in decision.actions if isinstance(a, A.PROBE_ACTIONS)]
+            if probes:
+                for probe in probes:
+                    if isinstance(probe, A.ProbePeers):
+                        peers = self.world.probe_peers(probe.names)
+                    elif isinstance(probe, A.ProbeDivergence):
+                        divergence = self.world.probe_divergence(self, probe.leader)
+                continue
+            bad = self._execute(decision.actions, cluster)
+            if bad is None or self.fatal is not None:
+                break
+            failed = FailedAction(bad)
+            cluster = self._read()
+            local = self.db.observe()
+            if task is not None and task.done:
+                task = None
+        self._publish(cluster is not None)
+        leader = self.world.leader_key()
+        self.seen_leader = leader
+
+    def _task_status(self) -> Optional[TaskStatus]:
+        if self.task is not None:
+            return TaskStatus(kind=self.task.kind, name=self.task.name)
+        report, self.finished = self.finished, None
+        return report
+
+    def _publish(self, dcs_ok: bool) -> None:
+        if not dcs_ok:
+            return
+        db = self.db
+        data = {
+            "conn_url": f"postgres://127.0.0.1:{port_of(self.name)}/qhb",
+            "api_url": f"http://127.0.0.1:{port_of(self.name) + 2000}/patroni",
+            "state": db.state if db.has_data else "stopped",
+            "role": "master" if db.writable else "replica",
+            "xlog_location": db.lsn,
+            "timeline": db.timeline,
+        }
+        try:
+            self.dcs.touch_member(data)
+        except DCSError:
+            pass
+
+    # ---- the executor (mirrors runtime/executor.py) ------------------------------------
+    def _execute(self, actions: Tuple[A.Action, ...], cluster: Optional[ClusterView]) -> Optional[A.Action]:
+        for action in actions:
+            try:
+                ok = self._perform(action, cluster)
+            except DCSError:
+                ok = False
+            if not ok:
+                return action
+            self.world.check_invariants()
+        return None
+
+    def _slot(self) -> Optional[str]:
+        return slot_name_for(self.name) if self.settings.use_slots else None
+
+    def _perform(self, action: A.Action, cluster: Optional[ClusterView]) -> bool:  # noqa: C901
+        now, dcs, db = self.world.clock(), self.dcs, self.db
+        if isinstance(action, A.AcquireLock):
+            ok = dcs.attempt_to_acquire_leader() is not None
+            if ok:
+                self.lock_written_at = now
+            return ok
+        if isinstance(action, A.RenewLock):
+            ok = dcs.update_leader(action.version, last_lsn=action.last_lsn) is not None
+            self.lock_written_at = now if ok else None
+            return ok
+        if isinstance(action, A.TakeLock):
+            ok = dcs.take_leader()
+            if ok:
+                self.lock_written_at = now
+            return ok
+        if isinstance(action, A.ReleaseLock):
+            self.lock_written_at = None
+            return dcs.delete_leader(action.version, last_lsn=action.last_lsn)
+        if isinstance(action, A.WriteInitialize):
+            return dcs.initialize(action.value, create=action.create, version=action.version)
+        if isinstance(action, A.CancelInitialize):
+            return dcs.cancel_initialization()
+        if isinstance(action, A.WriteConfig):
+            return dcs.set_config(dict(action.data), version=action.version)
+        if isinstance(action, A.ClearFailover):
+            return dcs.set_failover({}, version=action.version)
+        if isinstance(action, A.WriteHistory):
+            lines = [[i + 1, lsn, "no recovery target specified"] for i, (_, lsn) in enumerate(db.history[1:])]
+            return dcs.set_history(lines)
+        if isinstance(action, A.Demote):
+            # Stop first, then (immediate/graceful) give the key back: never writable without a lease.
+            if action.mode in ("offline", "immediate-nolock"):
+                self.lock_written_at = None
+            db.stop()
+            upstream = action.leader.name if action.leader is not None and action.mode != "offline" else None
+            db.start_replica(upstream, self._slot())
+            if action.mode in ("immediate", "graceful") and self.lock_written_at is not None:
+                self.lock_written_at = None
+                version = cluster.leader.version if cluster is not None and cluster.leader is not None else None
+                dcs.delete_leader(version)
+            return True
+        if isinstance(action, A.Follow):
+            if not db.has_data:
+                return False
+            db.start_replica(action.leader.name if action.leader else None, self._slot())
+            return True
+        if isinstance(action, A.StartReadOnlyLeader):
+            db.start_replica(None, None)
+            return True
+        if isinstance(action, A.SyncSlots):
+            if db.writable:
+                db.slots = tuple(action.names)
+            return True
+        if isinstance(action, A.RemoveDataDir):
+            db.remove_data()
+            return True
+        if isinstance(action, (A.Bootstrap, A.Clone, A.Promote, A.Rewind)):
+            return self._start_task(action)
+        if isinstance(action, A.Fatal):
+            self.fatal = action.message
+            self.crash()
+            return True
+        raise TypeError(f"unexpected action {action!r}")
+
+    def _start_task(self, action: A.Action) -> bool:
+        if self.task is not None:
+            return False
+        kind = type(action).__name__
+        world, db = self.world, self.db
+        finish: Callable[[], bool]
+        name = kind.lower()
+        if isinstance(action, A.Bootstrap):
+            def finish() -> bool:
+                db.bootstrap(world.new_sysid())
+                self.fresh_bootstrap = True
+                return True
+        elif isinstance(action, A.Clone):
+            source = action.source or action.leader
+            leader = action.leader
+            name = f"bootstrap from leader '{source.name}'" if source else "bootstrap (without leader)"
+
+            def finish() -> bool:
+                src = world.nodes.get(source.name) if source else None
+                if src is None or not src.up or not src.db.running or not src.db.has_data:
+                    return False
+                db.clone_from(src.db, leader.name if leader else None, self._slot())
+                return True
+        elif isinstance(action, A.Promote):
+            def finish() -> bool:
+                return db.promote()
+        else:
+            assert isinstance(action, A.Rewind)
+            leader_name = action.leader.name
+            name = f"running pg_rewind from {leader_name}"
+            db.stop()
+
+            def finish() -> bool:
+                src = world.nodes.get(leader_name)
+                if src is None or not src.up or not src.db.writable:
+                    return False
+                db.rewind_to(src.db)
+                db.start_replica(leader_name, self._slot())
+                return True
+        self.task = SimTask(kind, name, self.world.clock() + TASK_SECONDS[kind], finish)
+        return True
+
+    def tick_task(self) -> None:
+        t = self.task
+        if t is None or self.world.clock() < t.ends_at:
+            return
+        self.task = None
+        ok = t.finish()
+        self.finished = TaskStatus(kind=t.kind, name=t.name, done=True, ok=ok, error=None if ok else "failed")
+        self.wake = True
+
+
+class World:
+    def __init__(
+        self,
+        seed: int,
+        n: int = 3,
+        decide_fn: Callable[[Observation, Memory, Settings], Decision] = decide,
+        rewind_possible: bool = True,
+        lossy: float = 0.0,
+        **settings_kw: object,
+    ) -> None:
+        self.decide = decide_fn
+        self.rng = random.Random(seed)
+        self.clock = ManualClock(1000.0)
+        self.server = MemoryServer(clock=self.clock, name="sim")
+        self.observer = self.server.client("observer", base=BASE)
+        kw: Dict[str, object] = dict(scope="sim", ttl=30, loop_wait=10, retry_timeout=10, use_pg_rewind=True,
+                                     bootstrap_dcs={"ttl": 30, "loop_wait": 10})
+        kw.update(settings_kw)
+        self.nodes: Dict[str, SimNode] = {}
+        for i in range(n):
+            name = f"n{i}"
+            node = SimNode(self, name, Settings(name=name, **kw))  # type: ignore[arg-type]
+            node.db.rewind_possible = rewind_possible
+            node.next_cycle += self.rng.randint(0, 9)  # nodes are not in lock-step
+            if lossy:
+                node.dcs.store = LossyStore(node.dcs.store, random.Random(seed * 1000 + i), lossy)
+            self.nodes[name] = node
+        self.trace: Deque[str] = collections.deque(maxlen=120)
+        self._sysids = itertools.count(7000000000000000001)
+        self.partitioned: Dict[str, float] = {}
+        self.down_until: Dict[str, float] = {}
+        self.outage_until: Optional[float] = None
+        self.primaries_seen = 0
+        self.promotions = 0
+        self.rewinds = 0
+
+    # ---- helpers used by nodes ---------------------------------------------------------
+    def new_sysid(self) -> str:
+        return str(next(self._sysids))
+
+    def log(self, node: str, actions: Tuple[A.Action, ...], reason: str) -> None:
+        names = ",".join(type(a).__name__ for a in actions)
+        self.trace.append(f"{self.clock():8.1f} {node}: [{names}] {reason}")
+        self.promotions += sum(isinstance(a, A.Promote) for a in actions)
+        self.rewinds += sum(isinstance(a, A.Rewind) for a in actions)
+
+    def leader_key(self) -> Optional[Tuple[str, int]]:
+        try:
+            node = self.observer.load().nodes.get("leader")
+        except DCSError:
+            return None
+        return (node.value, node.version) if node is not None else None
+
+    def probe_peers(self, names: Tuple[str, ...]) -> Dict[str, Optional[PeerStatus]]:
+        out: Dict[str, Optional[PeerStatus]] = {}
+        for name in names:
+            node = self.nodes.get(name)
+            if node is None or not node.up:
+                out[name] = None
+                continue
+            db = node.db
+            out[name] = PeerStatus(name=name, role="master" if db.writable else "replica",
+                                   state=db.state, in_recovery=not db.writable, wal_position=db.lsn,
+                                   timeline=db.timeline)
+        return out
+
+    def probe_divergence(self, me: SimNode, leader: Member) -> Divergence:
+        node = self.nodes.get(leader.name)
+        if node is None or not node.up or not node.db.writable or not me.db.has_data:
+            return Divergence(leader.name, None, "leader not reachable")
+        return Divergence(leader.name, not me.db.on_history_of(node.db))
+
+    # ---- the world turning ------------------------------------------------------------------
+    def step(self, faults: bool) -> None:
+        self.clock.advance(1.0)
+        now = self.clock()
+        if faults:
+            self._inject_faults(now)
+        self._heal(now, force=not faults)
+        self._replicate()
+        for node in self.nodes.values():
+            if node.up:
+                node.tick_task()
+        leader = self.leader_key()
+        for node in self.nodes.values():
+            if not node.up:
+                continue
+            watching = node.name not in self.partitioned and self.outage_until is None
+            if watching and leader != node.seen_leader and not node.holds_lease(now):
+                node.wake = True
+            if node.wake or now >= node.next_cycle:
+                node.cycle()
+        self.check_invariants()
+
+    def _replicate(self) -> None:
+        for node in self.nodes.values():
+            db = node.db
+            if db.writable:
+                db.lsn += WAL_PER_SECOND
+        for node in self.nodes.values():
+            db = node.db
+            up = self.nodes.get(db.following or "")
+            if db.running and db.in_recovery and up is not None and up.up and up.db.running:
+                if db.on_history_of(up.db) and up.db.lsn >= db.lsn:
+                    db.history, db.lsn = up.db.history, up.db.lsn
+
+    def _inject_faults(self, now: float) -> None:
+        rng = self.rng
+        names = sorted(self.nodes)
+        roll = rng.random()
+        if roll < 0.008:
+            victim = self.nodes[rng.choice(names)]
+            if victim.up:
+                victim.crash()
+                self.down_until[victim.name] = now + rng.uniform(5, 90)
+        elif roll < 0.011:
+            victim = self.nodes[rng.choice(names)]
+            if victim.up:
+                victim.shutdown()
+                self.down_until[victim.name] = now + rng.uniform(1, 30)
+        elif roll < 0.020:
+            name = rng.choice(names)
+            if name not in self.partitioned:
+                self.server.partition(name)
+                self.partitioned[name] = now + rng.uniform(5, 80)
+        elif roll < 0.0215 and self.outage_until is None:
+            self.server.set_down(True)
+            self.outage_until = now + rng.uniform(5, 45)
+
+    def _heal(self, now: float, force: bool) -> None:
+        for name, until in list(self.partitioned.items()):
+            if force or now >= until:
+                self.server.heal(name)
+                del self.partitioned[name]
+        for name, until in list(self.down_until.items()):
+            if force or now >= until:
+                self.nodes[name].restart()
+                del self.down_until[name]
+        if self.outage_until is not None and (force or now >= self.outage_until):
+            self.server.set_down(False)
+            self.outage_until = None
+
+    # ---- invariants -----------------------------------------------------------------------------
+    def check_invariants(self) -> None:
+        now = self.clock()
+        writable = [n for n in self.nodes.values() if n.db.writable]
+        if writable:
+            self.primaries_seen += 1
+        leased = [n.name for n in writable if n.holds_lease(now)]
+        if len(leased) > 1:
+            self.fail(f"two writable primaries with a valid lease: {leased}")
+        for n in writable:
+            if not n.holds_lease(now) and not n.fresh_bootstrap:
+                self.fail(f"{n.name} is writable without a lock write in the last ttl "
+                          f"(last write {n.lock_written_at})")
+        for n in self.nodes.values():
+            if n.fatal is not None:
+                self.fail(f"{n.name} exited: {n.fatal}")
+
+    def fail(self, message: str) -> None:
+        raise InvariantViolation(f"t={self.clock()}: {message}\n" + "\n".join(self.trace) + "\n" + self.describe())
+
+    def describe(self) -> str:
+        rows = []
+        for n in self.nodes.values():
+            db = n.db
+            rows.append(
+                f"{n.name}: up={n.up} data={db.has_data} running={db.running} writable={db.writable} "
+                f"following={db.following} tl={db.history[-1][0] if db.history else None} lsn={db.lsn} "
+                f"lease={n.lock_written_at} task={n.task.kind if n.task else None} mem={n.memory}"
+            )
+        return "\n".join(rows) + f"\nleader key: {self.leader_key()}"
+
+    def run(self, fault_seconds: int, quiet_seconds: int) -> None:
+        for _ in range(fault_seconds):
+            self.step(faults=True)
+        for _ in range(quiet_seconds):
+            self.step(faults=False)
+
+    def converged(self) -> List[str]:
+        """Problems with the final state (empty = exactly one primary holding the
+        lock, every other node a caught-up replica streaming from it)."""
+        problems = []
+        writable = [n for n in self.nodes.values() if n.db.writable]
+        if len(writable) != 1:
+            return [f"expected one primary, got {[n.name for n in writable]}"]
+        lead = writable[0]
+        key = self.leader_key()
+        if key is None or key[0] != lead.name:
+            problems.append(f"leader key {key} does not name the primary {lead.name}")
+        for n in self.nodes.values():
+            if n is lead:
+                continue
+            db = n.db
+            if not (db.running and db.in_recovery and db.following == lead.name):
+                problems.append(f"{n.name} is not a replica of {lead.name} (following={db.following}, "
+                                f"running={db.running})")
+            elif not db.on_history_of(lead.db) or db.lsn < lead.db.lsn - WAL_PER_SECOND:
+                problems.append(f"{n.name} does not stream from {lead.name} (lsn {db.lsn} vs {lead.db.lsn})")
+        return problems
+
+
+def with_settings(world: World, **kw: object) -> World:
+    for node in world.nodes.values():
+        node.settings = replace(node.settings, **kw)  # type: ignore[arg-type]
+    return world
