@@ -7,82 +7,31 @@ limits on the request line and headers, and is closed after one response.
 """
 from __future__ import annotations
 
-import http.server
-import json
 import logging
 import socket
 import socketserver
-import sys
+import ssl
 import threading
 import time
-from dataclasses import dataclass, field
-from email.utils import formatdate
-from html import escape
-from http import HTTPStatus
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
-from urllib.parse import parse_qs, unquote, urlsplit
+from dataclasses import replace
+from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from ..runtime.status import StatusBoard, StatusView
 from . import health, metrics, views
+from .security import AccessPolicy, ssl_context
+from .wire import (
+    REQUEST_TIMEOUT,
+    Request,
+    RequestError,
+    Response,
+    error_response,
+    json_response,
+    read_request,
+    render,
+    text_response,
+)
 
 logger = logging.getLogger(__name__)
-
-REQUEST_TIMEOUT = 5.0  # seconds to receive the whole request head (and body)
-MAX_REQUEST_LINE = 8192
-MAX_HEADER_BYTES = 16384  # all header lines together
-MAX_HEADERS = 100
-MAX_BODY = 1024 * 1024
-SERVER_VERSION = "BaseHTTP/0.6 Python/" + sys.version.split()[0]  # as the stdlib handler 3.0.2 uses
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-class RequestError(Exception):
-    """The request could not be read; answered with `code` (or just closed if None)."""
-
-    def __init__(self, code: Optional[int], message: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str  # without the query string, percent-decoded
-    query: Dict[str, str]  # first value of every parameter
-    headers: Mapping[str, str]  # lower-cased names
-    body: bytes = b""
-    client: Tuple[str, int] = ("", 0)
-
-
-@dataclass(frozen=True)
-class Response:
-    code: int
-    body: bytes = b""
-    content_type: Optional[str] = None
-    status_only: bool = False  # "HTTP/1.0 <code> <reason>\r\n\r\n", no headers
-    error_page: bool = False  # stdlib-style HTML error page, no extra headers
-    headers: Tuple[Tuple[str, str], ...] = field(default_factory=tuple)
-
-
-def json_response(code: int, doc: Any) -> Response:
-    return Response(code, json.dumps(doc, default=str).encode("utf-8"), "application/json")
-
-
-# The stdlib's own page, so errors look like those of 3.0.2 (BaseHTTPRequestHandler.send_error).
-_ERROR_PAGE: str = http.server.BaseHTTPRequestHandler.error_message_format
-
-
-def error_response(code: int, message: Optional[str] = None) -> Response:
-    """The page `BaseHTTPRequestHandler.send_error` writes."""
-    status = HTTPStatus(code)
-    page = _ERROR_PAGE % {
-        "code": code,
-        "message": escape(message or status.phrase, quote=False),
-        "explain": escape(status.description, quote=False),
-    }
-    return Response(code, page.encode("utf-8", "replace"), "text/html;charset=utf-8", error_page=True)
-
 
 # ---- handlers: (view, now, request) -> Response ---------------------------------
 
@@ -160,124 +109,6 @@ def route(method: str, path: str, routes: Mapping[Tuple[str, str], Handler] = RO
     return routes.get((method, segment)) or FALLBACKS.get(method)
 
 
-# ---- wire format ------------------------------------------------------------------
-
-
-def parse_target(target: str) -> Tuple[str, Dict[str, str]]:
-    parts = urlsplit(target)
-    query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-    return unquote(parts.path) or "/", query
-
-
-def _read_head(sock: socket.socket, deadline: float) -> Tuple[bytes, bytes]:
-    """Bytes up to the blank line ending the head, and whatever came after it."""
-    buf = b""
-    limit = MAX_REQUEST_LINE + MAX_HEADER_BYTES + 4
-    while True:
-        end = buf.find(b"\r\n\r\n")
-        if end < 0 and b"\n\n" in buf:
-            end = buf.find(b"\n\n")
-            return buf[:end], buf[end + 2:]
-        if end >= 0:
-            return buf[:end], buf[end + 4:]
-        first_eol = buf.find(b"\n")
-        if first_eol < 0 and len(buf) > MAX_REQUEST_LINE:
-            raise RequestError(414)
-        if len(buf) > limit:
-            raise RequestError(431, "Request header fields too large")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RequestError(408 if buf else None)
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            raise RequestError(408 if buf else None) from None
-        except OSError:
-            raise RequestError(None) from None
-        if not chunk:
-            if buf.strip():
-                raise RequestError(400, "Incomplete request")
-            raise RequestError(None)
-        buf += chunk
-
-
-def read_request(sock: socket.socket, client: Tuple[str, int], timeout: float = REQUEST_TIMEOUT) -> Request:
-    deadline = time.monotonic() + timeout
-    head, rest = _read_head(sock, deadline)
-    lines = head.replace(b"\r\n", b"\n").split(b"\n")
-    request_line = lines[0]
-    if len(request_line) > MAX_REQUEST_LINE:
-        raise RequestError(414)
-    words = request_line.decode("iso-8859-1").split()
-    if len(words) not in (2, 3):
-        raise RequestError(400, f"Bad request syntax ({request_line.decode('iso-8859-1')!r})")
-    method, target = words[0], words[1]
-    if len(words) == 3 and not words[2].startswith("HTTP/"):
-        raise RequestError(400, f"Bad request version ({words[2]!r})")
-    header_lines = lines[1:]
-    if len(header_lines) > MAX_HEADERS:
-        raise RequestError(431, "Too many headers")
-    if sum(len(h) + 2 for h in header_lines) > MAX_HEADER_BYTES:
-        raise RequestError(431, "Request header fields too large")
-    headers: Dict[str, str] = {}
-    for raw in header_lines:
-        name, sep, value = raw.decode("iso-8859-1").partition(":")
-        if not sep or not name.strip():
-            raise RequestError(400, "Bad header line")
-        headers[name.strip().lower()] = value.strip()
-    body = b""
-    if method in UNSAFE_METHODS and "content-length" in headers:
-        try:
-            length = int(headers["content-length"])
-        except ValueError:
-            raise RequestError(400, "Bad Content-Length") from None
-        if length < 0:
-            raise RequestError(400, "Bad Content-Length")
-        if length > MAX_BODY:
-            raise RequestError(413)
-        body = rest[:length]
-        while len(body) < length:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RequestError(408)
-            sock.settimeout(remaining)
-            try:
-                chunk = sock.recv(min(65536, length - len(body)))
-            except socket.timeout:
-                raise RequestError(408) from None
-            except OSError:
-                raise RequestError(None) from None
-            if not chunk:
-                raise RequestError(400, "Incomplete body")
-            body += chunk
-    path, query = parse_target(target)
-    return Request(method, path, query, headers, body, client)
-
-
-def render(resp: Response, extra_headers: Mapping[str, str]) -> bytes:
-    try:
-        reason = HTTPStatus(resp.code).phrase
-    except ValueError:
-        reason = ""
-    status_line = f"HTTP/1.0 {resp.code} {reason}\r\n"
-    if resp.status_only:
-        return (status_line + "\r\n").encode("latin-1")
-    lines = [status_line, f"Server: {SERVER_VERSION}\r\n", f"Date: {formatdate(usegmt=True)}\r\n"]
-    if resp.error_page:
-        lines.append("Connection: close\r\n")
-    if resp.content_type:
-        lines.append(f"Content-Type: {resp.content_type}\r\n")
-    lines.append(f"Content-Length: {len(resp.body)}\r\n")
-    for name, value in resp.headers:
-        lines.append(f"{name}: {value}\r\n")
-    if not resp.error_page:
-        for name, value in extra_headers.items():
-            lines.append(f"{name}: {value}\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1") + resp.body
-
-
 # ---- the server -------------------------------------------------------------------
 
 
@@ -297,16 +128,29 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         api = self.server.api
-        sock: socket.socket = self.request
         started = time.monotonic()
+        client_cert = False
+        if api.ssl_context is not None:
+            # Handshake here, in the connection's own thread, bounded by the request timeout.
+            try:
+                tls = api.ssl_context.wrap_socket(self.request, server_side=True, do_handshake_on_connect=False)
+                tls.settimeout(api.request_timeout)
+                tls.do_handshake()
+            except (OSError, ValueError):
+                return
+            self.request = tls
+            client_cert = bool(tls.getpeercert())
+        sock: socket.socket = self.request
         try:
             req = read_request(sock, self.client_address[:2], api.request_timeout)
         except RequestError as e:
             if e.code is not None:
                 self._send(render(error_response(e.code, e.message or None), {}))
             return
+        if client_cert:
+            req = replace(req, client_cert=True)
         resp = api.respond(req)
-        self._send(render(resp, api.extra_headers))
+        self._send(render(resp, api.response_headers))
         logger.debug(
             "API: %s %s %d %.1f ms", req.method, req.path, resp.code, (time.monotonic() - started) * 1000
         )
@@ -372,21 +216,59 @@ class RestApiServer:
         clock: Callable[[], float] = time.monotonic,
         extra_headers: Optional[Mapping[str, str]] = None,
         request_timeout: float = REQUEST_TIMEOUT,
+        tls: Optional[ssl.SSLContext] = None,
+        access: Optional[AccessPolicy] = None,
+        https_extra_headers: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.listen = listen
         self.board = board
         self.clock = clock
         self.extra_headers: Dict[str, str] = dict(extra_headers or {})
         self.request_timeout = request_timeout
+        self.ssl_context = tls
+        self.access = access or AccessPolicy()
+        # Headers added to every JSON/text/metrics response (not to status-line-only or error pages).
+        self.response_headers: Dict[str, str] = dict(self.extra_headers)
+        if tls is not None:
+            self.response_headers.update(https_extra_headers or {})
         self.routes: Dict[Tuple[str, str], Handler] = dict(ROUTES)
+        self.unsafe: Set[Tuple[str, str]] = set()
         self._server: Optional[_TCPServer] = None
         self._thread: Optional[threading.Thread] = None
+
+    @classmethod
+    def from_config(
+        cls, restapi: Mapping[str, Any], board: StatusBoard, clock: Callable[[], float] = time.monotonic
+    ) -> RestApiServer:
+        """Built from the `restapi` section: listen, TLS, access control, extra headers."""
+        return cls(
+            str(restapi["listen"]),
+            board,
+            clock,
+            extra_headers=restapi.get("http_extra_headers"),
+            tls=ssl_context(restapi),
+            access=AccessPolicy.from_config(restapi),
+            https_extra_headers=restapi.get("https_extra_headers"),
+        )
+
+    def add_route(self, method: str, segment: str, handler: Handler, unsafe: bool = False) -> None:
+        """Register a handler; `unsafe` ones pass the access checks of spec 1.2 first."""
+        self.routes[(method, segment)] = handler
+        if unsafe:
+            self.unsafe.add((method, segment))
+        else:
+            self.unsafe.discard((method, segment))
 
     def respond(self, req: Request) -> Response:
         handler = route(req.method, req.path, self.routes)
         if handler is None:  # unsafe methods without a handler, unknown methods
             return error_response(501, f"Unsupported method ({req.method!r})")
-        return handler(self.board.get(), self.clock(), req)
+        view = self.board.get()
+        if (req.method, req.path.lstrip("/").split("/", 1)[0]) in self.unsafe:
+            refusal = self.access.check(req.client[0], req.headers.get("authorization"), req.client_cert, view.cluster)
+            if refusal is not None:
+                return text_response(refusal.code, refusal.body, refusal.headers)
+        return handler(view, self.clock(), req)
 
     def start(self) -> None:
         if self._server is not None:

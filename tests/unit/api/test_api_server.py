@@ -8,7 +8,8 @@ from typing import Any, Callable, Dict, Iterator, Tuple
 
 import pytest
 
-from qhb_patroni.api.server import RestApiServer, parse_listen, parse_target
+from qhb_patroni.api.server import RestApiServer, parse_listen
+from qhb_patroni.api.wire import parse_target
 from qhb_patroni.runtime.status import StatusBoard, StatusView
 from tests.fixtures.api import (
     NOW,

@@ -78,6 +78,7 @@ def three_nodes(etcd_server: EtcdProcess, etcd_scope: str) -> str:
     return etcd_scope
 
 
+@pytest.mark.etcd
 def test_list_against_etcd(etcd_server: EtcdProcess, three_nodes: str) -> None:
     result = run("-d", f"etcd://{etcd_server.host_port}", "list", three_nodes)
     assert result.exit_code == 0, result.output
@@ -96,6 +97,7 @@ def test_list_against_etcd(etcd_server: EtcdProcess, three_nodes: str) -> None:
     ]
 
 
+@pytest.mark.etcd
 def test_list_formats_and_scope_from_config(tmp_path: Any, etcd_server: EtcdProcess, three_nodes: str) -> None:
     cfg = tmp_path / "ctl.yaml"
     cfg.write_text(yaml.safe_dump({"scope": three_nodes, "etcd": {"host": etcd_server.host_port}}))
@@ -114,6 +116,7 @@ def test_list_formats_and_scope_from_config(tmp_path: Any, etcd_server: EtcdProc
     assert "| Pending restart | Scheduled restart | Tags |" in extended
 
 
+@pytest.mark.etcd
 def test_list_unknown_cluster_is_empty(etcd_server: EtcdProcess, etcd_scope: str) -> None:
     result = run("-d", etcd_server.host_port, "list", etcd_scope)  # no scheme: etcd guessed from the port
     assert result.exit_code == 0
@@ -153,6 +156,7 @@ def test_version_without_cluster(tmp_path: Any) -> None:
     assert result.exit_code == 0 and result.stdout == "patronictl version 3.0.2\n"
 
 
+@pytest.mark.etcd
 def test_version_with_members(etcd_server: EtcdProcess, etcd_scope: str) -> None:
     api_port, dead_port = free_port(), free_port()
     board = StatusBoard(status_view("m0", primary_server(server_version=150002)))
@@ -224,6 +228,7 @@ def test_request_settings() -> None:
         request(Member(name="x"))
 
 
+@pytest.mark.etcd
 def test_config_file_env_var(tmp_path: Any, etcd_server: EtcdProcess, three_nodes: str) -> None:
     cfg = tmp_path / "ctl.yaml"
     cfg.write_text(yaml.safe_dump({"scope": three_nodes, "etcd": {"host": etcd_server.host_port}}))
@@ -234,6 +239,7 @@ def test_config_file_env_var(tmp_path: Any, etcd_server: EtcdProcess, three_node
 
 
 
+@pytest.mark.etcd
 def test_topology_history_show_config_dsn(etcd_server: EtcdProcess, etcd_scope: str) -> None:
     write_cluster(
         etcd_server,

@@ -1,0 +1,144 @@
+"""TLS for the REST API listener and access control for "unsafe" endpoints (spec 1.1, 1.2).
+
+`AccessPolicy.check()` is pure: (client ip, Authorization header, client presented a
+certificate, member hosts from the DCS view) -> None when allowed, else the refusal.
+Hostnames in `restapi.allowlist` are resolved once, when the policy is built.
+"""
+from __future__ import annotations
+
+import base64
+import hmac
+import ipaddress
+import socket
+import ssl
+from dataclasses import dataclass, field
+from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
+from urllib.parse import urlsplit
+
+from ..core.model import ClusterView
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+VERIFY_CLIENT = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+
+def ssl_context(restapi: Mapping[str, Any]) -> Optional[ssl.SSLContext]:
+    """Server-side TLS context when `restapi.certfile` is set, else None."""
+    certfile = restapi.get("certfile")
+    if not certfile:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    password = restapi.get("keyfile_password")
+    ctx.load_cert_chain(str(certfile), restapi.get("keyfile") or None, str(password) if password else None)
+    verify = str(restapi.get("verify_client") or "none").lower()
+    if verify not in VERIFY_CLIENT:
+        raise ValueError(f"restapi.verify_client must be none, optional or required, got {verify!r}")
+    cafile = restapi.get("cafile")
+    if cafile:
+        ctx.load_verify_locations(str(cafile))
+    ctx.verify_mode = VERIFY_CLIENT[verify]
+    ciphers = restapi.get("ciphers")
+    if ciphers:
+        ctx.set_ciphers(str(ciphers))
+    return ctx
+
+
+def _resolve(entry: str) -> List[Network]:
+    """An allowlist entry (IP, CIDR or hostname) -> networks; unresolvable names -> []."""
+    text = entry.strip()
+    try:
+        return [ipaddress.ip_network(text, strict=False)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(text, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return []
+    return [ipaddress.ip_network(str(info[4][0]).split("%")[0]) for info in infos]
+
+
+def _ip(text: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:
+    try:
+        addr = ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def member_hosts(cluster: Optional[ClusterView]) -> List[str]:
+    """Hosts of every member's api_url (for `allowlist_include_members`)."""
+    hosts: List[str] = []
+    for m in cluster.members if cluster is not None else ():
+        try:
+            host = urlsplit(m.api_url or "").hostname
+        except ValueError:
+            host = None
+        if host:
+            hosts.append(host)
+    return hosts
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: int
+    body: str
+    headers: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    allowlist: Tuple[Network, ...] = ()
+    include_members: bool = False
+    auth: Optional[str] = None  # "user:password"
+    tls_client_check: bool = False  # TLS with verify_client optional/required
+    resolve: Any = field(default=_resolve, compare=False, repr=False)  # entry -> networks (injectable)
+
+    @classmethod
+    def from_config(cls, restapi: Mapping[str, Any]) -> AccessPolicy:
+        networks: List[Network] = []
+        for entry in restapi.get("allowlist") or ():
+            networks.extend(_resolve(str(entry)))
+        auth = restapi.get("auth")
+        authentication = restapi.get("authentication")
+        if not auth and isinstance(authentication, Mapping) and authentication.get("username"):
+            auth = f"{authentication['username']}:{authentication.get('password', '')}"
+        verify = str(restapi.get("verify_client") or "none").lower()
+        return cls(
+            allowlist=tuple(networks),
+            include_members=bool(restapi.get("allowlist_include_members")),
+            auth=str(auth) if auth else None,
+            tls_client_check=bool(restapi.get("certfile")) and verify in ("optional", "required"),
+        )
+
+    def _allowed_networks(self, hosts: Iterable[str]) -> List[Network]:
+        networks = list(self.allowlist)
+        if self.include_members:
+            for host in hosts:
+                networks.extend(self.resolve(host))
+        return networks
+
+    def check(
+        self,
+        client_ip: str,
+        authorization: Optional[str],
+        has_client_cert: bool,
+        cluster: Optional[ClusterView] = None,
+    ) -> Optional[Refusal]:
+        """None when the request may proceed, else how to refuse it (checks in 3.0.2's order)."""
+        if self.allowlist or self.include_members:
+            addr = _ip(client_ip)
+            networks = self._allowed_networks(member_hosts(cluster))
+            if addr is None or not any(addr in net for net in networks):
+                return Refusal(403, "Access is denied")
+        if self.tls_client_check and not has_client_cert:
+            return Refusal(403, "client certificate required")
+        if self.auth:
+            challenge = (("WWW-Authenticate", 'Basic realm="Patroni"'),)
+            if not authorization:
+                return Refusal(401, "no auth header received", challenge)
+            expected = "Basic " + base64.b64encode(self.auth.encode("utf-8")).decode("ascii")
+            if not hmac.compare_digest(authorization.encode("utf-8"), expected.encode("utf-8")):
+                return Refusal(401, "not authenticated", challenge)
+        return None
