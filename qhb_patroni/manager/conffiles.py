@@ -179,6 +179,25 @@ def render_main_conf(
     return "\n".join(lines) + "\n"
 
 
+_CONF_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*'((?:[^'\\]|''|\\.)*)'\s*$")
+
+
+def parse_recovery_section(text: str) -> Optional[Dict[str, str]]:
+    """The recovery section of a main config written by render_main_conf
+    (None when there is none), so a restarted daemon keeps following."""
+    marker = "# recovery.conf"
+    lines = text.splitlines()
+    if marker not in lines:
+        return None
+    result: Dict[str, str] = {}
+    for line in lines[lines.index(marker) + 1 :]:
+        match = _CONF_LINE.match(line)
+        if match:
+            value = re.sub(r"''|\\\\", lambda m: m.group(0)[0], match.group(2))
+            result[match.group(1)] = value
+    return result
+
+
 def render_lines_file(lines: List[str]) -> str:
     """pg_hba / pg_ident content managed from the configuration."""
     return HEADER + "\n".join(lines) + "\n"

@@ -48,6 +48,17 @@ class LocalServer:
         self.recovery: Optional[Dict[str, str]] = None
         self.pending_restart = False
         self.timeline_cache: Optional[int] = None
+        self.recovery = self._recovery_on_disk()
+
+    def _recovery_on_disk(self) -> Optional[Dict[str, str]]:
+        """Recovery settings of a standby left by an earlier daemon run."""
+        if not os.path.exists(self.layout.standby_signal):
+            return None
+        try:
+            with open(self.layout.main_conf) as f:
+                return conffiles.parse_recovery_section(f.read())
+        except OSError:
+            return None
 
     # ---- facts ---------------------------------------------------------------
 

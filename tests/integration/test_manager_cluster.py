@@ -3,7 +3,10 @@ split brain + rewind, stop modes.  One cluster per module; the tests run in
 file order and build on each other (each one states what it expects first)."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from typing import Any, Dict, Iterator
 
 import psycopg2
@@ -31,8 +34,10 @@ def nodes(qhb_bin_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     a = Manager(a_config)
     # node-b uses the guide's unix_socket_directories '.' (sockets in the data dir).
     # It must not be a rewind *source*: pg_rewind fails reading the socket file.
-    b = Manager(qhb_node_config(base, "node-b", bin_dir=qhb_bin_dir, socket_dir="."))
-    state: Dict[str, Any] = {"a": a, "b": b, "callbacks_log": log, "a_config": a_config}
+    b_config = qhb_node_config(base, "node-b", bin_dir=qhb_bin_dir, socket_dir=".")
+    b = Manager(b_config)
+    state: Dict[str, Any] = {"a": a, "b": b, "callbacks_log": log, "a_config": a_config,
+                              "b_config": b_config}
     try:
         yield state
     finally:
@@ -245,6 +250,27 @@ def test_update_config_reloads_and_flags_pending_restart(nodes: Dict[str, Any]) 
     assert a.update_config(new) is False  # nothing changed: no reload
     assert a.restart() is True
     assert a.observe().pending_restart is False and sql(a, "SHOW max_connections") == [("40",)]
+
+
+def test_server_survives_killed_daemon_and_is_joined(nodes: Dict[str, Any]) -> None:
+    b: Manager = nodes["b"]
+    assert b.stop("fast") is True
+    # A "daemon" process starts the server and is then killed with SIGKILL.
+    script = (
+        "import json, os, sys\n"
+        "from qhb_patroni.manager import Manager\n"
+        "m = Manager(json.loads(sys.argv[1]))\n"
+        "assert m.start()\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps(nodes["b_config"])], cwd=os.getcwd(),
+                          timeout=120, check=False)
+    assert proc.returncode == -9
+    joined = Manager(nodes["b_config"])
+    assert joined.state == "running"  # found the postmaster on start-up
+    local = joined.observe()
+    assert local.is_replica and local.following == f"127.0.0.1:{nodes['a'].settings.port}"
+    assert b.server.is_running()
 
 
 def test_remove_data_directory(nodes: Dict[str, Any]) -> None:

@@ -172,3 +172,10 @@ def test_lsn_and_history() -> None:
         (1, 0x3000158, "no recovery target specified"),
         (2, 0x5000000, 'at restore point "x"'),
     ]
+
+
+def test_recovery_section_round_trip() -> None:
+    recovery = {"primary_conninfo": "user=r passfile=/it's\\ path host=h", "recovery_target": "", "x": "a\\\\''b"}
+    text = cf.render_main_conf("b.conf", {"port": "1"}, "/h", "/i", recovery)
+    assert cf.parse_recovery_section(text) == recovery
+    assert cf.parse_recovery_section(cf.render_main_conf("b.conf", {"port": "1"}, "/h", "/i", None)) is None
