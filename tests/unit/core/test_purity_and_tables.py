@@ -99,3 +99,16 @@ def test_member_slots_skip_cascading_members() -> None:
     ms = [member("n0", role="master"), member("n1"), member("n2", tags={"replicatefrom": "n1"}),
           member("n3", tags={"replicatefrom": "gone"})]
     assert member_slots(cluster(leader="n0", members=ms), "n0") == ("n1", "n3")
+
+
+def test_generated_diagram_in_docs_is_fresh() -> None:
+    import importlib.util
+
+    root = CORE_DIR.parent.parent
+    spec = importlib.util.spec_from_file_location("gen_state_diagram", root / "scripts" / "gen_state_diagram.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    doc = (root / "docs" / "failover-decisions.md").read_text()
+    assert gen.render(doc) == doc, "run scripts/gen_state_diagram.py"
+    assert "stateDiagram-v2" in doc and "primary --> replica: dcs_unreachable" in doc
