@@ -3,6 +3,7 @@ split brain + rewind, stop modes.  One cluster per module; the tests run in
 file order and build on each other (each one states what it expects first)."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -162,7 +163,11 @@ def test_switchover_demote_then_promote(nodes: Dict[str, Any]) -> None:
     eventually(lambda: a.observe().timeline == 2, what="a on timeline 2")
     assert a.observe().following == f"127.0.0.1:{b.settings.port}"
     history = b.timeline_history()
-    assert history[0][:3] == [1, history[0][1], history[0][2]] and history[0][4] == "node-b"
+    assert len(history) == 1
+    tl, lsn, reason, stamp, leader = history[0]
+    assert tl == 1 and reason == "no recovery target specified" and leader == "node-b"
+    assert 0 < lsn <= b.observe().lsn
+    assert datetime.datetime.fromisoformat(stamp).tzinfo is not None
 
 
 def test_callbacks_fired(nodes: Dict[str, Any]) -> None:
