@@ -1,4 +1,5 @@
 """Shared pytest wiring: fixtures live in tests/fixtures/ and are registered here."""
 pytest_plugins = [
     "tests.fixtures.ports",
+    "tests.fixtures.etcd",
 ]

@@ -6,7 +6,6 @@ from typing import Callable, Dict, Iterator, List
 import pytest
 
 from tests.contract.backends import Backend, EtcdBackend, MemoryBackend
-from tests.fixtures.etcd import etcd_scope, etcd_server  # noqa: F401  (fixtures; until in pytest_plugins)
 
 BackendFactory = Callable[..., Backend]
 
