@@ -251,6 +251,28 @@ class RestApiServer:
             https_extra_headers=restapi.get("https_extra_headers"),
         )
 
+    def reload(self, restapi: Mapping[str, Any]) -> bool:
+        """Apply a changed `restapi` section (SIGHUP / POST /reload). Headers, access
+        rules and the TLS context (certificate files re-read) apply to new connections;
+        a changed `listen` restarts the listener. True when the listener was restarted."""
+        tls = ssl_context(restapi)  # raises before anything changes if the files are bad
+        self.extra_headers = dict(restapi.get("http_extra_headers") or {})
+        headers = dict(self.extra_headers)
+        if tls is not None:
+            headers.update(restapi.get("https_extra_headers") or {})
+        self.response_headers = headers
+        self.access = AccessPolicy.from_config(restapi)
+        self.ssl_context = tls
+        listen = str(restapi["listen"])
+        if listen == self.listen:
+            return False
+        running = self._server is not None
+        self.stop()
+        self.listen = listen
+        if running:
+            self.start()
+        return True
+
     def add_route(self, method: str, segment: str, handler: Handler, unsafe: bool = False) -> None:
         """Register a handler; `unsafe` ones pass the access checks of spec 1.2 first."""
         self.routes[(method, segment)] = handler

@@ -206,3 +206,26 @@ def test_ssl_context_config_errors(cert: Dict[str, str]) -> None:
     assert ctx is not None and ctx.verify_mode == ssl.CERT_REQUIRED
     with pytest.raises(ValueError):
         ssl_context({**cert, "verify_client": "sometimes"})
+
+
+def test_reload_swaps_tls_headers_access_and_listener(cert: Dict[str, str]) -> None:
+    server = tls_server({})  # plain HTTP first
+    try:
+        assert raw_exchange(server.address, b"HEAD / HTTP/1.0\r\n\r\n") == b"HTTP/1.0 200 OK\r\n\r\n"
+        listen = server.listen
+        restarted = server.reload({**cert, "listen": listen, "http_extra_headers": {"X-New": "1"},
+                                   "authentication": {"username": "admin", "password": "secret"}})
+        assert restarted is False and server.listen == listen
+        ctx = client_context(cert["certfile"])
+        wrap: Callable[[socket.socket], socket.socket] = lambda s: ctx.wrap_socket(  # noqa: E731
+            s, server_hostname="127.0.0.1")
+        answer = raw_exchange(server.address, b"GET /patroni HTTP/1.0\r\n\r\n", wrap)
+        assert answer.startswith(b"HTTP/1.0 200 ") and b"\r\nX-New: 1\r\n" in answer
+        refused = raw_exchange(server.address, b"POST /restart HTTP/1.0\r\nContent-Length: 0\r\n\r\n", wrap)
+        assert refused.startswith(b"HTTP/1.0 401 ")
+        new_listen = f"127.0.0.1:{free_port()}"
+        assert server.reload({"listen": new_listen}) is True
+        assert server.address[1] == int(new_listen.rsplit(":", 1)[1])
+        assert raw_exchange(server.address, b"HEAD / HTTP/1.0\r\n\r\n") == b"HTTP/1.0 200 OK\r\n\r\n"
+    finally:
+        server.stop()
