@@ -1,74 +1,24 @@
-"""patronictl command line (spec 2.1-2.4): the `main` group, `list` and `version`."""
+"""patronictl command line (spec 2.1-2.4): the `main` group and the read-only commands
+(list, topology, history, dsn, version); configuration commands live in commands/."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
-import time
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import click
 
 from qhb_patroni import PATRONI_COMPAT_VERSION
-from qhb_patroni.core.model import ClusterView
-from qhb_patroni.dcs import ClusterDCS, DCSError
 
 from . import render
-from .client import CONFIG_FILE_PATH, CtlError, PatroniRequest, get_dcs, load_ctl_config
+from .client import CONFIG_FILE_PATH, CtlError, load_ctl_config
+from .commands import configcmds
+from .context import Context, timestamp, watching
 from .select import ROLE_CHOICES, members_with_role
 
 logger = logging.getLogger("patronictl")
 QUIET_LOGGERS = ("etcd", "urllib3", "consul", "qhb_patroni.dcs")
-
-
-class Context:
-    """What every command gets: the loaded configuration and lazily built clients."""
-
-    def __init__(self, config: Dict[str, Any], insecure: bool) -> None:
-        self.config = config
-        self.insecure = insecure
-        self._request: Optional[PatroniRequest] = None
-
-    @property
-    def scope(self) -> Optional[str]:
-        scope = self.config.get("scope")
-        return str(scope) if scope else None
-
-    def dcs(self, cluster_name: str) -> ClusterDCS:
-        return get_dcs(self.config, cluster_name)
-
-    def get_cluster(self, dcs: ClusterDCS) -> ClusterView:
-        try:
-            return dcs.get_cluster()
-        except DCSError as e:
-            raise CtlError(f"can not read the cluster from the DCS: {e}") from None
-
-    @property
-    def request(self) -> PatroniRequest:
-        if self._request is None:
-            self._request = PatroniRequest(self.config, insecure=self.insecure)
-        return self._request
-
-
-def timestamp(precision: int = 6) -> str:
-    """`YYYY-MM-DD HH:MM:SS[.ffffff]` cut to `precision` fraction digits (0 = none)."""
-    text = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
-    return text[: precision - 7] if precision < 6 else text
-
-
-def watching(w: bool, watch: Optional[float], clear: bool = True) -> Iterator[int]:
-    """Yield once, then every `watch` seconds (2 with -W) until interrupted."""
-    if w and not watch:
-        watch = 2
-    if watch and clear:
-        click.clear()
-    yield 0
-    while watch:
-        time.sleep(watch)
-        if clear:
-            click.clear()
-        yield 0
 
 
 @click.group()
@@ -139,31 +89,15 @@ def topology(obj: Context, cluster_names: Tuple[str, ...], w: bool, watch: Optio
     _list(obj, cluster_names, False, False, "topology", w, watch)
 
 
-def _cluster(obj: Context, cluster_name: Optional[str]) -> Tuple[str, ClusterView]:
-    name = cluster_name or obj.scope
-    if not name:
-        raise CtlError("No cluster name was provided and the configuration has no scope")
-    return name, obj.get_cluster(obj.dcs(name))
-
-
 @main.command("history", help="Show the history of failovers/switchovers")
 @click.argument("cluster_name", required=False)
 @click.option("--format", "-f", "fmt", default="pretty", help="Output format (pretty, tsv, json, yaml)")
 @click.pass_obj
 def history(obj: Context, cluster_name: Optional[str], fmt: str) -> None:
-    _, cluster = _cluster(obj, cluster_name)
+    _, cluster = obj.named_cluster(cluster_name)
     columns = ["TL", "LSN", "Reason", "Timestamp", "New Leader"]
     rows = [list(line) + [""] * (len(columns) - len(line)) for line in (cluster.history or ())]
     click.echo(render.render(columns, rows, fmt, None, {"TL": "r", "LSN": "r"}))
-
-
-@main.command("show-config", help="Show cluster configuration")
-@click.argument("cluster_name", required=False)
-@click.pass_obj
-def show_config(obj: Context, cluster_name: Optional[str]) -> None:
-    _, cluster = _cluster(obj, cluster_name)
-    data = dict(cluster.config.data) if cluster.config is not None else {}
-    click.echo(render.dump_yaml(data))
 
 
 @main.command("dsn", help="Generate a dsn for the provided member, defaults to a dsn of the leader")
@@ -175,7 +109,7 @@ def show_config(obj: Context, cluster_name: Optional[str]) -> None:
 def dsn(obj: Context, cluster_name: Optional[str], role: Optional[str], member: Optional[str]) -> None:
     if role is not None and member is not None:
         raise CtlError("--role and --member are mutually exclusive options")
-    _, cluster = _cluster(obj, cluster_name)
+    _, cluster = obj.named_cluster(cluster_name)
     candidates = members_with_role(cluster, "any" if member else role or "leader")
     chosen = next((m for m in candidates if member is None or m.name == member), None)
     address = chosen.host_port if chosen is not None else None
@@ -207,6 +141,10 @@ def version(obj: Context, cluster_name: Optional[str], member_names: Tuple[str, 
             click.echo(f"{m.name}: Patroni {patroni_version}{pg_text}")
         except Exception as e:  # any failure is reported per member, like 3.0.2
             click.echo(f"{m.name}: failed to get version: {e}")
+
+
+for _command in configcmds.COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

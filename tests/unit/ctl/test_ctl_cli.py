@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import replace
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import pytest
 import yaml
@@ -14,51 +14,16 @@ from patronictl.cli import main
 from patronictl.client import CtlError, PatroniRequest, load_ctl_config, parse_dcs
 from qhb_patroni.api.server import RestApiServer
 from qhb_patroni.core.model import Member
-from qhb_patroni.dcs import ClusterDCS, from_config
 from qhb_patroni.runtime.status import StatusBoard
-from tests.fixtures.api import primary_server, status_view
+from tests.fixtures.api import SYSID, dcs_for, member_data, primary_server, status_view, write_cluster
 from tests.fixtures.etcd import EtcdProcess
 from tests.fixtures.ports import free_port
-
-SYSID = "7214159812345678901"
 
 
 def run(*args: str, env: Optional[Dict[str, str]] = None) -> Result:
     base = {"PATRONICTL_CONFIG_FILE": "", "DCS_URL": ""}
     base.update(env or {})
     return CliRunner().invoke(main, list(args), env=base, catch_exceptions=False)
-
-
-def dcs_for(etcd: EtcdProcess, scope: str, name: str) -> ClusterDCS:
-    return from_config({"scope": scope, "etcd": {"host": etcd.host_port}, "ttl": 60}, name)
-
-
-def member_data(name: str, port: int, api_port: int, role: str = "replica", **extra: Any) -> Dict[str, Any]:
-    data: Dict[str, Any] = {
-        "conn_url": f"postgres://127.0.0.1:{port}/qhb",
-        "api_url": f"http://127.0.0.1:{api_port}/patroni",
-        "state": "running",
-        "role": role,
-        "version": "3.0.2",
-        "timeline": 3,
-    }
-    data.update(extra)
-    return data
-
-
-def write_cluster(etcd: EtcdProcess, scope: str, members: List[Tuple[str, Dict[str, Any]]], leader: str,
-                  optime: int = 100, sync: Tuple[str, ...] = (), config: Optional[Dict[str, Any]] = None) -> None:
-    """Write a cluster the way daemons would, with the DCS writer."""
-    handles = {name: dcs_for(etcd, scope, name) for name, _ in members}
-    for name, data in members:
-        assert handles[name].touch_member(data)
-    lead = handles[leader]
-    assert lead.initialize(SYSID, create=True)
-    assert lead.attempt_to_acquire_leader() is not None
-    assert lead.set_config(config or {"ttl": 30, "loop_wait": 10})
-    assert lead.write_status(optime)
-    if sync:
-        assert lead.set_sync(leader, sync)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""patronictl command families (each module exports COMMANDS)."""
