@@ -12,6 +12,7 @@ from typing import Optional, Tuple
 from .local import STATE_STARTING
 from .model import ClusterView
 from .observation import Memory, Observation, Settings
+from .switchover import race_rule
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,18 @@ def is_healthiest(obs: Observation, memory: Memory, settings: Settings) -> Verdi
         return Verdict(False, "paused")
     if settings.nofailover:
         return Verdict(False, "nofailover")
+    rule = race_rule(obs, settings)
+    if rule.verdict is not None:
+        return Verdict(rule.verdict, rule.why)
     my_lsn = local.lsn or 0
-    if cluster.last_lsn - my_lsn > settings.maximum_lag_on_failover:
+    if rule.check_lag and cluster.last_lsn - my_lsn > settings.maximum_lag_on_failover:
         return Verdict(False, "My wal position exceeds maximum replication lag")
     if obs.peers is None:
-        names = race_candidates(cluster, settings.name)
+        names = set(race_candidates(cluster, settings.name)) | set(rule.probe or ())
         if names:
-            return Verdict(False, "asking peers", probe=names)
+            return Verdict(False, "asking peers", probe=tuple(sorted(names)))
     for name, peer in sorted((obs.peers or {}).items()):
-        if name == settings.name or peer is None or peer.nofailover or peer.watchdog_failed:
+        if name in (settings.name, rule.exclude) or peer is None or peer.nofailover or peer.watchdog_failed:
             continue
         if not peer.in_recovery:
             return Verdict(False, f"Primary ({name}) is still alive")

@@ -72,6 +72,9 @@ class Observation:
     divergence: Optional[Divergence] = None
     failed: Optional[FailedAction] = None  # set when re-deciding after a failure
     dcs_error: Optional[str] = None
+    # Wall-clock time (epoch seconds), only needed for a scheduled switchover's
+    # `scheduled_at`; None = unknown (a scheduled switchover then waits).
+    wall_time: Optional[float] = None
 
     def holds_lock(self, settings: Settings) -> bool:
         """My name is in the leader key and my local lease has not run out."""

@@ -19,6 +19,7 @@ from .local import STATE_START_FAILED, STATE_STARTING
 from .model import Member
 from .observation import Decision, Memory
 from .slots import member_slots, slot_name_for
+from .switchover import CLEAR, DEMOTE, PROBE, leader_step
 from .timing import deadline_passed, seconds_until
 
 
@@ -184,13 +185,22 @@ def _mine(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
     if not local.is_primary:
         acts.append(A.Promote())
         return ctx.out(roles.LOCK_HELD, acts, memory)
+    step = leader_step(ctx.obs, ctx.settings)
+    if step.what == PROBE:
+        return ctx.out(roles.PROBE_PEERS, [A.ProbePeers(step.names)], memory)
+    if step.what == DEMOTE:
+        memory = arm_rewind_check(ctx, memory)
+        return ctx.out(roles.MANUAL_FAILOVER, acts + [A.Demote("graceful", None)], memory)
+    if step.what == CLEAR:
+        acts.append(A.ClearFailover(version=cluster.failover.version if cluster.failover else None))
+    args = {"warning": step.warning} if step.warning else {}
     if ctx.settings.use_slots:
         wanted = member_slots(cluster, ctx.me)
         if tuple(sorted(local.slots)) != wanted:
             acts.append(A.SyncSlots(wanted))
     if promoted:
         acts.append(A.WriteHistory())
-    return ctx.out(roles.LOCK_HELD, acts, memory)
+    return ctx.out(roles.LOCK_HELD, acts, memory, **args)
 
 
 # ---- L ------------------------------------------------------------------------

@@ -53,6 +53,14 @@ def test_five_nodes(seed: int) -> None:
     _check(world)
 
 
+@pytest.mark.parametrize("seed", [41, 42])
+def test_switchovers_happen(seed: int) -> None:
+    world = World(seed)
+    world.run(fault_seconds=3000, quiet_seconds=400)
+    _check(world)
+    assert world.switchovers >= 3 and world.graceful >= 2, (world.switchovers, world.graceful)
+
+
 def test_calm_cluster_bootstraps_once_and_stays_put() -> None:
     world = World(seed=0)
     world.run(fault_seconds=0, quiet_seconds=300)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import random
 from dataclasses import dataclass, replace
 from typing import Callable, Deque, Dict, List, Optional, Tuple
@@ -260,8 +261,9 @@ class SimNode:
             db.start_replica(upstream, self._slot())
             if action.mode in ("immediate", "graceful") and self.lock_written_at is not None:
                 self.lock_written_at = None
-                version = cluster.leader.version if cluster is not None and cluster.leader is not None else None
-                dcs.delete_leader(version)
+                # By name, not by the version read at the start of the cycle: a
+                # RenewLock earlier in this list has changed the version.
+                dcs.delete_leader(None)
             return True
         if isinstance(action, A.Follow):
             if not db.has_data:
@@ -373,6 +375,8 @@ class World:
         self.primaries_seen = 0
         self.promotions = 0
         self.rewinds = 0
+        self.switchovers = 0
+        self.graceful = 0
 
     # ---- helpers used by nodes ---------------------------------------------------------
     def new_sysid(self) -> str:
@@ -383,6 +387,7 @@ class World:
         self.trace.append(f"{self.clock():8.1f} {node}: [{names}] {reason}")
         self.promotions += sum(isinstance(a, A.Promote) for a in actions)
         self.rewinds += sum(isinstance(a, A.Rewind) for a in actions)
+        self.graceful += sum(isinstance(a, A.Demote) and a.mode == "graceful" for a in actions)
 
     def leader_key(self) -> Optional[Tuple[str, int]]:
         try:
@@ -466,6 +471,19 @@ class World:
         elif roll < 0.0215 and self.outage_until is None:
             self.server.set_down(True)
             self.outage_until = now + rng.uniform(5, 45)
+        elif roll < 0.025:
+            self._request_switchover(rng.choice(names))
+
+    def _request_switchover(self, candidate: str) -> None:
+        """What POST /switchover does: write the /failover intent."""
+        key = self.leader_key()
+        if key is None or key[0] == candidate:
+            return
+        try:
+            self.observer.put("failover", json.dumps({"leader": key[0], "member": candidate}))
+            self.switchovers += 1
+        except DCSError:
+            pass
 
     def _heal(self, now: float, force: bool) -> None:
         for name, until in list(self.partitioned.items()):

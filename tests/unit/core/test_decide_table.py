@@ -465,3 +465,80 @@ def test_repeated_failure_is_not_retried_in_the_same_cycle() -> None:
     c = cluster(leader="n1")
     d = run(make_obs(c, replica(following=None), failed=A.Follow(c.leader.member)))
     assert d.actions == ()
+
+
+# ---- manual failover / switchover (5.8) ------------------------------------------------------------
+def _fo(**kw):  # type: ignore[no-untyped-def]
+    from qhb_patroni.core.model import Failover
+
+    return Failover(version=9, **kw)
+
+
+def test_switchover_leader_probes_candidate_then_demotes_gracefully() -> None:
+    c = replace(cluster(leader="n0"), failover=_fo(leader="n0", candidate="n1"))
+    local = primary(lsn=500, slots=("n1", "n2"))
+    d = run(make_obs(c, local))
+    assert d.actions == (A.ProbePeers(("n1",)),)
+    d2 = run(make_obs(c, local, peers={"n1": peer("n1", 500)}))
+    assert d2.actions == (A.RenewLock(version=7, last_lsn=500), A.Demote("graceful", None))
+    assert render(d2.reason) == "manual failover: demoting myself"
+
+
+def test_switchover_to_unhealthy_candidate_is_cleared() -> None:
+    c = replace(cluster(leader="n0"), failover=_fo(leader="n0", candidate="n1"))
+    d = run(make_obs(c, primary(lsn=500, slots=("n1", "n2")), peers={"n1": None}))
+    assert d.actions == (A.RenewLock(version=7, last_lsn=500), A.ClearFailover(version=9))
+    assert d.reason.args["warning"] == "manual failover: no healthy members found, failover is not possible"
+
+
+def test_switchover_naming_another_leader_is_cleared() -> None:
+    c = replace(cluster(leader="n0"), failover=_fo(leader="n2", candidate="n1"))
+    d = run(make_obs(c, primary(lsn=5, slots=("n1", "n2"))))
+    assert d.actions == (A.RenewLock(version=7, last_lsn=5), A.ClearFailover(version=9))
+    assert d.reason.args["warning"] == "leader name does not match"
+
+
+def test_scheduled_switchover_waits_until_due() -> None:
+    import datetime as dt
+
+    at = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    c = replace(cluster(leader="n0"), failover=_fo(leader="n0", candidate="n1", scheduled_at=at))
+    local = primary(lsn=5, slots=("n1", "n2"))
+    early = replace(make_obs(c, local), wall_time=at.timestamp() - 60)
+    d = run(early)
+    assert d.actions == (A.RenewLock(version=7, last_lsn=5),)
+    assert d.reason.args["warning"].startswith("Awaiting failover at 2030-01-01T00:00:00+00:00 (in 60 seconds)")
+    due = replace(make_obs(c, local, peers={"n1": peer("n1", 5)}), wall_time=at.timestamp() + 1)
+    assert kinds(run(due)) == ["RenewLock", "Demote"]
+    stale = replace(make_obs(c, local), wall_time=at.timestamp() + 100)
+    assert kinds(run(stale)) == ["RenewLock", "ClearFailover"]
+
+
+def test_candidate_wins_the_race_and_clears_the_key() -> None:
+    c = replace(cluster(), failover=_fo(leader="n1", candidate="n0"))
+    d = run(make_obs(c, replica(lsn=10)))
+    assert d.actions == (A.AcquireLock(), A.Promote(), A.ClearFailover(version=9))
+
+
+def test_others_leave_the_race_to_a_healthy_candidate() -> None:
+    c = replace(cluster(), failover=_fo(leader="n1", candidate="n2"))
+    d = run(make_obs(c, replica(lsn=999)))
+    assert kinds(d) == ["ProbePeers"] and "n2" in d.actions[0].names  # type: ignore[union-attr]
+    d2 = run(make_obs(c, replica(lsn=999), peers={"n1": peer("n1", 5), "n2": peer("n2", 5)}))
+    assert d2.actions == ()
+    d3 = run(make_obs(c, replica(lsn=999), peers={"n1": peer("n1", 5), "n2": None}))
+    assert kinds(d3) == ["AcquireLock", "Promote", "ClearFailover"]
+
+
+def test_former_leader_steps_back_when_someone_can_take_over() -> None:
+    c = replace(cluster(), failover=_fo(leader="n0"))
+    d = run(make_obs(c, replica(lsn=999), peers={"n1": peer("n1", 5), "n2": None}))
+    assert d.actions == ()
+    d2 = run(make_obs(c, replica(lsn=999), peers={"n1": None, "n2": None}))
+    assert kinds(d2) == ["AcquireLock", "Promote", "ClearFailover"]
+
+
+def test_switchover_without_candidate_excludes_former_leader_and_lag() -> None:
+    c = replace(cluster(last_lsn=10_000_000), failover=_fo(leader="n1"))
+    d = run(make_obs(c, replica(lsn=100), peers={"n1": peer("n1", 10_000_000), "n2": peer("n2", 50)}))
+    assert kinds(d) == ["AcquireLock", "Promote", "ClearFailover"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from qhb_patroni.core import actions as A
 from qhb_patroni.core.decide import decide
 from qhb_patroni.core.local import STATE_STARTING, Divergence, LocalState
-from qhb_patroni.core.model import ClusterView
+from qhb_patroni.core.model import ClusterView, Failover
 from qhb_patroni.core.observation import Decision, FailedAction, Memory, Observation
 from qhb_patroni.messages import render
 
@@ -58,6 +58,8 @@ def clusters(draw: Any) -> Optional[ClusterView]:
         members=members or (b.member("n0"),),
         initialize=draw(st.sampled_from([b.SYSID, b.SYSID, None, ""])),
         last_lsn=draw(st.integers(0, 3_000_000)),
+        failover=draw(st.sampled_from([None, Failover(candidate="n1", version=5), Failover(leader="n0", version=5),
+                                       Failover(leader="n1", candidate="n2", version=5)])),
     )
 
 
@@ -115,7 +117,7 @@ def _index(d: Decision, kind: type) -> Optional[int]:
     return None
 
 
-COMMON = settings(max_examples=400, deadline=None, derandomize=True)
+COMMON = settings(max_examples=200, deadline=None, derandomize=True)
 
 
 @COMMON
