@@ -134,11 +134,14 @@ class _Handler(socketserver.BaseRequestHandler):
             # Handshake here, in the connection's own thread, bounded by the request timeout.
             try:
                 tls = api.ssl_context.wrap_socket(self.request, server_side=True, do_handshake_on_connect=False)
+            except (OSError, ValueError):
+                return
+            self.request = tls  # closed in finish()
+            try:
                 tls.settimeout(api.request_timeout)
                 tls.do_handshake()
             except (OSError, ValueError):
                 return
-            self.request = tls
             client_cert = bool(tls.getpeercert())
         sock: socket.socket = self.request
         try:
@@ -149,11 +152,24 @@ class _Handler(socketserver.BaseRequestHandler):
             return
         if client_cert:
             req = replace(req, client_cert=True)
-        resp = api.respond(req)
+        try:
+            resp = api.respond(req)
+        except Exception:  # a handler bug must still answer, and never kill the listener
+            logger.exception("API: error while handling %s %s", req.method, req.path)
+            resp = error_response(500)
         self._send(render(resp, api.response_headers))
         logger.debug(
             "API: %s %s %d %.1f ms", req.method, req.path, resp.code, (time.monotonic() - started) * 1000
         )
+
+    def finish(self) -> None:
+        # socketserver closes the socket it accepted; a TLS wrapper took over its
+        # descriptor, so close the wrapper ourselves.
+        if isinstance(self.request, ssl.SSLSocket):
+            try:
+                self.request.close()
+            except OSError:
+                pass
 
     def _send(self, data: bytes) -> None:
         sock: socket.socket = self.request

@@ -264,3 +264,15 @@ def test_metrics(primary: RestApiServer) -> None:
     lines = body.decode().splitlines()
     assert 'patroni_primary{scope="batman"} 1' in lines
     assert 'patroni_postgres_server_version {scope="batman"} 150002' in lines
+
+
+def test_handler_failure_answers_500(api_server: MakeServer) -> None:
+    server, _ = api_server(primary_view())
+
+    def broken(view: StatusView, now: float, req: Any) -> Any:
+        raise RuntimeError("bug")
+
+    server.add_route("GET", "broken", broken)
+    code, headers, body = request(server, "GET", "/broken")
+    assert code == 500 and b"Error code: 500" in body
+    assert request(server, "GET", "/primary")[0] == 200  # the listener lives on
