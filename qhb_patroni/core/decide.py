@@ -103,7 +103,8 @@ def _task_running(ctx: Ctx, memory: Memory) -> Decision:
     # Not the holder (or the renewal just failed).  Our own bootstrap runs a
     # primary before the lock exists, and a promote is stopped by the next
     # cycle once it completes, so those two are left alone.
-    if ctx.local.is_primary and task.kind not in ("Promote", "Bootstrap"):
+    paused = ctx.obs.cluster is not None and ctx.obs.cluster.paused
+    if ctx.local.is_primary and task.kind not in ("Promote", "Bootstrap") and not paused:
         memory = arm_rewind_check(ctx, memory)
         demote = A.Demote("immediate-nolock", ctx.leader_member() if not ctx.i_am_leader else None)
         return ctx.out(roles.TASK_LOCK_LOST, [demote], memory, action=name)

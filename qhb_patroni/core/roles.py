@@ -107,6 +107,12 @@ LOCK_HELD = "lock_held"
 RENEW_FAILED = "renew_failed"
 LOCKED_BY_OTHER = "locked_by_other"
 MANUAL_FAILOVER = "manual_failover"
+PAUSED_NOT_RUNNING = "paused_not_running"
+PAUSED_NOT_RUNNING_HOLDER = "paused_not_running_holder"
+PAUSED_IDLE = "paused_idle"
+PAUSED_NOT_PRIMARY_HOLDER = "paused_not_primary_holder"
+PAUSED_RENEW_FAILED = "paused_renew_failed"
+PAUSED_NO_LOCK = "paused_no_lock"
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,13 @@ TRANSITIONS: Tuple[Transition, ...] = (
     # L: somebody else holds the lock.
     _t(PRIMARY, LOCKED_BY_OTHER, REPLICA, R.NO_LOCK_DEMOTE),
     _t(REPLICA, LOCKED_BY_OTHER, REPLICA, R.NO_ACTION_SECONDARY),
+    # Paused (maintenance mode): never start, stop, promote or demote the server.
+    _t(ANY, PAUSED_NOT_RUNNING, SAME, R.NOT_RUNNING),
+    _t(ANY, PAUSED_NOT_RUNNING_HOLDER, SAME, R.NOT_RUNNING_RELEASED),
+    _t(ANY, PAUSED_IDLE, SAME, R.NO_ACTION),
+    _t(REPLICA, PAUSED_NOT_PRIMARY_HOLDER, REPLICA, R.REMOVED_LOCK_NOT_PRIMARY),
+    _t(PRIMARY, PAUSED_RENEW_FAILED, PRIMARY, R.RENEW_FAILED_PAUSED),
+    _t(PRIMARY, PAUSED_NO_LOCK, PRIMARY, R.PRIMARY_WITHOUT_LOCK_PAUSED),
 )
 
 _INDEX: Dict[Tuple[str, str], Transition] = {(t.role, t.event): t for t in TRANSITIONS}

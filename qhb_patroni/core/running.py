@@ -27,6 +27,10 @@ def running_phases(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
     local = ctx.local
     if ctx.role == roles.UNKNOWN:
         return ctx.out(roles.PG_UNKNOWN, [], memory)
+    if ctx.cluster.paused:
+        paused = _paused(ctx, memory)
+        if paused is not None:
+            return paused
     if not local.running:
         if local.state == STATE_STARTING:
             return _starting(ctx, memory)
@@ -36,6 +40,33 @@ def running_phases(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
     if ctx.i_am_leader:
         return _mine(ctx, memory, promoted)
     return _theirs(ctx, memory)
+
+
+def _paused(ctx: Ctx, memory: Memory) -> Optional[Decision]:
+    """Maintenance mode (5.13): the server is left as it is; only the lock and
+    the replicas' upstream are looked after.  None = the normal phase applies."""
+    local = ctx.local
+    lead = ctx.leader
+    release = [A.ReleaseLock(version=lead.version if lead else None)]
+    if not local.running:
+        if ctx.i_am_leader:
+            return ctx.out(roles.PAUSED_NOT_RUNNING_HOLDER, release, memory)
+        return ctx.out(roles.PAUSED_NOT_RUNNING, [], memory)
+    if ctx.i_am_leader:
+        if not local.is_primary:
+            return ctx.out(roles.PAUSED_NOT_PRIMARY_HOLDER, release, memory)
+        if ctx.failed(A.RenewLock):
+            return ctx.out(roles.PAUSED_RENEW_FAILED, [], memory)
+        return None  # renew as usual (a manual failover still applies to a primary)
+    if local.is_primary:
+        if ctx.cluster.is_unlocked and not ctx.failed(A.AcquireLock):
+            return None  # a running primary takes the free lock even in pause
+        return ctx.out(roles.PAUSED_NO_LOCK, [], memory)
+    if ctx.other_leader is None:
+        return ctx.out(roles.PAUSED_IDLE, [], memory)
+    target = follow_target(ctx)
+    acts: List[A.Action] = [] if _follows(ctx, target) else [A.Follow(target)]
+    return ctx.out(roles.LOCKED_BY_OTHER, acts, memory, leader=ctx.other_leader.name)
 
 
 def _renew(ctx: Ctx) -> A.RenewLock:

@@ -542,3 +542,58 @@ def test_switchover_without_candidate_excludes_former_leader_and_lag() -> None:
     c = replace(cluster(last_lsn=10_000_000), failover=_fo(leader="n1"))
     d = run(make_obs(c, replica(lsn=100), peers={"n1": peer("n1", 10_000_000), "n2": peer("n2", 50)}))
     assert kinds(d) == ["AcquireLock", "Promote", "ClearFailover"]
+
+
+# ---- pause (5.13) -------------------------------------------------------------------------------------
+def _paused(c):  # type: ignore[no-untyped-def]
+    from qhb_patroni.core.model import ClusterConfig
+
+    return replace(c, config=ClusterConfig({"pause": True}, version=2))
+
+
+def test_paused_primary_without_lock_is_left_alone() -> None:
+    d = run(make_obs(_paused(cluster(leader="n1")), primary()))
+    assert d.actions == ()
+    assert render(d.reason) == "continue to run as primary without lock"
+
+
+def test_paused_renew_failure_keeps_primary() -> None:
+    d = run(make_obs(_paused(cluster(leader="n0")), primary(), failed=A.RenewLock(7, 100)))
+    assert d.actions == ()
+    assert render(d.reason) == "continue to run as primary after failing to update leader lock in DCS"
+
+
+def test_paused_leader_renews_as_usual() -> None:
+    d = run(make_obs(_paused(cluster(leader="n0")), primary(lsn=3, slots=("n1", "n2"))))
+    assert d.actions == (A.RenewLock(version=7, last_lsn=3),)
+
+
+def test_paused_stopped_server_is_not_started() -> None:
+    d = run(make_obs(_paused(cluster(leader="n1")), stopped()))
+    assert d.actions == () and render(d.reason) == "postgres is not running"
+    d2 = run(make_obs(_paused(cluster(leader="n0")), stopped()))
+    assert d2.actions == (A.ReleaseLock(version=7),)
+    assert render(d2.reason) == "removed leader lock because postgres is not running"
+
+
+def test_paused_holder_that_is_not_primary_releases() -> None:
+    d = run(make_obs(_paused(cluster(leader="n0")), replica()))
+    assert d.actions == (A.ReleaseLock(version=7),)
+    assert render(d.reason) == "removed leader lock because postgres is not running as primary"
+
+
+def test_paused_replica_without_leader_does_nothing_and_never_races() -> None:
+    d = run(make_obs(_paused(cluster()), replica(lsn=999, following=hostport("n1"))))
+    assert d.actions == ()
+    assert render(d.reason) == "no action. I am (n0)"
+
+
+def test_paused_replica_still_repoints_to_the_leader() -> None:
+    c = _paused(cluster(leader="n1"))
+    d = run(make_obs(c, replica(following=hostport("n2"), slot="n0")))
+    assert d.actions == (A.Follow(c.leader.member),)  # type: ignore[union-attr]
+
+
+def test_paused_unlocked_primary_takes_the_lock() -> None:
+    d = run(make_obs(_paused(cluster()), primary()))
+    assert d.actions == (A.AcquireLock(),)
