@@ -185,16 +185,31 @@ class HALoop:
 
     # ---- sleeping -----------------------------------------------------------
     def _watcher(self) -> None:
-        """Long-poll the leader key and wake the loop when it changes."""
+        """Long-poll the leader key and wake the loop when its owner changes,
+        or it expires or is deleted.  A renewal (same owner, new version) does
+        not wake the loop; the lock holder does not watch its own key."""
         while not self.stopping.is_set():
             with self._watch_lock:
                 target = self._watch_target
-                if target is None:
+                mine = (
+                    target is not None
+                    and target.leader is not None
+                    and self.settings is not None
+                    and target.leader.name == self.settings.name
+                )
+                if target is None or mine:
                     self._watch_lock.wait(1.0)
                     continue
             timeout = self.settings.loop_wait if self.settings else 10.0
             try:
                 changed = self.watch_dcs.watch_leader(target, timeout)
+                if changed:
+                    fresh = self.watch_dcs.get_cluster()
+                    if _leader_name(fresh) == _leader_name(target):
+                        with self._watch_lock:  # a renewal: keep watching from the new version
+                            if self._watch_target is target:
+                                self._watch_target = fresh
+                        continue
             except Exception as exc:
                 log.debug("leader watch failed: %s", exc)
                 changed = False
@@ -233,3 +248,7 @@ class HALoop:
             self.stopping.set()
             with self._watch_lock:
                 self._watch_lock.notify_all()
+
+
+def _leader_name(cluster: Optional[ClusterView]) -> Optional[str]:
+    return cluster.leader.name if cluster is not None and cluster.leader is not None else None
