@@ -77,9 +77,7 @@ class Daemon:
         from .api.server import RestApiServer
 
         restapi = config.get("restapi") or {}
-        self.api = RestApiServer(
-            str(restapi["listen"]), self.board, extra_headers=restapi.get("http_extra_headers")
-        )
+        self.api = RestApiServer.from_config(restapi, self.board)
         self.loop = HALoop(
             dcs=self.dcs,
             watch_dcs=self.watch_dcs,

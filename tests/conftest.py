@@ -2,4 +2,6 @@
 pytest_plugins = [
     "tests.fixtures.ports",
     "tests.fixtures.etcd",
+    "tests.fixtures.pgbin",
+    "tests.fixtures.api",
 ]

@@ -1,6 +1,7 @@
 """`Manager`: the one object the runtime uses to drive the local QHB server."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import replace
@@ -20,6 +21,11 @@ from .server import LocalServer
 from .settings import ManagerError, PgSettings, load_settings
 
 _DEMOTE_STOP_MODES = {"offline": "fast", "graceful": "fast", "immediate": "immediate", "immediate-nolock": "immediate"}
+
+log = logging.getLogger(__name__)
+
+# Control data states of a cluster that stopped without a shutdown checkpoint.
+_CRASHED_STATES = ("in production", "shutting down", "in crash recovery")
 
 
 class Manager:
@@ -208,12 +214,21 @@ class Manager:
             return self._follow(leader_conn_url if mode != "offline" else None)
 
     def check_divergence(self, leader_conn_url: str) -> Optional[bool]:
-        result = _rewind.check_divergence(self.server, leader_conn_url)
-        self.last_divergence_detail = result.detail
-        return result.needed
+        return self.divergence(leader_conn_url)[0]
 
     def divergence(self, leader_conn_url: str) -> Tuple[Optional[bool], str]:
-        result = _rewind.check_divergence(self.server, leader_conn_url)
+        """Compare with the leader's history.  A stopped server that was not shut
+        down cleanly (a crashed primary) first gets single-user crash recovery, as
+        Patroni does before deciding on a rewind: only a cleanly shut down cluster
+        says where its WAL ends."""
+        with self._ops:
+            if not self.server.is_running():
+                data = self.server.controldata()
+                if data is not None and not data.clean_shutdown and data.state in _CRASHED_STATES:
+                    log.info("doing crash recovery in a single user mode")
+                    _rewind.ensure_clean_shutdown(self.server)
+            result = _rewind.check_divergence(self.server, leader_conn_url)
+        self.last_divergence_detail = result.detail
         return result.needed, result.detail
 
     def rewind_possible(self) -> bool:

@@ -118,14 +118,14 @@ class Executor:
         if isinstance(action, A.WriteHistory):
             return bool(dcs.set_history(mgr.timeline_history()))
         if isinstance(action, A.Demote):
-            if action.mode in ("immediate", "graceful") and cluster is not None and cluster.leader is not None:
-                if cluster.leader.name == getattr(dcs, "name", None):
-                    self.lease.lost()
-                    dcs.delete_leader(cluster.leader.version)
-                    result.lock_changed = True
-            if action.mode in ("offline", "immediate-nolock"):
-                self.lease.lost()
-            return bool(mgr.demote(action.mode, _conn_url(action.leader)))
+            # Stop being writable first; only then let somebody else take the lock.
+            self.lease.lost()
+            ok = bool(mgr.demote(action.mode, _conn_url(action.leader)))
+            if action.mode in ("immediate", "graceful"):
+                # By name: a RenewLock earlier in this decision changed the version.
+                dcs.delete_leader(None)
+                result.lock_changed = True
+            return ok
         if isinstance(action, A.Follow):
             return bool(mgr.follow(_conn_url(action.leader)))
         if isinstance(action, A.StartReadOnlyLeader):

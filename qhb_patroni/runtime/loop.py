@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..core import actions as A
 from ..core.decide import decide
-from ..core.local import LocalState
+from ..core.local import DATA_INACCESSIBLE, LocalState
 from ..core.model import ClusterView
 from ..core.observation import Decision, FailedAction, Memory, Observation, Settings
 from ..dcs.base import DCSError
@@ -80,9 +80,10 @@ class HALoop:
     def _observe_local(self) -> LocalState:
         try:
             return self.manager.observe()  # type: ignore[no-any-return]
-        except Exception:
+        except Exception as exc:
+            # Unknown is not empty: never let a failed look make us bootstrap or clone.
             log.exception("Error communicating with the database server")
-            return LocalState()
+            return LocalState(data_dir=DATA_INACCESSIBLE, data_dir_error=str(exc))
 
     # ---- one cycle ----------------------------------------------------------
     def run_cycle(self) -> Decision:
@@ -99,6 +100,7 @@ class HALoop:
         for _ in range(MAX_DECISIONS_PER_CYCLE):
             obs = Observation(
                 now=self.clock(),
+                wall_time=time.time(),
                 cluster=cluster,
                 local=local,
                 task=task,
