@@ -19,13 +19,28 @@ log = logging.getLogger(__name__)
 
 class LeaseTracker:
     """Local notion of holding the lock: the (monotonic) time, taken *before*
-    the request was sent, of our last successful leader-key write."""
+    the request was sent, of our last successful leader-key write.
 
-    def __init__(self) -> None:
-        self.written_at: Optional[float] = None
+    `on_change` is told at once (the REST API must stop answering 200 on
+    /primary the moment we stop believing we hold the lock, not after the cycle)."""
+
+    def __init__(self, on_change: Optional[Callable[[Optional[float]], None]] = None) -> None:
+        self._written_at: Optional[float] = None
+        self._on_change = on_change
+
+    @property
+    def written_at(self) -> Optional[float]:
+        return self._written_at
+
+    @written_at.setter
+    def written_at(self, value: Optional[float]) -> None:
+        self._written_at = value
+        if self._on_change is not None:
+            self._on_change(value)
 
     def lost(self) -> None:
-        self.written_at = None
+        if self._written_at is not None:
+            self.written_at = None
 
 
 class FatalError(Exception):

@@ -53,7 +53,7 @@ class HALoop:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.tasks = TaskRunner(on_done=self.wake.set)
-        self.lease = LeaseTracker()
+        self.lease = LeaseTracker(on_change=self._publish_lease)
         self.memory = Memory()
         self.settings: Optional[Settings] = None
         self.cluster: Optional[ClusterView] = None
@@ -61,6 +61,10 @@ class HALoop:
         self._watch_target: Optional[ClusterView] = None
         self._watch_lock = threading.Condition()
         self._last_reason: Optional[str] = None
+
+    def _publish_lease(self, written_at: Optional[float]) -> None:
+        ttl = self.settings.ttl if self.settings else 30.0
+        self.board.update(lease_until=None if written_at is None else written_at + ttl)
 
     def _promote_wait(self) -> float:
         return float(self.settings.loop_wait) if self.settings else 10.0
@@ -164,11 +168,7 @@ class HALoop:
         self._last_reason = text
 
     def _publish_member(self, cluster: Optional[ClusterView]) -> None:
-        lease_until = None
-        if self.lease.written_at is not None and self.settings is not None:
-            lease_until = self.lease.written_at + self.settings.ttl
         self.board.update(
-            lease_until=lease_until,
             last_reason=self._last_reason or "",
             ttl=self.settings.ttl if self.settings else 30,
             loop_wait=self.settings.loop_wait if self.settings else 10,
