@@ -57,17 +57,18 @@ def main() -> None:
                 writer = Writer(cluster, interval=0.05).start()
                 for i in range(runs):
                     primary = cluster.wait_all_running(timeout=300)
-                    wait_for(lambda: len(writer.acked) > 10, 60, "writes")
+                    wait_for(lambda w=writer: len(w.acked) > 10, 60, "writes")
                     watch = ExpiryWatch(etcd.host, cluster.scope)
                     watch.start()
                     time.sleep(0.5)
                     last_ack_before = writer.ack_times[-1]
                     kill_at = time.monotonic()
                     primary.kill9()
-                    wait_for(lambda: any(t > kill_at for t in writer.ack_times), ttl * 4, "a write on the new primary")
+                    wait_for(lambda w=writer, k=kill_at: any(t > k for t in w.ack_times), ttl * 4,
+                             "a write on the new primary")
                     first_after = next(t for t in writer.ack_times if t > kill_at)
                     window = first_after - last_ack_before
-                    wait_for(lambda: watch.expired_at is not None, 5, "the expiry event")
+                    wait_for(lambda w=watch: w.expired_at is not None, 5, "the expiry event")
                     assert watch.expired_at is not None
                     e2w = first_after - watch.expired_at
                     windows.append(window)

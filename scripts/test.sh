@@ -12,7 +12,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 echo "== ruff"
-"$VENV/bin/ruff" check --no-cache "$here/qhb_patroni" "$here/patronictl" "$here/tests" "$here/bench"
+"$VENV/bin/ruff" check --no-cache "$here/qhb_patroni" "$here/patronictl" "$here/tests" "$here/bench" "$here/scripts"
 echo "== mypy --strict (qhb_patroni, patronictl)"
 (cd "$here" && "$VENV/bin/mypy" --cache-dir=/dev/null qhb_patroni patronictl)
 

@@ -74,7 +74,7 @@ def http_get(url: str, timeout: float = 2.0) -> tuple:
 
 
 class Node:
-    def __init__(self, cluster: "LocalCluster", index: int) -> None:
+    def __init__(self, cluster: LocalCluster, index: int) -> None:
         self.cluster = cluster
         self.index = index
         self.name = f"node{index}"
@@ -302,7 +302,7 @@ class LocalCluster:
             if pm is not None:
                 try:
                     os.kill(pm, signal.SIGQUIT)
-                    wait_for(lambda: not _alive(pm), 20, "postmaster to exit")
+                    wait_for(lambda pm=pm: not _alive(pm), 20, "postmaster to exit")
                 except (ProcessLookupError, AssertionError):
                     try:
                         os.kill(pm, signal.SIGKILL)
@@ -335,7 +335,7 @@ class Writer:
         with psycopg2.connect(primary.dsn()) as conn, conn.cursor() as cur:
             cur.execute("CREATE TABLE IF NOT EXISTS e2e_rows (id bigint PRIMARY KEY, at timestamptz DEFAULT now())")
 
-    def start(self) -> "Writer":
+    def start(self) -> Writer:
         self.setup()
         self._thread.start()
         return self

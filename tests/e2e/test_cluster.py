@@ -52,7 +52,7 @@ def _ctl(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def _healthy(cluster: LocalCluster) -> "object":
+def _healthy(cluster: LocalCluster) -> object:
     try:
         return cluster.wait_all_running(timeout=120)
     except AssertionError:
