@@ -19,7 +19,7 @@ from ..core.model import ClusterView
 from ..core.observation import Decision, FailedAction, Memory, Observation, Settings
 from ..dcs.base import DCSError
 from ..messages import render
-from .executor import Executor, ExecutionResult, FatalError, LeaseTracker
+from .executor import ExecutionResult, Executor, FatalError, LeaseTracker
 from .probe import PeerProber
 from .status import StatusBoard
 from .tasks import TaskRunner
