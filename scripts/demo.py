@@ -125,7 +125,7 @@ def stop(base: str) -> int:
         os.kill(etcd_pid, signal.SIGTERM)
         wait_for(lambda: not _alive(etcd_pid), 20, "etcd to stop")
     os.remove(_state_path(base))
-    print("demo: stopped (data left in", base, "- remove it to start from scratch)")
+    print(f"demo: stopped; data kept in {base} until the next start")
     return 0
 
 
