@@ -17,38 +17,19 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import yaml
 
+from qhb_patroni.manager.process import is_alive
+from tests.fixtures.pgbin import make_qhb_bin_dir as _make_qhb_bin_dir
+from tests.fixtures.ports import free_port
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PG_BIN = "/usr/lib/postgresql/15/bin"
-QHB_NAMES = {
-    "qhb": "postgres",
-    "qhb_ctl": "pg_ctl",
-    "qhb_bootstrap": "initdb",
-    "qhb_basebackup": "pg_basebackup",
-    "qhb_rewind": "pg_rewind",
-    "qhb_controldata": "pg_controldata",
-    "qhb_isready": "pg_isready",
-    "qhb_waldump": "pg_waldump",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def make_qhb_bin_dir(path: str) -> str:
     """A bin directory where QHB's executable names point at PostgreSQL 15."""
-    os.makedirs(path, exist_ok=True)
-    for qhb, pg in QHB_NAMES.items():
-        link = os.path.join(path, qhb)
-        if not os.path.lexists(link):
-            os.symlink(os.path.join(PG_BIN, pg), link)
-    return path
+    return str(_make_qhb_bin_dir(Path(path)))
 
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -177,7 +158,7 @@ class Node:
                 os.kill(pm, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            wait_for(lambda: not _alive(pm), 10, f"postmaster {pm} of {self.name} to die")
+            wait_for(lambda: not is_alive(pm), 10, f"postmaster {pm} of {self.name} to die")
             # Its backends notice the postmaster's death on their own; wait for the port to close.
             wait_for(lambda: not _port_open(self.pg_port), 20, f"port {self.pg_port} to close")
 
@@ -214,20 +195,6 @@ class Node:
                 return "".join(f.readlines()[-lines:])
         except OSError:
             return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as dead
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _port_open(port: int) -> bool:
@@ -302,7 +269,7 @@ class LocalCluster:
             if pm is not None:
                 try:
                     os.kill(pm, signal.SIGQUIT)
-                    wait_for(lambda pm=pm: not _alive(pm), 20, "postmaster to exit")
+                    wait_for(lambda pm=pm: not is_alive(pm), 20, "postmaster to exit")
                 except (ProcessLookupError, AssertionError):
                     try:
                         os.kill(pm, signal.SIGKILL)
