@@ -17,14 +17,13 @@ from .core.observation import Settings
 from .dcs import from_config
 from .dcs.base import DCSError
 from .log import setup_logging
+from .manager import names
 from .runtime.executor import FatalError
 from .runtime.loop import HALoop
 from .runtime.notify import sd_notify
 from .runtime.status import StatusBoard, StatusView
 
 log = logging.getLogger("qhb_patroni")
-
-DYNAMIC_CACHE = "patroni.dynamic.json"  # same file name as Patroni: <data_dir>/patroni.dynamic.json
 
 
 def effective_tags(tags: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
@@ -89,7 +88,7 @@ class Daemon:
 
     # ---- dynamic configuration -----------------------------------------------
     def _cache_path(self) -> str:
-        return os.path.join(str(self.local_config["postgresql"]["data_dir"]), DYNAMIC_CACHE)
+        return os.path.join(str(self.local_config["postgresql"]["data_dir"]), names.DYNAMIC_CACHE)
 
     def _initial_dynamic(self) -> Optional[Dict[str, Any]]:
         try:
@@ -127,10 +126,8 @@ class Daemon:
 
     def _save_cache(self, data: Dict[str, Any]) -> None:
         path = self._cache_path()
-        if not os.path.isdir(os.path.dirname(path)) or not os.path.exists(
-            os.path.join(os.path.dirname(path), "PG_VERSION")
-        ):
-            return
+        if not os.path.exists(os.path.join(os.path.dirname(path), names.PG_VERSION)):
+            return  # no data directory yet: nothing to cache into
         tmp = path + ".tmp"
         try:
             with open(tmp, "w", encoding="utf-8") as f:

@@ -31,6 +31,8 @@ PG_CONTROL = os.path.join("global", "pg_control")
 PG_VERSION = "PG_VERSION"
 POSTMASTER_PID = "postmaster.pid"
 WAL_DIR = "pg_wal"
+# Cache of the dynamic configuration, same name as Patroni's.
+DYNAMIC_CACHE = "patroni.dynamic.json"
 DEFAULT_CONFIG_BASE_NAME = "postgresql"
 DEFAULT_HBA_FILE = "pg_hba.conf"
 DEFAULT_IDENT_FILE = "pg_ident.conf"
