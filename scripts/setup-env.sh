@@ -28,6 +28,9 @@ fi
 # The Debian postgresql package starts a default cluster when a service manager
 # exists; our tests never use it.
 
+# Consul for the DCS contract and end-to-end tests (not in Debian 12).
+bash "$here/scripts/install-consul.sh"
+
 id "$QHB_USER" >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash "$QHB_USER"
 
 if [ ! -x "$VENV/bin/python" ]; then
