@@ -34,6 +34,24 @@ def _etcd(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: floa
     )
 
 
+def _etcd3(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float) -> Store:
+    from qhb_patroni.dcs.etcd3 import Etcd3Store, endpoints_from_config
+
+    urls, username, password = endpoints_from_config(section)
+    return Etcd3Store(
+        urls,
+        base,
+        ttl=ttl,
+        retry_timeout=retry_timeout,
+        username=username,
+        password=password,
+        cacert=section.get("cacert"),
+        cert=section.get("cert"),
+        key=section.get("key"),
+        use_proxies=bool(section.get("use_proxies")) or bool(section.get("proxy")),
+    )
+
+
 def _not_yet(kind: str) -> BackendFactory:
     def factory(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float) -> Store:
         raise ValueError(f"DCS backend '{kind}' is not available yet")
@@ -45,7 +63,7 @@ def _not_yet(kind: str) -> BackendFactory:
 BACKENDS: Dict[str, BackendFactory] = {
     "consul": _not_yet("consul"),
     "etcd": _etcd,
-    "etcd3": _not_yet("etcd3"),
+    "etcd3": _etcd3,
 }
 
 

@@ -14,7 +14,9 @@ import uuid
 from typing import Callable, List, Optional
 
 from qhb_patroni.dcs import keys
+from qhb_patroni.dcs.base import Store
 from qhb_patroni.dcs.etcd import EtcdStore
+from qhb_patroni.dcs.etcd3 import Etcd3Store
 from qhb_patroni.dcs.memory import ManualClock, MemoryServer
 from qhb_patroni.dcs.writer import ClusterDCS
 from tests.fixtures.etcd import EtcdProcess
@@ -119,7 +121,7 @@ class EtcdBackend(Backend):
         self._private: Optional[EtcdProcess] = None
         self._private_dir: Optional[str] = None
 
-    def _store(self, urls: List[str], ttl: float, retry_timeout: float) -> EtcdStore:
+    def _store(self, urls: List[str], ttl: float, retry_timeout: float) -> Store:
         return EtcdStore(urls, self.base, ttl=ttl, retry_timeout=retry_timeout)
 
     def _make(self, member: str, ttl: float, retry_timeout: float) -> ClusterDCS:
@@ -155,3 +157,12 @@ class EtcdBackend(Backend):
             self._private.stop()
         if self._private_dir and os.path.isdir(self._private_dir):
             shutil.rmtree(self._private_dir, ignore_errors=True)
+
+
+class Etcd3Backend(EtcdBackend):
+    """The same etcd server, spoken to through the v3 JSON gateway."""
+
+    name = "etcd3"
+
+    def _store(self, urls: List[str], ttl: float, retry_timeout: float) -> Store:
+        return Etcd3Store(urls, self.base, ttl=ttl, retry_timeout=retry_timeout)

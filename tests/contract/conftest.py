@@ -5,7 +5,7 @@ from typing import Callable, Dict, Iterator, List
 
 import pytest
 
-from tests.contract.backends import Backend, EtcdBackend, MemoryBackend
+from tests.contract.backends import Backend, Etcd3Backend, EtcdBackend, MemoryBackend
 
 BackendFactory = Callable[..., Backend]
 
@@ -19,15 +19,21 @@ def _etcd(request: pytest.FixtureRequest) -> BackendFactory:
     return lambda realtime=False: EtcdBackend(server)
 
 
-# backend name -> maker; add "etcd3" / "consul" here when they exist.
+def _etcd3(request: pytest.FixtureRequest) -> BackendFactory:
+    server = request.getfixturevalue("etcd_server")
+    return lambda realtime=False: Etcd3Backend(server)
+
+
+# backend name -> maker
 BACKEND_FACTORIES: Dict[str, Callable[[pytest.FixtureRequest], BackendFactory]] = {
     "memory": _memory,
     "etcd": _etcd,
+    "etcd3": _etcd3,
 }
 
 
 # marks per backend, so `-m "not etcd"` deselects the real-server runs
-BACKEND_MARKS = {"etcd": [pytest.mark.etcd]}
+BACKEND_MARKS = {"etcd": [pytest.mark.etcd], "etcd3": [pytest.mark.etcd]}
 
 
 @pytest.fixture(params=[pytest.param(name, marks=BACKEND_MARKS.get(name, []), id=name) for name in BACKEND_FACTORIES])
