@@ -1,4 +1,5 @@
-"""The `patroni` command line: patroni [--version] [--validate-config] [configfile]."""
+"""The `patroni` command line:
+patroni [--version] [--validate-config] [--generate-config] [configfile]."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=version_line())
     parser.add_argument("--validate-config", action="store_true",
                         help="check the configuration (file + PATRONI_* environment) and exit")
+    parser.add_argument("--generate-config", action="store_true",
+                        help="print a commented sample configuration for this node and exit")
     parser.add_argument("configfile", nargs="?", default="",
                         help="configuration file or directory (default: PATRONI_CONFIGURATION or "
                              "PATRONI_* environment variables)")
@@ -53,6 +56,11 @@ def validate_command(path: Optional[str], environ: Optional[Mapping[str, str]] =
 def main(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] = None) -> int:
     args = _parser().parse_args(argv)
     env: Mapping[str, str] = os.environ if environ is None else environ
+    if args.generate_config:
+        from .config.sample import detect_node, sample_config
+
+        sys.stdout.write(sample_config(detect_node()))
+        return 0
     if args.validate_config:
         return validate_command(args.configfile, env)
     try:

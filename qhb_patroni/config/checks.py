@@ -4,6 +4,8 @@ check(kind, value, choices) returns the problems found as (relative path,
 message) pairs; an empty list means the value is acceptable."""
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any, List, Sequence, Tuple
 
 from .errors import KeyPath
@@ -76,6 +78,24 @@ def _split(value: str) -> Tuple[str, str]:
     return host, port
 
 
+_HOSTNAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$")
+
+
+def host_ok(host: str, wildcard: bool = False) -> bool:
+    """A host name, an IPv4 address, an IPv6 address (bracketed or not) or,
+    with `wildcard`, `*` (all addresses)."""
+    host = host.strip()
+    if wildcard and host == "*":
+        return True
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(bare)
+        return True
+    except ValueError:
+        pass
+    return bare == host and len(host) <= 253 and bool(_HOSTNAME.match(host))
+
+
 def _hostport(value: Any, host_optional: bool, multi: bool) -> bool:
     if not isinstance(value, str) or ":" not in value:
         return False
@@ -85,8 +105,8 @@ def _hostport(value: Any, host_optional: bool, multi: bool) -> bool:
     if not host:
         return host_optional
     if multi:
-        return all(h.strip() for h in host.split(","))
-    return "," not in host
+        return all(host_ok(h, wildcard=True) for h in host.split(","))
+    return host_ok(host, wildcard=host_optional)
 
 
 def _address(value: Any) -> bool:
@@ -95,9 +115,9 @@ def _address(value: Any) -> bool:
         return False
     text = value.strip()
     if ":" not in text or text.endswith("]"):
-        return True
+        return host_ok(text)
     host, port = _split(text)
-    return bool(host) and _port_ok(port)
+    return bool(host) and host_ok(host) and _port_ok(port)
 
 
 def _is_scalar(value: Any) -> bool:

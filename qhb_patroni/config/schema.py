@@ -81,6 +81,8 @@ class Key:
     env: Optional[str] = None
     choices: Tuple[str, ...] = ()
     doc: str = ""
+    low: Optional[int] = None  # inclusive bounds of INT values
+    high: Optional[int] = None
 
     @property
     def parts(self) -> Tuple[str, ...]:
@@ -152,6 +154,46 @@ LEGACY_DYNAMIC_ALIASES: Dict[str, str] = {
     "master_start_timeout": "primary_start_timeout",
     "master_stop_timeout": "primary_stop_timeout",
 }
+
+
+# Inclusive bounds of integer keys: (low, high); None = unbounded. Relative to the
+# root of a dynamic configuration for the dynamic keys, full paths for the others.
+_PORT = (1, 65535)
+DYNAMIC_RANGES: Dict[str, Tuple[Optional[int], Optional[int]]] = {
+    "ttl": (2, None),
+    "loop_wait": (1, None),
+    "retry_timeout": (1, None),
+    "maximum_lag_on_failover": (0, None),
+    "maximum_lag_on_syncnode": (-1, None),
+    "max_timelines_history": (0, None),
+    "primary_start_timeout": (0, None),
+    "primary_stop_timeout": (0, None),
+    "master_start_timeout": (0, None),
+    "master_stop_timeout": (0, None),
+    "synchronous_node_count": (1, None),
+    "standby_cluster.port": _PORT,
+    "postgresql.pg_ctl_timeout": (1, None),
+}
+LOCAL_RANGES: Dict[str, Tuple[Optional[int], Optional[int]]] = {
+    "etcd.port": _PORT,
+    "etcd3.port": _PORT,
+    "consul.port": _PORT,
+    "restapi.request_queue_size": (0, None),
+    "log.max_queue_size": (1, None),
+    "log.file_num": (0, None),
+    "log.file_size": (0, None),
+    "watchdog.safety_margin": (-1, None),
+    "citus.group": (0, None),
+}
+
+
+def _with_ranges(rows: List[Key], ranges: Dict[str, Tuple[Optional[int], Optional[int]]],
+                 prefix: str = "") -> List[Key]:
+    out = []
+    for row in rows:
+        bounds = ranges.get(row.path[len(prefix):]) if row.path.startswith(prefix) else None
+        out.append(replace(row, low=bounds[0], high=bounds[1]) if bounds else row)
+    return out
 
 
 def dynamic_default(name: str) -> Any:
@@ -350,7 +392,9 @@ def _build_local() -> List[Key]:
     # Top-level dynamic keys in a local file are ignored by the merge, but a
     # mistyped one is still reported.
     rows += [k for k in dynamic_rows("") if k.parts[0] != "postgresql"]
-    return rows
+    # postgresql.* keys that are also dynamic take the dynamic bounds.
+    rows = _with_ranges(rows, {"postgresql.pg_ctl_timeout": DYNAMIC_RANGES["postgresql.pg_ctl_timeout"]})
+    return _with_ranges(rows, LOCAL_RANGES)
 
 
 def dynamic_rows(prefix: str) -> List[Key]:
@@ -363,7 +407,7 @@ def dynamic_rows(prefix: str) -> List[Key]:
         if scope is Scope.LOCAL and sub.split(".")[0] in POSTGRESQL_LOCAL_ONLY:
             continue
         rows.append(Key(f"{prefix}postgresql.{sub}", kind, scope=Scope.DYNAMIC, doc=doc))
-    return rows
+    return _with_ranges(rows, DYNAMIC_RANGES, prefix)
 
 
 LOCAL_KEYS: Tuple[Key, ...] = tuple(_build_local())

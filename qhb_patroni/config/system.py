@@ -21,7 +21,18 @@ def _data_dir_problems(data_dir: str, origin: Origin) -> List[Problem]:
     path: KeyPath = ("postgresql", "data_dir")
     where = origin(path)
     if not os.path.exists(data_dir):
-        return []  # created by the bootstrap or the first clone
+        # Created by the bootstrap or the first clone: the nearest existing
+        # ancestor must be a directory this user can write into.
+        parent = os.path.dirname(os.path.abspath(data_dir))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            return [Problem(where, path, f"cannot create {data_dir}: {parent} is not a directory")]
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return [Problem(where, path, f"cannot create {data_dir}: {parent} is not writable")]
+        return []
+    if os.path.isdir(data_dir) and not os.access(data_dir, os.W_OK | os.X_OK):
+        return [Problem(where, path, f"{data_dir} is not writable")]
     if not os.path.isdir(data_dir):
         return [Problem(where, path, f"{data_dir} is not a directory")]
     try:

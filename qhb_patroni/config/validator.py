@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .checks import as_int, check
 from .errors import KeyPath, Problem
-from .schema import DYNAMIC_KEYS, LOCAL_KEYS, SUPPORTED_DCS, UNSUPPORTED_DCS, Key, Kind
+from .schema import DYNAMIC_KEYS, LOCAL_KEYS, SUPPORTED_DCS, UNSUPPORTED_DCS, Key, Kind, dynamic_default
 
 Origin = Callable[[KeyPath], str]
 
@@ -47,6 +47,26 @@ def _check_key(key: Key, root: Dict[str, Any], origin: Origin, problems: List[Pr
             problems.append(Problem(origin(path + sub), path + sub, message))
         if key.required and key.kind is Kind.STR and isinstance(value, str) and not value.strip():
             problems.append(Problem(origin(path), path, "must not be empty"))
+        message = range_problem(key, value)
+        if message:
+            problems.append(Problem(origin(path), path, message))
+
+
+def range_problem(key: Key, value: Any) -> str:
+    """'' when an integer value is within the key's bounds (or is not an integer)."""
+    if key.low is None and key.high is None or isinstance(value, bool):
+        return ""
+    number = as_int(value)
+    if number is None or (isinstance(value, float) and not value.is_integer()):
+        return ""  # reported by the type check
+    low, high = key.low, key.high
+    if (low is None or number >= low) and (high is None or number <= high):
+        return ""
+    if low is not None and high is not None:
+        return f"must be between {low} and {high}, got {number}"
+    if low is not None:
+        return f"must be at least {low}, got {number}"
+    return f"must be at most {high}, got {number}"
 
 
 def _check_table(table: Tuple[Key, ...], root: Dict[str, Any], origin: Origin) -> List[Problem]:
@@ -80,10 +100,13 @@ def _dcs_problems(config: Dict[str, Any], origin: Origin) -> List[Problem]:
 
 
 def _timing_problems(dcs: Any, path: KeyPath, origin: Origin) -> List[Problem]:
-    """loop_wait + 2*retry_timeout <= ttl, when all three are given and valid."""
-    if not isinstance(dcs, dict) or not all(k in dcs for k in ("ttl", "loop_wait", "retry_timeout")):
+    """loop_wait + 2*retry_timeout <= ttl, when one of the three is given (the
+    others take their defaults) and all are valid integers."""
+    names = ("ttl", "loop_wait", "retry_timeout")
+    if not isinstance(dcs, dict) or not any(k in dcs for k in names):
         return []
-    values = [as_int(dcs[k]) if not isinstance(dcs[k], bool) else None for k in ("ttl", "loop_wait", "retry_timeout")]
+    given = {k: dcs.get(k, dynamic_default(k)) for k in names}
+    values = [as_int(v) if not isinstance(v, bool) else None for v in given.values()]
     ttl, loop_wait, retry_timeout = values
     if ttl is None or loop_wait is None or retry_timeout is None:
         return []
