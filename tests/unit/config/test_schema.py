@@ -80,5 +80,6 @@ def test_markdown_reference_has_one_row_per_key() -> None:
     text = markdown_reference()
     rows = text.splitlines()[2:]
     assert len(rows) == len(LOCAL_KEYS)
-    assert "| `restapi.listen` | 'host:port' | yes |  | local | `PATRONI_RESTAPI_LISTEN` |  |" in rows
+    assert ("| `restapi.listen` | 'host:port' | yes |  | local | `PATRONI_RESTAPI_LISTEN` | address the REST API "
+            "binds to; empty host or `*` = all interfaces |") in rows
     assert all(row.count(" | ") == 6 for row in rows)
