@@ -2,6 +2,7 @@
 pytest_plugins = [
     "tests.fixtures.ports",
     "tests.fixtures.etcd",
+    "tests.fixtures.consul",
     "tests.fixtures.pgbin",
     "tests.fixtures.api",
 ]

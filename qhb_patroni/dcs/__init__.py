@@ -1,5 +1,5 @@
 """DCS layer: narrow store protocol (base), key codec (keys), cluster operations
-(writer), backends (memory, etcd v2) and the factory choosing one from config."""
+(writer), backends (memory, etcd v2, etcd3, consul) and the factory choosing one from config."""
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Mapping
@@ -13,10 +13,11 @@ __all__ = ["BACKENDS", "ClusterDCS", "DCSError", "Node", "Snapshot", "Store", "f
 DEFAULT_TTL = 30.0
 DEFAULT_RETRY_TIMEOUT = 10.0
 
-BackendFactory = Callable[[Mapping[str, Any], str, float, float], Store]
+# (section, base path, ttl, retry_timeout, scope, member name) -> Store
+BackendFactory = Callable[[Mapping[str, Any], str, float, float, str, str], Store]
 
 
-def _etcd(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float) -> Store:
+def _etcd(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float, scope: str, name: str) -> Store:
     from qhb_patroni.dcs.etcd import EtcdStore, endpoints_from_config
 
     urls, username, password = endpoints_from_config(section)
@@ -34,7 +35,7 @@ def _etcd(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: floa
     )
 
 
-def _etcd3(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float) -> Store:
+def _etcd3(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float, scope: str, name: str) -> Store:
     from qhb_patroni.dcs.etcd3 import Etcd3Store, endpoints_from_config
 
     urls, username, password = endpoints_from_config(section)
@@ -52,16 +53,16 @@ def _etcd3(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: flo
     )
 
 
-def _not_yet(kind: str) -> BackendFactory:
-    def factory(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float) -> Store:
-        raise ValueError(f"DCS backend '{kind}' is not available yet")
+def _consul(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float, scope: str, name: str) -> Store:
+    from qhb_patroni.dcs.consul import ConsulSettings, ConsulStore
 
-    return factory
+    return ConsulStore(ConsulSettings(section), base, session_name=f"{scope}-{name}", ttl=ttl,
+                       retry_timeout=retry_timeout)
 
 
 # Config section name -> backend.  Checked in this (alphabetical, like Patroni) order.
 BACKENDS: Dict[str, BackendFactory] = {
-    "consul": _not_yet("consul"),
+    "consul": _consul,
     "etcd": _etcd,
     "etcd3": _etcd3,
 }
@@ -89,7 +90,7 @@ def from_config(config: Mapping[str, Any], name: str) -> ClusterDCS:
             ttl = _seconds(config, "ttl", DEFAULT_TTL)
             retry_timeout = _seconds(config, "retry_timeout", DEFAULT_RETRY_TIMEOUT)
             base = keys.base_path(config.get("namespace"), str(scope))
-            store = factory(section, base, ttl, retry_timeout)
+            store = factory(section, base, ttl, retry_timeout, str(scope), name)
             return ClusterDCS(store, name, ttl=ttl, retry_timeout=retry_timeout, base=base)
     raise ValueError(
         "no DCS configured: expected one of the sections {}".format(", ".join(repr(k) for k in BACKENDS))

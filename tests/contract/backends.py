@@ -1,7 +1,7 @@
 """Backends under contract: each knows how to make clients on one fresh cluster,
 let time pass (fake clock or real), and break/restore connectivity.
 
-To add a backend (etcd3, consul): write a `Backend` subclass and register a
+To add a backend: write a `Backend` subclass and register a
 factory in `conftest.py`'s BACKEND_FACTORIES.
 """
 from __future__ import annotations
@@ -13,12 +13,14 @@ import time
 import uuid
 from typing import Callable, List, Optional
 
+from qhb_patroni.dcs import consul as consul_backend
 from qhb_patroni.dcs import keys
 from qhb_patroni.dcs.base import Store
 from qhb_patroni.dcs.etcd import EtcdStore
 from qhb_patroni.dcs.etcd3 import Etcd3Store
 from qhb_patroni.dcs.memory import ManualClock, MemoryServer
 from qhb_patroni.dcs.writer import ClusterDCS
+from tests.fixtures.consul import ConsulProcess
 from tests.fixtures.etcd import EtcdProcess
 from tests.fixtures.ports import free_port
 
@@ -47,6 +49,11 @@ class Backend:
     def endpoint_text(self) -> str:
         """What a DCSError about this backend's server names."""
         raise NotImplementedError
+
+    def lease_seconds(self, ttl: float) -> float:
+        """How long an ephemeral key outlives its last renewal with this `ttl`
+        (Consul: the session TTL is ttl/2 but at least 10 s, kept up to twice)."""
+        return ttl
 
     def let_time_pass(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -166,3 +173,55 @@ class Etcd3Backend(EtcdBackend):
 
     def _store(self, urls: List[str], ttl: float, retry_timeout: float) -> Store:
         return Etcd3Store(urls, self.base, ttl=ttl, retry_timeout=retry_timeout)
+
+
+class ConsulBackend(Backend):
+    name = "consul"
+
+    def __init__(self, server: ConsulProcess) -> None:
+        super().__init__()
+        self.server = server
+        self._private: Optional[ConsulProcess] = None
+        self._private_dir: Optional[str] = None
+
+    def _store(self, url: str, member: str, ttl: float, retry_timeout: float) -> Store:
+        settings = consul_backend.ConsulSettings({"url": url})
+        return consul_backend.ConsulStore(settings, self.base, session_name=f"{self.scope}-{member}",
+                                          ttl=ttl, retry_timeout=retry_timeout)
+
+    def _make(self, member: str, ttl: float, retry_timeout: float) -> ClusterDCS:
+        store = self._store(self.server.url, member, ttl, retry_timeout)
+        return ClusterDCS(store, member, ttl=ttl, retry_timeout=retry_timeout, base=self.base)
+
+    def unreachable_client(self, member: str, retry_timeout: float) -> ClusterDCS:
+        self._dead_url = f"http://127.0.0.1:{free_port()}"
+        store = self._store(self._dead_url, member, 30.0, retry_timeout)
+        return ClusterDCS(store, member, retry_timeout=retry_timeout, base=self.base)
+
+    def endpoint_text(self) -> str:
+        return getattr(self, "_dead_url", self.server.url)
+
+    def lease_seconds(self, ttl: float) -> float:
+        return consul_backend.leader_expiry(ttl)
+
+    def prepare_restart(self) -> None:
+        """A private persistent agent (-dev keeps nothing across a restart)."""
+        self._private_dir = tempfile.mkdtemp(prefix="qhb-consul-restart-")
+        self._private = ConsulProcess(self._private_dir, persistent=True)
+        self._private.start()
+        self.server = self._private
+
+    def stop_server(self) -> None:
+        assert self._private is not None, "call prepare_restart() first"
+        self._private.stop()
+
+    def start_server(self) -> None:
+        assert self._private is not None, "call prepare_restart() first"
+        self._private.start()
+
+    def close(self) -> None:
+        super().close()
+        if self._private is not None:
+            self._private.stop()
+        if self._private_dir and os.path.isdir(self._private_dir):
+            shutil.rmtree(self._private_dir, ignore_errors=True)

@@ -5,7 +5,7 @@ from typing import Callable, Dict, Iterator, List
 
 import pytest
 
-from tests.contract.backends import Backend, Etcd3Backend, EtcdBackend, MemoryBackend
+from tests.contract.backends import Backend, ConsulBackend, Etcd3Backend, EtcdBackend, MemoryBackend
 
 BackendFactory = Callable[..., Backend]
 
@@ -24,16 +24,22 @@ def _etcd3(request: pytest.FixtureRequest) -> BackendFactory:
     return lambda realtime=False: Etcd3Backend(server)
 
 
+def _consul(request: pytest.FixtureRequest) -> BackendFactory:
+    server = request.getfixturevalue("consul_server")
+    return lambda realtime=False: ConsulBackend(server)
+
+
 # backend name -> maker
 BACKEND_FACTORIES: Dict[str, Callable[[pytest.FixtureRequest], BackendFactory]] = {
     "memory": _memory,
     "etcd": _etcd,
     "etcd3": _etcd3,
+    "consul": _consul,
 }
 
 
 # marks per backend, so `-m "not etcd"` deselects the real-server runs
-BACKEND_MARKS = {"etcd": [pytest.mark.etcd], "etcd3": [pytest.mark.etcd]}
+BACKEND_MARKS = {"etcd": [pytest.mark.etcd], "etcd3": [pytest.mark.etcd], "consul": [pytest.mark.consul]}
 
 
 @pytest.fixture(params=[pytest.param(name, marks=BACKEND_MARKS.get(name, []), id=name) for name in BACKEND_FACTORIES])
@@ -51,3 +57,7 @@ def store_factory(request: pytest.FixtureRequest) -> Iterator[BackendFactory]:
     yield factory
     for backend in made:
         backend.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "consul: needs a real Consul agent")

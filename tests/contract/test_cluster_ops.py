@@ -95,8 +95,9 @@ def test_leader_lease_expires_within_ttl(store_factory: Factory) -> None:
     assert a.attempt_to_acquire_leader() is not None
     backend.let_time_pass(ttl / 4)
     assert b.get_cluster().leader is not None  # still valid before ttl
-    # not renewed: gone after ttl (etcd's expiry sweeps run every ~0.5 s; allow slack)
-    assert backend.wait_until(lambda: b.get_cluster().leader is None, within=ttl * 3)
+    # not renewed: gone after the lease (etcd's expiry sweeps run every ~0.5 s; allow slack)
+    lease = backend.lease_seconds(ttl)
+    assert backend.wait_until(lambda: b.get_cluster().leader is None, within=lease + 2 * ttl)
     assert b.attempt_to_acquire_leader() is not None
     # a's renewal now fails: the lock is b's
     assert a.update_leader(None) is None
@@ -126,7 +127,8 @@ def test_member_keys_expire_when_not_renewed(store_factory: Factory) -> None:
     for _ in range(3):  # b keeps renewing, a does not
         backend.let_time_pass(ttl / 2)
         assert b.touch_member(data)
-    assert backend.wait_until(lambda: [m.name for m in b.get_cluster().members] == ["b"], within=ttl * 3)
+    lease = backend.lease_seconds(ttl)
+    assert backend.wait_until(lambda: [m.name for m in b.get_cluster().members] == ["b"], within=lease + 2 * ttl)
     member = b.get_cluster().member("b")
     assert member is not None and member.role == "replica" and member.api_url == data["api_url"]
 

@@ -1,0 +1,346 @@
+"""Consul backend over py-consul (spec 4.6).
+
+Keys are Patroni's base path without the leading slash (`service/<scope>/leader`).
+
+- One session per process, created lazily by the first ephemeral put: name
+  `<scope>-<member>`, behavior `delete` (its keys vanish with it), lock_delay
+  0.001 s, the configured `checks` (default none), TTL = ttl/2 seconds because
+  Consul keeps a session alive for up to twice its TTL.  A stock agent refuses a
+  TTL below 10 s (`session_ttl_min`) and Consul 1.8.7 does not report that minimum
+  in /v1/agent/self, so the TTL is never below 10 s: with ttl < 20 a dead leader's
+  key lives up to 20 s (see docs/dcs.md).  `keepalive()` renews the session; a
+  session Consul no longer knows is re-created on the next ephemeral put.
+- A renewal (ephemeral write with a version) stores that version in the entry's
+  flags: Consul ignores identical writes, and the contract wants a new version.
+- Every write goes through /v1/txn so that conditions and session locks combine
+  (a plain `PUT ?cas=&acquire=` ignores the cas when acquire is present):
+  create -> check-not-exists, version -> check-index, ephemeral -> lock verb.
+- Read: one recursive `kv get` (consistency mode as configured).  Watch: blocking
+  queries on the leader key (index + wait) until its ModifyIndex moves.
+Every failure becomes `DCSError("consul <url>: <reason>")`, bounded by retry_timeout.
+Not done: service registration (register_service).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
+from urllib.parse import urlsplit
+
+import consul
+import requests
+
+from qhb_patroni.dcs.base import DCSError, Node, Snapshot
+
+T = TypeVar("T")
+
+MIN_SESSION_TTL = 10  # a stock agent's session_ttl_min (not reported by Consul 1.8.7)
+DEFAULT_PORT = 8500
+
+
+def session_ttl(ttl: float) -> int:
+    """Session TTL in whole seconds for a cluster `ttl` (Consul doubles it)."""
+    return max(MIN_SESSION_TTL, int(ttl // 2))
+
+
+def leader_expiry(ttl: float) -> float:
+    """Upper bound of how long a leader key outlives its last renewal."""
+    return 2.0 * session_ttl(ttl)
+
+
+class ConsulSettings:
+    """Connection settings from a `consul:` section (spec 3.6)."""
+
+    def __init__(self, section: Mapping[str, Any]) -> None:
+        scheme = str(section.get("scheme") or "http")
+        host = str(section.get("host") or "127.0.0.1:8500")
+        port = section.get("port")
+        if section.get("url"):
+            parts = urlsplit(str(section["url"]))
+            scheme = parts.scheme or scheme
+            self.host = parts.hostname or "127.0.0.1"
+            self.port = parts.port or int(port or DEFAULT_PORT)
+        else:
+            parts = urlsplit("//" + host)
+            self.host = parts.hostname or "127.0.0.1"
+            self.port = parts.port or int(port or DEFAULT_PORT)
+        self.scheme = scheme
+        self.token: Optional[str] = str(section["token"]) if section.get("token") else None
+        self.dc: Optional[str] = str(section["dc"]) if section.get("dc") else None
+        consistency = str(section.get("consistency") or "default")
+        if consistency not in ("default", "consistent", "stale"):
+            raise ValueError(f"consul.consistency must be default, consistent or stale, got {consistency!r}")
+        self.consistency = consistency
+        verify: Any = section.get("verify")
+        if section.get("cacert"):
+            verify = str(section["cacert"])
+        self.verify: Any = True if verify is None else verify
+        cert, key = section.get("cert"), section.get("key")
+        self.cert: Any = (str(cert), str(key)) if cert and key else (str(cert) if cert else None)
+        checks = section.get("checks")
+        self.checks: List[Any] = list(checks) if isinstance(checks, (list, tuple)) else []
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS error: {exc}"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "connection refused" if "refused" in str(exc).lower() else f"connection failed: {exc}"
+    if isinstance(exc, consul.ACLPermissionDenied):
+        return f"permission denied (token): {exc}"
+    text = str(exc) or exc.__class__.__name__
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def _retriable(exc: BaseException) -> bool:
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return True
+    # 5xx (no cluster leader yet, rpc error): try again; 4xx (ACL, bad request): at once
+    return type(exc) is consul.ConsulException and str(exc)[:1] == "5"
+
+
+class _Rolledback(Exception):
+    """A txn whose check failed (HTTP 409)."""
+
+
+class ConsulStore:
+    """dcs.base.Store over a Consul agent's KV store and sessions."""
+
+    def __init__(
+        self,
+        settings: ConsulSettings,
+        base: str,
+        *,
+        session_name: str = "qhb-patroni",
+        ttl: float = 30.0,
+        retry_timeout: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.prefix = base.strip("/") + "/"
+        self.session_name = session_name
+        self._ttl = float(ttl)
+        self._retry_timeout = float(retry_timeout)
+        self._sleep = sleep
+        self._lock = threading.RLock()
+        self._session: Optional[str] = None
+        self._session_ttl = 0
+        self._client = self._make_client()
+
+    def _make_client(self) -> consul.Consul:
+        s = self.settings
+        return consul.Consul(host=s.host, port=s.port, token=s.token, scheme=s.scheme, consistency=s.consistency,
+                             dc=s.dc, verify=s.verify, cert=s.cert,
+                             connections_timeout=max(1.0, self._retry_timeout))
+
+    # ---- settings -------------------------------------------------------------
+    def set_ttl(self, ttl: float) -> None:
+        self._ttl = float(ttl)
+
+    def set_retry_timeout(self, retry_timeout: float) -> None:
+        if float(retry_timeout) != self._retry_timeout:
+            self._retry_timeout = float(retry_timeout)
+            self._client = self._make_client()
+
+    @property
+    def endpoint(self) -> str:
+        return self.settings.url
+
+    @property
+    def session(self) -> Optional[str]:
+        return self._session
+
+    # ---- plumbing -------------------------------------------------------------
+    def _call(self, request: Callable[[], T]) -> T:
+        """Run `request`, retrying connection trouble and 5xx answers until
+        retry_timeout is spent."""
+        deadline = time.monotonic() + self._retry_timeout
+        pause = 0.1
+        while True:
+            try:
+                return request()
+            except _Rolledback:
+                raise
+            except Exception as exc:
+                remaining = deadline - time.monotonic()
+                if not _retriable(exc) or remaining <= 0.05:
+                    raise DCSError(f"consul {self.endpoint}: {_reason(exc)}") from exc
+            self._sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 1.0)
+
+    def _txn(self, operations: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """PUT /v1/txn; the results, or _Rolledback when a check failed."""
+        client = self._client
+        params: List[Tuple[str, Any]] = [("dc", self.settings.dc)] if self.settings.dc else []
+
+        def handle(response: Any) -> List[Dict[str, Any]]:
+            if response.code == 409:
+                raise _Rolledback(response.body)
+            if response.code == 403:
+                raise consul.ACLPermissionDenied(response.body)
+            if response.code >= 400:
+                raise consul.ConsulException(f"{response.code} {response.body}")
+            results = json.loads(response.body).get("Results") or []
+            return [r.get("KV") or {} for r in results]
+
+        payload = json.dumps([{"KV": op} for op in operations])
+        return client.http.put(handle, "/v1/txn", params=params, data=payload,  # type: ignore[no-any-return]
+                               headers=client.prepare_headers())
+
+    # ---- session --------------------------------------------------------------
+    def _ensure_session(self) -> str:
+        ttl = session_ttl(self._ttl)
+        with self._lock:
+            if self._session is not None and self._session_ttl != ttl:
+                self._destroy_session()  # dynamic ttl change: a new session (its keys are re-put)
+            if self._session is None:
+                self._session = self._call(lambda: self._client.session.create(
+                    name=self.session_name, checks=self.settings.checks, lock_delay=0.001,
+                    behavior="delete", ttl=ttl))
+                self._session_ttl = ttl
+            return self._session
+
+    def _destroy_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                self._client.session.destroy(session)
+            except Exception:  # best effort: it expires anyway
+                pass
+
+    def keepalive(self) -> None:
+        with self._lock:
+            session = self._session
+            if session is None:
+                return
+            try:
+                self._call(lambda: self._client.session.renew(session))
+            except DCSError as exc:
+                if isinstance(exc.__cause__, consul.NotFound):
+                    self._session = None  # invalidated: the next ephemeral put makes a new one
+                    return
+                raise
+
+    # ---- Store ------------------------------------------------------------------
+    def load(self) -> Snapshot:
+        index, entries = self._call(lambda: self._client.kv.get(self.prefix, recurse=True))
+        nodes: Dict[str, Node] = {}
+        for entry in entries or ():
+            key = str(entry.get("Key", ""))
+            if not key.startswith(self.prefix) or key.endswith("/"):
+                continue
+            raw = entry.get("Value")
+            value = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw or "")
+            nodes[key[len(self.prefix):]] = Node(value=value, version=int(entry["ModifyIndex"]),
+                                                 ephemeral_owner=entry.get("Session"))
+        return Snapshot(nodes=nodes, index=int(index) if index is not None else None)
+
+    def put(
+        self,
+        key: str,
+        value: str,
+        *,
+        version: Optional[int] = None,
+        create: bool = False,
+        ephemeral: bool = False,
+    ) -> Optional[int]:
+        full = self.prefix + key
+        encoded = base64.b64encode(value.encode("utf-8")).decode("ascii")
+        for attempt in (1, 2):
+            checks: List[Dict[str, Any]] = []
+            if create:
+                checks.append({"Verb": "check-not-exists", "Key": full})
+            elif version is not None:
+                checks.append({"Verb": "check-index", "Key": full, "Index": version})
+            write: Dict[str, Any] = {"Verb": "set", "Key": full, "Value": encoded}
+            if ephemeral:
+                write.update(Verb="lock", Session=self._ensure_session())
+                if version is not None:
+                    # Consul skips a write identical to the stored entry, so a renewal by
+                    # the holder would keep its ModifyIndex; the flags (unused by Patroni)
+                    # carry the version renewed so every renewal is a visible change.
+                    write["Flags"] = version
+            try:
+                operations = checks + [write]
+                results = self._call(lambda: self._txn(operations))  # noqa: B023 (called at once)
+                return int(results[-1]["ModifyIndex"])
+            except _Rolledback as exc:
+                if ephemeral and "invalid session" in str(exc).lower() and attempt == 1:
+                    self._session = None  # expired under us: a new session, once
+                    continue
+                if ephemeral and not checks and attempt == 1 and self._steal(full):
+                    continue  # unconditional put of a key locked by another session
+                return None
+        return None
+
+    def _steal(self, full: str) -> bool:
+        """Delete `full` if another session holds it (unconditional ephemeral put)."""
+        _, entry = self._call(lambda: self._client.kv.get(full))
+        if not entry or entry.get("Session") in (None, self._session):
+            return False
+        try:
+            self._call(lambda: self._txn([{"Verb": "delete-cas", "Key": full, "Index": entry["ModifyIndex"]}]))
+        except _Rolledback:
+            return False
+        return True
+
+    def delete(self, key: str, *, version: Optional[int] = None) -> bool:
+        full = self.prefix + key
+        if version is None:
+            _, entry = self._call(lambda: self._client.kv.get(full))
+            if not entry:
+                return False
+            version = int(entry["ModifyIndex"])
+        try:
+            self._call(lambda: self._txn([{"Verb": "delete-cas", "Key": full, "Index": version}]))
+        except _Rolledback:
+            return False
+        return True
+
+    def delete_tree(self) -> None:
+        self._call(lambda: self._client.kv.delete(self.prefix, recurse=True))
+
+    def watch(self, key: str, version: Optional[int], index: Optional[int], timeout: float) -> bool:
+        """Blocking queries on `key` until its ModifyIndex differs from `version`."""
+        if timeout <= 0:
+            return False
+        deadline = time.monotonic() + timeout
+        full = self.prefix + key
+        wait_index = max([i for i in (index, version) if i is not None], default=0)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if wait_index and remaining > 0.05:
+                    # Consul adds up to wait/16 of jitter: ask for a little less
+                    wait = f"{max(1, int(remaining * 1000 * 15 / 16))}ms"
+                    new_index, entry = self._client.kv.get(full, index=wait_index, wait=wait)
+                else:
+                    new_index, entry = self._client.kv.get(full)
+                current = int(entry["ModifyIndex"]) if entry else None
+                if current != version:
+                    return True
+                if deadline - time.monotonic() <= 0.05:
+                    return False
+                wait_index = max(wait_index, int(new_index or 0))
+        except Exception:  # unreachable: sleep out the time (contract)
+            remaining = deadline - time.monotonic()
+            if remaining > 0:
+                self._sleep(remaining)
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._destroy_session()
+            try:
+                self._client.http.session.close()
+            except Exception:  # closing is best effort
+                pass
