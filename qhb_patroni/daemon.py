@@ -11,6 +11,7 @@ from types import FrameType
 from typing import Any, Dict, Mapping, Optional
 
 from . import PATRONI_COMPAT_VERSION
+from .api.control import ControlApi
 from .config.dynamic import effective_config, settings_from
 from .core.model import ClusterView
 from .core.observation import Settings
@@ -18,6 +19,7 @@ from .dcs import from_config
 from .dcs.base import DCSError
 from .log import setup_logging
 from .manager import names
+from .runtime.commands import CommandQueue
 from .runtime.executor import FatalError
 from .runtime.loop import HALoop
 from .runtime.notify import sd_notify
@@ -77,6 +79,8 @@ class Daemon:
 
         restapi = config.get("restapi") or {}
         self.api = RestApiServer.from_config(restapi, self.board)
+        self.commands = CommandQueue()
+        self.api_dcs = from_config(self.effective, self.name)  # the REST threads' own client
         self.loop = HALoop(
             dcs=self.dcs,
             watch_dcs=self.watch_dcs,
@@ -84,7 +88,10 @@ class Daemon:
             board=self.board,
             settings_provider=self._settings_for,
             member_extra=self._member_extra,
+            commands=self.commands,
+            on_reload=self.reload,
         )
+        ControlApi(dcs=self.api_dcs, commands=self.commands, wake=self.loop.wake.set).install(self.api)
 
     # ---- dynamic configuration -----------------------------------------------
     def _cache_path(self) -> str:
@@ -140,7 +147,36 @@ class Daemon:
         extra: Dict[str, Any] = {"api_url": self.api_url, "version": PATRONI_COMPAT_VERSION}
         if self.tags:
             extra["tags"] = self.tags
+        if self.board.get().paused:  # published just before the member key is written
+            extra["pause"] = True
+        scheduled = self.commands.scheduled_restart()
+        if scheduled is not None:
+            restart: Dict[str, Any] = {"schedule": scheduled.schedule.isoformat()}
+            if scheduled.postgres_version:
+                restart["postgres_version"] = scheduled.postgres_version
+            extra["scheduled_restart"] = restart
         return extra
+
+    # ---- reload (POST /reload; SIGHUP does the same) ---------------------------
+    def reload(self) -> None:
+        """Re-read the local configuration file and apply it (called by the loop before a cycle)."""
+        if self.config_path:
+            from .config import load_config
+
+            try:
+                self.local_config = load_config(self.config_path)
+            except Exception as exc:
+                log.error("could not reload the configuration: %s", exc)
+                return
+        cluster = self.loop.cluster
+        dynamic = dict(cluster.config.data) if cluster is not None and cluster.config is not None else None
+        self.effective = effective_config(self.local_config, dynamic or self._initial_dynamic())
+        self._apply_effective()
+        try:
+            self.api.reload(self.local_config.get("restapi") or {})
+        except Exception as exc:
+            log.error("could not apply the restapi section: %s", exc)
+        log.info("Reloaded the configuration")
 
     # ---- local refresher -------------------------------------------------------
     def _refresher(self) -> None:
@@ -206,7 +242,7 @@ class Daemon:
             except DCSError as exc:
                 log.warning("could not update the DCS during shutdown: %s", exc)
         self.api.stop()
-        for client in (self.dcs, self.watch_dcs):
+        for client in (self.dcs, self.watch_dcs, self.api_dcs):
             try:
                 client.close()
             except Exception:

@@ -154,6 +154,33 @@ class Rewind:
     leader: Member = field(default_factory=lambda: Member(name=""))
 
 
+@dataclass(frozen=True)
+class Restart:
+    """task: restart the server (operator command `ident`; fast stop, start with `timeout`)."""
+
+    ident: int = 0
+    timeout: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Reinitialize:
+    """task: stop, wipe the data directory and clone again from `leader` (operator command `ident`)."""
+
+    ident: int = 0
+    leader: Optional[Member] = None
+
+
+# ---- operator commands -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RejectCommand:
+    """Answer the queued operator command `ident` with a refusal (never fails)."""
+
+    ident: int
+    message: str
+
+
 # ---- probes (no side effects; the core is called again with the answer) ----
 
 
@@ -202,10 +229,13 @@ Action = Union[
     Clone,
     Promote,
     Rewind,
+    Restart,
+    Reinitialize,
+    RejectCommand,
     ProbePeers,
     ProbeDivergence,
     Fatal,
 ]
 
-TASK_ACTIONS = (Bootstrap, Clone, Promote, Rewind)
+TASK_ACTIONS = (Bootstrap, Clone, Promote, Rewind, Restart, Reinitialize)
 PROBE_ACTIONS = (ProbePeers, ProbeDivergence)

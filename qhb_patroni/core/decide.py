@@ -25,6 +25,7 @@ from .context import Ctx, arm_rewind_check
 from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT
 from .model import Member
 from .observation import Decision, Memory, Observation, Settings
+from .operator import operator_actions
 from .running import running_phases
 
 
@@ -58,6 +59,22 @@ def _without_repeated_failure(obs: Observation, decision: Decision) -> Decision:
 def _decide(ctx: Ctx, memory: Memory) -> Decision:
     if ctx.obs.cluster is None:
         return _dcs_down(ctx, memory)
+    if not ctx.obs.commands or (ctx.obs.task is not None and ctx.obs.task.done):
+        return _decide_ha(ctx, memory)  # a finished task is dealt with first; commands wait a cycle
+    rejects, start = operator_actions(ctx.obs, ctx.settings)
+    if start is not None and not ctx.failed(A.RenewLock) and not ctx.failed(type(start)):
+        acts: List[A.Action] = [_renew(ctx)] if ctx.i_am_leader else []
+        acts += rejects + [start]
+        if isinstance(start, A.Reinitialize):
+            return ctx.out(roles.OPERATOR_REINITIALIZE, acts, memory, action="reinitialize")
+        return ctx.out(roles.OPERATOR_RESTART, acts, memory)
+    decision = _decide_ha(ctx, memory)
+    if rejects:
+        decision = replace(decision, actions=tuple(rejects) + decision.actions)
+    return decision
+
+
+def _decide_ha(ctx: Ctx, memory: Memory) -> Decision:
     task = ctx.obs.task
     if task is not None and not task.done:
         return _task_running(ctx, memory)

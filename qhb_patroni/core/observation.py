@@ -75,6 +75,9 @@ class Observation:
     # Wall-clock time (epoch seconds), only needed for a scheduled switchover's
     # `scheduled_at`; None = unknown (a scheduled switchover then waits).
     wall_time: Optional[float] = None
+    # Operator commands queued by the REST API (core.operator), oldest first.
+    commands: Tuple[Any, ...] = ()
+    server_version: Optional[int] = None  # server_version_num of the running server, if known
 
     def holds_lock(self, settings: Settings) -> bool:
         """My name is in the leader key and my local lease has not run out."""

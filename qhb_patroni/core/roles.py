@@ -39,7 +39,9 @@ ROLES = (
 ANY = "*"  # from-role wildcard
 SAME = "="  # to-role: unchanged
 
-_TASK_ROLES = {"Bootstrap": BOOTSTRAPPING, "Clone": CLONING, "Rewind": REWINDING, "Promote": PROMOTING}
+_TASK_ROLES = {
+    "Bootstrap": BOOTSTRAPPING, "Clone": CLONING, "Rewind": REWINDING, "Promote": PROMOTING, "Reinitialize": CLONING,
+}
 
 
 def current_role(obs: Observation) -> str:
@@ -113,6 +115,8 @@ PAUSED_IDLE = "paused_idle"
 PAUSED_NOT_PRIMARY_HOLDER = "paused_not_primary_holder"
 PAUSED_RENEW_FAILED = "paused_renew_failed"
 PAUSED_NO_LOCK = "paused_no_lock"
+OPERATOR_RESTART = "operator_restart"
+OPERATOR_REINITIALIZE = "operator_reinitialize"
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,9 @@ TRANSITIONS: Tuple[Transition, ...] = (
     _t(REPLICA, PAUSED_NOT_PRIMARY_HOLDER, REPLICA, R.REMOVED_LOCK_NOT_PRIMARY),
     _t(PRIMARY, PAUSED_RENEW_FAILED, PRIMARY, R.RENEW_FAILED_PAUSED),
     _t(PRIMARY, PAUSED_NO_LOCK, PRIMARY, R.PRIMARY_WITHOUT_LOCK_PAUSED),
+    # Operator commands (POST /restart, POST /reinitialize).
+    _t(ANY, OPERATOR_RESTART, BUSY, R.RESTART_INITIATED),
+    _t(ANY, OPERATOR_REINITIALIZE, CLONING, R.TASK_IN_PROGRESS),
 )
 
 _INDEX: Dict[Tuple[str, str], Transition] = {(t.role, t.event): t for t in TRANSITIONS}

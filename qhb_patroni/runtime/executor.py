@@ -13,6 +13,7 @@ from ..core import actions as A
 from ..core.model import ClusterView, Member
 from ..core.observation import FailedAction
 from ..dcs.base import DCSError
+from .commands import CommandQueue
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Executor:
         lease: LeaseTracker,
         clock: Callable[[], float],
         promote_wait: Callable[[], float],
+        commands: Optional[CommandQueue] = None,
     ) -> None:
         self.dcs = dcs
         self.manager = manager
@@ -73,6 +75,7 @@ class Executor:
         self.lease = lease
         self.clock = clock
         self._promote_wait = promote_wait
+        self.commands = commands or CommandQueue()
 
     def execute(self, actions: Sequence[A.Action], cluster: Optional[ClusterView]) -> ExecutionResult:
         result = ExecutionResult()
@@ -168,8 +171,48 @@ class Executor:
             return bool(
                 self.tasks.start("Rewind", f"running pg_rewind from {leader.name}", lambda: mgr.rewind(leader.conn_url))
             )
+        if isinstance(action, (A.Restart, A.Reinitialize, A.RejectCommand)):
+            return self._operator(action)
         if isinstance(action, A.Fatal):
             raise FatalError(action.message)
         if isinstance(action, (A.ProbePeers, A.ProbeDivergence)):
             return True  # answered by the loop before execution
         raise TypeError(f"unknown action {action!r}")
+
+    def _operator(self, action: A.Action) -> bool:
+        """Operator commands: a refusal answers the waiting API thread at once; a
+        restart / reinitialize runs as the background task and answers when done."""
+        mgr, cmds = self.manager, self.commands
+        if isinstance(action, A.RejectCommand):
+            cmds.finish(action.ident, False, action.message)
+            return True
+        if isinstance(action, A.Restart):
+            ident, timeout = action.ident, action.timeout
+
+            def restart() -> bool:
+                ok = False
+                try:
+                    ok = bool(mgr.restart("fast", timeout))
+                finally:
+                    cmds.finish(ident, ok, "restarted successfully" if ok else "restart failed")
+                return ok
+
+            started = bool(self.tasks.start("Restart", "restart", restart))
+        elif isinstance(action, A.Reinitialize):
+            ident, leader = action.ident, action.leader
+
+            def reinitialize() -> bool:
+                mgr.remove_data_directory()
+                url = _conn_url(leader)
+                return bool(mgr.clone(url, url))
+
+            started = bool(self.tasks.start("Reinitialize", "reinitialize", reinitialize))
+        else:
+            raise TypeError(f"not an operator action: {action!r}")
+        if not started:
+            cmds.finish(ident, False, f"{'restart' if isinstance(action, A.Restart) else 'reinitialize'} failed")
+        elif isinstance(action, A.Reinitialize):
+            cmds.finish(ident, True, "reinitialize started")  # answered once the task runs, like 3.0.2
+        else:
+            cmds.started(ident)
+        return started

@@ -19,6 +19,7 @@ from ..core.model import ClusterView
 from ..core.observation import Decision, FailedAction, Memory, Observation, Settings
 from ..dcs.base import DCSError
 from ..messages import render
+from .commands import CommandQueue
 from .executor import ExecutionResult, Executor, FatalError, LeaseTracker
 from .probe import PeerProber
 from .status import StatusBoard
@@ -41,6 +42,8 @@ class HALoop:
         member_extra: Callable[[], Dict[str, Any]],
         clock: Callable[[], float] = time.monotonic,
         prober: Optional[PeerProber] = None,
+        commands: Optional[CommandQueue] = None,
+        on_reload: Optional[Callable[[], object]] = None,
     ) -> None:
         self.dcs = dcs
         self.watch_dcs = watch_dcs
@@ -53,11 +56,16 @@ class HALoop:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.tasks = TaskRunner(on_done=self.wake.set)
+        self.commands = commands or CommandQueue()
+        self.commands.wake = self.wake.set
+        self.on_reload = on_reload
         self.lease = LeaseTracker(on_change=self._publish_lease)
         self.memory = Memory()
         self.settings: Optional[Settings] = None
         self.cluster: Optional[ClusterView] = None
-        self._executor = Executor(dcs, manager, self.tasks, self.lease, clock, self._promote_wait)
+        self._executor = Executor(
+            dcs, manager, self.tasks, self.lease, clock, self._promote_wait, self.commands
+        )
         self._watch_target: Optional[ClusterView] = None
         self._watch_lock = threading.Condition()
         self._last_reason: Optional[str] = None
@@ -91,6 +99,11 @@ class HALoop:
 
     # ---- one cycle ----------------------------------------------------------
     def run_cycle(self) -> Decision:
+        if self.commands.take_reload() and self.on_reload is not None:
+            try:
+                self.on_reload()
+            except Exception:
+                log.exception("reload failed")
         cluster, dcs_error = self._read_cluster()
         settings = self.settings = self.settings_provider(cluster)
         if cluster is not None and (cluster.leader is None or cluster.leader.name != settings.name):
@@ -113,6 +126,8 @@ class HALoop:
                 divergence=divergence,
                 failed=failed,
                 dcs_error=dcs_error,
+                commands=self.commands.pending(),
+                server_version=self.board.get().server.server_version,
             )
             decision = decide(obs, self.memory, settings)
             self.memory = decision.memory

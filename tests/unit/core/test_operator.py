@@ -1,0 +1,119 @@
+"""Operator commands (restart, reinitialize) through decide(): tables of
+observation -> actions, no I/O."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Tuple
+
+import pytest
+
+from qhb_patroni.core import actions as A
+from qhb_patroni.core.decide import decide
+from qhb_patroni.core.observation import Decision, Observation
+from qhb_patroni.core.operator import (
+    I_AM_LEADER,
+    NO_LEADER,
+    NOT_SATISFIED,
+    ReinitCommand,
+    RestartCommand,
+    restart_mismatch,
+    version_to_int,
+)
+from tests.unit.core.builders import STARTED, cluster, make_obs, primary, replica, settings, task
+
+
+def run(obs: Observation, *commands: Any, me: str = "n0", **obs_changes: Any) -> Decision:
+    obs = replace(obs, commands=tuple(commands), **obs_changes)
+    return decide(obs, STARTED, settings(me))
+
+
+def kinds(decision: Decision) -> Tuple[type, ...]:
+    return tuple(type(a) for a in decision.actions)
+
+
+def test_restart_on_the_leader_keeps_the_lock() -> None:
+    obs = make_obs(cluster("n0"), primary())
+    d = run(obs, RestartCommand(1, timeout=30.0))
+    assert kinds(d) == (A.RenewLock, A.Restart)
+    assert d.actions[-1] == A.Restart(1, 30.0)
+    assert d.reason.code == "restart_initiated"
+
+
+def test_restart_on_a_replica() -> None:
+    obs = make_obs(cluster("n0"), replica(following="127.0.0.1:5432"), me="n1")
+    d = run(obs, RestartCommand(4), me="n1")
+    assert d.actions == (A.Restart(4, None),)
+
+
+@pytest.mark.parametrize("command", [
+    RestartCommand(2, role="master"),
+    RestartCommand(2, postgres_version=150004),
+    RestartCommand(2, restart_pending=True),
+])
+def test_restart_filters_refuse(command: RestartCommand) -> None:
+    obs = make_obs(cluster("n0"), replica(following="127.0.0.1:5432"), me="n1")
+    d = run(obs, command, me="n1", server_version=150004)
+    assert d.actions[0] == A.RejectCommand(2, NOT_SATISFIED)
+    assert not any(isinstance(a, A.Restart) for a in d.actions)
+
+
+def test_restart_refused_while_a_task_runs() -> None:
+    obs = make_obs(cluster("n0"), primary(), t=task("Promote", "promote"))
+    d = run(obs, RestartCommand(3))
+    assert d.actions[0] == A.RejectCommand(3, "promote already in progress")
+    assert A.RenewLock in kinds(d)
+
+
+def test_scheduled_restart_waits_for_its_time_then_runs() -> None:
+    obs = make_obs(cluster("n0"), primary())
+    cmd = RestartCommand(5, scheduled_at=2000.0)
+    assert A.Restart not in kinds(run(obs, cmd, wall_time=1999.0))
+    assert A.Restart not in kinds(run(obs, cmd))  # wall clock unknown: wait
+    assert kinds(run(obs, cmd, wall_time=2000.5)) == (A.RenewLock, A.Restart)
+    # Due while a task runs: it waits instead of being refused.
+    busy = make_obs(cluster("n0"), primary(), t=task("Promote"))
+    assert not any(isinstance(a, A.RejectCommand) for a in run(busy, cmd, wall_time=2001.0).actions)
+
+
+def test_commands_wait_while_a_finished_task_is_dealt_with() -> None:
+    obs = make_obs(cluster("n0"), replica(), me="n1", t=task("Clone", done=True, ok=True))
+    d = run(obs, RestartCommand(6), me="n1")
+    assert not any(isinstance(a, (A.Restart, A.RejectCommand)) for a in d.actions)
+
+
+def test_reinitialize_rules() -> None:
+    leader_obs = make_obs(cluster("n0"), primary())
+    d = run(leader_obs, ReinitCommand(1))
+    assert d.actions[0] == A.RejectCommand(1, I_AM_LEADER) and A.RenewLock in kinds(d)
+    lonely = make_obs(cluster(None), replica(), me="n1")
+    assert run(lonely, ReinitCommand(2), me="n1").actions[0] == A.RejectCommand(2, NO_LEADER)
+    obs = make_obs(cluster("n0"), replica(following="127.0.0.1:5432"), me="n1")
+    d = run(obs, ReinitCommand(3), me="n1")
+    assert len(d.actions) == 1 and isinstance(d.actions[0], A.Reinitialize)
+    reinit = d.actions[0]
+    assert reinit.ident == 3 and reinit.leader is not None and reinit.leader.name == "n0"
+    busy = make_obs(cluster("n0"), replica(), me="n1", t=task("Rewind", "running pg_rewind from n0"))
+    d = run(busy, ReinitCommand(4, force=True), me="n1")
+    assert d.actions[0] == A.RejectCommand(4, "running pg_rewind from n0 already in progress")
+
+
+def test_two_commands_one_task() -> None:
+    obs = make_obs(cluster("n0"), replica(following="127.0.0.1:5432"), me="n1")
+    d = run(obs, RestartCommand(1), ReinitCommand(2), me="n1")
+    assert d.actions == (A.RejectCommand(2, "restart already in progress"), A.Restart(1, None))
+
+
+def test_failed_renew_never_starts_a_restart() -> None:
+    obs = make_obs(cluster("n0"), primary(), failed=A.RenewLock(version=7, last_lsn=100))
+    d = run(obs, RestartCommand(1))
+    assert A.Restart not in kinds(d)
+
+
+def test_restart_mismatch_and_versions() -> None:
+    assert version_to_int("15.2") == 150002 and version_to_int("9.6.24") == 90624 and version_to_int("9.6") == 90600
+    for bad in ("15", "a.b", "1.2.3.4", ""):
+        with pytest.raises(ValueError):
+            version_to_int(bad)
+    assert restart_mismatch(RestartCommand(1, role="primary"), "master", None, False) == "host role mismatch"
+    assert restart_mismatch(RestartCommand(1, postgres_version=150005), "master", 150004, False) == ""
+    assert restart_mismatch(RestartCommand(1, restart_pending=True), "replica", None, True) == ""
