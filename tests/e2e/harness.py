@@ -79,7 +79,7 @@ class Node:
             "namespace": "/service/",
             "name": self.name,
             "restapi": {"listen": f"127.0.0.1:{self.api_port}", "connect_address": f"127.0.0.1:{self.api_port}"},
-            "etcd": {"hosts": [c.etcd_host]},
+            **c.dcs_section(),
             "log": {"level": "INFO"},
             "bootstrap": {
                 "dcs": {
@@ -214,9 +214,13 @@ class LocalCluster:
         retry_timeout: int = 4,
         scope: str = "qhb-e2e",
         bin_dir: Optional[str] = None,
+        dcs: Optional[Callable[[], Dict[str, Any]]] = None,
     ) -> None:
+        """`dcs` makes the DCS part of every node's config, e.g.
+        `lambda: {"consul": {"url": ...}}`; default `{"etcd": {"hosts": [etcd_host]}}`."""
         self.base_dir = base_dir
         self.etcd_host = etcd_host
+        self.dcs_section: Callable[[], Dict[str, Any]] = dcs or (lambda: {"etcd": {"hosts": [self.etcd_host]}})
         self.ttl, self.loop_wait, self.retry_timeout = ttl, loop_wait, retry_timeout
         self.scope = scope
         self.bin_dir = bin_dir or make_qhb_bin_dir(os.path.join(base_dir, "qhb-bin"))

@@ -1,0 +1,149 @@
+"""End to end on the other DCS backends: the same 3-node cluster on etcd through
+the v3 API (etcd3 section) and on Consul (consul section).  One cluster per
+backend: bootstrap + list, the keys as Patroni writes them, kill -9 failover.
+(test_cluster.py covers etcd through the v2 API in depth.)
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import pytest
+
+from tests.e2e.harness import REPO, LocalCluster, Writer, free_port, rows_on, wait_for
+from tests.fixtures.consul import ConsulProcess, consul_available
+from tests.fixtures.etcd import ETCD_BIN, EtcdProcess
+
+pytestmark = pytest.mark.e2e
+
+TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 2, 4
+
+
+class _Etcd3:
+    def __init__(self, work_dir: str) -> None:
+        self.server = EtcdProcess(work_dir, free_port(), free_port())
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def section(self) -> Dict[str, Any]:
+        return {"etcd3": {"hosts": [self.server.host_port]}}
+
+    def get(self, key: str) -> Optional[str]:
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+        with urllib.request.urlopen(self.server.url + "/v3/kv/range", data=body, timeout=5) as resp:
+            kvs = json.loads(resp.read().decode()).get("kvs") or []
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+
+
+class _Consul:
+    def __init__(self, work_dir: str) -> None:
+        self.server = ConsulProcess(work_dir)
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def section(self) -> Dict[str, Any]:
+        return {"consul": {"host": self.server.host_port}}
+
+    def get(self, key: str) -> Optional[str]:
+        try:
+            with urllib.request.urlopen(self.server.url + "/v1/kv/" + key.lstrip("/") + "?raw", timeout=5) as resp:
+                return str(resp.read().decode())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+
+def _available(kind: str) -> bool:
+    return consul_available() if kind == "consul" else os.path.exists(ETCD_BIN)
+
+
+@pytest.fixture(scope="module", params=["etcd3", "consul"])
+def backend_cluster(request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, Any, LocalCluster]]:
+    kind = str(request.param)
+    if not _available(kind):
+        pytest.skip(f"no {kind} server binary")
+    dcs: Any = _Etcd3(str(tmp_path_factory.mktemp(kind))) if kind == "etcd3" else _Consul(
+        str(tmp_path_factory.mktemp(kind)))
+    dcs.start()
+    base = str(tmp_path_factory.mktemp(f"cluster-{kind}"))
+    cluster = LocalCluster(base, "", ttl=TTL, loop_wait=LOOP_WAIT, retry_timeout=RETRY_TIMEOUT,
+                           scope=f"qhb-{kind}", dcs=dcs.section)
+    cluster.start()
+    try:
+        yield kind, dcs, cluster
+    finally:
+        cluster.stop()
+        dcs.stop()
+        leftovers = [n.name for n in cluster.nodes if n.postmaster_pid() is not None or n.running()]
+        assert not leftovers, f"left running: {leftovers}"
+
+
+def _healthy(cluster: LocalCluster) -> Any:
+    try:
+        return cluster.wait_all_running(timeout=150)
+    except AssertionError:
+        print(cluster.dump_logs())
+        raise
+
+
+def test_bootstrap_list_and_keys(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
+    kind, dcs, cluster = backend_cluster
+    primary = _healthy(cluster)
+    sysid = primary.status()["database_system_identifier"]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    out = subprocess.run([sys.executable, "-m", "patronictl.cli", "-c", cluster.nodes[0].config_path, "list"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"+ Cluster: {cluster.scope} ({sysid})")
+    body = [ln for ln in lines if ln.startswith("| node")]
+    assert len(body) == 3 and sum("| Leader " in ln for ln in body) == 1
+    # The keys as Patroni 3.0.2 writes them (same layout on every backend).
+    base = f"/service/{cluster.scope}/"
+    assert dcs.get(base + "leader") == primary.name
+    assert dcs.get(base + "initialize") == sysid
+    member = json.loads(dcs.get(base + f"members/{primary.name}") or "{}")
+    assert member["role"] == "master" and member["api_url"] == primary.api + "/patroni"
+    assert json.loads(dcs.get(base + "config") or "{}")["ttl"] == TTL
+
+
+def test_kill9_failover(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
+    kind, dcs, cluster = backend_cluster
+    old = _healthy(cluster)
+    writer = Writer(cluster).start()
+    try:
+        wait_for(lambda: len(writer.acked) >= 20, 30, "some acknowledged writes")
+        old.kill9()
+        survivors = [n for n in cluster.nodes if n is not old]
+        # Consul keeps a dead session up to 2 x max(ttl/2, 10 s): allow for it.
+        new = wait_for(lambda: next((n for n in survivors if n.is_primary()), None), 90,
+                       f"a new primary among the survivors ({kind})")
+        acked_before = len(writer.acked)
+        wait_for(lambda: len(writer.acked) >= acked_before + 20, 60, "writes on the new primary")
+    finally:
+        writer.stop()
+    present = set(rows_on(new))
+    lost = [i for i in writer.acked if i not in present]
+    assert not lost, f"acknowledged rows lost: {lost[:10]}"
+    assert dcs.get(f"/service/{cluster.scope}/leader") == new.name
+    other = next(n for n in survivors if n is not new)
+    wait_for(lambda: (other.status() or {}).get("role") == "replica", 60, "the other replica to follow")
+    # the killed member's key goes with its lease / session
+    wait_for(lambda: dcs.get(f"/service/{cluster.scope}/members/{old.name}") is None, 60,
+             f"{old.name}'s member key to expire")
