@@ -160,17 +160,30 @@ class Daemon:
     # ---- reload (POST /reload; SIGHUP does the same) ---------------------------
     def reload(self) -> None:
         """Re-read the local configuration file and apply it (called by the loop before a cycle)."""
+        new = self.local_config
         if self.config_path:
             from .config import load_config
 
-            try:
-                self.local_config = load_config(self.config_path)
+            try:  # an invalid file changes nothing: one line, the first problem
+                new = load_config(self.config_path)
+                for key in ("name", "scope"):
+                    if str(new.get(key)) != str(self.local_config.get(key)):
+                        raise ValueError(f"{key} cannot change while running (restart qhb-patroni)")
             except Exception as exc:
-                log.error("could not reload the configuration: %s", exc)
+                log.error("reload: %s; keeping the running configuration", exc)
                 return
         cluster = self.loop.cluster
         dynamic = dict(cluster.config.data) if cluster is not None and cluster.config is not None else None
-        self.effective = effective_config(self.local_config, dynamic or self._initial_dynamic())
+        try:
+            effective = effective_config(new, dynamic or self._initial_dynamic())
+        except ValueError as exc:
+            log.error("reload: %s; keeping the running configuration", exc)
+            return
+        self.local_config, self.effective = new, effective
+        setup_logging(new.get("log"))
+        self.tags = effective_tags(new.get("tags"))
+        self.api_url = _api_url(new)
+        self.board.update(tags=self.tags, api_url=self.api_url)
         self._apply_effective()
         try:
             self.api.reload(self.local_config.get("restapi") or {})
@@ -193,10 +206,14 @@ class Daemon:
         if signum in (signal.SIGTERM, signal.SIGINT):
             self._stop.set()
             self.loop.wake.set()
+        elif signum == signal.SIGHUP:  # same as POST /reload: applied by the loop before its next cycle
+            self.commands.request_reload()
+            self.loop.wake.set()
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
         self._apply_effective()
         self.api.start()
         log.info("REST API listening on %s", self.local_config["restapi"]["listen"])
