@@ -71,7 +71,7 @@ def test_sighup_applies_local_changes_and_refuses_a_bad_file(node: Node) -> None
         config = yaml.safe_load(f)
     new_port = free_port()
     config["tags"] = {"nofailover": True, "zone": "dc1"}
-    config["log"] = {"level": "INFO", "format": "%(levelname)s RELOADED %(message)s"}
+    config["log"] = {"level": "DEBUG", "format": "%(levelname)s RELOADED %(message)s"}
     config["postgresql"]["parameters"]["work_mem"] = "8MB"
     config["restapi"]["listen"] = config["restapi"]["connect_address"] = f"127.0.0.1:{new_port}"
     _rewrite(node, config)
@@ -106,4 +106,9 @@ def test_sighup_applies_local_changes_and_refuses_a_bad_file(node: Node) -> None
     assert status["tags"] == {"nofailover": True, "zone": "dc1"} and status["state"] == "running"
     assert status["role"] == "master"
     assert _show(node, "work_mem") == "8MB"
+    # DEBUG shows connection strings and requests; the passwords never appear.
+    text = _log(node)
+    assert "DEBUG RELOADED " in text
+    for secret in ("rep-pass", "rewind_password"):
+        assert secret not in text
     _rewrite(node, config)  # leave a valid file behind
