@@ -26,7 +26,7 @@ import base64
 import json
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, TypeVar
 from urllib.parse import urlsplit
 
 import consul
@@ -134,6 +134,7 @@ class ConsulStore:
         self._lock = threading.RLock()
         self._session: Optional[str] = None
         self._session_ttl = 0
+        self._old_sessions: Set[str] = set()  # ours, replaced after a ttl change
         self._client = self._make_client()
 
     def _make_client(self) -> consul.Consul:
@@ -184,7 +185,10 @@ class ConsulStore:
 
         def handle(response: Any) -> List[Dict[str, Any]]:
             if response.code == 409:
-                raise _Rolledback(response.body)
+                errors = " / ".join(str(e.get("What")) for e in json.loads(response.body).get("Errors") or ())
+                if "permission denied" in errors.lower() or "acl not found" in errors.lower():
+                    raise consul.ACLPermissionDenied(errors)  # refused, not a failed condition
+                raise _Rolledback(errors)
             if response.code == 403:
                 raise consul.ACLPermissionDenied(response.body)
             if response.code >= 400:
@@ -201,7 +205,11 @@ class ConsulStore:
         ttl = session_ttl(self._ttl)
         with self._lock:
             if self._session is not None and self._session_ttl != ttl:
-                self._destroy_session()  # dynamic ttl change: a new session (its keys are re-put)
+                # ttl changed: a new session.  The old one is not destroyed (that would
+                # delete the leader key at once); its keys move over as they are re-put
+                # and it runs out on its own.
+                self._old_sessions.add(self._session)
+                self._session = None
             if self._session is None:
                 self._session = self._call(lambda: self._client.session.create(
                     name=self.session_name, checks=self.settings.checks, lock_delay=0.001,
@@ -209,9 +217,11 @@ class ConsulStore:
                 self._session_ttl = ttl
             return self._session
 
-    def _destroy_session(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
+    def _destroy_sessions(self) -> None:
+        sessions = self._old_sessions | ({self._session} if self._session else set())
+        self._session = None
+        self._old_sessions = set()
+        for session in sessions:
             try:
                 self._client.session.destroy(session)
             except Exception:  # best effort: it expires anyway
@@ -255,7 +265,8 @@ class ConsulStore:
     ) -> Optional[int]:
         full = self.prefix + key
         encoded = base64.b64encode(value.encode("utf-8")).decode("ascii")
-        for attempt in (1, 2):
+        takeover: List[Dict[str, Any]] = []
+        for attempt in (1, 2, 3):
             checks: List[Dict[str, Any]] = []
             if create:
                 checks.append({"Verb": "check-not-exists", "Key": full})
@@ -269,29 +280,37 @@ class ConsulStore:
                     # the holder would keep its ModifyIndex; the flags (unused by Patroni)
                     # carry the version renewed so every renewal is a visible change.
                     write["Flags"] = version
+            operations = checks + takeover + [write]
             try:
-                operations = checks + [write]
                 results = self._call(lambda: self._txn(operations))  # noqa: B023 (called at once)
                 return int(results[-1]["ModifyIndex"])
             except _Rolledback as exc:
-                if ephemeral and "invalid session" in str(exc).lower() and attempt == 1:
-                    self._session = None  # expired under us: a new session, once
+                if not ephemeral or create or attempt == 3:
+                    return None
+                if "invalid session" in str(exc).lower():
+                    self._session = None  # expired under us: a new session
                     continue
-                if ephemeral and not checks and attempt == 1 and self._steal(full):
-                    continue  # unconditional put of a key locked by another session
-                return None
+                if takeover:
+                    return None
+                takeover = self._takeover(full, version, unconditional=not checks)
+                if not takeover:
+                    return None
         return None
 
-    def _steal(self, full: str) -> bool:
-        """Delete `full` if another session holds it (unconditional ephemeral put)."""
+    def _takeover(self, full: str, version: Optional[int], unconditional: bool) -> List[Dict[str, Any]]:
+        """When `full` is locked by another session that we may displace (one of our
+        own earlier sessions, or anyone's for an unconditional put): the txn op that
+        deletes it first (CAS on its ModifyIndex).  Otherwise []."""
         _, entry = self._call(lambda: self._client.kv.get(full))
-        if not entry or entry.get("Session") in (None, self._session):
-            return False
-        try:
-            self._call(lambda: self._txn([{"Verb": "delete-cas", "Key": full, "Index": entry["ModifyIndex"]}]))
-        except _Rolledback:
-            return False
-        return True
+        holder = entry.get("Session") if entry else None
+        if holder is None or holder == self._session:
+            return []
+        if not unconditional and holder not in self._old_sessions:
+            return []  # someone else's lock: the race is lost
+        index = int(entry["ModifyIndex"])
+        if version is not None and index != version:
+            return []
+        return [{"Verb": "delete-cas", "Key": full, "Index": index}]
 
     def delete(self, key: str, *, version: Optional[int] = None) -> bool:
         full = self.prefix + key
@@ -339,7 +358,7 @@ class ConsulStore:
 
     def close(self) -> None:
         with self._lock:
-            self._destroy_session()
+            self._destroy_sessions()
             try:
                 self._client.http.session.close()
             except Exception:  # closing is best effort

@@ -1,0 +1,168 @@
+"""Consul specifics beyond the shared contract (spec 4.6): the session, what is
+stored where, ttl changes, lost sessions, ACL tokens and config parsing."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import urllib.request
+import uuid
+from typing import Any, Iterator, Optional
+
+import pytest
+
+from qhb_patroni.dcs import from_config, keys
+from qhb_patroni.dcs.base import DCSError
+from qhb_patroni.dcs.consul import ConsulSettings, ConsulStore
+from qhb_patroni.dcs.writer import ClusterDCS
+from tests.fixtures.consul import ConsulProcess, consul_available
+
+pytestmark = pytest.mark.consul
+
+
+def _raw(server: ConsulProcess, path: str, method: str = "GET", token: Optional[str] = None) -> Any:
+    request = urllib.request.Request(server.url + path, method=method)
+    if token:
+        request.add_header("X-Consul-Token", token)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return json.loads(resp.read().decode() or "null")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+@pytest.fixture
+def scope() -> str:
+    return "c-" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def make(consul_server: ConsulProcess, scope: str) -> Iterator[Any]:
+    made = []
+
+    def factory(name: str, ttl: float = 30, **section: Any) -> ClusterDCS:
+        dcs = from_config({"scope": scope, "ttl": ttl, "retry_timeout": 3,
+                           "consul": dict({"host": consul_server.host_port}, **section)}, name)
+        made.append(dcs)
+        return dcs
+
+    yield factory
+    for dcs in made:
+        dcs.close()
+
+
+def test_session_and_keys_are_patronis(consul_server: ConsulProcess, make: Any, scope: str) -> None:
+    a = make("a", ttl=30)
+    assert a.touch_member({"conn_url": "postgres://127.0.0.1:5432/qhb", "state": "running", "role": "replica"})
+    assert a.attempt_to_acquire_leader() is not None
+    store = a.store
+    assert isinstance(store, ConsulStore) and store.session is not None
+    info = _raw(consul_server, f"/v1/session/info/{store.session}")[0]
+    assert info["Name"] == f"{scope}-a" and info["Behavior"] == "delete"
+    assert info["TTL"] == "15s" and info["LockDelay"] == 1_000_000  # ttl/2; 0.001 s in ns
+    assert info["NodeChecks"] in ([], None)  # no serfHealth: only the TTL decides
+    leader = _raw(consul_server, f"/v1/kv/service/{scope}/leader")[0]
+    assert leader["Session"] == store.session
+    member = _raw(consul_server, f"/v1/kv/service/{scope}/members/a")[0]
+    assert member["Session"] == store.session
+    with urllib.request.urlopen(consul_server.url + f"/v1/kv/service/{scope}/leader?raw", timeout=5) as resp:
+        assert resp.read().decode() == "a"
+
+
+def test_small_ttl_is_clamped_to_the_agent_minimum(consul_server: ConsulProcess, make: Any) -> None:
+    a = make("a", ttl=10)  # ttl/2 = 5 s: a stock agent refuses that
+    assert a.attempt_to_acquire_leader() is not None
+    info = _raw(consul_server, f"/v1/session/info/{a.store.session}")[0]
+    assert info["TTL"] == "10s"
+
+
+def test_ttl_change_makes_a_new_session_and_keeps_the_leader(consul_server: ConsulProcess, make: Any) -> None:
+    a, b = make("a", ttl=30), make("b", ttl=30)
+    version = a.attempt_to_acquire_leader()
+    assert a.touch_member({"state": "running"})
+    first = a.store.session
+    assert a.set_ttl(50)
+    version = a.update_leader(version)
+    assert version is not None  # moved to the new session, not lost
+    second = a.store.session
+    assert second is not None and second != first
+    view = b.get_cluster()
+    assert view.leader is not None and view.leader.name == "a" and view.leader.session == second
+    assert a.touch_member({"state": "running"})
+    assert b.get_cluster().member("a") is not None
+    assert b.attempt_to_acquire_leader() is None
+    assert _raw(consul_server, f"/v1/session/info/{second}")[0]["TTL"] == "25s"
+
+
+def test_lost_session_is_recreated(consul_server: ConsulProcess, make: Any) -> None:
+    a, b = make("a"), make("b")
+    version = a.attempt_to_acquire_leader()
+    lost = a.store.session
+    _raw(consul_server, f"/v1/session/destroy/{lost}", method="PUT")
+    assert b.get_cluster().leader is None  # behavior=delete took the key with it
+    a.store.keepalive()  # renew answers 404: forgotten, no exception
+    assert a.update_leader(version) is not None  # re-acquired with a new session
+    assert a.store.session not in (None, lost)
+    assert b.get_cluster().leader.name == "a"  # type: ignore[union-attr]
+
+
+def test_close_destroys_the_session_and_its_keys(make: Any) -> None:
+    a, b = make("a"), make("b")
+    assert a.attempt_to_acquire_leader() is not None and a.touch_member({"state": "running"})
+    a.close()
+    view = b.get_cluster()
+    assert view.leader is None and view.members == ()
+
+
+def test_settings_from_section() -> None:
+    s = ConsulSettings({"url": "https://consul.example:8501", "token": "t", "dc": "dc2",
+                        "consistency": "stale", "cacert": "/ca.pem", "cert": "/c.pem", "key": "/k.pem"})
+    assert (s.scheme, s.host, s.port, s.url) == ("https", "consul.example", 8501, "https://consul.example:8501")
+    assert (s.token, s.dc, s.consistency, s.verify, s.cert) == ("t", "dc2", "stale", "/ca.pem", ("/c.pem", "/k.pem"))
+    d = ConsulSettings({})
+    assert (d.url, d.token, d.verify, d.cert, d.checks) == ("http://127.0.0.1:8500", None, True, None, [])
+    assert ConsulSettings({"host": "10.0.0.1", "port": 8600}).url == "http://10.0.0.1:8600"
+    assert ConsulSettings({"host": "10.0.0.1:8555", "verify": False}).verify is False
+    with pytest.raises(ValueError):
+        ConsulSettings({"consistency": "eventual"})
+
+
+@pytest.fixture(scope="module")
+def acl_server() -> Iterator[ConsulProcess]:
+    if not consul_available():
+        pytest.skip("no consul binary")
+    work_dir = tempfile.mkdtemp(prefix="qhb-consul-acl-")
+    server = ConsulProcess(work_dir, acl_token="root-secret")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def test_acl_token_is_sent_and_a_bad_one_is_a_clear_error(acl_server: ConsulProcess, scope: str) -> None:
+    base = keys.base_path(None, scope)
+
+    def client(token: Optional[str]) -> ClusterDCS:
+        section = {"url": acl_server.url, **({"token": token} if token else {})}
+        store = ConsulStore(ConsulSettings(section), base, session_name=f"{scope}-x", retry_timeout=2)
+        return ClusterDCS(store, "x", base=base)
+
+    good = client("root-secret")
+    try:
+        assert good.attempt_to_acquire_leader() is not None
+        assert good.get_cluster().leader is not None
+    finally:
+        good.close()
+    bad = client("wrong-token")
+    for call in (bad.get_cluster, bad.attempt_to_acquire_leader, lambda: bad.set_config({"ttl": 30})):
+        with pytest.raises(DCSError) as info:
+            call()
+        assert acl_server.url in str(info.value) and "ACL not found" in str(info.value)
+    anonymous = client(None)
+    with pytest.raises(DCSError) as info:  # anonymous reads see nothing under deny; writes are refused
+        anonymous.set_config({"ttl": 30})
+    assert "Permission denied" in str(info.value) or "permission denied" in str(info.value)
