@@ -90,10 +90,10 @@ def test_backends_dict_is_explicit() -> None:
     assert set(BACKENDS) == {"etcd", "etcd3", "consul"}
 
 
-@pytest.mark.parametrize("section", ["consul", "etcd3"])
-def test_unimplemented_backend_is_a_clear_error(section: str) -> None:
-    with pytest.raises(ValueError, match=f"DCS backend '{section}' is not available yet"):
-        from_config({"scope": "s", section: {"host": "127.0.0.1:1"}}, "n")
+@pytest.mark.parametrize("section, store", [("consul", "ConsulStore"), ("etcd3", "Etcd3Store")])
+def test_section_chooses_the_backend(section: str, store: str) -> None:
+    dcs = from_config({"scope": "s", section: {"host": "127.0.0.1:1"}}, "n")
+    assert type(dcs.store).__name__ == store
 
 
 def test_no_dcs_section_names_the_accepted_ones() -> None:

@@ -1,0 +1,73 @@
+"""Pure parts of the etcd3 and Consul backends: endpoints, gateway prefix, key
+ranges, session TTL arithmetic, and what the factory builds from a section."""
+from __future__ import annotations
+
+import base64
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from qhb_patroni.dcs import from_config
+from qhb_patroni.dcs.consul import ConsulStore, leader_expiry, session_ttl
+from qhb_patroni.dcs.etcd3 import Etcd3Store, api_prefix, endpoints_from_config, prefix_end
+
+
+@pytest.mark.parametrize(
+    "config, urls, user, password",
+    [
+        ({"host": "10.0.0.1"}, ["http://10.0.0.1:2379"], None, None),
+        ({"host": "10.0.0.1:4001", "protocol": "https"}, ["https://10.0.0.1:4001"], None, None),
+        ({"hosts": ["a:1", "b:2"]}, ["http://a:1", "http://b:2"], None, None),
+        ({"hosts": "a:1, b"}, ["http://a:1", "http://b:2379"], None, None),
+        ({"url": "https://u:p%40ss@etcd.example:2379"}, ["https://etcd.example:2379"], "u", "p@ss"),
+        ({"proxy": "http://proxy:8080", "host": "ignored"}, ["http://proxy:8080"], None, None),
+        ({"hosts": ["[::1]:2379"], "username": "root", "password": "pw"}, ["http://[::1]:2379"], "root", "pw"),
+    ],
+)
+def test_etcd3_endpoints(config: Dict[str, Any], urls: List[str], user: Optional[str],
+                         password: Optional[str]) -> None:
+    assert endpoints_from_config(config) == (urls, user, password)
+
+
+def test_etcd3_config_errors() -> None:
+    with pytest.raises(ValueError, match="one of host, hosts, url or proxy"):
+        endpoints_from_config({})
+    with pytest.raises(ValueError, match="SRV"):
+        endpoints_from_config({"srv": "example.org"})
+
+
+@pytest.mark.parametrize("version, prefix", [("3.5.9", "/v3"), ("3.4.23", "/v3"), ("3.6.0", "/v3"),
+                                             ("3.3.27", "/v3beta"), ("3.2.32", "/v3alpha"),
+                                             ("garbage", "/v3")])
+def test_gateway_prefix(version: str, prefix: str) -> None:
+    assert api_prefix(version) == prefix
+
+
+def test_prefix_range_end() -> None:
+    assert base64.b64decode(prefix_end("/service/b/")) == b"/service/b0"  # '/' + 1
+    assert base64.b64decode(prefix_end("a\xff")) == "a\xff".encode()[:-1] + b"\xc0"
+
+
+def test_etcd3_factory() -> None:
+    dcs = from_config({"scope": "batman", "ttl": 20, "etcd3": {"hosts": ["h1:2379"], "use_proxies": True,
+                                                                "username": "u", "password": "p"}}, "pg0")
+    store = dcs.store
+    assert isinstance(store, Etcd3Store)
+    assert store.urls == ["http://h1:2379"] and store.use_proxies and store.base == "/service/batman"
+    assert store.lease_id is None  # granted lazily by the first ephemeral put
+
+
+@pytest.mark.parametrize("ttl, session, expiry", [(30, 15, 30.0), (10, 10, 20.0), (20, 10, 20.0),
+                                                  (25, 12, 24.0), (60, 30, 60.0), (2, 10, 20.0)])
+def test_consul_session_ttl(ttl: float, session: int, expiry: float) -> None:
+    assert session_ttl(ttl) == session and leader_expiry(ttl) == expiry
+
+
+def test_consul_factory() -> None:
+    dcs = from_config({"scope": "batman", "namespace": "/ns/",
+                       "consul": {"host": "10.1.1.1:8501", "token": "t", "consistency": "consistent"}}, "pg0")
+    store = dcs.store
+    assert isinstance(store, ConsulStore)
+    assert store.prefix == "ns/batman/" and store.session_name == "batman-pg0"
+    assert store.endpoint == "http://10.1.1.1:8501" and store.settings.token == "t"
+    assert store.session is None  # created lazily by the first ephemeral put
