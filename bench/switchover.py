@@ -54,11 +54,12 @@ def main() -> None:
                     started = time.monotonic()
                     last_ack_before = writer.ack_times[-1]
                     switchover(cluster, primary.name, candidate.name)
-                    wait_for(lambda w=writer, s=started, c=candidate: c.is_primary() and w.ack_times[-1] > s,
-                             60, "a write on the new primary")
-                    # First acknowledged write after the old primary stopped accepting them.
-                    gaps = [(b - a, b) for a, b in zip(writer.ack_times, writer.ack_times[1:]) if b > started]
-                    window = max(gaps)[0] if gaps else 0.0
+                    wait_for(candidate.is_primary, 60, "the candidate to be primary")
+                    promoted_seen = time.monotonic()
+                    wait_for(lambda w=writer, p=promoted_seen: w.ack_times[-1] > p, 60, "a write on the new primary")
+                    # The longest pause between acknowledged writes since the command was started.
+                    gaps = [b - a for a, b in zip(writer.ack_times, writer.ack_times[1:]) if b > started]
+                    window = max(gaps, default=0.0)
                     windows.append(window)
                     print(f"{label} run {i + 1}: {primary.name} -> {candidate.name}, unavailable {window:.3f} s "
                           f"(last ack before the command {started - last_ack_before:.3f} s earlier)", flush=True)

@@ -138,6 +138,8 @@ class Executor:
         if isinstance(action, A.Demote):
             # Stop being writable first; only then let somebody else take the lock.
             self.lease.lost()
+            if action.mode == "graceful":
+                self._release_after_clean_stop(result)
             ok = bool(mgr.demote(action.mode, _conn_url(action.leader)))
             if action.mode in ("immediate", "graceful"):
                 # By name: a RenewLock earlier in this decision changed the version.
@@ -216,3 +218,22 @@ class Executor:
         else:
             cmds.started(ident)
         return started
+
+    def _release_after_clean_stop(self, result: ExecutionResult) -> None:
+        """Graceful demotion (switchover): checkpoint, fast stop, and hand the lock over at
+        once with the shutdown checkpoint as the last position - before the server is
+        started again as a replica, so the candidate does not wait for that start."""
+        mgr = self.manager
+        try:
+            mgr.checkpoint()
+        except Exception as exc:  # the shutdown checkpoint follows anyway
+            log.debug("checkpoint before the switchover failed: %s", exc)
+        if not mgr.stop("fast"):
+            return  # still running: demote() below reports the failure and the lock stays
+        last_lsn: Optional[int] = None
+        try:
+            last_lsn = mgr.observe().lsn
+        except Exception as exc:
+            log.debug("could not read the shutdown position: %s", exc)
+        self.dcs.delete_leader(None, last_lsn=last_lsn)
+        result.lock_changed = True

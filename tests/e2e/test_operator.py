@@ -260,3 +260,21 @@ def test_reinit_replica_and_refusal_on_leader(cluster: LocalCluster) -> None:
     healthy(cluster)
     assert not os.path.exists(marker)
     assert (replica.status() or {}).get("role") == "replica"
+
+
+def test_query(cluster: LocalCluster) -> None:
+    healthy(cluster)
+    auth = ["-U", "qhb", "--password"]
+    sql = "SELECT pg_is_in_recovery() AS r"
+    out = ctl(cluster, "query", "-c", sql, *auth, stdin="qhb\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-2:] == ["r", "False"]
+    out = ctl(cluster, "query", "-c", sql, "-r", "replica", *auth, stdin="qhb\n")
+    assert out.stdout.splitlines()[-2:] == ["r", "True"]
+    out = ctl(cluster, "query", "-c", "SELECT 1/0", *auth, stdin="qhb\n")
+    assert out.stdout.rstrip().endswith("\tERROR, SQLSTATE: 22012"), out.stdout
+    out = ctl(cluster, "query", "-c", "SELECT 1", "-m", "ghost")
+    assert out.stdout.rstrip().endswith("\tNo connection to member ghost is available"), out.stdout
+    out = ctl(cluster, "query", "-c", "SELECT 1 AS one, 2 AS two", "--format", "json", *auth, stdin="qhb\n")
+    assert out.stdout.splitlines()[-1] == '[{"one": 1, "two": 2}]'
+    assert ctl(cluster, "query").stderr.strip() == "Error: You need to specify either --command or --file"
