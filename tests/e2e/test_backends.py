@@ -147,3 +147,37 @@ def test_kill9_failover(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
     # the killed member's key goes with its lease / session
     wait_for(lambda: dcs.get(f"/service/{cluster.scope}/members/{old.name}") is None, 60,
              f"{old.name}'s member key to expire")
+
+
+@pytest.mark.parametrize("kind", ["etcd3", "consul"])
+def test_misconfigured_dcs_is_logged_and_survived(kind: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Wrong port (etcd3) / bad ACL token (consul): the daemon says which endpoint
+    failed and why, keeps running and never claims the leader role."""
+    if not _available(kind):
+        pytest.skip(f"no {kind} server binary")
+    server: Optional[ConsulProcess] = None
+    if kind == "etcd3":
+        url = f"http://127.0.0.1:{free_port()}"
+        section: Dict[str, Any] = {"etcd3": {"hosts": [url[len("http://"):]]}}
+        expected = f"etcd3 {url}: connection refused"
+    else:
+        server = ConsulProcess(str(tmp_path_factory.mktemp("consul-acl")), acl_token="root-secret")
+        server.start()
+        section = {"consul": {"url": server.url, "token": "not-the-token"}}
+        expected = f"consul {server.url}: permission denied (token): ACL not found"
+    cluster = LocalCluster(str(tmp_path_factory.mktemp(f"misconfigured-{kind}")), "", nodes=1, ttl=TTL,
+                           loop_wait=LOOP_WAIT, retry_timeout=RETRY_TIMEOUT, scope=f"qhb-bad-{kind}",
+                           dcs=lambda: section)
+    node = cluster.nodes[0]
+    try:
+        cluster.start()
+        wait_for(lambda: expected in open(node.log_path, encoding="utf-8").read(), 60,
+                 f"a log line saying {expected!r}")
+        wait_for(lambda: open(node.log_path, encoding="utf-8").read().count(expected) >= 2, 60,
+                 "the next cycle to fail the same way")
+        assert node.running(), node.log_tail()
+        assert not node.is_primary()
+    finally:
+        cluster.stop()
+        if server is not None:
+            server.stop()
