@@ -1,6 +1,7 @@
 """End to end on the other DCS backends: the same 3-node cluster on etcd through
 the v3 API (etcd3 section) and on Consul (consul section).  One cluster per
-backend: bootstrap + list, the keys as Patroni writes them, kill -9 failover.
+backend: bootstrap + list, the keys as Patroni writes them, switchover, kill -9
+failover; and a daemon on a misconfigured DCS.
 (test_cluster.py covers etcd through the v2 API in depth.)
 """
 from __future__ import annotations
@@ -106,9 +107,7 @@ def test_bootstrap_list_and_keys(backend_cluster: Tuple[str, Any, LocalCluster])
     kind, dcs, cluster = backend_cluster
     primary = _healthy(cluster)
     sysid = primary.status()["database_system_identifier"]
-    env = dict(os.environ, PYTHONPATH=REPO)
-    out = subprocess.run([sys.executable, "-m", "patronictl.cli", "-c", cluster.nodes[0].config_path, "list"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    out = _ctl(cluster, "list")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith(f"+ Cluster: {cluster.scope} ({sysid})")
@@ -121,6 +120,34 @@ def test_bootstrap_list_and_keys(backend_cluster: Tuple[str, Any, LocalCluster])
     member = json.loads(dcs.get(base + f"members/{primary.name}") or "{}")
     assert member["role"] == "master" and member["api_url"] == primary.api + "/patroni"
     assert json.loads(dcs.get(base + "config") or "{}")["ttl"] == TTL
+
+
+def _ctl(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, "-m", "patronictl.cli", "-c", cluster.nodes[0].config_path, *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
+
+
+def test_switchover(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
+    kind, dcs, cluster = backend_cluster
+    old = _healthy(cluster)
+    candidate = next(n for n in cluster.nodes if n is not old)
+    writer = Writer(cluster).start()
+    try:
+        wait_for(lambda: len(writer.acked) >= 20, 30, "some acknowledged writes")
+        out = _ctl(cluster, "switchover", "--leader", old.name, "--candidate", candidate.name, "--force")
+        assert out.returncode == 0, out.stderr + out.stdout
+        assert f'Successfully switched over to "{candidate.name}"' in out.stdout, out.stdout
+        wait_for(candidate.is_primary, 30, f"the candidate to be the primary ({kind})")
+        acked_before = len(writer.acked)
+        wait_for(lambda: len(writer.acked) >= acked_before + 20, 60, "writes on the new primary")
+    finally:
+        writer.stop()
+    present = set(rows_on(candidate))
+    assert not [i for i in writer.acked if i not in present]
+    assert dcs.get(f"/service/{cluster.scope}/leader") == candidate.name
+    wait_for(lambda: (old.status() or {}).get("role") == "replica", 60, "the old primary to follow")
+    _healthy(cluster)
 
 
 def test_kill9_failover(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
