@@ -61,13 +61,15 @@ def main() -> None:
                     gaps = [b - a for a, b in zip(writer.ack_times, writer.ack_times[1:]) if b > started]
                     window = max(gaps, default=0.0)
                     windows.append(window)
+                    acked = list(writer.acked)
+                    present = set(rows_on(candidate))
+                    lost = [r for r in acked if r not in present]
+                    lost_total += len(lost)
                     print(f"{label} run {i + 1}: {primary.name} -> {candidate.name}, unavailable {window:.3f} s "
-                          f"(last ack before the command {started - last_ack_before:.3f} s earlier)", flush=True)
+                          f"(last ack before the command {started - last_ack_before:.3f} s earlier), "
+                          f"acknowledged rows lost: {len(lost)}{' ' + str(lost[:5]) if lost else ''}", flush=True)
                     wait_for(lambda c=cluster: c.all_running(), 120, "everybody running again")
                 writer.stop()
-                primary = cluster.wait_all_running(timeout=300)
-                present = set(rows_on(primary))
-                lost_total = len([r for r in writer.acked if r not in present])
             finally:
                 cluster.stop()
                 etcd.stop()

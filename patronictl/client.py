@@ -141,7 +141,8 @@ class PatroniRequest:
         return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
     def __call__(
-        self, member: Member, method: str = "GET", endpoint: Optional[str] = None, data: Any = None
+        self, member: Member, method: str = "GET", endpoint: Optional[str] = None, data: Any = None,
+        timeout: Optional[float] = None,
     ) -> urllib3.BaseHTTPResponse:
         if not member.api_url:
             raise ValueError(f"member {member.name} has no api_url")
@@ -156,6 +157,6 @@ class PatroniRequest:
             url,
             body=body,
             headers=headers,
-            timeout=urllib3.Timeout(total=self.timeout),
+            timeout=urllib3.Timeout(total=timeout or self.timeout),
             retries=False,
         )

@@ -21,6 +21,7 @@ from ..context import Context
 from ..select import ROLE_CHOICES, leader_member, members_with_role
 
 logger = logging.getLogger("patronictl")
+LONG_CALL = 660.0  # seconds: switchover, restart and reinitialize answer when done
 
 
 def now_stamp() -> str:
@@ -141,7 +142,8 @@ def do_failover(obj: Context, action: str, cluster_name: Optional[str], leader: 
     try:
         if member is None:
             raise ValueError("no member to send the request to")
-        r = obj.request(member, "POST", action, {k: v for k, v in value.items() if v})
+        # The member answers once the new leader is known (up to 2 * max(10, loop_wait) s).
+        r = obj.request(member, "POST", action, {k: v for k, v in value.items() if v}, timeout=LONG_CALL)
         if r.status in (200, 202):
             click.echo(f"{now_stamp()} {_body(r)}")
         else:
@@ -241,7 +243,7 @@ def restart(obj: Context, cluster_name: str, member_names: Tuple[str, ...], grou
     for member in members:
         if "schedule" in content and force and member.data.get("scheduled_restart"):
             check_response(obj.request(member, "DELETE", "restart"), member.name, "flush scheduled restart")
-        r = obj.request(member, "POST", "restart", content)
+        r = obj.request(member, "POST", "restart", content, timeout=LONG_CALL)
         if r.status == 200:
             click.echo(f"Success: restart on member {member.name}")
         elif r.status == 202:
@@ -291,7 +293,7 @@ def reinit(obj: Context, cluster_name: str, member_names: Tuple[str, ...], group
     for member in members:
         body = {"force": force}
         while True:
-            r = obj.request(member, "POST", "reinitialize", body)
+            r = obj.request(member, "POST", "reinitialize", body, timeout=LONG_CALL)
             started = check_response(r, member.name, "reinitialize")
             if (not started and _body(r).endswith(" already in progress") and not force
                     and click.confirm("Do you want to cancel it and reinitialize anyway?")):

@@ -78,6 +78,10 @@ class Observation:
     # Operator commands queued by the REST API (core.operator), oldest first.
     commands: Tuple[Any, ...] = ()
     server_version: Optional[int] = None  # server_version_num of the running server, if known
+    # Members streaming from this primary right now (pg_stat_replication application_name),
+    # gathered with ProbePeers; None = not known.  A switchover only hands over to one of
+    # them: the clean shutdown then delivers every last byte of WAL to it.
+    streaming: Optional[Tuple[str, ...]] = None
 
     def holds_lock(self, settings: Settings) -> bool:
         """My name is in the leader key and my local lease has not run out."""

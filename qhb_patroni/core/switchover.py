@@ -79,9 +79,13 @@ def leader_step(obs: Observation, settings: Settings) -> LeaderStep:
         return LeaderStep(CLEAR, warning="manual failover: no healthy members found, failover is not possible")
     if obs.peers is None:
         return LeaderStep(PROBE, names=names)
-    if any(eligible(obs.peers.get(n), cluster, settings) for n in names):
-        return LeaderStep(DEMOTE)
-    return LeaderStep(CLEAR, warning="manual failover: no healthy members found, failover is not possible")
+    fit = [n for n in names if eligible(obs.peers.get(n), cluster, settings)]
+    if not fit:
+        return LeaderStep(CLEAR, warning="manual failover: no healthy members found, failover is not possible")
+    if obs.streaming is not None and not any(n in obs.streaming for n in fit):
+        # Not connected to me: the shutdown could not deliver the last WAL to it. Wait a cycle.
+        return LeaderStep(WAIT, warning=f"manual failover: waiting for {', '.join(fit)} to stream from me")
+    return LeaderStep(DEMOTE)
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ class HALoop:
         local = self._observe_local()
         task = self.tasks.status()
         peers = None
+        streaming: Optional[Tuple[str, ...]] = None
         divergence = None
         failed: Optional[FailedAction] = None
         decision: Optional[Decision] = None
@@ -128,6 +129,7 @@ class HALoop:
                 dcs_error=dcs_error,
                 commands=self.commands.pending(),
                 server_version=self.board.get().server.server_version,
+                streaming=streaming,
             )
             decision = decide(obs, self.memory, settings)
             self.memory = decision.memory
@@ -137,12 +139,16 @@ class HALoop:
                     if isinstance(probe, A.ProbePeers) and cluster is not None:
                         members = [m for m in cluster.members if m.name in probe.names]
                         peers = self.prober.probe(members)
+                        if local.is_primary:
+                            streaming = self._streaming()
                     elif isinstance(probe, A.ProbeDivergence):
                         divergence = self._check_divergence(probe.leader)
                 if peers is None and any(isinstance(p, A.ProbePeers) for p in probes):
                     peers = {}
                 continue
             result: ExecutionResult = self._executor.execute(decision.actions, cluster)
+            if any(isinstance(a, A.Demote) for a in decision.actions):
+                self.wake.set()  # look again at once: follow the new leader without waiting loop_wait
             if result.failed is None:
                 if result.lock_changed:
                     cluster, dcs_error = self._read_cluster()
@@ -161,6 +167,31 @@ class HALoop:
             self._watch_target = cluster
             self._watch_lock.notify_all()
         return decision
+
+    def _streaming(self) -> Optional[Tuple[str, ...]]:
+        """Names of the standbys streaming from the local primary (fresh), None if unknown."""
+        try:
+            status = self.manager.server_status()
+        except Exception as exc:
+            log.debug("could not read pg_stat_replication: %s", exc)
+            return None
+        if not status.query_ok:
+            return None
+        return tuple(sorted(str(r.get("application_name")) for r in status.replication
+                            if isinstance(r, dict) and r.get("state") == "streaming"))
+
+    def _seconds_to_schedule(self) -> Optional[float]:
+        """Seconds until the nearest scheduled switchover / restart (wall clock), if any."""
+        times = []
+        cluster = self.cluster
+        if cluster is not None and cluster.failover is not None and cluster.failover.scheduled_at is not None:
+            times.append(cluster.failover.scheduled_at.timestamp())
+        scheduled = self.commands.scheduled_restart()
+        if scheduled is not None:
+            times.append(scheduled.schedule.timestamp())
+        upcoming = [t - time.time() for t in times]
+        upcoming = [t for t in upcoming if t > 0]
+        return min(upcoming) if upcoming else None
 
     def _check_divergence(self, leader: Any) -> Any:
         from ..core.local import Divergence
@@ -257,6 +288,9 @@ class HALoop:
                 deadline = started + (float(self.settings.loop_wait) if self.settings else 10.0)
                 self.board.update(next_cycle_at=deadline)
                 remaining = deadline - self.clock()
+                due = self._seconds_to_schedule()
+                if due is not None and remaining > 0:
+                    remaining = min(remaining, due + 0.05)  # a scheduled action fires on time
                 if remaining <= 0:
                     log.info("Loop time exceeded, rescheduling immediately.")
                     continue

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -39,6 +39,8 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProcess]:
 def cluster(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Iterator[LocalCluster]:
     base = str(tmp_path_factory.mktemp("cluster"))
     c = LocalCluster(base, etcd.host_port, ttl=TTL, loop_wait=LOOP_WAIT, retry_timeout=RETRY_TIMEOUT)
+    for node in c.nodes:
+        node.config = with_callbacks(node)  # type: ignore[method-assign]
     c.start()
     try:
         yield c
@@ -46,6 +48,34 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Iter
         c.stop()
         leftovers = [n.name for n in c.nodes if n.postmaster_pid() is not None or n.running()]
         assert not leftovers, f"left running: {leftovers}"
+
+
+CALLBACKS = ("on_start", "on_stop", "on_restart", "on_reload", "on_role_change")
+
+
+def callback_log(node: Node) -> str:
+    return os.path.join(node.dir, "callbacks.log")
+
+
+def with_callbacks(node: Node) -> Callable[[], Dict[str, Any]]:
+    """The node's configuration plus every callback appending `<action> <role> <scope>` to a file."""
+    plain = node.config
+
+    def config() -> Dict[str, Any]:
+        c = plain()
+        script = f'echo "$0 $1 $2" >> {callback_log(node)}'
+        c["postgresql"]["callbacks"] = {name: f"sh -c '{script}'" for name in CALLBACKS}
+        return c
+
+    return config
+
+
+def callback_lines(node: Node) -> List[str]:
+    try:
+        with open(callback_log(node), encoding="utf-8") as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
 
 
 def ctl(cluster: LocalCluster, *args: str, stdin: Optional[str] = None) -> subprocess.CompletedProcess:
@@ -116,6 +146,10 @@ def test_switchover_with_patronictl_loses_no_acknowledged_row(cluster: LocalClus
     wait_for(lambda: set(writer.acked) <= set(rows_on(old)), 60, "the old primary to catch up")
     view = dcs_view(candidate)
     assert "scheduled_switchover" not in view
+    scope = cluster.scope
+    wait_for(lambda: f"on_role_change master {scope}" in callback_lines(candidate), 10, "on_role_change master")
+    wait_for(lambda: f"on_role_change replica {scope}" in callback_lines(old), 10, "on_role_change replica")
+    assert f"on_start master {scope}" in callback_lines(old)  # bootstrap
 
 
 def test_failover_rest_to_a_named_replica(cluster: LocalCluster) -> None:
@@ -223,6 +257,7 @@ def test_restart_reload_and_scheduled_restart(cluster: LocalCluster) -> None:
     assert out.returncode == 0 and f"Success: restart on member {replica.name}" in out.stdout, out.stdout
     wait_for(lambda: (replica.status() or {}).get("postmaster_start_time") not in (None, before), 10,
              "a new postmaster start time")
+    wait_for(lambda: f"on_restart replica {cluster.scope}" in callback_lines(replica), 10, "on_restart callback")
     # Filters: a role that does not match is refused.
     assert call(replica, "POST", "/restart", {"role": "master"}) == (503, "restart conditions are not satisfied")
     assert call(replica, "POST", "/restart", {"bogus": 1}) == (400, "Unknown filter for the scheduled restart: bogus")

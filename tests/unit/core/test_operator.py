@@ -117,3 +117,18 @@ def test_restart_mismatch_and_versions() -> None:
     assert restart_mismatch(RestartCommand(1, role="primary"), "master", None, False) == "host role mismatch"
     assert restart_mismatch(RestartCommand(1, postgres_version=150005), "master", 150004, False) == ""
     assert restart_mismatch(RestartCommand(1, restart_pending=True), "replica", None, True) == ""
+
+
+def test_switchover_hands_over_only_to_a_streaming_candidate() -> None:
+    from qhb_patroni.core.model import Failover
+    from tests.unit.core.builders import peer
+
+    c = cluster("n0", failover=Failover(leader="n0", candidate="n1", version=3))
+    peers = {"n1": peer("n1", lsn=100)}
+    waiting = decide(replace(make_obs(c, primary(), peers=peers), streaming=("n2",)), STARTED, settings("n0"))
+    assert not any(isinstance(a, (A.Demote, A.ClearFailover)) for a in waiting.actions)
+    assert "waiting for n1 to stream from me" in str(waiting.reason.args.get("warning"))
+    go = decide(replace(make_obs(c, primary(), peers=peers), streaming=("n1", "n2")), STARTED, settings("n0"))
+    assert A.Demote("graceful", None) in go.actions
+    unknown = decide(make_obs(c, primary(), peers=peers), STARTED, settings("n0"))
+    assert A.Demote("graceful", None) in unknown.actions
