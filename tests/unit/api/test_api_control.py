@@ -400,3 +400,20 @@ def test_parse_seconds() -> None:
     assert parse_seconds(5) == 5.0 and parse_seconds("30s") == 30.0 and parse_seconds("2min") == 120.0
     assert parse_seconds("1h") == 3600.0 and parse_seconds(True) is None and parse_seconds("x") is None
     assert parse_seconds([1]) is None
+
+
+def test_failover_without_a_leader(trio: Tuple[Node, Node, Node]) -> None:
+    n0, n1, n2 = trio
+    assert n0.dcs.delete_leader(None)
+
+    def take() -> None:
+        time.sleep(0.2)
+        n1.dcs.attempt_to_acquire_leader()
+
+    t = threading.Thread(target=take)
+    t.start()
+    assert n1.call("POST", "/failover", {"candidate": "node1"}) == (200, 'Successfully failed over to "node1"')
+    t.join()
+    fo = n1.dcs.get_cluster().failover
+    assert fo is not None and fo.candidate == "node1" and fo.leader is None  # the intent the candidate acts on
+    assert n1.wakes == 1

@@ -4,9 +4,11 @@ database behind them): prompts, messages and exit codes of patronictl 3.0.2."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from patronictl.cli import main
@@ -167,3 +169,31 @@ def test_parse_scheduled() -> None:
     assert when is not None and when.tzinfo is not None
     with pytest.raises(CtlError):
         parse_scheduled("whenever")
+
+
+def test_credentials_from_the_config_file(etcd_server: EtcdProcess, etcd_scope: str, tmp_path: Path,
+                                          port_factory: Callable[[], int]) -> None:
+    from qhb_patroni.api.security import AccessPolicy
+
+    policy = AccessPolicy.from_config({"authentication": {"username": "admin", "password": "s3cret"}})
+    m = Members(etcd_server, etcd_scope, port_factory)
+    try:
+        for server in m.servers:
+            server.access = policy
+
+        def run(password: str, *args: str) -> Result:
+            config = tmp_path / f"ctl-{password}.yml"
+            config.write_text(yaml.safe_dump({
+                "scope": etcd_scope, "etcd": {"host": etcd_server.host_port},
+                "restapi": {"authentication": {"username": "admin", "password": password}},
+            }))
+            return CliRunner().invoke(main, ["-c", str(config), *args], env={"PATRONICTL_CONFIG_FILE": "",
+                                                                            "DCS_URL": ""},
+                                      catch_exceptions=False)
+
+        r = run("wrong", "pause")
+        assert r.output.strip() == "Failed: pause cluster management status code=401, (not authenticated)"
+        r = run("s3cret", "pause")
+        assert r.output.strip() == "Success: cluster management is paused"
+    finally:
+        m.stop()
