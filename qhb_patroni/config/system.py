@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Dict, List, Mapping
 
-from ..manager.names import PG_VERSION, WAL_DIR, resolve_binaries
+from ..manager.names import BINARY_ROLES, PG_VERSION, WAL_DIR, resolve_binaries
 from .errors import KeyPath, Problem
 
 Origin = Callable[[KeyPath], str]
@@ -51,12 +51,17 @@ def _data_dir_problems(data_dir: str, origin: Origin) -> List[Problem]:
 def _bin_dir_problems(pg: Mapping[str, Any], origin: Origin) -> List[Problem]:
     bin_dir = pg.get("bin_dir")
     path: KeyPath = ("postgresql", "bin_dir")
+    names = pg.get("bin_name")
+    overrides = names if isinstance(names, Mapping) else None
     if not isinstance(bin_dir, str) or not bin_dir:
-        return []
+        # Without bin_dir the executables are looked up on PATH.
+        binaries = resolve_binaries("", overrides)
+        return [Problem(origin(path), path,
+                        f"not set and no executable for {role} on PATH ({' or '.join(BINARY_ROLES[role])})")
+                for role in REQUIRED_ROLES if not os.path.isabs(binaries[role])]
     if not os.path.isdir(bin_dir):
         return [Problem(origin(path), path, f"directory {bin_dir} does not exist")]
-    names = pg.get("bin_name")
-    binaries = resolve_binaries(bin_dir, names if isinstance(names, Mapping) else None)
+    binaries = resolve_binaries(bin_dir, overrides)
     problems = []
     for role in REQUIRED_ROLES:
         exe = binaries[role]

@@ -73,7 +73,21 @@ def test_guide_listen_with_ipv6_in_the_list(tmp_path: Any) -> None:
     assert load_config(_write(tmp_path, config), environ={})
 
 
+def _fake_bin(tmp_path: Any, names: Any = ("qhb", "qhb_ctl", "qhb_bootstrap", "qhb_controldata",
+                                            "qhb_basebackup", "qhb_isready")) -> str:
+    bin_dir = os.path.join(str(tmp_path), "bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    for name in names:
+        exe = os.path.join(bin_dir, name)
+        with open(exe, "w", encoding="utf-8") as fh:
+            fh.write("#!/bin/sh\n")
+        os.chmod(exe, 0o755)
+    return bin_dir
+
+
 def _lines(tmp_path: Any, config: Any, env: Any = None) -> List[str]:
+    if isinstance(config.get("postgresql"), dict) and "bin_dir" not in config["postgresql"]:
+        config["postgresql"]["bin_dir"] = _fake_bin(tmp_path)
     path = _write(tmp_path, config)
     err = io.StringIO()
     code = validate_command(path, environ=env or {}, err=err)
@@ -113,6 +127,24 @@ def test_data_dir_parent_must_be_a_directory(tmp_path: Any) -> None:
         f"postgresql.data_dir: cannot create {blocker}/deeper/data: {blocker} is not a directory"]
 
 
+def test_without_bin_dir_the_executables_come_from_path(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = base()
+    config["postgresql"].pop("bin_dir", None)
+    config["postgresql"]["data_dir"] = os.path.join(str(tmp_path), "data")
+    path = _write(tmp_path, config)
+    half = _fake_bin(tmp_path / "half", ("postgres", "pg_ctl", "initdb", "pg_basebackup"))
+    monkeypatch.setenv("PATH", half)
+    err = io.StringIO()
+    assert validate_command(path, environ={}, err=err) == 1
+    assert [line.replace(path + ": ", "") for line in err.getvalue().splitlines()] == [
+        "postgresql.bin_dir: not set and no executable for controldata on PATH (qhb_controldata or pg_controldata)",
+        "postgresql.bin_dir: not set and no executable for isready on PATH (qhb_isready or pg_isready)",
+    ]
+    monkeypatch.setenv("PATH", _fake_bin(tmp_path / "full"))
+    err = io.StringIO()
+    assert validate_command(path, environ={}, err=err) == 0 and err.getvalue() == ""
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_data_dir_parent_must_be_writable(tmp_path: Any) -> None:
     parent = os.path.join(str(tmp_path), "ro")
@@ -132,13 +164,7 @@ def test_data_dir_parent_must_be_writable(tmp_path: Any) -> None:
 # ---------------------------------------------------------------- --generate-config
 
 def test_sample_config_validates_and_is_commented(tmp_path: Any) -> None:
-    bin_dir = os.path.join(str(tmp_path), "bin")
-    os.makedirs(bin_dir)
-    for name in ("qhb", "qhb_ctl", "qhb_bootstrap", "qhb_controldata", "qhb_basebackup", "qhb_isready"):
-        exe = os.path.join(bin_dir, name)
-        with open(exe, "w", encoding="utf-8") as fh:
-            fh.write("#!/bin/sh\n")
-        os.chmod(exe, 0o755)
+    bin_dir = _fake_bin(tmp_path)
     text = sample_config(Node("db2", "10.1.2.3", bin_dir, True))
     assert sum(1 for line in text.splitlines() if line.lstrip().startswith("#")) >= 10
     data = yaml.safe_load(text)
