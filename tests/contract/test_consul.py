@@ -166,3 +166,36 @@ def test_acl_token_is_sent_and_a_bad_one_is_a_clear_error(acl_server: ConsulProc
     with pytest.raises(DCSError) as info:  # anonymous reads see nothing under deny; writes are refused
         anonymous.set_config({"ttl": 30})
     assert "Permission denied" in str(info.value) or "permission denied" in str(info.value)
+
+
+def test_tls_with_client_certificate(tmp_path: Any) -> None:
+    from tests.contract.tls import OPENSSL, make_certs
+    from tests.fixtures.ports import free_port
+
+    if not consul_available() or OPENSSL is None:
+        pytest.skip("needs consul and openssl")
+    c = make_certs(str(tmp_path / "certs"))
+    https_port = free_port()
+    server = ConsulProcess(str(tmp_path / "agent"), extra_hcl=[
+        f"ports {{ https = {https_port} }}", f'cert_file = "{c["server_pem"]}"', f'key_file = "{c["server_key"]}"',
+        f'ca_file = "{c["ca_pem"]}"', "verify_incoming_https = true"])
+    server.start()
+    url = f"https://127.0.0.1:{https_port}"
+    base = keys.base_path(None, "c-" + uuid.uuid4().hex[:10])
+    section = {"url": url, "cacert": c["ca_pem"], "cert": c["client_pem"], "key": c["client_key"]}
+    try:
+        good = ClusterDCS(ConsulStore(ConsulSettings(section), base, retry_timeout=2), "a", base=base)
+        try:
+            assert good.attempt_to_acquire_leader() is not None
+            assert good.get_cluster().leader is not None
+        finally:
+            good.close()
+        for wrong in ({"cacert": c["other-ca_pem"]}, {"cert": None, "key": None}):
+            settings = ConsulSettings(dict(section, **wrong))
+            bad = ClusterDCS(ConsulStore(settings, base, retry_timeout=1.5), "b", base=base)
+            with pytest.raises(DCSError) as info:
+                bad.get_cluster()
+            assert str(info.value).startswith(f"consul {url}: ") and "TLS error" in str(info.value)
+            bad.close()
+    finally:
+        server.stop()

@@ -170,3 +170,46 @@ def test_authentication(auth_etcd: EtcdProcess) -> None:
                                                                        or "permission denied" in message)
         finally:
             bad.close()
+
+
+@pytest.fixture(scope="module")
+def tls_etcd() -> Iterator[Any]:
+    import os
+
+    from tests.contract.tls import OPENSSL, TlsEtcd, make_certs
+
+    if not os.path.exists(ETCD_BIN) or OPENSSL is None:
+        pytest.skip("needs etcd and openssl")
+    work_dir = tempfile.mkdtemp(prefix="qhb-etcd-tls-")
+    server = TlsEtcd(work_dir, make_certs(os.path.join(work_dir, "certs")))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def test_tls_with_client_certificate(tls_etcd: Any) -> None:
+    c = tls_etcd.certs
+    scope = "t-" + uuid.uuid4().hex[:10]
+    host = tls_etcd.url[len("https://"):]
+    section = {"hosts": [host], "protocol": "https", "cacert": c["ca_pem"], "cert": c["client_pem"],
+               "key": c["client_key"]}
+    dcs = from_config({"scope": scope, "retry_timeout": 2, "etcd3": section}, "a")
+    try:
+        assert dcs.attempt_to_acquire_leader() is not None
+        assert dcs.get_cluster().leader is not None
+    finally:
+        dcs.close()
+    for wrong in ({"cacert": c["other-ca_pem"]}, {"cert": None, "key": None}):
+        bad = from_config({"scope": scope, "retry_timeout": 1.5, "etcd3": dict(section, **wrong)}, "b")
+        try:
+            with pytest.raises(DCSError) as info:
+                bad.get_cluster()
+            message = str(info.value)
+            assert message.startswith(f"etcd3 {tls_etcd.url}: ")
+            if "cacert" in wrong:  # the server's certificate is not signed by the CA we trust
+                assert "TLS error" in message and "CERTIFICATE_VERIFY_FAILED" in message
+        finally:
+            bad.close()
