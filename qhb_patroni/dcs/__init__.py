@@ -54,10 +54,10 @@ def _etcd3(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: flo
 
 
 def _consul(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float, scope: str, name: str) -> Store:
-    from qhb_patroni.dcs.consul import ConsulSettings, ConsulStore
+    from qhb_patroni.dcs.consul import ConsulSettings, ConsulStore, ServiceRegistration
 
     return ConsulStore(ConsulSettings(section), base, session_name=f"{scope}-{name}", ttl=ttl,
-                       retry_timeout=retry_timeout)
+                       retry_timeout=retry_timeout, service=ServiceRegistration(scope, name, section))
 
 
 # Config section name -> backend.  Checked in this (alphabetical, like Patroni) order.

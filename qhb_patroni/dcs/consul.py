@@ -17,13 +17,14 @@ Keys are Patroni's base path without the leading slash (`service/<scope>/leader`
   create -> check-not-exists, version -> check-index, ephemeral -> lock verb.
 - Read: one recursive `kv get` (consistency mode as configured).  Watch: blocking
   queries on the leader key (index + wait) until its ModifyIndex moves.
+- `register_service`: see ServiceRegistration (driven by this member's key writes).
 Every failure becomes `DCSError("consul <url>: <reason>")`, bounded by retry_timeout.
-Not done: service registration (register_service).
 """
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, TypeVar
@@ -35,6 +36,7 @@ import requests
 from qhb_patroni.dcs.base import DCSError, Node, Snapshot
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 MIN_SESSION_TTL = 10  # a stock agent's session_ttl_min (not reported by Consul 1.8.7)
 DEFAULT_PORT = 8500
@@ -108,6 +110,82 @@ def _retriable(exc: BaseException) -> bool:
     return type(exc) is consul.ConsulException and str(exc)[:1] == "5"
 
 
+def service_name(scope: str) -> str:
+    """Consul service name for a cluster scope (Patroni's mapping): lower case,
+    '.', '_' and ' ' -> '-', other characters outside [a-z0-9-] -> 'u%04d'."""
+    out = []
+    for char in scope.lower():
+        if ("a" <= char <= "z") or ("0" <= char <= "9") or char == "-":
+            out.append(char)
+        elif char in "._ ":
+            out.append("-")
+        else:
+            out.append(f"u{ord(char):04d}")
+    return "".join(out)[:230]
+
+
+class ServiceRegistration:
+    """`register_service: true`: this member as service `<scope>` (id `<scope>/<member>`)
+    tagged with its role, with an HTTP check on `<api origin>/<role>`; registered
+    while the member's state is `running`, deregistered when it is `stopped`.
+    Driven by the member key writes, like Patroni."""
+
+    def __init__(self, scope: str, member: str, section: Mapping[str, Any]) -> None:
+        self.scope, self.member = scope, member
+        self.enabled = bool(section.get("register_service"))
+        tags = section.get("service_tags") or []
+        self.tags = [str(t) for t in ([tags] if isinstance(tags, str) else tags)]
+        self.interval = str(section.get("service_check_interval") or "5s")
+        tls_name = section.get("service_check_tls_server_name")
+        self.tls_server_name = str(tls_name) if tls_name else None
+        self.registered: Optional[Dict[str, Any]] = None
+        self.last_error: Optional[str] = None
+
+    @property
+    def service_id(self) -> str:
+        return f"{self.scope}/{self.member}"
+
+    def definition(self, data: Mapping[str, Any], session_ttl_s: int) -> Optional[Dict[str, Any]]:
+        """What to register for member `data`, None when it cannot be (no URLs)."""
+        conn, api = urlsplit(str(data.get("conn_url") or "")), urlsplit(str(data.get("api_url") or ""))
+        if not conn.hostname or not api.hostname:
+            return None
+        role = str(data.get("role") or "").replace("_", "-")
+        tags = self.tags + [role]
+        if role in ("master", "primary"):
+            tags.append("primary" if role == "master" else "master")
+        check: Dict[str, Any] = {"http": f"{api.scheme}://{api.netloc}/{role}", "interval": self.interval,
+                                 "DeregisterCriticalServiceAfter": f"{10 * session_ttl_s}s"}
+        if self.tls_server_name:
+            check["TLSServerName"] = self.tls_server_name
+        return {"name": service_name(self.scope), "service_id": self.service_id, "address": conn.hostname,
+                "port": conn.port or 5432, "tags": tags, "check": check}
+
+    def update(self, client: Any, value: str, session_ttl_s: int) -> None:
+        """Follow a write of this member's key (best effort: errors are kept in
+        last_error and the registration is retried on the next write)."""
+        try:
+            data = json.loads(value)
+        except ValueError:
+            return
+        if not isinstance(data, dict):
+            return
+        try:
+            if data.get("state") == "running":
+                wanted = self.definition(data, session_ttl_s)
+                if wanted is not None and wanted != self.registered:
+                    client.agent.service.register(enable_tag_override=True, **wanted)
+                    self.registered = wanted
+            elif data.get("state") == "stopped" and self.registered is not None:
+                client.agent.service.deregister(self.service_id)
+                self.registered = None
+            self.last_error = None
+        except Exception as exc:
+            self.last_error = f"consul service {self.service_id}: {_reason(exc)}"
+            log.warning("%s", self.last_error)
+            self.registered = None
+
+
 class _Rolledback(Exception):
     """A txn whose check failed (HTTP 409)."""
 
@@ -123,11 +201,13 @@ class ConsulStore:
         session_name: str = "qhb-patroni",
         ttl: float = 30.0,
         retry_timeout: float = 10.0,
+        service: Optional[ServiceRegistration] = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.prefix = base.strip("/") + "/"
         self.session_name = session_name
+        self.service = service if service is not None and service.enabled else None
         self._ttl = float(ttl)
         self._retry_timeout = float(retry_timeout)
         self._sleep = sleep
@@ -283,6 +363,8 @@ class ConsulStore:
             operations = checks + takeover + [write]
             try:
                 results = self._call(lambda: self._txn(operations))  # noqa: B023 (called at once)
+                if self.service is not None and ephemeral and key == f"members/{self.service.member}":
+                    self.service.update(self._client, value, session_ttl(self._ttl))
                 return int(results[-1]["ModifyIndex"])
             except _Rolledback as exc:
                 if not ephemeral or create or attempt == 3:

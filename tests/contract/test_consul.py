@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 import urllib.request
 import uuid
 from typing import Any, Iterator, Optional
@@ -199,3 +200,41 @@ def test_tls_with_client_certificate(tmp_path: Any) -> None:
             bad.close()
     finally:
         server.stop()
+
+
+def test_register_service_follows_the_member_key(consul_server: ConsulProcess, make: Any, scope: str) -> None:
+    a = make("a", ttl=30, register_service=True, service_tags=["qhb"], service_check_interval="1s")
+    data = {"conn_url": "postgres://127.0.0.2:5433/qhb", "api_url": "http://127.0.0.2:8009/patroni",
+            "state": "running", "role": "master"}
+
+    def registered() -> Any:
+        return (_raw(consul_server, "/v1/agent/services") or {}).get(f"{scope}/a")
+
+    assert a.touch_member(data)
+    service = registered()
+    assert service is not None and service["Service"] == scope and service["Address"] == "127.0.0.2"
+    assert service["Port"] == 5433 and service["Tags"] == ["qhb", "master", "primary"]
+    assert service["EnableTagOverride"] is True
+
+    def check() -> Any:
+        checks = _raw(consul_server, "/v1/agent/checks") or {}
+        return next((c for c in checks.values() if c["ServiceID"] == f"{scope}/a"), None)
+
+    assert check()["Type"] == "http"
+    # Consul 1.8.7 does not show the check's definition; its output names the URL once it ran
+    deadline = time.monotonic() + 20
+    while "http://127.0.0.2:8009/master" not in check()["Output"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "http://127.0.0.2:8009/master" in check()["Output"]
+    assert a.touch_member(dict(data, role="replica"))
+    assert registered()["Tags"] == ["qhb", "replica"]
+    assert a.touch_member(dict(data, state="stopped"))
+    assert registered() is None
+
+
+def test_service_name_mapping() -> None:
+    from qhb_patroni.dcs.consul import service_name
+
+    assert service_name("Batman_1.prod db") == "batman-1-prod-db"
+    assert service_name("caf\u00e9") == "cafu0233"
+    assert len(service_name("x" * 300)) == 230
