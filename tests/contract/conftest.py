@@ -57,7 +57,3 @@ def store_factory(request: pytest.FixtureRequest) -> Iterator[BackendFactory]:
     yield factory
     for backend in made:
         backend.close()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "consul: needs a real Consul agent")
