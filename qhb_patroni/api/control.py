@@ -360,6 +360,7 @@ class ControlApi:
             restart_pending="restart_pending" in body,
             timeout=timeout,
             scheduled_at=when.timestamp() if when is not None else None,
+            postmaster_start_time=view.server.postmaster_start_time if when is not None else None,
         )
         if when is not None:
             raw_version = str(body["postgres_version"]) if "postgres_version" in body else None

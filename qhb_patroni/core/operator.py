@@ -24,6 +24,8 @@ class RestartCommand:
     restart_pending: bool = False
     timeout: Optional[float] = None
     scheduled_at: Optional[float] = None  # epoch seconds; None = at once
+    # The server's start time when a restart was scheduled: a restart since then cancels it.
+    postmaster_start_time: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class ReinitCommand:
 Command = Union[RestartCommand, ReinitCommand]
 
 NOT_SATISFIED = "restart conditions are not satisfied"
+RESTARTED_MEANWHILE = "scheduled restart cancelled: postgres was restarted meanwhile"
 NO_LEADER = "Cluster has no leader, can not reinitialize"
 I_AM_LEADER = "I am the leader, can not reinitialize"
 
@@ -81,6 +84,10 @@ def operator_actions(obs: Observation, settings: Settings) -> Tuple[List[A.Actio
             else:
                 leader = cluster.leader.member or cluster.member(cluster.leader.name)
                 chosen = A.Reinitialize(cmd.ident, leader)
+            continue
+        started_then, started_now = cmd.postmaster_start_time, obs.local.postmaster_start_time
+        if cmd.scheduled_at is not None and started_then and started_now and started_then != started_now:
+            rejects.append(A.RejectCommand(cmd.ident, RESTARTED_MEANWHILE))
             continue
         if cmd.scheduled_at is not None:
             if obs.wall_time is None or obs.wall_time < cmd.scheduled_at or task is not None or chosen is not None:

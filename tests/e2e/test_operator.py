@@ -222,12 +222,17 @@ def test_pause_and_resume(cluster: LocalCluster) -> None:
     assert ctl(cluster, "pause").stderr.strip() == "Error: Cluster is already paused"
     assert " Maintenance mode: on" in ctl(cluster, "list").stdout
     assert all((n.status() or {}).get("pause") is True for n in cluster.nodes)
-    # No automatic action while paused: a stopped replica stays stopped.
+    # No automatic action while paused: stopped databases stay stopped, nobody is promoted,
+    # not even after the leader's database went away for longer than ttl.
     replica = next(n for n in cluster.nodes if n is not leader)
-    subprocess.run([os.path.join(cluster.bin_dir, "qhb_ctl"), "stop", "-D", replica.data_dir, "-m", "fast", "-w"],
-                   check=True, capture_output=True)
-    time.sleep(3 * LOOP_WAIT)
-    assert replica.postmaster_pid() is None
+    for node in (replica, leader):
+        subprocess.run([os.path.join(cluster.bin_dir, "qhb_ctl"), "stop", "-D", node.data_dir, "-m", "fast", "-w"],
+                       check=True, capture_output=True)
+    deadline = time.monotonic() + TTL + 2 * LOOP_WAIT
+    while time.monotonic() < deadline:
+        assert cluster.primary() is None, "somebody was promoted while paused"
+        time.sleep(0.5)
+    assert replica.postmaster_pid() is None and leader.postmaster_pid() is None
     out = ctl(cluster, "resume", "--wait")
     assert out.returncode == 0 and "Success: cluster management is resumed" in out.stdout, out.stdout + out.stderr
     assert ctl(cluster, "resume").stderr.strip() == "Error: Cluster is not paused"

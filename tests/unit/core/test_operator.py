@@ -132,3 +132,14 @@ def test_switchover_hands_over_only_to_a_streaming_candidate() -> None:
     assert A.Demote("graceful", None) in go.actions
     unknown = decide(make_obs(c, primary(), peers=peers), STARTED, settings("n0"))
     assert A.Demote("graceful", None) in unknown.actions
+
+
+def test_scheduled_restart_cancelled_when_postgres_restarted_meanwhile() -> None:
+    from qhb_patroni.core.operator import RESTARTED_MEANWHILE
+
+    local = replace(primary(), postmaster_start_time="2026-01-01 10:00:00+00")
+    obs = make_obs(cluster("n0"), local)
+    same = RestartCommand(7, scheduled_at=5000.0, postmaster_start_time="2026-01-01 10:00:00+00")
+    assert not any(isinstance(a, A.RejectCommand) for a in run(obs, same, wall_time=1000.0).actions)
+    other = replace(same, postmaster_start_time="2025-12-31 09:00:00+00")
+    assert run(obs, other, wall_time=1000.0).actions[0] == A.RejectCommand(7, RESTARTED_MEANWHILE)
