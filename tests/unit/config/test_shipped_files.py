@@ -5,7 +5,11 @@ import configparser
 import json
 import os
 import re
+import shutil
+import subprocess
 from typing import Dict, List
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -86,3 +90,10 @@ def test_haproxy_routes_writes_by_primary_and_reads_by_replica() -> None:
         assert all(re.search(r":5432 .*check port 8008", s) for s in servers), servers
         assert "http-check expect status 200" in lines
     assert checks == {"5000": "/primary", "5001": "/replica"}
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
+def test_haproxy_accepts_the_example() -> None:
+    result = subprocess.run(["haproxy", "-c", "-f", os.path.join(ROOT, "examples", "haproxy.cfg")],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
