@@ -219,9 +219,12 @@ class ConsulStore:
 
     def _make_client(self) -> consul.Consul:
         s = self.settings
-        return consul.Consul(host=s.host, port=s.port, token=s.token, scheme=s.scheme, consistency=s.consistency,
-                             dc=s.dc, verify=s.verify, cert=s.cert,
-                             connections_timeout=max(1.0, self._retry_timeout))
+        client = consul.Consul(host=s.host, port=s.port, token=s.token, scheme=s.scheme,
+                               consistency=s.consistency, dc=s.dc, verify=s.verify, cert=s.cert,
+                               connections_timeout=max(1.0, self._retry_timeout))
+        if s.token:  # py-consul lets CONSUL_HTTP_TOKEN override the token given: the config wins
+            client.token = s.token
+        return client
 
     # ---- settings -------------------------------------------------------------
     def set_ttl(self, ttl: float) -> None:
