@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="patroni",
         description="qhb-patroni: high-availability daemon for QHB (Patroni-compatible)",
+        epilog="Signals: SIGHUP re-reads the configuration file, SIGTERM stops QHB and hands "
+               "the leader lock over. Exit status of --validate-config: 0 valid, 1 problems "
+               "(one per line on standard error). Documentation: docs/ in the source tree.",
     )
     parser.add_argument("--version", action="version", version=version_line())
     parser.add_argument("--validate-config", action="store_true",
