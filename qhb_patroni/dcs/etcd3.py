@@ -213,7 +213,9 @@ class Etcd3Store:
         if "error" in data or response.status >= 400:
             code = data.get("code")
             message = str(data.get("message") or data.get("error") or f"HTTP {response.status}")
-            raise _EtcdAnswer(int(code) if isinstance(code, int) else -1, message)
+            if not isinstance(code, int):  # e.g. a proxy's answer: 5xx is worth another try
+                code = 14 if response.status >= 500 else -1
+            raise _EtcdAnswer(code, message)
         return data
 
     def _prefix(self, url: str, timeout: float) -> str:
@@ -226,8 +228,14 @@ class Etcd3Store:
 
     def _authenticate(self, url: str, prefix: str, timeout: float) -> None:
         name, password = self._auth
-        answer = self._raw("POST", url + prefix + "/auth/authenticate",
-                           {"name": name, "password": password or ""}, timeout)
+        try:
+            answer = self._raw("POST", url + prefix + "/auth/authenticate",
+                               {"name": name, "password": password or ""}, timeout)
+        except _EtcdAnswer as exc:
+            if "authentication is not enabled" in str(exc):
+                self._auth = (None, None)  # credentials given to a server without auth: go on without
+                return
+            raise
         token = answer.get("token")
         if not token:
             raise _EtcdAnswer(-1, "authentication answered without a token")

@@ -106,6 +106,11 @@ def test_close_revokes_the_lease(make: Any) -> None:
     assert view.leader is None and view.members == ()
 
 
+def test_credentials_for_a_server_without_auth_are_not_an_error(make: Any) -> None:
+    a = make("a", username="root", password="whatever")
+    assert a.attempt_to_acquire_leader() is not None
+
+
 def test_fails_over_to_the_next_host(etcd_server: EtcdProcess, make: Any) -> None:
     a = make("a", hosts=[f"127.0.0.1:{free_port()}", etcd_server.host_port])
     assert a.attempt_to_acquire_leader() is not None
