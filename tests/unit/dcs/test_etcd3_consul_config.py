@@ -71,3 +71,15 @@ def test_consul_factory() -> None:
     assert store.prefix == "ns/batman/" and store.session_name == "batman-pg0"
     assert store.endpoint == "http://10.1.1.1:8501" and store.settings.token == "t"
     assert store.session is None  # created lazily by the first ephemeral put
+
+
+def test_etcd3_path_never_imports_python_etcd() -> None:
+    """etcd 3.6 has no v2 API: nothing on the etcd3 path may need python-etcd."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom qhb_patroni.dcs import from_config\n"
+            "dcs = from_config({'scope': 's', 'etcd3': {'host': '127.0.0.1:1'}}, 'n')\n"
+            "print('etcd' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"
