@@ -1,7 +1,8 @@
 """End to end on the other DCS backends: the same 3-node cluster on etcd through
 the v3 API (etcd3 section) and on Consul (consul section).  One cluster per
-backend: bootstrap + list, the keys as Patroni writes them, switchover, kill -9
-failover; and a daemon on a misconfigured DCS.
+backend: bootstrap + list, the keys as Patroni writes them, switchover, the
+primary demoting while the DCS is down, kill -9 failover; and a daemon on a
+misconfigured DCS.
 (test_cluster.py covers etcd through the v2 API in depth.)
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from typing import Any, Dict, Iterator, Optional, Tuple
@@ -48,7 +50,7 @@ class _Etcd3:
 
 class _Consul:
     def __init__(self, work_dir: str) -> None:
-        self.server = ConsulProcess(work_dir)
+        self.server = ConsulProcess(work_dir, persistent=True)  # keeps its data across the outage test
 
     def start(self) -> None:
         self.server.start()
@@ -150,6 +152,28 @@ def test_switchover(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
     _healthy(cluster)
     for node in cluster.nodes:  # every member streams from the new primary again
         wait_for(lambda node=node: set(writer.acked) <= set(rows_on(node)), 60, f"{node.name} to catch up")
+
+
+def test_primary_demotes_while_the_dcs_is_down(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
+    import psycopg2
+
+    kind, dcs, cluster = backend_cluster
+    primary = _healthy(cluster)
+    t0 = time.monotonic()
+    dcs.stop()
+    try:
+        def read_only() -> bool:
+            with psycopg2.connect(primary.dsn()) as conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_is_in_recovery()")
+                return bool(cur.fetchone()[0])
+
+        wait_for(read_only, TTL + 5, f"the primary to demote itself to read-only ({kind})", 0.2)
+        # its lease ran out no earlier than ttl - loop_wait after the DCS went away
+        assert time.monotonic() - t0 < TTL - LOOP_WAIT
+        assert not cluster.primaries()
+    finally:
+        dcs.start()
+    _healthy(cluster)
 
 
 def test_kill9_failover(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
