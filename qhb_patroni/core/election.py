@@ -39,8 +39,8 @@ def is_healthiest(obs: Observation, memory: Memory, settings: Settings) -> Verdi
         return Verdict(False, "still starting")
     if local.is_primary:
         return Verdict(True, "running as primary")
-    if cluster.paused:
-        return Verdict(False, "paused")
+    if cluster.paused and (cluster.failover is None or cluster.failover.candidate != settings.name):
+        return Verdict(False, "paused")  # only the named failover candidate races in pause
     if settings.nofailover:
         return Verdict(False, "nofailover")
     rule = race_rule(obs, settings)

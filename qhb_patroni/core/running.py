@@ -63,6 +63,9 @@ def _paused(ctx: Ctx, memory: Memory) -> Optional[Decision]:
             return None  # a running primary takes the free lock even in pause
         return ctx.out(roles.PAUSED_NO_LOCK, [], memory)
     if ctx.other_leader is None:
+        fo = ctx.cluster.failover
+        if ctx.cluster.is_unlocked and fo is not None and fo.candidate == ctx.me:
+            return None  # the named failover candidate may take the free lock even in pause (5.13)
         return ctx.out(roles.PAUSED_IDLE, [], memory)
     target = follow_target(ctx)
     acts: List[A.Action] = [] if _follows(ctx, target) else [A.Follow(target)]

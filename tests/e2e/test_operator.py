@@ -107,6 +107,15 @@ def raw_status(node: Node, head: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
+def streaming_replicas(node: Node) -> int:
+    import psycopg2
+
+    with psycopg2.connect(node.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+
 def healthy(cluster: LocalCluster) -> Node:
     try:
         return cluster.wait_all_running(timeout=120)
@@ -222,17 +231,26 @@ def test_pause_and_resume(cluster: LocalCluster) -> None:
     assert ctl(cluster, "pause").stderr.strip() == "Error: Cluster is already paused"
     assert " Maintenance mode: on" in ctl(cluster, "list").stdout
     assert all((n.status() or {}).get("pause") is True for n in cluster.nodes)
+    # Both replicas stream, so the failover below loses nothing and nobody needs a rewind.
+    wait_for(lambda: streaming_replicas(leader) == 2, 60, "both replicas streaming from the leader")
     # No automatic action while paused: stopped databases stay stopped, nobody is promoted,
     # not even after the leader's database went away for longer than ttl.
     replica = next(n for n in cluster.nodes if n is not leader)
     for node in (replica, leader):
         subprocess.run([os.path.join(cluster.bin_dir, "qhb_ctl"), "stop", "-D", node.data_dir, "-m", "fast", "-w"],
                        check=True, capture_output=True)
+    wait_for(lambda: not leader.is_primary(), 10, "the stopped leader to stop reporting itself primary")
     deadline = time.monotonic() + TTL + 2 * LOOP_WAIT
     while time.monotonic() < deadline:
         assert cluster.primary() is None, "somebody was promoted while paused"
         time.sleep(0.5)
     assert replica.postmaster_pid() is None and leader.postmaster_pid() is None
+    # Failover to a named replica works without a healthy leader, even while paused.
+    third = next(n for n in cluster.nodes if n not in (leader, replica))
+    out = ctl(cluster, "failover", "--candidate", third.name, "--force")
+    assert out.returncode == 0, out.stderr
+    assert f'Successfully failed over to "{third.name}"' in out.stdout, out.stdout
+    wait_for(third.is_primary, 30, "the failover candidate to be promoted while paused")
     out = ctl(cluster, "resume", "--wait")
     assert out.returncode == 0 and "Success: cluster management is resumed" in out.stdout, out.stdout + out.stderr
     assert ctl(cluster, "resume").stderr.strip() == "Error: Cluster is not paused"

@@ -143,3 +143,16 @@ def test_scheduled_restart_cancelled_when_postgres_restarted_meanwhile() -> None
     assert not any(isinstance(a, A.RejectCommand) for a in run(obs, same, wall_time=1000.0).actions)
     other = replace(same, postmaster_start_time="2025-12-31 09:00:00+00")
     assert run(obs, other, wall_time=1000.0).actions[0] == A.RejectCommand(7, RESTARTED_MEANWHILE)
+
+
+def test_named_failover_candidate_takes_the_free_lock_while_paused() -> None:
+    from qhb_patroni.core.model import Failover
+
+    paused = {"ttl": 30, "pause": True}
+    c = cluster(None, config=paused, failover=Failover(candidate="n1", version=3))
+    me = run(make_obs(c, replica(), me="n1"), me="n1")
+    assert A.AcquireLock in kinds(me) and A.Promote in kinds(me)
+    other = run(make_obs(c, replica(), me="n2"), me="n2")
+    assert not any(isinstance(a, (A.AcquireLock, A.Promote)) for a in other.actions)
+    nobody = run(make_obs(cluster(None, config=paused), replica(), me="n1"), me="n1")
+    assert not any(isinstance(a, (A.AcquireLock, A.Promote)) for a in nobody.actions)
