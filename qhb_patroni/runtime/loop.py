@@ -17,6 +17,7 @@ from ..core.decide import decide
 from ..core.local import DATA_INACCESSIBLE, LocalState
 from ..core.model import ClusterView
 from ..core.observation import Decision, FailedAction, Memory, Observation, Settings
+from ..dcs import keys
 from ..dcs.base import DCSError
 from ..messages import render
 from .commands import CommandQueue
@@ -235,7 +236,7 @@ class HALoop:
     def _watcher(self) -> None:
         """Long-poll the leader key and wake the loop when its owner changes,
         or it expires or is deleted.  A renewal (same owner, new version) does
-        not wake the loop; the lock holder does not watch its own key."""
+        not wake the loop; the lock holder watches the /failover key instead."""
         while not self.stopping.is_set():
             with self._watch_lock:
                 target = self._watch_target
@@ -245,13 +246,22 @@ class HALoop:
                     and self.settings is not None
                     and target.leader.name == self.settings.name
                 )
-                if target is None or mine:
+                if target is None:
                     self._watch_lock.wait(1.0)
                     continue
             timeout = self.settings.loop_wait if self.settings else 10.0
             try:
-                changed = self.watch_dcs.watch_leader(target, timeout)
-                if changed:
+                if mine:
+                    # The holder watches /failover instead: a switchover written straight into
+                    # the DCS (patronictl's fallback, a request to another member) acts at once.
+                    # (Its raw version, read now: a cleared key "{}" decodes to no failover at all.)
+                    store = self.watch_dcs.store
+                    snap = store.load()
+                    node = snap.nodes.get(keys.FAILOVER)
+                    changed = store.watch(keys.FAILOVER, node.version if node else None, snap.index, timeout)
+                else:
+                    changed = self.watch_dcs.watch_leader(target, timeout)
+                if changed and not mine:
                     fresh = self.watch_dcs.get_cluster()
                     if _leader_name(fresh) == _leader_name(target):
                         with self._watch_lock:  # a renewal: keep watching from the new version
