@@ -197,3 +197,17 @@ def test_credentials_from_the_config_file(etcd_server: EtcdProcess, etcd_scope: 
         assert r.output.strip() == "Success: cluster management is paused"
     finally:
         m.stop()
+
+
+def test_restart_any_picks_one_member_and_prompts(etcd_server: EtcdProcess, etcd_scope: str,
+                                                   members: Members) -> None:
+    when = in_hours(1)
+    r = ctl(etcd_server, "restart", etcd_scope, "--any", "--scheduled", when, "--force")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("Success: restart scheduled on member") == 1
+    assert sum(q.scheduled_restart() is not None for q in members.queues.values()) == 1
+    r = ctl(etcd_server, "restart", etcd_scope, "--role", "replica", input=f"n2\n{when}\n\ny\n")
+    assert "Which member do you want to restart [n1, n2]? []: n2" in r.output
+    assert "When should the restart take place (e.g. " in r.output
+    assert "Restart if the PostgreSQL version is less than provided (e.g. 9.5.2)  []: " in r.output
+    assert f"Are you sure you want to restart members n2 at {when}? [y/N]: y" in r.output
