@@ -105,6 +105,8 @@ class Memory:
     release_backoff_until: Optional[float] = None
     crash_start_at: Optional[float] = None  # when we started the server after a crash as lock holder
     started: bool = False  # a first decision was made (arms the divergence check once after start)
+    # (/failover version, now) when a switchover started waiting for its candidate to stream.
+    stream_wait_since: Optional[Tuple[Optional[int], float]] = None
 
 
 @dataclass(frozen=True)

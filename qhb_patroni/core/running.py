@@ -19,7 +19,7 @@ from .local import STATE_START_FAILED, STATE_STARTING
 from .model import Member
 from .observation import Decision, Memory
 from .slots import member_slots, slot_name_for
-from .switchover import CLEAR, DEMOTE, PROBE, leader_step
+from .switchover import CLEAR, DEMOTE, PROBE, STREAM_WAIT, leader_step
 from .timing import deadline_passed, seconds_until
 
 
@@ -219,7 +219,15 @@ def _mine(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
     if not local.is_primary:
         acts.append(A.Promote())
         return ctx.out(roles.LOCK_HELD, acts, memory)
-    step = leader_step(ctx.obs, ctx.settings)
+    fo_version = cluster.failover.version if cluster.failover is not None else None
+    since = memory.stream_wait_since
+    if since is not None and since[0] != fo_version:
+        since = None  # another request
+    step = leader_step(ctx.obs, ctx.settings, ctx.obs.now - since[1] if since is not None else 0.0)
+    if step.what == STREAM_WAIT:
+        memory = replace(memory, stream_wait_since=since or (fo_version, ctx.obs.now))
+    elif step.what != PROBE and memory.stream_wait_since is not None:
+        memory = replace(memory, stream_wait_since=None)
     if step.what == PROBE:
         return ctx.out(roles.PROBE_PEERS, [A.ProbePeers(step.names)], memory)
     if step.what == DEMOTE:

@@ -20,6 +20,13 @@ WAIT = "wait"  # not due yet / nothing to do this cycle
 PROBE = "probe"  # ask `names` first
 DEMOTE = "demote"  # graceful demotion: someone can take over
 CLEAR = "clear"  # drop the request (with a warning)
+STREAM_WAIT = "stream_wait"  # like WAIT: the fit candidates do not stream from me yet
+
+
+def stream_wait_limit(settings: Settings) -> float:
+    """How long a switchover waits for a candidate to stream from the leader before
+    handing over anyway (a cascading replica never does)."""
+    return max(10.0, 2.0 * float(settings.loop_wait))
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,9 @@ def _candidates(cluster: ClusterView, fo: Failover, me: str) -> Tuple[str, ...]:
     return tuple(sorted(m.name for m in cluster.members if m.name != me and not m.nofailover and m.api_url))
 
 
-def leader_step(obs: Observation, settings: Settings) -> LeaderStep:
-    """The lock holder's handling of a pending /failover (None-safe: WAIT when absent)."""
+def leader_step(obs: Observation, settings: Settings, waited: float = 0.0) -> LeaderStep:
+    """The lock holder's handling of a pending /failover (None-safe: WAIT when absent).
+    `waited`: seconds this request has already waited for a candidate to stream."""
     cluster = obs.cluster
     assert cluster is not None
     fo = cluster.failover
@@ -82,9 +90,10 @@ def leader_step(obs: Observation, settings: Settings) -> LeaderStep:
     fit = [n for n in names if eligible(obs.peers.get(n), cluster, settings)]
     if not fit:
         return LeaderStep(CLEAR, warning="manual failover: no healthy members found, failover is not possible")
-    if obs.streaming is not None and not any(n in obs.streaming for n in fit):
+    streaming = obs.streaming is None or any(n in obs.streaming for n in fit)
+    if not streaming and waited < stream_wait_limit(settings):
         # Not connected to me: the shutdown could not deliver the last WAL to it. Wait a cycle.
-        return LeaderStep(WAIT, warning=f"manual failover: waiting for {', '.join(fit)} to stream from me")
+        return LeaderStep(STREAM_WAIT, warning=f"manual failover: waiting for {', '.join(fit)} to stream from me")
     return LeaderStep(DEMOTE)
 
 

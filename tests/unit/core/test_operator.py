@@ -156,3 +156,26 @@ def test_named_failover_candidate_takes_the_free_lock_while_paused() -> None:
     assert not any(isinstance(a, (A.AcquireLock, A.Promote)) for a in other.actions)
     nobody = run(make_obs(cluster(None, config=paused), replica(), me="n1"), me="n1")
     assert not any(isinstance(a, (A.AcquireLock, A.Promote)) for a in nobody.actions)
+
+
+def test_switchover_waits_for_streaming_only_so_long() -> None:
+    from qhb_patroni.core.model import Failover
+    from qhb_patroni.core.switchover import stream_wait_limit
+    from tests.unit.core.builders import NOW, peer
+
+    c = cluster("n0", failover=Failover(leader="n0", candidate="n1", version=3))
+    peers = {"n1": peer("n1", lsn=100)}
+    s = settings("n0")
+
+    def at(now: float, memory: Any) -> Decision:
+        obs = replace(make_obs(c, primary(), peers=peers, now=now), streaming=())
+        return decide(obs, memory, s)
+
+    first = at(NOW, STARTED)
+    assert first.memory.stream_wait_since == (3, NOW)
+    assert A.Demote("graceful", None) not in first.actions
+    later = at(NOW + stream_wait_limit(s) - 1, first.memory)
+    assert A.Demote("graceful", None) not in later.actions and later.memory.stream_wait_since == (3, NOW)
+    # A cascading replica never streams from the leader: hand over anyway once the wait is over.
+    final = at(NOW + stream_wait_limit(s), later.memory)
+    assert A.Demote("graceful", None) in final.actions and final.memory.stream_wait_since is None
