@@ -18,12 +18,13 @@ import json
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import etcd
 import urllib3
 
 from qhb_patroni.dcs.base import DCSError, Node, Snapshot
+from qhb_patroni.dcs.endpoints import endpoints_from_config as _endpoints
 
 T = TypeVar("T")
 
@@ -33,57 +34,9 @@ DEFAULT_PORT = 2379
 _RETRIABLE_CODES = {300, 301}  # raft internal error, leader election in progress
 
 
-def _split_hostport(text: str, default_port: int = DEFAULT_PORT) -> Tuple[str, int]:
-    parts = urlsplit("//" + text.strip())
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"invalid etcd host {text!r}")
-    return host, parts.port or default_port
-
-
 def endpoints_from_config(config: Mapping[str, Any]) -> Tuple[List[str], Optional[str], Optional[str]]:
     """(endpoint URLs, username, password) from an `etcd:` section (spec 3.6)."""
-    protocol = str(config.get("protocol") or "http")
-    username = config.get("username")
-    password = config.get("password")
-    urls: List[str] = []
-
-    def add_url(url: str) -> None:
-        nonlocal username, password
-        parts = urlsplit(url.strip())
-        host = parts.hostname
-        if not host:
-            raise ValueError(f"invalid etcd url {url!r}")
-        if parts.username and not username:
-            username = unquote(parts.username)
-            password = unquote(parts.password or "")
-        shown = f"[{host}]" if ":" in host else host
-        urls.append(f"{parts.scheme or protocol}://{shown}:{parts.port or DEFAULT_PORT}")
-
-    def add_hostport(text: str) -> None:
-        if "://" in text:
-            add_url(text)
-            return
-        host, port = _split_hostport(text, int(config.get("port") or DEFAULT_PORT))
-        shown = f"[{host}]" if ":" in host else host
-        urls.append(f"{protocol}://{shown}:{port}")
-
-    for key in ("url", "proxy"):
-        if config.get(key):
-            add_url(str(config[key]))
-    if not urls:
-        hosts = config.get("hosts")
-        if isinstance(hosts, str):
-            hosts = [h for h in hosts.split(",") if h.strip()]
-        for entry in hosts or []:
-            add_hostport(str(entry))
-    if not urls and config.get("host"):
-        add_hostport(str(config["host"]))
-    if not urls:
-        if config.get("srv"):
-            raise ValueError("etcd.srv (DNS SRV discovery) is not supported yet; give etcd.hosts")
-        raise ValueError("etcd: one of host, hosts, url or proxy is required")
-    return urls, (str(username) if username else None), (str(password) if password else None)
+    return _endpoints(config, "etcd")
 
 
 def _reason(exc: BaseException) -> str:

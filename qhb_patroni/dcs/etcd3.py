@@ -27,13 +27,12 @@ import json
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
-from urllib.parse import unquote, urlsplit
 
 import urllib3
 
 from qhb_patroni.dcs.base import DCSError, Node, Snapshot
+from qhb_patroni.dcs.endpoints import endpoints_from_config as _endpoints
 
-DEFAULT_PORT = 2379
 
 # gRPC status codes (in the gateway's error body)
 _NOT_FOUND = 5  # "requested lease not found"
@@ -51,39 +50,7 @@ class _EtcdAnswer(Exception):
 
 def endpoints_from_config(config: Mapping[str, Any]) -> Tuple[List[str], Optional[str], Optional[str]]:
     """(endpoint URLs, username, password) from an `etcd3:` section (same keys as `etcd:`)."""
-    protocol = str(config.get("protocol") or "http")
-    username = config.get("username") or config.get("user")
-    password = config.get("password")
-    urls: List[str] = []
-
-    def add(text: str) -> None:
-        nonlocal username, password
-        text = text.strip()
-        parts = urlsplit(text if "://" in text else f"{protocol}://{text}")
-        if not parts.hostname:
-            raise ValueError(f"invalid etcd3 host {text!r}")
-        if parts.username and not username:
-            username, password = unquote(parts.username), unquote(parts.password or "")
-        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-        port = parts.port or int(config.get("port") or DEFAULT_PORT)
-        urls.append(f"{parts.scheme or protocol}://{host}:{port}")
-
-    for key in ("url", "proxy"):
-        if config.get(key):
-            add(str(config[key]))
-    if not urls:
-        hosts = config.get("hosts")
-        if isinstance(hosts, str):
-            hosts = [h for h in hosts.split(",") if h.strip()]
-        for entry in hosts or []:
-            add(str(entry))
-    if not urls and config.get("host"):
-        add(str(config["host"]))
-    if not urls:
-        if config.get("srv"):
-            raise ValueError("etcd3.srv (DNS SRV discovery) is not supported yet; give etcd3.hosts")
-        raise ValueError("etcd3: one of host, hosts, url or proxy is required")
-    return urls, (str(username) if username else None), (str(password) if password else None)
+    return _endpoints(config, "etcd3")
 
 
 def _b64(text: str) -> str:
