@@ -33,7 +33,6 @@ import urllib3
 from qhb_patroni.dcs.base import DCSError, Node, Snapshot
 from qhb_patroni.dcs.endpoints import endpoints_from_config as _endpoints
 
-
 # gRPC status codes (in the gateway's error body)
 _NOT_FOUND = 5  # "requested lease not found"
 _UNAUTHENTICATED = 16
