@@ -12,9 +12,11 @@ from typing import Any, Dict, Mapping, Optional
 
 from . import PATRONI_COMPAT_VERSION
 from .api.control import ControlApi
+from .api.views import scheduled_restart_json
 from .config.dynamic import effective_config, settings_from
 from .core.model import ClusterView
 from .core.observation import Settings
+from .core.operator import RestartCommand
 from .dcs import from_config
 from .dcs.base import DCSError
 from .log import setup_logging
@@ -45,6 +47,17 @@ def _api_url(config: Mapping[str, Any]) -> str:
     address = restapi.get("connect_address") or restapi.get("listen")
     scheme = "https" if restapi.get("certfile") else "http"
     return f"{scheme}://{address}/patroni"
+
+
+def scheduled_restart_doc(commands: CommandQueue, with_start_time: bool) -> Optional[Dict[str, Any]]:
+    """The pending scheduled restart with its filters (3.0.2 shape), None if none.
+    The member key carries the server's start time at scheduling; GET /patroni does not."""
+    scheduled = commands.scheduled_restart()
+    if scheduled is None:
+        return None
+    command = next((c for c in commands.pending()
+                    if c.ident == scheduled.ident and isinstance(c, RestartCommand)), None)
+    return scheduled_restart_json(scheduled.schedule, command, scheduled.postgres_version, with_start_time)
 
 
 class Daemon:
@@ -149,13 +162,17 @@ class Daemon:
             extra["tags"] = self.tags
         if self.board.get().paused:  # published just before the member key is written
             extra["pause"] = True
-        scheduled = self.commands.scheduled_restart()
-        if scheduled is not None:
-            restart: Dict[str, Any] = {"schedule": scheduled.schedule.isoformat()}
-            if scheduled.postgres_version:
-                restart["postgres_version"] = scheduled.postgres_version
+        restart = scheduled_restart_doc(self.commands, with_start_time=True)
+        if restart is not None:
             extra["scheduled_restart"] = restart
+        self._publish_scheduled_restart()
         return extra
+
+    def _publish_scheduled_restart(self) -> None:
+        """GET /patroni shows the scheduled restart (without the internal start time)."""
+        restart = scheduled_restart_doc(self.commands, with_start_time=False)
+        if restart != self.board.get().scheduled_restart:
+            self.board.update(scheduled_restart=restart)
 
     # ---- reload (POST /reload; SIGHUP does the same) ---------------------------
     def reload(self) -> None:
@@ -199,6 +216,7 @@ class Daemon:
                 self.board.update(server=self.manager.server_status())
             except Exception as exc:
                 log.debug("status refresh failed: %s", exc)
+            self._publish_scheduled_restart()
             self._stop.wait(1.0)
 
     # ---- life cycle --------------------------------------------------------------

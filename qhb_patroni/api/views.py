@@ -6,10 +6,12 @@
 """
 from __future__ import annotations
 
+import datetime as _dt
 from typing import Any, Dict, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 from ..core.model import ROLE_MASTER, ROLE_REPLICA, ROLE_STANDBY_LEADER, ClusterView, Member
+from ..core.operator import RestartCommand
 from ..runtime.status import StatusView
 
 # ---- small shared helpers ---------------------------------------------------
@@ -135,8 +137,35 @@ def node_status(view: StatusView, now: float) -> Dict[str, Any]:
     if server.pending_restart:
         doc["pending_restart"] = True
     doc["patroni"] = {"version": view.version, "scope": view.scope}
+    if view.scheduled_restart:
+        doc["scheduled_restart"] = dict(view.scheduled_restart)
     if view.paused:
         doc["pause"] = True
+    return doc
+
+
+def scheduled_restart_json(
+    schedule: _dt.datetime,
+    command: Optional[RestartCommand],
+    postgres_version: Optional[str] = None,
+    with_start_time: bool = False,
+) -> Dict[str, Any]:
+    """A scheduled restart as 3.0.2 publishes it: the schedule (ISO) plus the filters that
+    were given (role, postgres_version as given, restart_pending, timeout in seconds).
+    The member key also carries the server's start time at scheduling
+    (`with_start_time`); GET /patroni leaves it out."""
+    doc: Dict[str, Any] = {"schedule": schedule.isoformat()}
+    if command is not None and command.role:
+        doc["role"] = command.role
+    if postgres_version:
+        doc["postgres_version"] = postgres_version
+    if command is not None and command.restart_pending:
+        doc["restart_pending"] = True
+    if command is not None and command.timeout is not None:
+        timeout = command.timeout
+        doc["timeout"] = int(timeout) if float(timeout).is_integer() else timeout
+    if with_start_time and command is not None and command.postmaster_start_time is not None:
+        doc["postmaster_start_time"] = command.postmaster_start_time
     return doc
 
 

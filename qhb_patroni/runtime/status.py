@@ -52,6 +52,8 @@ class StatusView:
     next_cycle_at: Optional[float] = None  # monotonic
     paused: bool = False
     last_reason: str = ""
+    # The pending scheduled restart as GET /patroni shows it ({"schedule": iso, ...filters}), None if none.
+    scheduled_restart: Optional[Mapping[str, Any]] = None
 
     def holds_lock(self, now: float) -> bool:
         return (
