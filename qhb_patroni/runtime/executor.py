@@ -52,6 +52,7 @@ class FatalError(Exception):
 class ExecutionResult:
     failed: Optional[FailedAction] = None
     lock_changed: bool = False  # the leader key was written or deleted: re-read the cluster
+    replication_changed: bool = False  # synchronous_standby_names changed: look again soon
 
 
 def _conn_url(member: Optional[Member]) -> Optional[str]:
@@ -135,6 +136,8 @@ class Executor:
             return bool(dcs.set_failover({}, version=action.version))
         if isinstance(action, A.WriteHistory):
             return bool(dcs.set_history(mgr.timeline_history()))
+        if isinstance(action, (A.WriteSync, A.DeleteSync, A.SetSyncStandbyNames)):
+            return self._sync(action, result)
         if isinstance(action, A.Demote):
             # Stop being writable first; only then let somebody else take the lock.
             self.lease.lost()
@@ -218,6 +221,30 @@ class Executor:
         else:
             cmds.started(ident)
         return started
+
+    def _sync(self, action: A.Action, result: ExecutionResult) -> bool:
+        """Synchronous replication bookkeeping (spec 5.11), logged as Patroni does."""
+        if isinstance(action, A.WriteSync):
+            ok = bool(self.dcs.set_sync(action.leader, action.standbys, version=action.version))
+            if ok:
+                log.info("Synchronous standby status assigned to %s", list(action.standbys))
+            else:
+                log.info("Synchronous replication key updated by someone else")
+            return ok
+        if isinstance(action, A.DeleteSync):
+            ok = bool(self.dcs.delete_sync(version=action.version))
+            if ok:
+                log.info("Disabled synchronous replication")
+            return ok
+        assert isinstance(action, A.SetSyncStandbyNames)
+        changed = bool(self.manager.set_synchronous_standby_names(action.value))
+        if changed:
+            if action.value == "*":
+                log.warning("No standbys available!")
+            elif action.value:
+                log.info("Assigning synchronous standby status to %s", action.value)
+            result.replication_changed = True
+        return True
 
     def _release_after_clean_stop(self, result: ExecutionResult) -> None:
         """Graceful demotion (switchover): checkpoint, fast stop, and hand the lock over at
