@@ -106,6 +106,7 @@ MESSAGES: Dict[str, str] = {
     R.SYSID_MISMATCH: "system ID mismatch, node {me} belongs to a different cluster: {cluster} != {mine}",
     # probes
     R.PROBING_PEERS: "asking the other members before the leader race",
+    R.PROBING_REPLICATION: "reading the replication state to manage synchronous standbys",
     R.PROBING_DIVERGENCE: "checking timeline divergence against {leader}",
     # misc
     R.COPY_LOGICAL_SLOTS: "Copying logical slots {names} from the primary",

@@ -189,4 +189,8 @@ def settings_from(effective: Mapping[str, Any]) -> Settings:
         has_bootstrap=isinstance(bootstrap, Mapping),
         bootstrap_dcs=initial_dynamic(effective),
         primary_start_timeout=_number(effective.get("primary_start_timeout"), 300),
+        synchronous_mode=_flag(effective.get("synchronous_mode")),
+        synchronous_mode_strict=_flag(effective.get("synchronous_mode_strict")),
+        synchronous_node_count=max(1, int(_number(effective.get("synchronous_node_count"), 1))),
+        maximum_lag_on_syncnode=int(_number(effective.get("maximum_lag_on_syncnode"), -1)),
     )

@@ -170,6 +170,33 @@ class Reinitialize:
     leader: Optional[Member] = None
 
 
+# ---- synchronous replication (spec 5.11) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class WriteSync:
+    """Write /sync = {leader, sync_standby} (CAS on `version`; None = create/overwrite)."""
+
+    leader: str
+    standbys: Tuple[str, ...] = ()
+    version: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class DeleteSync:
+    """Delete /sync (CAS on `version`): synchronous mode was switched off."""
+
+    version: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class SetSyncStandbyNames:
+    """Set synchronous_standby_names on the local server and reload; None = back
+    to the configured value (synchronous mode off or demoted)."""
+
+    value: Optional[str] = None
+
+
 # ---- operator commands -------------------------------------------------------
 
 
@@ -198,6 +225,15 @@ class ProbeDivergence:
     Observation.divergence."""
 
     leader: Member = field(default_factory=lambda: Member(name=""))
+
+
+@dataclass(frozen=True)
+class ProbeReplication:
+    """Read the local primary's pg_stat_replication and synchronous_standby_names
+    (Observation.replication).  With `confirm`: read the WAL position first, then
+    wait briefly until these standbys are synchronous and have reached it."""
+
+    confirm: Tuple[str, ...] = ()
 
 
 # ---- process ----------------------------------------------------------------
@@ -235,7 +271,11 @@ Action = Union[
     ProbePeers,
     ProbeDivergence,
     Fatal,
+    WriteSync,
+    DeleteSync,
+    SetSyncStandbyNames,
+    ProbeReplication,
 ]
 
 TASK_ACTIONS = (Bootstrap, Clone, Promote, Rewind, Restart, Reinitialize)
-PROBE_ACTIONS = (ProbePeers, ProbeDivergence)
+PROBE_ACTIONS = (ProbePeers, ProbeDivergence, ProbeReplication)

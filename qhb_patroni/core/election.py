@@ -13,6 +13,7 @@ from .local import STATE_STARTING
 from .model import ClusterView
 from .observation import Memory, Observation, Settings
 from .switchover import race_rule
+from .syncrep import sync_members
 
 
 @dataclass(frozen=True)
@@ -46,18 +47,27 @@ def is_healthiest(obs: Observation, memory: Memory, settings: Settings) -> Verdi
     rule = race_rule(obs, settings)
     if rule.verdict is not None:
         return Verdict(rule.verdict, rule.why)
+    # Synchronous mode: only the /sync leader and its standbys hold every acknowledged commit.
+    allowed = sync_members(cluster.sync) if settings.synchronous_mode else ()
+    if allowed and settings.name not in allowed:
+        return Verdict(False, "not a synchronous standby")
     my_lsn = local.lsn or 0
     if rule.check_lag and cluster.last_lsn - my_lsn > settings.maximum_lag_on_failover:
         return Verdict(False, "My wal position exceeds maximum replication lag")
     if obs.peers is None:
         names = set(race_candidates(cluster, settings.name)) | set(rule.probe or ())
+        if allowed:
+            names &= set(allowed) | set(rule.probe or ())
         if names:
             return Verdict(False, "asking peers", probe=tuple(sorted(names)))
+    former_leader = cluster.sync.leader if allowed and cluster.sync is not None else None
     for name, peer in sorted((obs.peers or {}).items()):
         if name in (settings.name, rule.exclude) or peer is None or peer.nofailover or peer.watchdog_failed:
             continue
+        if allowed and name not in allowed:
+            continue
         if not peer.in_recovery:
             return Verdict(False, f"Primary ({name}) is still alive")
-        if peer.wal_position > my_lsn:
+        if peer.wal_position > my_lsn and name != former_leader:
             return Verdict(False, f"{name} has a higher wal position")
     return Verdict(True, "no better candidate")

@@ -80,3 +80,35 @@ class LocalState:
     @property
     def is_replica(self) -> bool:
         return self.running and self.in_recovery is True
+
+
+@dataclass(frozen=True)
+class ReplicationRow:
+    """One walsender of the local primary (a row of pg_stat_replication)."""
+
+    name: str  # application_name (our members use their member name)
+    state: str = ""  # streaming, catchup, ...
+    sync_state: str = ""  # sync, potential, async, quorum
+    write_lsn: int = 0
+    flush_lsn: int = 0
+    replay_lsn: int = 0
+
+
+@dataclass(frozen=True)
+class ReplicationState:
+    """The local primary's synchronous replication, read by the shell when the
+    core asked for it (ProbeReplication)."""
+
+    rows: Tuple[ReplicationRow, ...] = ()
+    standby_names: str = ""  # synchronous_standby_names in effect
+    synchronous_commit: str = "on"
+    lsn: int = 0  # the primary's WAL position when read
+    # Set when the probe was asked to confirm candidates: the primary's WAL position
+    # read first, then the rows read until those candidates reached it (or a timeout).
+    confirm_lsn: Optional[int] = None
+
+    def row(self, name: str) -> Optional[ReplicationRow]:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        return None

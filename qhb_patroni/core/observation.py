@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Tuple
 
 from .actions import Action
-from .local import Divergence, LocalState, TaskStatus
+from .local import Divergence, LocalState, ReplicationState, TaskStatus
 from .model import ClusterView
 
 
@@ -48,6 +48,11 @@ class Settings:
     has_bootstrap: bool = True  # a `bootstrap` section is configured
     bootstrap_dcs: Mapping[str, Any] = field(default_factory=dict)  # written as /config after bootstrap
     primary_start_timeout: float = 300
+    # Synchronous replication (dynamic configuration, spec 5.11).
+    synchronous_mode: bool = False
+    synchronous_mode_strict: bool = False
+    synchronous_node_count: int = 1
+    maximum_lag_on_syncnode: int = -1
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class Observation:
     # gathered with ProbePeers; None = not known.  A switchover only hands over to one of
     # them: the clean shutdown then delivers every last byte of WAL to it.
     streaming: Optional[Tuple[str, ...]] = None
+    # The local primary's replication, gathered with ProbeReplication (sync mode only).
+    replication: Optional[ReplicationState] = None
 
     def holds_lock(self, settings: Settings) -> bool:
         """My name is in the leader key and my local lease has not run out."""

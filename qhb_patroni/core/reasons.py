@@ -109,6 +109,7 @@ SYSID_MISMATCH = "sysid_mismatch"
 
 # probes (only logged when the per-cycle decision budget runs out)
 PROBING_PEERS = "probing_peers"  # qhb-patroni addition
+PROBING_REPLICATION = "probing_replication"  # qhb-patroni addition
 PROBING_DIVERGENCE = "probing_divergence"  # qhb-patroni addition
 
 # misc

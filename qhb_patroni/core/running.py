@@ -19,6 +19,7 @@ from .local import STATE_START_FAILED, STATE_STARTING
 from .model import Member
 from .observation import Decision, Memory
 from .slots import member_slots, slot_name_for
+from .syncrep import leader_sync_step, promote_sync_actions
 from .switchover import CLEAR, DEMOTE, PROBE, STREAM_WAIT, leader_step
 from .timing import deadline_passed, seconds_until
 
@@ -191,6 +192,7 @@ def _unlocked(ctx: Ctx, memory: Memory) -> Decision:
         memory = replace(memory, rewind_state="idle")
         acts: List[A.Action] = [A.AcquireLock()]
         if not local.is_primary:
+            acts.extend(promote_sync_actions(ctx.cluster, ctx.settings))
             acts.append(A.Promote())
         failover = ctx.cluster.failover
         if failover is not None:
@@ -217,6 +219,9 @@ def _mine(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
     if cluster.config is None and ctx.settings.bootstrap_dcs:
         acts.append(A.WriteConfig(dict(ctx.settings.bootstrap_dcs)))
     if not local.is_primary:
+        if ctx.failed(A.WriteSync):
+            return ctx.out(roles.SYNC_POSTPONED, acts, memory)
+        acts.extend(promote_sync_actions(cluster, ctx.settings))
         acts.append(A.Promote())
         return ctx.out(roles.LOCK_HELD, acts, memory)
     fo_version = cluster.failover.version if cluster.failover is not None else None
@@ -233,8 +238,12 @@ def _mine(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
     if step.what == DEMOTE:
         memory = arm_rewind_check(ctx, memory)
         return ctx.out(roles.MANUAL_FAILOVER, acts + [A.Demote("graceful", None)], memory)
+    sync = leader_sync_step(cluster, ctx.settings, ctx.obs.replication)
+    if sync.probe is not None:
+        return ctx.out(roles.PROBE_REPLICATION, [sync.probe], memory)
     if step.what == CLEAR:
         acts.append(A.ClearFailover(version=cluster.failover.version if cluster.failover else None))
+    acts.extend(sync.actions)
     args = {"warning": step.warning} if step.warning else {}
     if ctx.settings.use_slots:
         wanted = member_slots(cluster, ctx.me)

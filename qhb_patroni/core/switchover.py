@@ -14,6 +14,7 @@ from typing import Mapping, Optional, Tuple
 
 from .model import ClusterView, Failover
 from .observation import Observation, PeerStatus, Settings
+from .syncrep import sync_members
 
 # What the leader should do about a /failover request.
 WAIT = "wait"  # not due yet / nothing to do this cycle
@@ -51,10 +52,16 @@ def eligible(peer: Optional[PeerStatus], cluster: ClusterView, settings: Setting
     return True
 
 
-def _candidates(cluster: ClusterView, fo: Failover, me: str) -> Tuple[str, ...]:
+def _candidates(cluster: ClusterView, fo: Failover, settings: Settings) -> Tuple[str, ...]:
+    me = settings.name
+    # Synchronous mode: hand over only to a standby named in /sync (it has every acknowledged commit).
+    allowed = set(sync_members(cluster.sync)) if settings.synchronous_mode else None
     if fo.candidate:
+        if allowed is not None and fo.candidate not in allowed:
+            return ()
         return (fo.candidate,) if fo.candidate != me and cluster.member(fo.candidate) is not None else ()
-    return tuple(sorted(m.name for m in cluster.members if m.name != me and not m.nofailover and m.api_url))
+    return tuple(sorted(m.name for m in cluster.members if m.name != me and not m.nofailover and m.api_url
+                        and (allowed is None or m.name in allowed)))
 
 
 def leader_step(obs: Observation, settings: Settings, waited: float = 0.0) -> LeaderStep:
@@ -82,7 +89,7 @@ def leader_step(obs: Observation, settings: Settings, waited: float = 0.0) -> Le
         return LeaderStep(CLEAR, warning="I am already the leader, no need to failover")
     if not fo.candidate and cluster.paused:
         return LeaderStep(CLEAR, warning="manual failover: no candidate while paused")
-    names = _candidates(cluster, fo, me)
+    names = _candidates(cluster, fo, settings)
     if not names:
         return LeaderStep(CLEAR, warning="manual failover: no healthy members found, failover is not possible")
     if obs.peers is None:
@@ -118,6 +125,9 @@ def race_rule(obs: Observation, settings: Settings) -> RaceRule:
         return RaceRule()
     me = settings.name
     peers: Mapping[str, Optional[PeerStatus]] = obs.peers or {}
+    allowed = sync_members(cluster.sync) if settings.synchronous_mode else ()
+    if allowed and me not in allowed:
+        return RaceRule(False, "not a synchronous standby")
     if fo.candidate:
         if fo.candidate == me:
             return RaceRule(True, "I am the failover candidate")
@@ -132,7 +142,8 @@ def race_rule(obs: Observation, settings: Settings) -> RaceRule:
     if cluster.paused:
         return RaceRule(False, "paused")
     if fo.leader == me:
-        others = tuple(sorted(m.name for m in cluster.members if m.name != me and m.api_url and not m.nofailover))
+        others = tuple(sorted(m.name for m in cluster.members if m.name != me and m.api_url and not m.nofailover
+                              and (not allowed or m.name in allowed)))
         if others and obs.peers is None:
             return RaceRule(probe=others)
         if any(eligible(peers.get(n), cluster, settings, check_lag=False) for n in others):
