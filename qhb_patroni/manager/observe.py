@@ -17,6 +17,7 @@ from ..core.local import (
 from ..core.model import ROLE_MASTER, ROLE_REPLICA
 from ..runtime.status import ServerStatus
 from . import conffiles, sql
+from .controldata import ControlData
 from .files import data_dir_state
 from .rewind import replica_timeline
 from .server import LocalServer
@@ -37,8 +38,17 @@ def following_from_conninfo(conninfo: str) -> Optional[str]:
     return f"{host}:{values.get('port') or '5432'}"
 
 
-def _note_not_running(server: LocalServer) -> None:
-    if server.state in (STATE_RUNNING, STATE_STARTING):
+def _note_not_running(server: LocalServer, control: Optional[ControlData] = None) -> None:
+    """The postmaster is gone: `stopped` after a clean shutdown by somebody else
+    (`qhb_ctl stop` by the DBA, e.g. in maintenance mode), `crashed` when it went
+    away without one (kill -9, immediate stop, a crash) or died while starting.
+    The control file says which: a clean shutdown writes "shut down" ("shut down
+    in recovery" on a standby) before the postmaster exits."""
+    if server.state == STATE_RUNNING:
+        if control is None:
+            control = server.controldata()  # once, on the transition only
+        server.state = STATE_STOPPED if control is not None and control.clean_shutdown else STATE_CRASHED
+    elif server.state == STATE_STARTING:
         server.state = STATE_CRASHED
     elif server.state == STATE_STOPPING:
         server.state = STATE_STOPPED
@@ -60,7 +70,7 @@ def observe(server: LocalServer) -> LocalState:
     cstate = control.state if control else None
     rewind_ok = bool(control and control.rewind_capable) and _rewind_binary_ok(server)
     if not server.is_running():
-        _note_not_running(server)
+        _note_not_running(server, control)
         position = control.local_position() if control else None
         return LocalState(
             data_dir=dstate,

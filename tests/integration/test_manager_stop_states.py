@@ -1,0 +1,104 @@
+"""State strings (spec 2.6) of a database that went away behind the daemon's back,
+against real binaries: a clean `qhb_ctl stop` (the DBA in maintenance mode) reads
+`stopped`; kill -9 or an immediate stop (no shutdown checkpoint) reads `crashed`.
+Both the HA loop's look (observe) and the REST refresher's (server_status) agree,
+whichever of them notices first."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from typing import Callable, Dict, Iterator
+
+import pytest
+
+from qhb_patroni.manager import Manager
+from tests.fixtures.pgbin import qhb_node_config
+from tests.integration.helpers import eventually
+
+pytestmark = pytest.mark.pg
+
+
+@pytest.fixture(scope="module")
+def pair(qhb_bin_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Manager]]:
+    base = tmp_path_factory.mktemp("states")
+    primary = Manager(qhb_node_config(base, "st-a", bin_dir=qhb_bin_dir))
+    replica = Manager(qhb_node_config(base, "st-b", bin_dir=qhb_bin_dir))
+    try:
+        assert primary.bootstrap() is True
+        assert replica.clone(primary.conn_url, primary.conn_url) is True
+        eventually(lambda: replica.observe().is_replica, what="the replica running")
+        yield {"primary": primary, "replica": replica}
+    finally:
+        for manager in (replica, primary):
+            manager.stop("immediate", timeout=10)
+        assert not primary.server.is_running() and not replica.server.is_running()
+
+
+def qhb_ctl_stop(manager: Manager, mode: str) -> None:
+    """What a DBA does by hand: the daemon is not involved."""
+    subprocess.run([manager.binaries["ctl"], "stop", "-D", manager.settings.data_dir, "-m", mode, "-w"],
+                   check=True, capture_output=True, timeout=60)
+
+
+def kill9(manager: Manager) -> None:
+    pid = manager.server.postmaster.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    eventually(lambda: not manager.server.is_running(), what="postmaster gone")
+
+
+Look = Callable[[Manager], str]
+LOOKS: Dict[str, Look] = {
+    "observe": lambda m: m.observe().state,
+    "server_status": lambda m: m.server_status().state,
+}
+
+
+def running(manager: Manager, look: Look) -> None:
+    if not manager.server.is_running():
+        assert manager.start() is True
+    eventually(lambda: manager.observe().running, what="the server answering")
+    assert look(manager) == "running"
+
+
+@pytest.mark.parametrize("look", sorted(LOOKS))
+def test_clean_stop_by_hand_reads_stopped(pair: Dict[str, Manager], look: str) -> None:
+    for role in ("replica", "primary"):
+        manager = pair[role]
+        running(manager, LOOKS[look])
+        qhb_ctl_stop(manager, "fast")
+        assert LOOKS[look](manager) == "stopped", role
+        # The other look agrees, and it stays so.
+        other = LOOKS["server_status" if look == "observe" else "observe"]
+        assert other(manager) == "stopped" and manager.observe().state == "stopped", role
+        assert manager.member_data()["state"] == "stopped"
+
+
+@pytest.mark.parametrize("look", sorted(LOOKS))
+def test_kill9_reads_crashed(pair: Dict[str, Manager], look: str) -> None:
+    for role in ("replica", "primary"):
+        manager = pair[role]
+        running(manager, LOOKS[look])
+        kill9(manager)
+        assert LOOKS[look](manager) == "crashed", role
+        assert manager.observe().state == "crashed"
+        assert manager.observe().controldata_state in ("in production", "in archive recovery")
+
+
+def test_immediate_stop_by_hand_reads_crashed(pair: Dict[str, Manager]) -> None:
+    """An immediate stop skips the shutdown checkpoint: the control file still says in production."""
+    manager = pair["primary"]
+    running(manager, LOOKS["observe"])
+    qhb_ctl_stop(manager, "immediate")
+    assert manager.observe().state == "crashed"
+    assert manager.observe().controldata_state == "in production"
+
+
+def test_stop_by_the_daemon_reads_stopped_and_start_runs_again(pair: Dict[str, Manager]) -> None:
+    manager = pair["primary"]
+    running(manager, LOOKS["observe"])
+    assert manager.stop("fast") is True
+    assert manager.server_status().state == "stopped" and manager.observe().state == "stopped"
+    running(manager, LOOKS["observe"])
+    assert manager.observe().is_primary
