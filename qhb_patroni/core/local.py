@@ -106,6 +106,7 @@ class ReplicationState:
     # Set when the probe was asked to confirm candidates: the primary's WAL position
     # read first, then the rows read until those candidates reached it (or a timeout).
     confirm_lsn: Optional[int] = None
+    error: Optional[str] = None  # could not be read: nothing is changed this cycle
 
     def row(self, name: str) -> Optional[ReplicationRow]:
         for r in self.rows:

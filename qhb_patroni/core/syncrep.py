@@ -123,6 +123,8 @@ def leader_sync_step(cluster: ClusterView, settings: Settings, rep: Optional[Rep
         return SyncStep()
     if rep is None:
         return SyncStep(probe=A.ProbeReplication())
+    if rep.error is not None:
+        return SyncStep()  # unknown: change nothing (shrinking on a failed read would be a guess)
     current = tuple(sync.sync_standby) if sync is not None and sync.leader == me else ()
     owned = sync is not None and sync.leader == me
     picked = pick(cluster, rep, settings)

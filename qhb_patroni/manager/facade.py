@@ -7,7 +7,7 @@ import threading
 from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..core.local import STATE_RUNNING, STATE_STARTING, STATE_STOPPED, LocalState
+from ..core.local import STATE_RUNNING, STATE_STARTING, STATE_STOPPED, LocalState, ReplicationState
 from ..core.model import ROLE_DEMOTED, ROLE_MASTER, ROLE_PROMOTED, ROLE_UNINITIALIZED
 from ..runtime.status import ServerStatus
 from . import bootstrap as _bootstrap
@@ -15,6 +15,7 @@ from . import observe as _observe
 from . import replica as _replica
 from . import rewind as _rewind
 from . import slots as _slots
+from . import syncrep as _syncrep
 from .callbacks import Callbacks
 from .files import local_history, remove_data_directory
 from .server import LocalServer
@@ -210,8 +211,24 @@ class Manager:
                     pass  # the shutdown checkpoint follows anyway
             if not self.server.stop(_DEMOTE_STOP_MODES[mode]):
                 raise ManagerError("server did not stop")
+            self.server.sync_standby_names = None  # a replica waits for nobody
             self.server.role = ROLE_DEMOTED
             return self._follow(leader_conn_url if mode != "offline" else None)
+
+    def set_synchronous_standby_names(self, value: Optional[str]) -> bool:
+        """Synchronous mode: the standbys the primary waits for (None: the configured
+        value).  Rewrites the config and reloads a running server; True if it changed."""
+        with self._ops:
+            if value == self.server.sync_standby_names:
+                return False
+            self.server.sync_standby_names = value
+            if self.server.is_running():
+                self.server.reload()  # not an operator reload: no on_reload callback
+            return True
+
+    def replication_state(self, confirm: Sequence[str] = ()) -> ReplicationState:
+        """pg_stat_replication and synchronous_standby_names of the running primary."""
+        return _syncrep.replication_state(self.server.local_params(), confirm)
 
     def check_divergence(self, leader_conn_url: str) -> Optional[bool]:
         return self.divergence(leader_conn_url)[0]

@@ -49,6 +49,8 @@ class LocalServer:
         self.pending_restart = False
         self.timeline_cache: Optional[int] = None
         self.recovery = self._recovery_on_disk()
+        # synchronous_standby_names chosen by the HA loop in synchronous mode (None: as configured).
+        self.sync_standby_names: Optional[str] = None
 
     def _recovery_on_disk(self) -> Optional[Dict[str, str]]:
         """Recovery settings of a standby left by an earlier daemon run."""
@@ -80,7 +82,10 @@ class LocalServer:
 
     def effective_parameters(self) -> Dict[str, str]:
         s = self.settings
-        return conffiles.effective_parameters(s.parameters, s.scope, s.listen_addresses, s.port, self.major)
+        params = conffiles.effective_parameters(s.parameters, s.scope, s.listen_addresses, s.port, self.major)
+        if self.sync_standby_names is not None:
+            params["synchronous_standby_names"] = self.sync_standby_names
+        return params
 
     # ---- config files --------------------------------------------------------
 

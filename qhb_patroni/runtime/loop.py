@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..core import actions as A
 from ..core.decide import decide
-from ..core.local import DATA_INACCESSIBLE, LocalState
+from ..core.local import DATA_INACCESSIBLE, LocalState, ReplicationState
 from ..core.model import ClusterView
 from ..core.observation import Decision, FailedAction, Memory, Observation, Settings
 from ..dcs import keys
@@ -28,7 +28,10 @@ from .tasks import TaskRunner
 
 log = logging.getLogger(__name__)
 
-MAX_DECISIONS_PER_CYCLE = 4
+MAX_DECISIONS_PER_CYCLE = 6
+# After synchronous_standby_names changed, look again this soon to confirm the new
+# standbys (every server process has reloaded by then).
+SYNC_RECHECK_DELAY = 1.0
 
 
 class HALoop:
@@ -70,6 +73,7 @@ class HALoop:
         self._watch_target: Optional[ClusterView] = None
         self._watch_lock = threading.Condition()
         self._last_reason: Optional[str] = None
+        self._recheck_at: Optional[float] = None
 
     def _publish_lease(self, written_at: Optional[float]) -> None:
         ttl = self.settings.ttl if self.settings else 30.0
@@ -114,6 +118,7 @@ class HALoop:
         peers = None
         streaming: Optional[Tuple[str, ...]] = None
         divergence = None
+        replication: Optional[ReplicationState] = None
         failed: Optional[FailedAction] = None
         decision: Optional[Decision] = None
         for _ in range(MAX_DECISIONS_PER_CYCLE):
@@ -131,6 +136,7 @@ class HALoop:
                 commands=self.commands.pending(),
                 server_version=self.board.get().server.server_version,
                 streaming=streaming,
+                replication=replication,
             )
             decision = decide(obs, self.memory, settings)
             self.memory = decision.memory
@@ -144,12 +150,16 @@ class HALoop:
                             streaming = self._streaming()
                     elif isinstance(probe, A.ProbeDivergence):
                         divergence = self._check_divergence(probe.leader)
+                    elif isinstance(probe, A.ProbeReplication):
+                        replication = self._replication(probe.confirm)
                 if peers is None and any(isinstance(p, A.ProbePeers) for p in probes):
                     peers = {}
                 continue
             result: ExecutionResult = self._executor.execute(decision.actions, cluster)
             if any(isinstance(a, A.Demote) for a in decision.actions):
                 self.wake.set()  # look again at once: follow the new leader without waiting loop_wait
+            if result.replication_changed:
+                self._recheck_at = self.clock() + SYNC_RECHECK_DELAY
             if result.failed is None:
                 if result.lock_changed:
                     cluster, dcs_error = self._read_cluster()
@@ -168,6 +178,14 @@ class HALoop:
             self._watch_target = cluster
             self._watch_lock.notify_all()
         return decision
+
+    def _replication(self, confirm: Tuple[str, ...]) -> ReplicationState:
+        """The local primary's pg_stat_replication / synchronous_standby_names."""
+        try:
+            return self.manager.replication_state(confirm)  # type: ignore[no-any-return]
+        except Exception as exc:
+            log.warning("could not read the replication state: %s", exc)
+            return ReplicationState(error=str(exc) or type(exc).__name__)
 
     def _streaming(self) -> Optional[Tuple[str, ...]]:
         """Names of the standbys streaming from the local primary (fresh), None if unknown."""
@@ -301,6 +319,11 @@ class HALoop:
                 due = self._seconds_to_schedule()
                 if due is not None and remaining > 0:
                     remaining = min(remaining, due + 0.05)  # a scheduled action fires on time
+                if self._recheck_at is not None:
+                    remaining = min(remaining, max(0.0, self._recheck_at - self.clock()))
+                    self._recheck_at = None
+                    if remaining <= 0:
+                        continue
                 if remaining <= 0:
                     log.info("Loop time exceeded, rescheduling immediately.")
                     continue
