@@ -1,33 +1,29 @@
-"""The REST API listener: a small HTTP/1.0 server over a thread-per-connection socketserver.
+"""The REST API: handlers, the routing table and RestApiServer (listen, TLS, access,
+reload, start/stop). The connections themselves live in listener.py.
 
-Handlers only read `board.get()` (an immutable StatusView); nothing here touches
-the database or the DCS, so a slow database or DCS can never make a request hang.
-Every connection gets a hard deadline for its request head (and body), size
-limits on the request line and headers, and is closed after one response.
+Safe requests (GET/HEAD/OPTIONS and every route not registered unsafe) only read
+`board.get()` (an immutable StatusView) and are answered inline on the listener's event
+loop; unsafe handlers (control.py) call the DCS and run on worker threads, so a slow
+database or DCS can never make a health check hang.
 """
 from __future__ import annotations
 
 import logging
 import socket
-import socketserver
 import ssl
-import threading
 import time
-from dataclasses import replace
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from ..runtime.status import StatusBoard, StatusView
 from . import health, metrics, views
+from .listener import IDLE_TIMEOUT, MAX_CONNECTIONS, UNSAFE_WORKERS, Listener, listening_socket
 from .security import AccessPolicy, ssl_context
 from .wire import (
     REQUEST_TIMEOUT,
     Request,
-    RequestError,
     Response,
     error_response,
     json_response,
-    read_request,
-    render,
     text_response,
 )
 
@@ -109,103 +105,6 @@ def route(method: str, path: str, routes: Mapping[Tuple[str, str], Handler] = RO
     return routes.get((method, segment)) or FALLBACKS.get(method)
 
 
-# ---- the server -------------------------------------------------------------------
-
-
-class _Handler(socketserver.BaseRequestHandler):
-    server: _TCPServer
-
-    def setup(self) -> None:
-        sock: socket.socket = self.request
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            if hasattr(socket, "TCP_KEEPIDLE"):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 3)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 2)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
-        except OSError:
-            pass
-
-    def handle(self) -> None:
-        api = self.server.api
-        started = time.monotonic()
-        client_cert = False
-        if api.ssl_context is not None:
-            # Handshake here, in the connection's own thread, bounded by the request timeout.
-            try:
-                tls = api.ssl_context.wrap_socket(self.request, server_side=True, do_handshake_on_connect=False)
-            except (OSError, ValueError):
-                return
-            self.request = tls  # closed in finish()
-            try:
-                tls.settimeout(api.request_timeout)
-                tls.do_handshake()
-            except (OSError, ValueError):
-                return
-            client_cert = bool(tls.getpeercert())
-        sock: socket.socket = self.request
-        try:
-            req = read_request(sock, self.client_address[:2], api.request_timeout)
-        except RequestError as e:
-            if e.code is not None:
-                self._send(render(error_response(e.code, e.message or None), {}))
-            return
-        if client_cert:
-            req = replace(req, client_cert=True)
-        try:
-            resp = api.respond(req)
-        except Exception:  # a handler bug must still answer, and never kill the listener
-            logger.exception("API: error while handling %s %s", req.method, req.path)
-            resp = error_response(500)
-        self._send(render(resp, api.response_headers))
-        logger.debug(
-            "API: %s %s %d %.1f ms", req.method, req.path, resp.code, (time.monotonic() - started) * 1000
-        )
-
-    def finish(self) -> None:
-        # socketserver closes the socket it accepted; a TLS wrapper took over its
-        # descriptor, so close the wrapper ourselves.
-        if isinstance(self.request, ssl.SSLSocket):
-            try:
-                self.request.close()
-            except OSError:
-                pass
-
-    def _send(self, data: bytes) -> None:
-        sock: socket.socket = self.request
-        try:
-            sock.settimeout(self.server.api.request_timeout)
-            sock.sendall(data)
-        except OSError:
-            pass
-
-
-class _TCPServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address: Tuple[str, int], family: int, api: RestApiServer) -> None:
-        self.address_family = family
-        self.api = api
-        super().__init__(address, _Handler, bind_and_activate=False)
-        if family == socket.AF_INET6:
-            try:
-                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            except OSError:
-                pass
-        try:
-            self.server_bind()
-            self.server_activate()
-        except BaseException:
-            self.server_close()
-            raise
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.exception("API: error while serving %s", client_address)
-
-
 def parse_listen(listen: str) -> Tuple[str, int, int]:
     """`host:port` -> (bind host, port, address family). Host '' or '*' = every interface."""
     host, sep, port_text = listen.rpartition(":")
@@ -235,12 +134,18 @@ class RestApiServer:
         tls: Optional[ssl.SSLContext] = None,
         access: Optional[AccessPolicy] = None,
         https_extra_headers: Optional[Mapping[str, str]] = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+        unsafe_workers: int = UNSAFE_WORKERS,
     ) -> None:
         self.listen = listen
         self.board = board
         self.clock = clock
         self.extra_headers: Dict[str, str] = dict(extra_headers or {})
         self.request_timeout = request_timeout
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.unsafe_workers = unsafe_workers
         self.ssl_context = tls
         self.access = access or AccessPolicy()
         # Headers added to every JSON/text/metrics response (not to status-line-only or error pages).
@@ -249,8 +154,8 @@ class RestApiServer:
             self.response_headers.update(https_extra_headers or {})
         self.routes: Dict[Tuple[str, str], Handler] = dict(ROUTES)
         self.unsafe: Set[Tuple[str, str]] = set()
-        self._server: Optional[_TCPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._listener: Optional[Listener] = None
+        self._address: Optional[Tuple[str, int]] = None
 
     @classmethod
     def from_config(
@@ -269,8 +174,9 @@ class RestApiServer:
 
     def reload(self, restapi: Mapping[str, Any]) -> bool:
         """Apply a changed `restapi` section (SIGHUP / POST /reload). Headers, access
-        rules and the TLS context (certificate files re-read) apply to new connections;
-        a changed `listen` restarts the listener. True when the listener was restarted."""
+        rules and the TLS context (certificate files re-read) apply to new connections
+        without unbinding the port; a changed `listen` restarts the listener. True when
+        the listener was restarted."""
         tls = ssl_context(restapi)  # raises before anything changes if the files are bad
         self.extra_headers = dict(restapi.get("http_extra_headers") or {})
         headers = dict(self.extra_headers)
@@ -282,7 +188,7 @@ class RestApiServer:
         listen = str(restapi["listen"])
         if listen == self.listen:
             return False
-        running = self._server is not None
+        running = self._listener is not None
         self.stop()
         self.listen = listen
         if running:
@@ -290,7 +196,8 @@ class RestApiServer:
         return True
 
     def add_route(self, method: str, segment: str, handler: Handler, unsafe: bool = False) -> None:
-        """Register a handler; `unsafe` ones pass the access checks of spec 1.2 first."""
+        """Register a handler; `unsafe` ones pass the access checks of spec 1.2 first and
+        run on a worker thread (they may wait on the DCS)."""
         self.routes[(method, segment)] = handler
         if unsafe:
             self.unsafe.add((method, segment))
@@ -302,36 +209,31 @@ class RestApiServer:
         if handler is None:  # unsafe methods without a handler, unknown methods
             return error_response(501, f"Unsupported method ({req.method!r})")
         view = self.board.get()
-        if (req.method, req.path.lstrip("/").split("/", 1)[0]) in self.unsafe:
+        if self.unsafe and (req.method, req.path.lstrip("/").split("/", 1)[0]) in self.unsafe:
             refusal = self.access.check(req.client[0], req.headers.get("authorization"), req.client_cert, view.cluster)
             if refusal is not None:
                 return text_response(refusal.code, refusal.body, refusal.headers)
         return handler(view, self.clock(), req)
 
     def start(self) -> None:
-        if self._server is not None:
+        """Bind (errors raise here) and serve from a background thread."""
+        if self._listener is not None:
             return
-        host, port, family = parse_listen(self.listen)
-        self._server = _TCPServer((host, port), family, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="restapi", daemon=True
-        )
-        self._thread.start()
+        sock = listening_socket(*parse_listen(self.listen))
+        host, port = sock.getsockname()[:2]
+        self._address = (str(host), int(port))
+        self._listener = Listener(self, sock)
+        self._listener.thread.start()
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        """Close the listening socket and every connection, join the thread."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
 
     @property
     def address(self) -> Tuple[str, int]:
         """(host, port) actually bound (useful with port 0)."""
-        if self._server is None:
+        if self._listener is None or self._address is None:
             raise RuntimeError("RestApiServer is not started")
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        return self._address

@@ -1,26 +1,29 @@
-"""HTTP/1.0 on the wire for the REST API: reading one request with a hard deadline and
-size limits, and writing one response. No knowledge of endpoints here."""
+"""HTTP on the wire for the REST API: an incremental request parser (bytes in, requests
+out, size limits enforced as the bytes arrive) and the response bytes of Patroni 3.0.2
+(status line "HTTP/1.0 ...", the stdlib handler's headers). No sockets and no knowledge
+of endpoints here; timing (deadlines) belongs to the server.
+"""
 from __future__ import annotations
 
 import http.server
 import json
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from html import escape
 from http import HTTPStatus
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-REQUEST_TIMEOUT = 5.0  # seconds to receive the whole request head (and body)
+REQUEST_TIMEOUT = 5.0  # seconds to receive a whole request (head and body) from its first byte
 MAX_REQUEST_LINE = 8192
 MAX_HEADER_BYTES = 16384  # all header lines together
 MAX_HEADERS = 100
 MAX_BODY = 1024 * 1024
 SERVER_VERSION = "BaseHTTP/0.6 Python/" + sys.version.split()[0]  # as the stdlib handler 3.0.2 uses
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_HEAD_LIMIT = MAX_REQUEST_LINE + MAX_HEADER_BYTES + 4
 
 
 class RequestError(Exception):
@@ -77,122 +80,218 @@ def error_response(code: int, message: Optional[str] = None) -> Response:
     return Response(code, page.encode("utf-8", "replace"), "text/html;charset=utf-8", error_page=True)
 
 
-
-# ---- wire format ------------------------------------------------------------------
+# ---- reading requests -------------------------------------------------------------
 
 
 def parse_target(target: str) -> Tuple[str, Dict[str, str]]:
+    if "?" not in target and "%" not in target and "#" not in target and target.startswith("/"):
+        return target, {}  # the common case of health checks, without urlsplit
     parts = urlsplit(target)
     query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     return unquote(parts.path) or "/", query
 
 
-def _read_head(sock: socket.socket, deadline: float) -> Tuple[bytes, bytes]:
-    """Bytes up to the blank line ending the head, and whatever came after it."""
-    buf = b""
-    limit = MAX_REQUEST_LINE + MAX_HEADER_BYTES + 4
-    while True:
-        end = buf.find(b"\r\n\r\n")
-        if end < 0 and b"\n\n" in buf:
-            end = buf.find(b"\n\n")
-            return buf[:end], buf[end + 2:]
-        if end >= 0:
-            return buf[:end], buf[end + 4:]
-        first_eol = buf.find(b"\n")
-        if first_eol < 0 and len(buf) > MAX_REQUEST_LINE:
-            raise RequestError(414)
-        if len(buf) > limit:
-            raise RequestError(431, "Request header fields too large")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RequestError(408 if buf else None)
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            raise RequestError(408 if buf else None) from None
-        except OSError:
-            raise RequestError(None) from None
-        if not chunk:
-            if buf.strip():
-                raise RequestError(400, "Incomplete request")
-            raise RequestError(None)
-        buf += chunk
-
-
-def read_request(sock: socket.socket, client: Tuple[str, int], timeout: float = REQUEST_TIMEOUT) -> Request:
-    deadline = time.monotonic() + timeout
-    head, rest = _read_head(sock, deadline)
-    lines = head.replace(b"\r\n", b"\n").split(b"\n")
-    request_line = lines[0]
+def _parse_head(head: bytes) -> Tuple[str, str, str, Dict[str, str]]:
+    """(method, target, version or '', headers) of a request head without its blank line."""
+    lines = head.split(b"\n")
+    request_line = lines[0].rstrip(b"\r")
     if len(request_line) > MAX_REQUEST_LINE:
         raise RequestError(414)
     words = request_line.decode("iso-8859-1").split()
     if len(words) not in (2, 3):
         raise RequestError(400, f"Bad request syntax ({request_line.decode('iso-8859-1')!r})")
-    method, target = words[0], words[1]
-    if len(words) == 3 and not words[2].startswith("HTTP/"):
-        raise RequestError(400, f"Bad request version ({words[2]!r})")
-    header_lines = lines[1:]
-    if len(header_lines) > MAX_HEADERS:
+    version = words[2] if len(words) == 3 else ""
+    if version and not version.startswith("HTTP/"):
+        raise RequestError(400, f"Bad request version ({version!r})")
+    if len(lines) - 1 > MAX_HEADERS:
         raise RequestError(431, "Too many headers")
-    if sum(len(h) + 2 for h in header_lines) > MAX_HEADER_BYTES:
+    if len(head) - len(lines[0]) > MAX_HEADER_BYTES:
         raise RequestError(431, "Request header fields too large")
     headers: Dict[str, str] = {}
-    for raw in header_lines:
+    for raw in lines[1:]:
         name, sep, value = raw.decode("iso-8859-1").partition(":")
         if not sep or not name.strip():
             raise RequestError(400, "Bad header line")
         headers[name.strip().lower()] = value.strip()
-    body = b""
-    if method in UNSAFE_METHODS and "content-length" in headers:
-        try:
-            length = int(headers["content-length"])
-        except ValueError:
-            raise RequestError(400, "Bad Content-Length") from None
-        if length < 0:
-            raise RequestError(400, "Bad Content-Length")
-        if length > MAX_BODY:
-            raise RequestError(413)
-        body = rest[:length]
-        while len(body) < length:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RequestError(408)
-            sock.settimeout(remaining)
-            try:
-                chunk = sock.recv(min(65536, length - len(body)))
-            except socket.timeout:
-                raise RequestError(408) from None
-            except OSError:
-                raise RequestError(None) from None
-            if not chunk:
-                raise RequestError(400, "Incomplete body")
-            body += chunk
-    path, query = parse_target(target)
-    return Request(method, path, query, headers, body, client)
+    return words[0], words[1], version, headers
 
 
-def render(resp: Response, extra_headers: Mapping[str, str]) -> bytes:
+def wants_keep_alive(version: str, headers: Mapping[str, str]) -> bool:
+    """HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with "Connection: keep-alive"."""
+    connection = headers.get("connection", "").lower()
+    if version == "HTTP/1.1":
+        return "close" not in connection
+    if version == "HTTP/1.0":
+        return "keep-alive" in connection
+    return False
+
+
+class RequestParser:
+    """Requests out of the bytes of one connection, in order (pipelining).
+
+    `feed()` the bytes as they arrive, then call `next()` until it returns None (more
+    bytes needed). Raises RequestError on a request that breaks a limit or the syntax;
+    the connection must then be answered (if `code`) and closed.
+    """
+
+    def __init__(self, client: Tuple[str, int] = ("", 0), client_cert: bool = False) -> None:
+        self.client = client
+        self.client_cert = client_cert
+        self._buf = b""
+        self._pos = 0  # start of the unparsed bytes in _buf
+        self._head: Optional[Tuple[str, str, str, Dict[str, str], int, bool]] = None  # waiting for a body
+
+    def feed(self, data: bytes) -> None:
+        if self._pos:
+            self._buf = self._buf[self._pos:] + data
+            self._pos = 0
+        elif self._buf:
+            self._buf += data
+        else:
+            self._buf = data
+
+    @property
+    def pending(self) -> bool:
+        """Part of a request (other than blank lines between requests) is buffered."""
+        return self._head is not None or bool(self._buf[self._pos:].strip(b"\r\n"))
+
+    def next(self) -> Optional[Tuple[Request, bool]]:
+        """(request, keep the connection open after answering it) or None."""
+        buf, pos = self._buf, self._pos
+        if self._head is None:
+            while buf.startswith(b"\r\n", pos) or buf.startswith(b"\n", pos):  # blank lines between requests
+                pos += 1 if buf[pos] == 10 else 2
+            self._pos = pos
+            end = buf.find(b"\r\n\r\n", pos)
+            lf = buf.find(b"\n\n", pos, len(buf) if end < 0 else end)
+            if lf >= 0:
+                head, rest = buf[pos:lf], lf + 2
+            elif end >= 0:
+                head, rest = buf[pos:end], end + 4
+            else:
+                eol = buf.find(b"\n", pos)
+                if (eol if eol >= 0 else len(buf)) - pos > MAX_REQUEST_LINE:
+                    raise RequestError(414)
+                if len(buf) - pos > _HEAD_LIMIT:
+                    raise RequestError(431, "Request header fields too large")
+                return None
+            if len(head) > _HEAD_LIMIT:
+                eol = head.find(b"\n")
+                if eol < 0 or eol > MAX_REQUEST_LINE:
+                    raise RequestError(414)
+                raise RequestError(431, "Request header fields too large")
+            method, target, version, headers = _parse_head(head)
+            keep_alive = wants_keep_alive(version, headers)
+            length = 0
+            if "content-length" in headers:
+                if method in UNSAFE_METHODS:
+                    try:
+                        length = int(headers["content-length"])
+                    except ValueError:
+                        raise RequestError(400, "Bad Content-Length") from None
+                    if length < 0:
+                        raise RequestError(400, "Bad Content-Length")
+                    if length > MAX_BODY:
+                        raise RequestError(413)
+                else:
+                    keep_alive = False  # a body nobody reads: close after the answer, as 3.0.2 does
+            if "transfer-encoding" in headers:
+                keep_alive = False  # chunked bodies are not read: the connection cannot be reused
+            self._head = (method, target, version, headers, length, keep_alive)
+            self._pos = pos = rest
+        method, target, version, headers, length, keep_alive = self._head
+        if len(buf) - pos < length:
+            return None
+        body = buf[pos:pos + length] if length else b""
+        self._head = None
+        self._pos = pos + length
+        if self._pos >= len(buf):
+            self._buf, self._pos = b"", 0
+        path, query = parse_target(target)
+        return Request(method, path, query, headers, body, self.client, self.client_cert), keep_alive
+
+    def incomplete(self) -> RequestError:
+        """What to answer when the client closed its side in the middle of a request."""
+        if self._head is not None:
+            return RequestError(400, "Incomplete body")
+        return RequestError(400, "Incomplete request")
+
+
+# ---- writing responses --------------------------------------------------------------
+
+
+def _reason(code: int) -> str:
     try:
-        reason = HTTPStatus(resp.code).phrase
+        return HTTPStatus(code).phrase
     except ValueError:
-        reason = ""
-    status_line = f"HTTP/1.0 {resp.code} {reason}\r\n"
-    if resp.status_only:
-        return (status_line + "\r\n").encode("latin-1")
-    lines = [status_line, f"Server: {SERVER_VERSION}\r\n", f"Date: {formatdate(usegmt=True)}\r\n"]
-    if resp.error_page:
-        lines.append("Connection: close\r\n")
-    if resp.content_type:
-        lines.append(f"Content-Type: {resp.content_type}\r\n")
-    lines.append(f"Content-Length: {len(resp.body)}\r\n")
-    for name, value in resp.headers:
-        lines.append(f"{name}: {value}\r\n")
-    if not resp.error_page:
-        for name, value in extra_headers.items():
-            lines.append(f"{name}: {value}\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1") + resp.body
+        return ""
 
 
+def _header_bytes(headers: Mapping[str, str]) -> bytes:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1")
+
+
+class Renderer:
+    """Response bytes with the constant parts encoded once and the Date header computed
+    at most once per second. Not thread-safe: one per event loop (or per caller)."""
+
+    def __init__(self, extra_headers: Optional[Mapping[str, str]] = None) -> None:
+        self._extra_source: Optional[Mapping[str, str]] = None
+        self._extra = b""
+        self.set_extra_headers(extra_headers or {})
+        self._status: Dict[int, bytes] = {}
+        self._server = f"Server: {SERVER_VERSION}\r\n".encode("latin-1")
+        self._date_second = -1
+        self._date = b""
+
+    def set_extra_headers(self, headers: Mapping[str, str]) -> None:
+        """Headers of every JSON/text/metrics response (never of status-only or error pages)."""
+        if headers is not self._extra_source:
+            self._extra_source = headers
+            self._extra = _header_bytes(headers)
+
+    def _status_line(self, code: int) -> bytes:
+        line = self._status.get(code)
+        if line is None:
+            line = self._status[code] = f"HTTP/1.0 {code} {_reason(code)}\r\n".encode("latin-1")
+        return line
+
+    def _date_header(self) -> bytes:
+        now = time.time()
+        second = int(now)
+        if second != self._date_second:
+            self._date_second = second
+            self._date = f"Date: {formatdate(now, usegmt=True)}\r\n".encode("latin-1")
+        return self._date
+
+    def render(self, resp: Response, keep_alive: bool = False) -> bytes:
+        """The bytes of `resp`. `keep_alive` adds "Connection: keep-alive" (ignored for the
+        status-only responses and error pages, after which the connection is always closed)."""
+        status = self._status_line(resp.code)
+        if resp.status_only:
+            return status + b"\r\n"
+        parts: List[bytes] = [status, self._server, self._date_header()]
+        if resp.error_page:
+            parts.append(b"Connection: close\r\n")
+        elif keep_alive:
+            parts.append(b"Connection: keep-alive\r\n")
+        if resp.content_type:
+            parts.append(b"Content-Type: " + resp.content_type.encode("latin-1") + b"\r\n")
+        parts.append(b"Content-Length: %d\r\n" % len(resp.body))
+        for name, value in resp.headers:
+            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+        if not resp.error_page:
+            parts.append(self._extra)
+        parts.append(b"\r\n")
+        parts.append(resp.body)
+        return b"".join(parts)
+
+
+def keeps_connection(resp: Response) -> bool:
+    """Whether a connection may stay open after `resp` (it says where it ends)."""
+    return not resp.status_only and not resp.error_page
+
+
+def render(resp: Response, extra_headers: Mapping[str, str], keep_alive: bool = False) -> bytes:
+    """One-off rendering (tests, tools); the server keeps a Renderer."""
+    return Renderer(extra_headers).render(resp, keep_alive)

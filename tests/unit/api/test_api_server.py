@@ -39,7 +39,7 @@ def exchange(server: RestApiServer, raw: bytes, timeout: float = 10.0) -> bytes:
 
 
 def request(server: RestApiServer, method: str, path: str, headers: str = "") -> Tuple[int, Dict[str, str], bytes]:
-    raw = exchange(server, f"{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+    raw = exchange(server, f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n".encode())
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     assert lines[0].startswith("HTTP/1.0 ")
