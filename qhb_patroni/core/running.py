@@ -19,8 +19,8 @@ from .local import STATE_START_FAILED, STATE_STARTING
 from .model import Member
 from .observation import Decision, Memory
 from .slots import member_slots, slot_name_for
-from .syncrep import leader_sync_step, promote_sync_actions
 from .switchover import CLEAR, DEMOTE, PROBE, STREAM_WAIT, leader_step
+from .syncrep import leader_sync_step, promote_sync_actions
 from .timing import deadline_passed, seconds_until
 
 
