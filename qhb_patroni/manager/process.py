@@ -7,10 +7,22 @@ import subprocess
 import time
 from typing import IO, Any, Dict, List, Optional, Sequence
 
+from ..runtime.tasks import cancel_event, cancel_requested
 from .settings import ManagerError
 
 STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 _POLL = 0.1
+_CANCEL_POLL = 0.2  # how often a task's child process is checked for cancellation
+
+
+class TaskCancelled(ManagerError):
+    """The background task this code runs in was cancelled (its child process was killed)."""
+
+
+def check_cancelled(what: str) -> None:
+    """Raise TaskCancelled when the background task running this code was cancelled."""
+    if cancel_requested():
+        raise TaskCancelled(f"{what} cancelled")
 
 
 def clean_env() -> Dict[str, str]:
@@ -84,6 +96,7 @@ class Postmaster:
         """Start the server in its own session, so it outlives a killed daemon."""
         # Backends of a postmaster killed with SIGKILL exit on their own shortly;
         # starting while they hold shared memory would fail.
+        check_cancelled(f"start of {os.path.basename(self.server)}")
         deadline = time.monotonic() + 10
         while processes_in(self.data_dir) and time.monotonic() < deadline:
             time.sleep(_POLL)
@@ -134,6 +147,7 @@ class Postmaster:
                 return False
             if time.monotonic() >= deadline:
                 return None
+            check_cancelled("waiting for the server to start")  # it keeps starting; the caller decides
             time.sleep(0.2)
 
     def signal(self, sig: int) -> bool:
@@ -239,18 +253,56 @@ def child_pids(pid: int) -> List[int]:
 
 
 def run_tool(cmd: Sequence[str], timeout: float, env: Optional[Dict[str, str]] = None) -> str:
-    """Run a helper binary; raise ManagerError with its last stderr line on failure."""
+    """Run a helper binary; raise ManagerError with its last stderr line on failure.
+
+    The child runs in its own process group.  Inside a background task it is watched:
+    when the task is cancelled, or on timeout, the whole group (a wrapper script and
+    what it started, pg_basebackup's WAL streamer...) is terminated, then killed."""
+    name = os.path.basename(cmd[0])
+    check_cancelled(name)
+    cancel = cancel_event()
     try:
-        proc = subprocess.run(
-            list(cmd), capture_output=True, timeout=timeout, env=env or clean_env(), check=False,
-            stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(
+            list(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env or clean_env(), start_new_session=True, close_fds=True,
         )
-    except subprocess.TimeoutExpired as exc:
-        raise ManagerError(f"{os.path.basename(cmd[0])} timed out after {timeout:.0f}s") from exc
     except OSError as exc:
         raise ManagerError(f"cannot run {cmd[0]}: {exc}") from exc
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            out, err = proc.communicate(timeout=max(0.0, min(remaining, _CANCEL_POLL)) if cancel else remaining)
+            break
+        except subprocess.TimeoutExpired:
+            if cancel is not None and cancel.is_set():
+                stop_process_group(proc)
+                raise TaskCancelled(f"{name} cancelled") from None
+            if time.monotonic() >= deadline:
+                stop_process_group(proc)
+                raise ManagerError(f"{name} timed out after {timeout:.0f}s") from None
     if proc.returncode != 0:
-        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        lines = err.decode(errors="replace").strip().splitlines()
         reason = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise ManagerError(f"{os.path.basename(cmd[0])} failed: {reason}")
-    return proc.stdout.decode(errors="replace")
+        raise ManagerError(f"{name} failed: {reason}")
+    return out.decode(errors="replace")
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM to the child's process group, SIGKILL to what is left after `grace`
+    seconds (stragglers too: the group outlives its leader while members remain)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.communicate(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:
+            try:  # the leader is gone; its children may not be
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return

@@ -1,18 +1,84 @@
-"""The single background task (bootstrap, clone, promote, rewind).
+"""The single background task (bootstrap, clone, promote, rewind, restart, reinitialize).
 
 Only one runs at a time.  Its outcome is reported exactly once through
 `status()`, which the loop puts into the next observation; `on_done` (the loop's
 wake-up) is called when it finishes so the result is acted on at once.
+
+A task can be cancelled (POST /reinitialize with force, as in 3.0.2).  Python
+code cannot be interrupted safely, so cancellation is cooperative: the task
+thread carries a cancel event in its context (`cancel_event()`), and the
+manager's subprocess runner and wait loops look at it - a cancelled child is
+killed with its whole process group and the work fails with `TaskCancelled`.
+Only the task's own thread sees the event: the loop and the REST threads never do.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from ..core.local import TaskStatus
+from ..core.model import ClusterView
+from ..core.operator import Command, ReinitCommand, RestartCommand
 
 log = logging.getLogger(__name__)
+
+# The running task's cancel event; set only inside the task thread (threads start
+# with an empty context, so no other thread ever sees it).
+_CANCEL: contextvars.ContextVar[Optional[threading.Event]] = contextvars.ContextVar(
+    "qhb_patroni_task_cancel", default=None
+)
+
+CANCELLED = "cancelled"  # the last word of a cancelled task's error
+
+
+def cancel_event() -> Optional[threading.Event]:
+    """The cancel event of the background task running in this thread (None elsewhere)."""
+    return _CANCEL.get()
+
+
+def cancel_requested() -> bool:
+    event = _CANCEL.get()
+    return event is not None and event.is_set()
+
+
+def is_cancelled(status: Optional[TaskStatus]) -> bool:
+    """A finished task that ended because it was cancelled."""
+    return (
+        status is not None and status.done and not status.ok
+        and bool(status.error) and str(status.error).endswith(CANCELLED)
+    )
+
+
+# Never cancelled: a promote belongs to the leader; a cancelled bootstrap is fatal.
+UNCANCELLABLE = ("Promote", "Bootstrap")
+
+
+def cancel_for_forced_reinit(
+    task: Optional[TaskStatus],
+    cluster: Optional[ClusterView],
+    my_name: str,
+    primary: bool,
+    commands: Sequence[Command],
+    wall_time: float,
+) -> bool:
+    """POST /reinitialize {"force": true} cancels the running task first (3.0.2), but only
+    when decide() will then pick that reinitialize at once - so a cancelled clone or
+    rewind is never left behind without the reinitialize that follows:
+    the cluster has a leader that is not this node, this node is not a running primary,
+    the task is not a promote or a bootstrap, and the forced reinitialize is the first
+    command that would be served (only scheduled restarts not yet due may come before it)."""
+    if task is None or task.done or task.kind in UNCANCELLABLE:
+        return False
+    if cluster is None or cluster.leader is None or cluster.leader.name == my_name or primary:
+        return False
+    for command in commands:
+        if isinstance(command, RestartCommand) and command.scheduled_at is not None \
+                and command.scheduled_at > wall_time:
+            continue  # waits for its time: decide() skips it
+        return isinstance(command, ReinitCommand) and command.force
+    return False
 
 
 class TaskRunner:
@@ -20,6 +86,7 @@ class TaskRunner:
         self._lock = threading.Lock()
         self._status: Optional[TaskStatus] = None
         self._thread: Optional[threading.Thread] = None
+        self._cancel: Optional[threading.Event] = None
         self._on_done = on_done
 
     def busy(self) -> bool:
@@ -33,11 +100,15 @@ class TaskRunner:
                 log.warning("Failed to run %s, %s is already in progress", name, self._status.name)
                 return False
             self._status = TaskStatus(kind=kind, name=name)
-            self._thread = threading.Thread(target=self._run, args=(kind, name, work), name=f"task-{kind}", daemon=True)
+            cancel = self._cancel = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, args=(kind, name, work, cancel), name=f"task-{kind}", daemon=True
+            )
             self._thread.start()
             return True
 
-    def _run(self, kind: str, name: str, work: Callable[[], bool]) -> None:
+    def _run(self, kind: str, name: str, work: Callable[[], bool], cancel: threading.Event) -> None:
+        _CANCEL.set(cancel)
         ok = False
         error: Optional[str] = None
         try:
@@ -45,11 +116,33 @@ class TaskRunner:
             if not ok:
                 error = f"{name} failed"
         except Exception as exc:  # a task must never take the daemon down
-            log.exception("%s failed", name)
+            if cancel.is_set():
+                log.info("%s stopped: %s", name, exc)
+            else:
+                log.exception("%s failed", name)
             error = f"{name} failed: {exc}"
+        if not ok and cancel.is_set():
+            error = f"{name} {CANCELLED}"
         with self._lock:
             self._status = TaskStatus(kind=kind, name=name, done=True, ok=ok, error=error)
         self._on_done()
+
+    def cancel(self, timeout: float = 30.0) -> bool:
+        """Ask the running task to stop and wait (at most `timeout` s) until it has ended.
+
+        True when a task was running and has ended (its status, cancelled or not if it
+        completed meanwhile, is then waiting in `status()`); False when nothing was
+        running or it did not end in time (it stays cancelled and ends later)."""
+        with self._lock:
+            if self._status is None or self._status.done or self._cancel is None:
+                return False
+            log.info("cancelling %s", self._status.name)
+            self._cancel.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        with self._lock:
+            return self._status is not None and self._status.done
 
     def status(self) -> Optional[TaskStatus]:
         """The running task, or the finished one (returned once, then forgotten)."""
