@@ -88,6 +88,7 @@ class Node:
                     "retry_timeout": c.retry_timeout,
                     "maximum_lag_on_failover": 1048576,
                     "postgresql": {"use_pg_rewind": True, "use_slots": True},
+                    **c.dynamic,
                 },
                 "initdb": [{"encoding": "UTF8"}, "data-checksums"],
                 "qhb_hba": [
@@ -215,6 +216,7 @@ class LocalCluster:
         scope: str = "qhb-e2e",
         bin_dir: Optional[str] = None,
         dcs: Optional[Callable[[], Dict[str, Any]]] = None,
+        dynamic: Optional[Dict[str, Any]] = None,
     ) -> None:
         """`dcs` makes the DCS part of every node's config, e.g.
         `lambda: {"consul": {"url": ...}}`; default `{"etcd": {"hosts": [etcd_host]}}`."""
@@ -223,6 +225,7 @@ class LocalCluster:
         self.dcs_section: Callable[[], Dict[str, Any]] = dcs or (lambda: {"etcd": {"hosts": [self.etcd_host]}})
         self.ttl, self.loop_wait, self.retry_timeout = ttl, loop_wait, retry_timeout
         self.scope = scope
+        self.dynamic: Dict[str, Any] = dict(dynamic or {})  # extra bootstrap.dcs keys
         self.bin_dir = bin_dir or make_qhb_bin_dir(os.path.join(base_dir, "qhb-bin"))
         self.nodes: List[Node] = [Node(self, i) for i in range(nodes)]
 
@@ -288,9 +291,12 @@ class Writer:
     """Inserts a row every `interval` seconds into whichever node is primary and
     remembers which inserts were acknowledged (committed)."""
 
-    def __init__(self, cluster: LocalCluster, interval: float = 0.05) -> None:
+    def __init__(self, cluster: LocalCluster, interval: float = 0.05, statement_timeout_ms: int = 2000) -> None:
         self.cluster = cluster
         self.interval = interval
+        # 0 = none. A cancelled wait for a synchronous standby still commits locally (with a
+        # warning), so tests of synchronous mode write without a timeout.
+        self.statement_timeout_ms = statement_timeout_ms
         self.acked: List[int] = []
         self.ack_times: List[float] = []
         self.errors = 0
@@ -325,7 +331,7 @@ class Writer:
                     conn = psycopg2.connect(primary.dsn())
                     conn.autocommit = True
                 with conn.cursor() as cur:
-                    cur.execute("SET statement_timeout = 2000")
+                    cur.execute("SET statement_timeout = %s", (self.statement_timeout_ms,))
                     cur.execute("INSERT INTO e2e_rows (id) VALUES (%s)", (self._next,))
                 self.acked.append(self._next)
                 self.ack_times.append(time.monotonic())
