@@ -40,10 +40,11 @@ _SILENT, _TIMEOUT_PAGE, _ABORT = 0, 1, 2
 
 class _WorkerPool:
     """A few daemon threads for the unsafe handlers (daemon: a handler waiting minutes for
-    a restart must not hold up the process's exit)."""
+    a restart must not hold up the process's exit, nor stop())."""
 
     def __init__(self, size: int) -> None:
         self._queue: queue.SimpleQueue[Optional[Callable[[], None]]] = queue.SimpleQueue()
+        self._busy: Set[threading.Thread] = set()
         self._threads = [
             threading.Thread(target=self._run, name=f"restapi-unsafe-{i}", daemon=True) for i in range(size)
         ]
@@ -54,22 +55,32 @@ class _WorkerPool:
         self._queue.put(job)
 
     def _run(self) -> None:
+        me = threading.current_thread()
         while True:
             job = self._queue.get()
             if job is None:
                 return
+            self._busy.add(me)
             try:
                 job()
             except Exception:  # jobs answer their own errors; this is a last resort
                 logger.exception("API: unsafe request worker failed")
+            finally:
+                self._busy.discard(me)
 
     def stop(self, timeout: float) -> None:
-        """Idle workers exit at once; a busy one finishes its request on its own."""
+        """Queued jobs are dropped (their connections are gone), idle workers exit at once,
+        a busy one finishes its request on its own."""
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
         for _ in self._threads:
             self._queue.put(None)
         deadline = time.monotonic() + timeout
         for t in self._threads:
-            if t is not threading.current_thread():
+            if t is not threading.current_thread() and t not in self._busy:
                 t.join(max(0.0, deadline - time.monotonic()))
 
 
@@ -85,6 +96,7 @@ class _Connection(asyncio.Protocol):
         self.write_paused = False  # the client does not read its responses fast enough
         self.closing = False
         self.eof = False
+        self.tls = False
         self.served = 0
         self.in_request = False  # bytes of an unfinished request are buffered
         self.deadline = _INF
@@ -98,6 +110,7 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
         tls = transport.get_extra_info("ssl_object")
+        self.tls = tls is not None
         self.parser = RequestParser(client, bool(tls is not None and tls.getpeercert()))
         # Nothing within request_timeout on a new connection: closed without an answer.
         self._set_deadline(self.listener.api.request_timeout, _SILENT)
@@ -118,7 +131,7 @@ class _Connection(asyncio.Protocol):
         self.eof = True
         if not self.busy and not self.write_paused and not self.closing:
             self._process()
-        return True  # keep our side open until the answer is written
+        return not self.tls  # keep our side open until the answer is written (TLS cannot)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -277,7 +290,7 @@ class Listener:
                     self.loop.call_later(0.5, self._resume_accepting)
                     return
                 continue  # e.g. ECONNABORTED: that client is gone
-            if len(self.connections) + len(self.pending) >= self.max_connections:
+            if self.open_count() >= self.max_connections:
                 conn.close()
                 continue
             conn.setblocking(False)
@@ -302,6 +315,10 @@ class Listener:
         except asyncio.CancelledError:
             conn.close()
             raise
+
+    def open_count(self) -> int:
+        """Read from any thread: a momentary figure (sets are only changed on the loop)."""
+        return len(self.connections) + len(self.pending)
 
     # per request, on the loop
     def is_unsafe(self, req: Request) -> bool:

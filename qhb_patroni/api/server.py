@@ -232,6 +232,12 @@ class RestApiServer:
             listener.stop()
 
     @property
+    def connection_count(self) -> int:
+        """Open client connections (TLS handshakes in progress included); 0 when stopped."""
+        listener = self._listener
+        return 0 if listener is None else listener.open_count()
+
+    @property
     def address(self) -> Tuple[str, int]:
         """(host, port) actually bound (useful with port 0)."""
         if self._listener is None or self._address is None:
