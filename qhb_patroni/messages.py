@@ -68,6 +68,9 @@ MESSAGES: Dict[str, str] = {
     R.CRASH_FAILOVER: "stopped PostgreSQL to fail over after a crash",
     R.CRASH_RECOVERY: "doing crash recovery in a single user mode",
     R.CRASH_RECOVERY_TIMEOUT: "terminated crash recovery because of startup timeout",
+    R.CRASH_RECOVERY_FAILED: (
+        "crash recovery in single user mode failed, not starting postgres; reinitialize this member"
+    ),
     R.STILL_STARTING: "PostgreSQL is still starting up, {seconds} seconds until timeout",
     R.START_TIMEOUT_DEMOTE: "stopped PostgreSQL because of startup timeout",
     R.START_TIMEOUT_WAIT: "primary start has timed out, but continuing to wait because failover is not possible",

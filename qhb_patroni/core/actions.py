@@ -148,6 +148,12 @@ class Promote:
 
 
 @dataclass(frozen=True)
+class CrashRecovery:
+    """task: single-user crash recovery of a stopped server that did not shut down
+    cleanly, so that its control data says where its WAL ends (before a rewind check)."""
+
+
+@dataclass(frozen=True)
 class Rewind:
     """task: stop, checkpoint on the leader, rewind from `leader`, then follow it."""
 
@@ -265,6 +271,7 @@ Action = Union[
     Clone,
     Promote,
     Rewind,
+    CrashRecovery,
     Restart,
     Reinitialize,
     RejectCommand,
@@ -277,5 +284,5 @@ Action = Union[
     ProbeReplication,
 ]
 
-TASK_ACTIONS = (Bootstrap, Clone, Promote, Rewind, Restart, Reinitialize)
+TASK_ACTIONS = (Bootstrap, Clone, Promote, Rewind, CrashRecovery, Restart, Reinitialize)
 PROBE_ACTIONS = (ProbePeers, ProbeDivergence, ProbeReplication)

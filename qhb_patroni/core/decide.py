@@ -140,6 +140,10 @@ def _task_finished(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory
         return ctx.out(roles.BOOTSTRAP_FAILED, acts, memory, error=task.error), memory, False
     if task.kind == "Clone" and not task.ok and ctx.local.data_dir != DATA_PRESENT:
         return ctx.out(roles.CLONE_FAILED, [], memory, action=task.name, error=task.error), memory, False
+    if task.kind in ("Clone", "Reinitialize") and task.ok:
+        memory = replace(memory, rewind_state="idle")  # a fresh copy: no earlier failure applies
+    if task.kind == "CrashRecovery":
+        return None, replace(memory, rewind_state="check" if task.ok else "crash_failed"), False
     if task.kind == "Rewind":
         if task.ok:
             return None, replace(memory, rewind_state="idle"), False

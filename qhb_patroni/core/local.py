@@ -20,6 +20,9 @@ STATE_INITIALIZING = "initializing new cluster"
 STATE_INITDB_FAILED = "initdb failed"
 STATE_CREATING_REPLICA = "creating replica"
 
+# Control data states of a cluster that stopped without a shutdown checkpoint.
+CRASHED_CONTROLDATA_STATES = ("in production", "shutting down", "in crash recovery")
+
 
 @dataclass(frozen=True)
 class TaskStatus:

@@ -107,7 +107,7 @@ class Memory:
     """Core state carried between decisions (start with Memory())."""
 
     bootstrapping: bool = False  # I won the initialize race and run the bootstrap
-    rewind_state: str = "idle"  # idle | check | needed | failed | done
+    rewind_state: str = "idle"  # idle | check | needed | failed | crash_failed | done
     demoted_at: Optional[float] = None
     release_backoff_until: Optional[float] = None
     crash_start_at: Optional[float] = None  # when we started the server after a crash as lock holder

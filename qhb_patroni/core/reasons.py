@@ -67,6 +67,7 @@ FOLLOW_REMOTE_UNHEALTHY = "follow_remote_unhealthy"
 CRASH_FAILOVER = "crash_failover"
 CRASH_RECOVERY = "crash_recovery"
 CRASH_RECOVERY_TIMEOUT = "crash_recovery_timeout"
+CRASH_RECOVERY_FAILED = "crash_recovery_failed"  # qhb-patroni addition
 STILL_STARTING = "still_starting"
 START_TIMEOUT_DEMOTE = "start_timeout_demote"
 START_TIMEOUT_WAIT = "start_timeout_wait"

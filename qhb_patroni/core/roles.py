@@ -41,6 +41,7 @@ SAME = "="  # to-role: unchanged
 
 _TASK_ROLES = {
     "Bootstrap": BOOTSTRAPPING, "Clone": CLONING, "Rewind": REWINDING, "Promote": PROMOTING, "Reinitialize": CLONING,
+    "CrashRecovery": REWINDING,
 }
 
 
@@ -100,6 +101,8 @@ REINIT_DIVERGED = "reinit_diverged"
 DIVERGED_STAY = "diverged_stay"
 DIVERGENCE_UNKNOWN = "divergence_unknown"
 REWIND_FAILED_WAIT = "rewind_failed_wait"
+CRASH_RECOVERY_START = "crash_recovery_start"
+CRASH_RECOVERY_FAILED = "crash_recovery_failed"
 PROBE_PEERS = "probe_peers"
 LOCK_ACQUIRED = "lock_acquired"
 RACE_LOST = "race_lost"
@@ -181,6 +184,8 @@ TRANSITIONS: Tuple[Transition, ...] = (
     _t(STOPPED, DIVERGED_STAY, STOPPED, R.DIVERGED_STAY),
     _t(STOPPED, DIVERGENCE_UNKNOWN, STOPPED, R.DIVERGENCE_UNKNOWN),
     _t(STOPPED, REWIND_FAILED_WAIT, STOPPED, R.REWIND_FAILED_WAIT),
+    _t(STOPPED, CRASH_RECOVERY_START, REWINDING, R.CRASH_RECOVERY),
+    _t(STOPPED, CRASH_RECOVERY_FAILED, STOPPED, R.CRASH_RECOVERY_FAILED),
     # U: no leader - the race.
     _t(ANY, PROBE_PEERS, SAME, R.PROBING_PEERS),
     _t(PRIMARY, LOCK_ACQUIRED, PRIMARY, R.ACQUIRED_LOCK),

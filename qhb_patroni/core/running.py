@@ -15,7 +15,7 @@ from . import actions as A
 from . import roles
 from .context import Ctx, arm_rewind_check
 from .election import is_healthiest
-from .local import STATE_START_FAILED, STATE_STARTING
+from .local import CRASHED_CONTROLDATA_STATES, STATE_START_FAILED, STATE_STARTING
 from .model import Member
 from .observation import Decision, Memory
 from .slots import member_slots, slot_name_for
@@ -145,6 +145,8 @@ def _stopped(ctx: Ctx, memory: Memory) -> Decision:
     if ctx.rewind_configured:
         if memory.rewind_state == "failed":
             return ctx.out(roles.REWIND_FAILED_WAIT, [], memory, leader=ctx.other_leader.name)
+        if memory.rewind_state == "crash_failed":
+            return ctx.out(roles.CRASH_RECOVERY_FAILED, [], memory, leader=ctx.other_leader.name)
         diverged = _divergence(ctx, memory, stopped=True)
         if diverged is not None:
             return diverged
@@ -157,6 +159,10 @@ def _divergence(ctx: Ctx, memory: Memory, stopped: bool) -> Optional[Decision]:
     leader = ctx.leader_member()
     assert leader is not None
     div = ctx.obs.divergence
+    if stopped and ctx.local.controldata_state in CRASHED_CONTROLDATA_STATES:
+        # Only a cleanly shut down cluster says where its WAL ends: recover it first, in
+        # the background (it may replay a lot of WAL), then check.
+        return ctx.out(roles.CRASH_RECOVERY_START, [A.CrashRecovery()], memory, leader=leader.name)
     if div is None or div.leader != leader.name:
         return ctx.out(roles.PROBE_DIVERGENCE, [A.ProbeDivergence(leader)], memory, leader=leader.name)
     if div.needed is None:

@@ -248,6 +248,14 @@ class Manager:
         self.last_divergence_detail = result.detail
         return result.needed, result.detail
 
+    def crash_recovery(self) -> bool:
+        """Single-user crash recovery of a stopped server that did not shut down cleanly."""
+        with self._ops:
+            log.info("doing crash recovery in a single user mode")
+            _rewind.ensure_clean_shutdown(self.server)
+            data = self.server.controldata()
+            return data is not None and data.clean_shutdown
+
     def rewind_possible(self) -> bool:
         return _rewind.rewind_possible(self.server)
 

@@ -171,6 +171,8 @@ class Executor:
         if isinstance(action, A.Promote):
             wait = self._promote_wait()
             return bool(self.tasks.start("Promote", "promote", lambda: mgr.promote(wait)))
+        if isinstance(action, A.CrashRecovery):
+            return bool(self.tasks.start("CrashRecovery", "crash recovery", mgr.crash_recovery))
         if isinstance(action, A.Rewind):
             leader = action.leader
             return bool(
