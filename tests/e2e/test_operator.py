@@ -19,8 +19,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
+from qhb_patroni.manager.process import is_alive
 from tests.e2e.harness import REPO, LocalCluster, Node, Writer, free_port, rows_on, wait_for
 from tests.fixtures.etcd import EtcdProcess
+from tests.integration.slowclone import install_slow_basebackup, restore_basebackup
 
 pytestmark = pytest.mark.e2e
 
@@ -114,6 +116,10 @@ def streaming_replicas(node: Node) -> int:
         cur.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
         row = cur.fetchone()
         return int(row[0]) if row else 0
+
+
+def third_member(cluster: LocalCluster, *others: Node) -> Node:
+    return next(n for n in cluster.nodes if n not in others)
 
 
 def healthy(cluster: LocalCluster) -> Node:
@@ -240,13 +246,22 @@ def test_pause_and_resume(cluster: LocalCluster) -> None:
         subprocess.run([os.path.join(cluster.bin_dir, "qhb_ctl"), "stop", "-D", node.data_dir, "-m", "fast", "-w"],
                        check=True, capture_output=True)
     wait_for(lambda: not leader.is_primary(), 10, "the stopped leader to stop reporting itself primary")
+    # Stopped cleanly by the DBA: 'stopped' (3.0.2), not 'crashed', in GET /patroni and in the member keys.
+    wait_for(lambda: [(n.status() or {}).get("state") for n in (replica, leader)] == ["stopped", "stopped"], 10,
+             "GET /patroni to say stopped on both")
+    third = third_member(cluster, leader, replica)
+
+    def member_states() -> Dict[str, str]:
+        return {m["name"]: m["state"] for m in dcs_view(third)["members"]}
+
+    wait_for(lambda: member_states()[replica.name] == member_states()[leader.name] == "stopped", 10,
+             "the member keys to say stopped")
     deadline = time.monotonic() + TTL + 2 * LOOP_WAIT
     while time.monotonic() < deadline:
         assert cluster.primary() is None, "somebody was promoted while paused"
         time.sleep(0.5)
     assert replica.postmaster_pid() is None and leader.postmaster_pid() is None
     # Failover to a named replica works without a healthy leader, even while paused.
-    third = next(n for n in cluster.nodes if n not in (leader, replica))
     out = ctl(cluster, "failover", "--candidate", third.name, "--force")
     assert out.returncode == 0, out.stderr
     assert f'Successfully failed over to "{third.name}"' in out.stdout, out.stdout
@@ -287,12 +302,20 @@ def test_restart_reload_and_scheduled_restart(cluster: LocalCluster) -> None:
     assert call(replica, "POST", "/restart", {"timeout": -1})[0] == 400
     # Scheduled restart, shown in list, flushed.
     when = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).isoformat()
-    assert call(replica, "POST", "/restart", {"schedule": when}) == (202, "Restart scheduled")
+    scheduled = {"schedule": when, "role": "replica", "postgres_version": "99.0"}
+    assert call(replica, "POST", "/restart", scheduled) == (202, "Restart scheduled")
     assert call(replica, "POST", "/restart", {"schedule": when}) == (409, "Another restart is already scheduled")
     wait_for(lambda: "Scheduled restart" in ctl(cluster, "list").stdout, 30, "the scheduled restart in list")
+    # GET /patroni shows it with the filters that were given (3.0.2), without the internal start time.
+    shown = wait_for(lambda: (replica.status() or {}).get("scheduled_restart"), 10, "scheduled_restart in GET /patroni")
+    assert dt.datetime.fromisoformat(shown.pop("schedule")) == dt.datetime.fromisoformat(when)
+    assert shown == {"role": "replica", "postgres_version": "99.0"}
+    assert "scheduled_restart" not in (leader.status() or {})
     out = ctl(cluster, "flush", cluster.scope, replica.name, "restart", "--force")
     assert f"Success: flush scheduled restart for member {replica.name}" in out.stdout, out.stdout
     assert call(replica, "DELETE", "/restart") == (404, "no restarts are scheduled")
+    wait_for(lambda: "scheduled_restart" not in (replica.status() or {"scheduled_restart": 1}), 10,
+             "scheduled_restart gone from GET /patroni")
     # A scheduled restart fires at its time.
     before = (replica.status() or {}).get("postmaster_start_time")
     soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=3)).isoformat()
@@ -318,6 +341,37 @@ def test_reinit_replica_and_refusal_on_leader(cluster: LocalCluster) -> None:
     healthy(cluster)
     assert not os.path.exists(marker)
     assert (replica.status() or {}).get("role") == "replica"
+
+
+def test_forced_reinit_cancels_a_clone_in_progress(cluster: LocalCluster) -> None:
+    leader = healthy(cluster)
+    replica = next(n for n in cluster.nodes if n is not leader)
+    assert call(leader, "POST", "/reinitialize", {"force": True}) == (503, "I am the leader, can not reinitialize")
+    slow = install_slow_basebackup(cluster.bin_dir, cluster.base_dir)
+    try:
+        slow.arm()
+        assert call(replica, "POST", "/reinitialize", {}) == (200, "reinitialize started")
+        pid = wait_for(slow.pid, 60, "the slow clone to start")
+        wait_for(lambda: (replica.status() or {}).get("state") == "creating replica", 30, "creating replica")
+        # Without force: refused, as before.
+        assert call(replica, "POST", "/reinitialize", {}) == (503, "reinitialize already in progress")
+        assert call(replica, "POST", "/reinitialize", {"force": False}) == (503, "reinitialize already in progress")
+        assert is_alive(pid)
+        out = ctl(cluster, "reinit", cluster.scope, replica.name, "--force", "--wait")
+        assert out.returncode == 0, out.stderr + out.stdout
+        assert f"Success: reinitialize for member {replica.name}" in out.stdout, out.stdout
+        assert not is_alive(pid)  # the slow copy was killed before the new one started
+    finally:
+        restore_basebackup(cluster.bin_dir)
+    try:
+        healthy(cluster)
+        wait_for(lambda: streaming_replicas(leader) == 2, 60, "both replicas streaming again")
+    except AssertionError:
+        print(cluster.dump_logs())
+        raise
+    assert (replica.status() or {}).get("role") == "replica"
+    assert cluster.primary() is leader
+    assert "Cancelling reinitialize for a forced reinitialize" in replica.log_tail(400)
 
 
 def test_query(cluster: LocalCluster) -> None:
