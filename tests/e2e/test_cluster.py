@@ -146,6 +146,10 @@ def test_rejoin_by_rewind(cluster: LocalCluster) -> None:
     pst = primary.status()
     assert st is not None and pst is not None
     assert st["role"] == "replica" and st["timeline"] == pst["timeline"]
+    # Killed with -9 it was not shut down cleanly: recovered in single-user mode (as a
+    # background task) before its timeline was compared with the new leader's.
+    log_text = open(down.log_path, encoding="utf-8", errors="replace").read()
+    assert "doing crash recovery in a single user mode" in log_text
     import psycopg2
 
     with psycopg2.connect(primary.dsn()) as conn, conn.cursor() as cur:
