@@ -23,6 +23,12 @@ BINARY_ROLES: Dict[str, Tuple[str, ...]] = {
     "waldump": ("qhb_waldump", "pg_waldump"),
 }
 
+# Patroni 3.0.3+ spells the `bin_name` keys after the PostgreSQL programs; both work.
+BIN_NAME_ALIASES: Dict[str, str] = {
+    "postgres": "server", "pg_ctl": "ctl", "pg_basebackup": "basebackup", "pg_rewind": "rewind",
+    "pg_controldata": "controldata", "pg_isready": "isready", "pg_waldump": "waldump",
+}
+
 # Files inside the data directory (names kept from PostgreSQL by QHB).
 STANDBY_SIGNAL = "standby.signal"
 RECOVERY_SIGNAL = "recovery.signal"
@@ -64,7 +70,11 @@ def resolve_binaries(bin_dir: str, bin_name: Optional[Mapping[str, Any]] = None)
     name.  A role that cannot be found maps to its PostgreSQL name joined to
     bin_dir, so the error names the file that is missing.
     """
-    overrides = dict(bin_name or {})
+    overrides: Dict[str, Any] = {}
+    for key, value in (bin_name or {}).items():
+        role = BIN_NAME_ALIASES.get(str(key), str(key))
+        if value and (role not in overrides or str(key) == role):
+            overrides[role] = value  # our role name wins over its Patroni alias
     result: Dict[str, str] = {}
     for role, names in BINARY_ROLES.items():
         override = overrides.get(role)

@@ -41,6 +41,15 @@ def test_bin_name_overrides(tmp_path: Path) -> None:
     assert found["ctl"] == str(tmp_path / "my_ctl")
 
 
+def test_bin_name_accepts_the_patroni_keys(tmp_path: Path) -> None:
+    _exe(tmp_path / "my_rewind")
+    found = resolve_binaries(str(tmp_path), {"postgres": "/opt/x/qhb", "pg_rewind": "my_rewind",
+                                             "pg_ctl": "/a/pg_ctl", "ctl": "/b/qhb_ctl"})
+    assert found["server"] == "/opt/x/qhb"
+    assert found["rewind"] == str(tmp_path / "my_rewind")
+    assert found["ctl"] == "/b/qhb_ctl"  # our own key wins when both are given
+
+
 def test_path_lookup_without_bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _exe(tmp_path / "qhb_isready")
     monkeypatch.setenv("PATH", str(tmp_path))
