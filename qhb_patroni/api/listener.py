@@ -99,6 +99,7 @@ class _Connection(asyncio.Protocol):
         self.tls = False
         self.served = 0
         self.in_request = False  # bytes of an unfinished request are buffered
+        self.request_deadline = _INF
         self.deadline = _INF
         self.expiry = _SILENT
 
@@ -197,7 +198,8 @@ class _Connection(asyncio.Protocol):
         elif self.parser.pending:
             if not self.in_request:  # the deadline of a request runs from its first byte
                 self.in_request = True
-                self._set_deadline(listener.api.request_timeout, _TIMEOUT_PAGE)
+                self.request_deadline = listener.loop.time() + listener.api.request_timeout
+            self.deadline, self.expiry = self.request_deadline, _TIMEOUT_PAGE
         elif self.served:
             self._set_deadline(listener.idle_timeout, _SILENT)
 
