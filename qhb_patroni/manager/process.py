@@ -5,7 +5,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import IO, Any, Dict, List, Optional, Sequence
+from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
 
 from ..runtime.tasks import cancel_event, cancel_requested
 from .settings import ManagerError
@@ -203,13 +203,13 @@ class Postmaster:
         cmd = [self.server, "--single", "-D", self.data_dir, f"--config-file={config_file}",
                "-c", "archive_mode=off", "template1"]
         try:
-            proc = subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, env=clean_env(), check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            rc, _, err = run_watched(cmd, timeout, clean_env())
+        except TaskCancelled:
+            raise
+        except ManagerError as exc:
             raise ManagerError(f"single-user crash recovery failed: {exc}") from exc
-        if proc.returncode != 0:
-            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        if rc != 0:
+            tail = err.decode(errors="replace").strip().splitlines()[-1:]
             raise ManagerError(f"single-user crash recovery failed: {' '.join(tail)}")
 
 
@@ -252,12 +252,13 @@ def child_pids(pid: int) -> List[int]:
     return result
 
 
-def run_tool(cmd: Sequence[str], timeout: float, env: Optional[Dict[str, str]] = None) -> str:
-    """Run a helper binary; raise ManagerError with its last stderr line on failure.
+def run_watched(cmd: Sequence[str], timeout: float, env: Optional[Dict[str, str]] = None) -> Tuple[int, bytes, bytes]:
+    """Run a child to its end: (exit code, stdout, stderr).
 
     The child runs in its own process group.  Inside a background task it is watched:
     when the task is cancelled, or on timeout, the whole group (a wrapper script and
-    what it started, pg_basebackup's WAL streamer...) is terminated, then killed."""
+    what it started, pg_basebackup's WAL streamer...) is terminated, then killed, and
+    TaskCancelled / ManagerError is raised."""
     name = os.path.basename(cmd[0])
     check_cancelled(name)
     cancel = cancel_event()
@@ -273,7 +274,7 @@ def run_tool(cmd: Sequence[str], timeout: float, env: Optional[Dict[str, str]] =
         remaining = deadline - time.monotonic()
         try:
             out, err = proc.communicate(timeout=max(0.0, min(remaining, _CANCEL_POLL)) if cancel else remaining)
-            break
+            return proc.returncode, out, err
         except subprocess.TimeoutExpired:
             if cancel is not None and cancel.is_set():
                 stop_process_group(proc)
@@ -281,10 +282,15 @@ def run_tool(cmd: Sequence[str], timeout: float, env: Optional[Dict[str, str]] =
             if time.monotonic() >= deadline:
                 stop_process_group(proc)
                 raise ManagerError(f"{name} timed out after {timeout:.0f}s") from None
-    if proc.returncode != 0:
+
+
+def run_tool(cmd: Sequence[str], timeout: float, env: Optional[Dict[str, str]] = None) -> str:
+    """Run a helper binary (see run_watched); raise ManagerError with its last stderr line on failure."""
+    rc, out, err = run_watched(cmd, timeout, env)
+    if rc != 0:
         lines = err.decode(errors="replace").strip().splitlines()
-        reason = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise ManagerError(f"{name} failed: {reason}")
+        reason = lines[-1] if lines else f"exit code {rc}"
+        raise ManagerError(f"{os.path.basename(cmd[0])} failed: {reason}")
     return out.decode(errors="replace")
 
 
