@@ -21,6 +21,7 @@ from ..dcs.base import DCSError
 from ..runtime.commands import CommandQueue
 from ..runtime.probe import PeerProber
 from ..runtime.status import StatusView
+from ..runtime.tasks import CANCEL_TIMEOUT
 from .wire import Request, Response, error_response, json_response, text_response
 
 log = logging.getLogger(__name__)
@@ -389,7 +390,9 @@ class ControlApi:
         if not isinstance(force, bool):
             return text_response(400, "force must be true or false")
         ticket = self.commands.submit(ReinitCommand(self.commands.next_id(), force))
-        if not ticket.wait(max(30.0, 3 * float(view.loop_wait))):
+        # With force the loop first cancels a running task and waits for it to end.
+        wait = max(30.0, 3 * float(view.loop_wait)) + (CANCEL_TIMEOUT if force else 0.0)
+        if not ticket.wait(wait):
             self.commands.withdraw(ticket)
             return text_response(503, "reinitialize request was not picked up in time")
         return text_response(200 if ticket.ok else 503, ticket.message)

@@ -31,6 +31,7 @@ _CANCEL: contextvars.ContextVar[Optional[threading.Event]] = contextvars.Context
 )
 
 CANCELLED = "cancelled"  # the last word of a cancelled task's error
+CANCEL_TIMEOUT = 30.0  # seconds a cancelled task is waited for (killing a child takes at most ~15)
 
 
 def cancel_event() -> Optional[threading.Event]:
@@ -127,7 +128,7 @@ class TaskRunner:
             self._status = TaskStatus(kind=kind, name=name, done=True, ok=ok, error=error)
         self._on_done()
 
-    def cancel(self, timeout: float = 30.0) -> bool:
+    def cancel(self, timeout: float = CANCEL_TIMEOUT) -> bool:
         """Ask the running task to stop and wait (at most `timeout` s) until it has ended.
 
         True when a task was running and has ended (its status, cancelled or not if it
