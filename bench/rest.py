@@ -314,6 +314,10 @@ def part2(load: Load, seconds: float) -> None:
             etcd.stop()
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of every measurement")
@@ -321,6 +325,9 @@ def main() -> None:
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk exists")
     args = parser.parse_args()
     refuse_root()
+    # Ctrl-C or SIGTERM: unwind through the finally blocks (SIGCONT, stop the node and etcd).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
     use_wrk = shutil.which("wrk") is not None and not args.python_load
     load: Load = run_wrk if use_wrk else run_python
     print(f"qhb-patroni REST API benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
