@@ -419,3 +419,23 @@ def test_tls_handshake_is_bounded(cert: Dict[str, str]) -> None:
             assert c.read()[0] == 200
     finally:
         server.stop()
+
+
+def test_reload_swaps_tls_for_new_connections_only(cert: Dict[str, str]) -> None:
+    board = StatusBoard(primary_view())
+    listen = f"127.0.0.1:{free_port()}"
+    server = RestApiServer(listen, board, clock=lambda: NOW)
+    server.start()
+    try:
+        with Client(server) as old:
+            old.send(get("/primary"))
+            assert old.read()[0] == 200
+            assert server.reload(dict(cert, listen=listen)) is False  # same port, not unbound
+            old.send(get("/primary"))  # the kept-alive plain connection is still served
+            assert old.read()[0] == 200
+            ctx = ssl.create_default_context(cafile=cert["certfile"])
+            with TlsClient(server, ctx) as new:
+                new.send(get("/primary"))
+                assert new.read()[0] == 200
+    finally:
+        server.stop()
