@@ -249,7 +249,7 @@ def test_client_that_never_reads_is_cut_off(api_server: MakeServer) -> None:
 
     def send_forever() -> None:
         try:
-            for _ in range(200):
+            for _ in range(2000):
                 flood.sendall(get("/cluster") * 1000)
             outcome.append(None)
         except OSError as e:
@@ -262,7 +262,7 @@ def test_client_that_never_reads_is_cut_off(api_server: MakeServer) -> None:
             other.send(get("/primary"))
             assert other.read()[0] == 200
         sender.join(30)
-        assert outcome and isinstance(outcome[0], OSError)  # the server cut the connection
+        assert outcome and isinstance(outcome[0], ConnectionError)  # the server cut it (not our timeout)
     finally:
         flood.close()
         sender.join(5)
