@@ -8,6 +8,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -439,3 +440,53 @@ def test_reload_swaps_tls_for_new_connections_only(cert: Dict[str, str]) -> None
                 assert new.read()[0] == 200
     finally:
         server.stop()
+
+
+SERVER_WITH_FEW_FDS = """
+import resource, sys, time
+from tests.fixtures.api import NOW, primary_server, status_view, two_node_cluster
+from qhb_patroni.api.server import RestApiServer
+from qhb_patroni.runtime.status import StatusBoard
+resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+view = status_view("postgresql0", primary_server(), two_node_cluster(), holds_lock=True)
+server = RestApiServer("127.0.0.1:0", StatusBoard(view), clock=lambda: NOW)
+server.start()
+print(server.address[1], flush=True)
+sys.stdin.read()  # until the test closes our stdin
+server.stop()
+"""
+
+
+def test_out_of_descriptors_does_not_kill_the_listener() -> None:
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    proc = subprocess.Popen([sys.executable, "-c", SERVER_WITH_FEW_FDS], cwd=repo, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=repo))
+    clients: List[socket.socket] = []
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        for _ in range(80):  # more than the server has descriptors: the kernel queues the rest
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        for c in clients:
+            c.close()
+        clients.clear()
+
+        def answered() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    s.sendall(get("/primary", "Connection: close\r\n"))
+                    return s.recv(100).startswith(b"HTTP/1.0 200 ")
+            except OSError:
+                return False
+
+        wait_until(answered, "the listener to accept again", timeout=30)
+    finally:
+        for c in clients:
+            c.close()
+        try:
+            _, err = proc.communicate(timeout=30)  # closes its stdin: it stops the server and exits
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert b"cannot accept connections" in err  # it did run out, and said so
