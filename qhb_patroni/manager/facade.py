@@ -248,6 +248,13 @@ class Manager:
         self.last_divergence_detail = result.detail
         return result.needed, result.detail
 
+    def note_paused_not_running(self) -> None:
+        """Maintenance mode: a database that is not running reads `stopped`, whatever
+        took it down (as 3.0.2 does; nobody is going to start it)."""
+        with self._ops:
+            if not self.server.is_running() and self.server.state != STATE_STOPPED:
+                self.server.state = STATE_STOPPED
+
     def crash_recovery(self) -> bool:
         """Single-user crash recovery of a stopped server that did not shut down cleanly."""
         with self._ops:

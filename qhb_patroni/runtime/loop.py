@@ -173,6 +173,10 @@ class HALoop:
             if task is not None and task.done:
                 task = None
         assert decision is not None
+        if cluster is not None and cluster.paused and not local.running and local.state != "starting":
+            note = getattr(self.manager, "note_paused_not_running", None)
+            if note is not None:
+                note()
         self._log_reason(decision, cluster)
         self._publish_member(cluster)
         self.cluster = cluster

@@ -102,3 +102,18 @@ def test_stop_by_the_daemon_reads_stopped_and_start_runs_again(pair: Dict[str, M
     assert manager.server_status().state == "stopped" and manager.observe().state == "stopped"
     running(manager, LOOKS["observe"])
     assert manager.observe().is_primary
+
+
+def test_in_maintenance_mode_a_database_that_is_down_reads_stopped(pair: Dict[str, Manager]) -> None:
+    """3.0.2 sets `stopped` for any database that is not running while paused."""
+    manager = pair["replica"]
+    running(manager, LOOKS["observe"])
+    kill9(manager)
+    assert manager.observe().state == "crashed"
+    manager.note_paused_not_running()  # what the loop does each cycle while paused
+    assert manager.observe().state == "stopped"
+    assert manager.server_status().state == "stopped"
+    assert manager.member_data()["state"] == "stopped"
+    running(manager, LOOKS["observe"])
+    manager.note_paused_not_running()  # a running database is left alone
+    assert manager.observe().state == "running"
