@@ -9,7 +9,7 @@ from ..core.model import ROLE_REPLICA, ROLE_UNINITIALIZED
 from . import conffiles
 from .connection import host_port_from_url
 from .files import empty_directory
-from .process import clean_env, run_tool
+from .process import TaskCancelled, clean_env, run_tool
 from .server import LocalServer
 from .settings import ManagerError
 
@@ -61,6 +61,10 @@ def clone(server: LocalServer, source_url: Optional[str], retry_delay: float = C
             run_tool(cmd, timeout=24 * 3600, env=env)
             server.state = STATE_STOPPED
             return
+        except TaskCancelled:
+            empty_directory(s.data_dir)  # never leave a half copy behind
+            server.state = STATE_STOPPED
+            raise  # cancelled on purpose (a forced reinitialize): no second attempt
         except ManagerError as exc:
             error = str(exc)
     empty_directory(s.data_dir)
