@@ -78,6 +78,7 @@ class Daemon:
         self.dcs = from_config(self.effective, self.name)
         self.watch_dcs = from_config(self.effective, self.name)
         self.tags = effective_tags(config.get("tags"))
+        self._withdrawing_sync = False  # publish nosync: about to stop as a synchronous standby
         self.api_url = _api_url(config)
         initial = StatusView(
             name=self.name,
@@ -158,8 +159,9 @@ class Daemon:
 
     def _member_extra(self) -> Dict[str, Any]:
         extra: Dict[str, Any] = {"api_url": self.api_url, "version": PATRONI_COMPAT_VERSION}
-        if self.tags:
-            extra["tags"] = self.tags
+        tags = dict(self.tags, nosync=True) if self._withdrawing_sync else self.tags
+        if tags:
+            extra["tags"] = tags
         if self.board.get().paused:  # published just before the member key is written
             extra["pause"] = True
         restart = scheduled_restart_doc(self.commands, with_start_time=True)
@@ -248,6 +250,33 @@ class Daemon:
             self._shutdown(fatal=rc != 0)
         return rc
 
+    def _withdraw_from_sync(self) -> None:
+        """Synchronous mode: a synchronous standby about to stop first publishes
+        `nosync` and waits (up to 2 x loop_wait, at most 20 s) until the primary has
+        named another standby, so that commits on the primary do not stall while it is
+        down. Only a hint: a DCS error or the timeout lets the stop go on."""
+        settings, cluster = self.loop.settings, self.loop.cluster
+        if settings is None or not settings.synchronous_mode or self.tags.get("nosync"):
+            return
+        if cluster is None or cluster.sync is None or self.name not in cluster.sync.sync_standby:
+            return
+        self._withdrawing_sync = True
+        deadline = time.monotonic() + min(2.0 * float(settings.loop_wait), 20.0)
+        try:
+            data = dict(self.manager.member_data())
+            data.update(self._member_extra())
+            self.dcs.touch_member(data)
+            log.info("Withdrawing from synchronous standby duty before stopping")
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                current = self.dcs.get_cluster()
+                if current.sync is None or self.name not in current.sync.sync_standby:
+                    log.info("No longer a synchronous standby")
+                    return
+            log.warning("The primary did not release me from synchronous standby duty in time; stopping anyway")
+        except DCSError as exc:
+            log.warning("could not withdraw from synchronous standby duty: %s", exc)
+
     def _shutdown(self, fatal: bool) -> None:
         """SIGTERM: stop the server, hand the lock over at once, say we are stopped."""
         cluster = self.loop.cluster
@@ -259,6 +288,8 @@ class Daemon:
                 state = self.manager.observe()
                 if state.is_primary:
                     last_lsn = state.lsn
+                else:
+                    self._withdraw_from_sync()
                 self.manager.stop("fast")
                 if state.is_primary:
                     # After a clean stop the shutdown checkpoint is the last position.

@@ -80,6 +80,15 @@ def _sync_standbys(node: Node) -> List[str]:
     return sorted(m["name"] for m in doc.get("members", []) if m.get("role") == "sync_standby")
 
 
+def _sync_key(cluster: LocalCluster) -> Dict[str, Any]:
+    """The /sync key as stored in etcd (v2 API)."""
+    code, doc = _get(f"http://{cluster.etcd_host}/v2/keys/service/{cluster.scope}/sync")
+    assert code == 200, doc
+    value = json.loads(doc["node"]["value"])
+    assert isinstance(value, dict)
+    return value
+
+
 def _sql(node: Node, statement: str) -> List[Tuple[Any, ...]]:
     import psycopg2
 
@@ -183,6 +192,30 @@ def test_switchover_to_the_synchronous_standby_loses_nothing(cluster: LocalClust
     present = set(rows_on(sync))
     assert not [i for i in writer.acked if i not in present]
     _one_sync_standby(cluster, sync)
+
+
+def test_stopping_the_sync_standby_hands_its_duty_over_first(cluster: LocalCluster) -> None:
+    primary = _healthy(cluster)
+    sync = _one_sync_standby(cluster, primary)
+    other = next(n for n in cluster.nodes if n not in (primary, sync))
+    writer = Writer(cluster, statement_timeout_ms=0).start()
+    try:
+        wait_for(lambda: len(writer.acked) >= 10, 30, "some acknowledged writes")
+        assert sync.terminate() == 0
+        # Before its daemon exited, the primary had named the other replica instead
+        # (nosync published first), so commits never waited for a stopped standby.
+        # (Read from etcd itself: the primary's /cluster is its last loop view.)
+        standbys = _sync_key(cluster).get("sync_standby") or ""
+        assert sync.name not in standbys.split(","), standbys
+        log_text = open(sync.log_path, encoding="utf-8", errors="replace").read()
+        assert "No longer a synchronous standby" in log_text
+        before = len(writer.acked)
+        wait_for(lambda: len(writer.acked) >= before + 10, 30, "commits while the old sync standby is down")
+        assert _one_sync_standby(cluster, primary) is other
+    finally:
+        writer.stop()
+    sync.start()
+    _healthy(cluster)
 
 
 def test_switching_synchronous_mode_off_removes_sync_and_stops_waiting(cluster: LocalCluster) -> None:
