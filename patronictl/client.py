@@ -148,6 +148,7 @@ class PatroniRequest:
             raise ValueError(f"member {member.name} has no api_url")
         url = self.endpoint_url(member.api_url, endpoint)
         headers = dict(self.headers)
+        headers["Connection"] = "close"  # never reuse a connection the server closed while idle
         body = None
         if data is not None:
             body = json.dumps(data).encode("utf-8")

@@ -60,6 +60,10 @@ class PeerProber:
                 member.api_url,
                 timeout=urllib3.Timeout(connect=self._timeout, read=self._timeout),
                 retries=False,
+                # A fresh connection per probe: a kept-alive one that the peer closed
+                # while idle would fail without retry, and a failed probe counts as
+                # "unreachable" in the leader race.
+                headers={"Connection": "close"},
                 preload_content=True,
             )
             doc = json.loads(resp.data.decode("utf-8"))
