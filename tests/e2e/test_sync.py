@@ -232,4 +232,5 @@ def test_switching_synchronous_mode_off_removes_sync_and_stops_waiting(cluster: 
     assert code == 200
     states: Dict[str, str] = dict(_sql(primary, "SELECT application_name, sync_state FROM pg_stat_replication"))
     assert states and set(states.values()) == {"async"}
-    assert all(_get(n.api + "/sync")[0] == 503 for n in cluster.nodes)
+    # Each member answers from its own last DCS view (at most loop_wait old).
+    wait_for(lambda: all(_get(n.api + "/sync")[0] == 503 for n in cluster.nodes), 30, "/sync 503 everywhere")
