@@ -144,7 +144,11 @@ class Clone:
 
 @dataclass(frozen=True)
 class Promote:
-    """task: promote the local replica and wait until it is writable."""
+    """task: promote the local replica and wait until it is writable.  The physical
+    `slots` of the members are created first (we hold the lock by then), so the
+    replicas that re-point at once find theirs instead of retrying seconds later."""
+
+    slots: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

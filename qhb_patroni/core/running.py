@@ -81,6 +81,10 @@ def _renew(ctx: Ctx) -> A.RenewLock:
     )
 
 
+def _promote(ctx: Ctx) -> A.Promote:
+    return A.Promote(slots=member_slots(ctx.cluster, ctx.me) if ctx.settings.use_slots else ())
+
+
 def _failover_possible(ctx: Ctx) -> bool:
     """Some other member could take over (running, may fail over)."""
     return any(m.name != ctx.me and m.is_running and not m.nofailover for m in ctx.cluster.members)
@@ -199,7 +203,7 @@ def _unlocked(ctx: Ctx, memory: Memory) -> Decision:
         acts: List[A.Action] = [A.AcquireLock()]
         if not local.is_primary:
             acts.extend(promote_sync_actions(ctx.cluster, ctx.settings))
-            acts.append(A.Promote())
+            acts.append(_promote(ctx))
         failover = ctx.cluster.failover
         if failover is not None:
             acts.append(A.ClearFailover(version=failover.version))
@@ -228,7 +232,7 @@ def _mine(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
         if ctx.failed(A.WriteSync):
             return ctx.out(roles.SYNC_POSTPONED, acts, memory)
         acts.extend(promote_sync_actions(cluster, ctx.settings))
-        acts.append(A.Promote())
+        acts.append(_promote(ctx))
         return ctx.out(roles.LOCK_HELD, acts, memory)
     fo_version = cluster.failover.version if cluster.failover is not None else None
     since = memory.stream_wait_since

@@ -280,6 +280,11 @@ class Manager:
             self.server.role = ROLE_UNINITIALIZED
             self.server.recovery = None
 
+    def create_slots(self, names: Sequence[str]) -> None:
+        created = _slots.create_slots(self.server, names)
+        if created:
+            log.info("created replication slots %s", ", ".join(created))
+
     def sync_slots(self, names: Sequence[str]) -> None:
         _slots.sync_slots(self.server, names)
 

@@ -7,6 +7,17 @@ from . import sql
 from .server import LocalServer
 
 
+def create_slots(server: LocalServer, names: Sequence[str]) -> List[str]:
+    """Create the missing physical slots among `names` (a standby about to be
+    promoted: nothing is dropped); returns the created ones."""
+    params = server.local_params()
+    present = sql.physical_slots(params)
+    created = [n for n in sorted(set(names)) if n not in present]
+    for name in created:
+        sql.create_physical_slot(params, name)
+    return created
+
+
 def sync_slots(server: LocalServer, names: Sequence[str]) -> Tuple[List[str], List[str]]:
     """Create missing and drop unknown physical slots; returns (created, dropped).
 

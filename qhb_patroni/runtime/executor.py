@@ -169,6 +169,11 @@ class Executor:
                 self.tasks.start("Clone", name, lambda: mgr.clone(_conn_url(src), _conn_url(action.leader)))
             )
         if isinstance(action, A.Promote):
+            if action.slots:
+                try:  # before the promotion: the replicas re-pointing right now need them
+                    mgr.create_slots(list(action.slots))
+                except Exception as exc:  # the leader's next cycle creates them anyway
+                    log.warning("could not create replication slots before promoting: %s", exc)
             wait = self._promote_wait()
             return bool(self.tasks.start("Promote", "promote", lambda: mgr.promote(wait)))
         if isinstance(action, A.CrashRecovery):

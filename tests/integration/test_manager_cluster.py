@@ -153,10 +153,15 @@ def test_switchover_demote_then_promote(nodes: Dict[str, Any]) -> None:
     a.sync_slots(["node_b"])
     assert a.demote("graceful", b.conn_url) is True
     assert a.observe().is_replica  # never writable after a demote
+    # The slots of the members are created on the standby before it is promoted
+    # (what the executor does for Promote(slots)): a replica re-pointing at once finds its own.
+    b.create_slots(["node_a"])
+    assert sql(b, "SELECT slot_name, restart_lsn IS NOT NULL FROM pg_replication_slots") == [("node_a", True)]
     assert b.promote(30) is True
     assert b.role == "master"
     assert b.observe().is_primary and b.observe().timeline == 2
     b.sync_slots(["node_a"])
+    assert sql(b, "SELECT slot_name FROM pg_replication_slots") == [("node_a",)]
     assert a.check_divergence(b.conn_url) is False
     sql(b, "INSERT INTO t VALUES (2, 'b')")
     eventually(lambda: sql(a, "SELECT who FROM t WHERE id = 2") == [("b",)], what="row replicated to a")

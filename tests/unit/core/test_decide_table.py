@@ -283,7 +283,7 @@ def test_unlocked_replica_probes_peers_first() -> None:
 def test_unlocked_healthiest_replica_acquires_then_promotes() -> None:
     peers = {"n1": peer("n1", 90), "n2": None}
     d = run(make_obs(cluster(), replica(lsn=100), peers=peers))
-    assert d.actions == (A.AcquireLock(), A.Promote())
+    assert d.actions == (A.AcquireLock(), A.Promote(slots=("n1", "n2")))
     assert render(d.reason) == "promoted self to leader by acquiring session lock"
 
 
@@ -359,7 +359,7 @@ def test_acquire_clears_stale_failover_after_promote() -> None:
 
     c = cluster(failover=Failover(candidate="n9", version=4))
     d = run(make_obs(c, replica(lsn=100), peers={}))
-    assert d.actions == (A.AcquireLock(), A.Promote(), A.ClearFailover(version=4))
+    assert d.actions == (A.AcquireLock(), A.Promote(slots=("n1", "n2")), A.ClearFailover(version=4))
 
 
 # ---- H: my lock -------------------------------------------------------------------------------
@@ -381,7 +381,7 @@ def test_leader_without_slots_when_disabled() -> None:
 
 def test_leader_replica_promotes_after_renewing() -> None:
     d = run(make_obs(cluster(leader="n0"), replica()))
-    assert d.actions == (A.RenewLock(version=7, last_lsn=None), A.Promote())
+    assert d.actions == (A.RenewLock(version=7, last_lsn=None), A.Promote(slots=("n1", "n2")))
     assert render(d.reason) == "promoted self to leader because I had the session lock"
 
 
@@ -517,7 +517,7 @@ def test_scheduled_switchover_waits_until_due() -> None:
 def test_candidate_wins_the_race_and_clears_the_key() -> None:
     c = replace(cluster(), failover=_fo(leader="n1", candidate="n0"))
     d = run(make_obs(c, replica(lsn=10)))
-    assert d.actions == (A.AcquireLock(), A.Promote(), A.ClearFailover(version=9))
+    assert d.actions == (A.AcquireLock(), A.Promote(slots=("n1", "n2")), A.ClearFailover(version=9))
 
 
 def test_others_leave_the_race_to_a_healthy_candidate() -> None:
@@ -597,3 +597,10 @@ def test_paused_replica_still_repoints_to_the_leader() -> None:
 def test_paused_unlocked_primary_takes_the_lock() -> None:
     d = run(make_obs(_paused(cluster()), primary()))
     assert d.actions == (A.AcquireLock(),)
+
+
+def test_promote_names_the_member_slots_to_create_first() -> None:
+    d = run(make_obs(cluster(leader="n0"), replica()))
+    assert A.Promote(slots=("n1", "n2")) in d.actions
+    off = run(make_obs(cluster(leader="n0"), replica()), STARTED, settings(use_slots=False))
+    assert A.Promote() in off.actions

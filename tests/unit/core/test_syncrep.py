@@ -157,7 +157,8 @@ def test_promotion_in_sync_mode_claims_sync_and_waits_for_nobody_first() -> None
     s = settings(name="n1", **SYNC)
     peers = {"n0": None, "n2": peer("n2", lsn=100)}
     d = decide(make_obs(c, replica(lsn=100), me="n1", peers=peers), STARTED, s)
-    assert d.actions == (A.AcquireLock(), A.WriteSync("n1", (), 8), A.SetSyncStandbyNames(""), A.Promote())
+    assert d.actions == (A.AcquireLock(), A.WriteSync("n1", (), 8), A.SetSyncStandbyNames(""),
+                         A.Promote(slots=("n0", "n2")))
     strict = decide(make_obs(c, replica(lsn=100), me="n1", peers=peers), STARTED,
                     settings(name="n1", synchronous_mode=True, synchronous_mode_strict=True))
     assert A.SetSyncStandbyNames("*") in strict.actions
