@@ -1,6 +1,7 @@
 """Wiring: configuration -> DCS client, manager, REST API, HA loop; signals; shutdown order."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -8,7 +9,7 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 from . import PATRONI_COMPAT_VERSION
 from .api.control import ControlApi
@@ -106,6 +107,7 @@ class Daemon:
             on_reload=self.reload,
         )
         ControlApi(dcs=self.api_dcs, commands=self.commands, wake=self.loop.wake.set).install(self.api)
+        self.loop.executor.stop_guard = self._sync_duty_handed_over
 
     # ---- dynamic configuration -----------------------------------------------
     def _cache_path(self) -> str:
@@ -250,15 +252,48 @@ class Daemon:
             self._shutdown(fatal=rc != 0)
         return rc
 
+    @contextlib.contextmanager
+    def _sync_duty_handed_over(self) -> Iterator[None]:
+        """Around an operator's restart / reinitialize (in the task thread, while the loop
+        runs): as a synchronous standby, publish `nosync` through the loop and wait (up to
+        2 x loop_wait, at most 20 s) until the primary names another standby."""
+        if not self._is_sync_standby():
+            yield
+            return
+        settings = self.loop.settings
+        assert settings is not None
+        self._withdrawing_sync = True
+        self.loop.wake.set()  # the next cycle publishes the member key with nosync
+        try:
+            deadline = time.monotonic() + min(2.0 * float(settings.loop_wait), 20.0)
+            log.info("Withdrawing from synchronous standby duty before stopping")
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                try:
+                    if not self._is_sync_standby(self.api_dcs.get_cluster()):
+                        log.info("No longer a synchronous standby")
+                        break
+                except DCSError:
+                    break  # only a hint: go on
+            yield
+        finally:
+            self._withdrawing_sync = False
+            self.loop.wake.set()
+
+    def _is_sync_standby(self, cluster: Optional[ClusterView] = None) -> bool:
+        settings = self.loop.settings
+        cluster = cluster if cluster is not None else self.loop.cluster
+        if settings is None or not settings.synchronous_mode or self.tags.get("nosync"):
+            return False
+        return cluster is not None and cluster.sync is not None and self.name in cluster.sync.sync_standby
+
     def _withdraw_from_sync(self) -> None:
         """Synchronous mode: a synchronous standby about to stop first publishes
         `nosync` and waits (up to 2 x loop_wait, at most 20 s) until the primary has
         named another standby, so that commits on the primary do not stall while it is
         down. Only a hint: a DCS error or the timeout lets the stop go on."""
-        settings, cluster = self.loop.settings, self.loop.cluster
-        if settings is None or not settings.synchronous_mode or self.tags.get("nosync"):
-            return
-        if cluster is None or cluster.sync is None or self.name not in cluster.sync.sync_standby:
+        settings = self.loop.settings
+        if settings is None or not self._is_sync_standby():
             return
         self._withdrawing_sync = True
         deadline = time.monotonic() + min(2.0 * float(settings.loop_wait), 20.0)

@@ -5,9 +5,10 @@ the promote is never reached when the compare-and-swap was lost.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, ContextManager, Optional, Sequence
 
 from ..core import actions as A
 from ..core.model import ClusterView, Member
@@ -77,6 +78,9 @@ class Executor:
         self.clock = clock
         self._promote_wait = promote_wait
         self.commands = commands or CommandQueue()
+        # Wraps an operator's restart / reinitialize (the daemon hands over synchronous
+        # standby duty around it); by default nothing.
+        self.stop_guard: Callable[[], ContextManager[None]] = contextlib.nullcontext
 
     def execute(self, actions: Sequence[A.Action], cluster: Optional[ClusterView]) -> ExecutionResult:
         result = ExecutionResult()
@@ -204,7 +208,8 @@ class Executor:
             def restart() -> bool:
                 ok = False
                 try:
-                    ok = bool(mgr.restart("fast", timeout))
+                    with self.stop_guard():
+                        ok = bool(mgr.restart("fast", timeout))
                 finally:
                     cmds.finish(ident, ok, "restarted successfully" if ok else "restart failed")
                 return ok
@@ -214,6 +219,8 @@ class Executor:
             ident, leader = action.ident, action.leader
 
             def reinitialize() -> bool:
+                with self.stop_guard():
+                    mgr.stop("fast")
                 mgr.remove_data_directory()
                 url = _conn_url(leader)
                 return bool(mgr.clone(url, url))

@@ -67,7 +67,7 @@ class HALoop:
         self.memory = Memory()
         self.settings: Optional[Settings] = None
         self.cluster: Optional[ClusterView] = None
-        self._executor = Executor(
+        self.executor = Executor(
             dcs, manager, self.tasks, self.lease, clock, self._promote_wait, self.commands
         )
         self._watch_target: Optional[ClusterView] = None
@@ -157,7 +157,7 @@ class HALoop:
                 if peers is None and any(isinstance(p, A.ProbePeers) for p in probes):
                     peers = {}
                 continue
-            result: ExecutionResult = self._executor.execute(decision.actions, cluster)
+            result: ExecutionResult = self.executor.execute(decision.actions, cluster)
             if any(isinstance(a, A.Demote) for a in decision.actions):
                 self.wake.set()  # look again at once: follow the new leader without waiting loop_wait
             if result.replication_changed:

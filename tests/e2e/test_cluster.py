@@ -182,6 +182,8 @@ def test_primary_demotes_when_etcd_is_unreachable(cluster: LocalCluster, etcd: E
     import psycopg2
 
     primary = _healthy(cluster)
+    writer = Writer(cluster, interval=0.05).start()
+    wait_for(lambda: len(writer.acked) >= 5, 30, "some acknowledged writes")
     t0 = time.monotonic()
     etcd.stop()
     try:
@@ -190,12 +192,15 @@ def test_primary_demotes_when_etcd_is_unreachable(cluster: LocalCluster, etcd: E
                 cur.execute("SELECT pg_is_in_recovery()")
                 return bool(cur.fetchone()[0])
 
-        # It must be read-only before its lease could have run out (ttl after its last renewal).
-        wait_for(read_only, TTL + 5, "the primary to demote itself to read-only", 0.2)
+        wait_for(read_only, TTL + 10, "the primary to demote itself to read-only", 0.2)
+        writer.stop()
         # Its last renewal was at most loop_wait before etcd went away, so its lease ran
-        # out no earlier than ttl - loop_wait after that: it must be read-only by then.
-        assert time.monotonic() - t0 < TTL - LOOP_WAIT
+        # out no earlier than ttl - loop_wait after that: no write may succeed after it
+        # (another node could hold the lock by then).
+        last_write = max(writer.ack_times) - t0
+        assert last_write < TTL - LOOP_WAIT, f"a write succeeded {last_write:.2f} s after etcd went away"
         assert not cluster.primaries()
     finally:
+        writer.stop()
         etcd.start()
     _healthy(cluster)

@@ -218,6 +218,24 @@ def test_stopping_the_sync_standby_hands_its_duty_over_first(cluster: LocalClust
     _healthy(cluster)
 
 
+def test_restarting_the_sync_standby_hands_its_duty_over_first(cluster: LocalCluster) -> None:
+    primary = _healthy(cluster)
+    sync = _one_sync_standby(cluster, primary)
+    other = next(n for n in cluster.nodes if n not in (primary, sync))
+    with open(sync.log_path, encoding="utf-8", errors="replace") as f:
+        seen = len(f.read())
+    out = _ctl(cluster, "restart", cluster.scope, sync.name, "--force")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Success: restart on member " + sync.name in out.stdout
+    with open(sync.log_path, encoding="utf-8", errors="replace") as f:
+        log_text = f.read()[seen:]
+    # The restart waited for the primary to name another standby before stopping.
+    assert "Withdrawing from synchronous standby duty before stopping" in log_text
+    assert "No longer a synchronous standby" in log_text
+    _healthy(cluster)
+    assert _one_sync_standby(cluster, primary) in (sync, other)
+
+
 def test_switching_synchronous_mode_off_removes_sync_and_stops_waiting(cluster: LocalCluster) -> None:
     primary = _healthy(cluster)
     out = _ctl(cluster, "edit-config", "--set", "synchronous_mode=false", "--force")
