@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from psycopg2 import sql as pgsql
 
-from .conffiles import parse_history
+from .conffiles import RECOVERY_GUCS, parse_history
 from .connection import connect, query
 from .settings import ManagerError
 
@@ -27,14 +27,19 @@ SELECT pg_postmaster_start_time(),
        (SELECT json_agg(r) FROM (SELECT usename, application_name, client_addr, state, sync_state,
                                         sync_priority
                                    FROM pg_stat_replication ORDER BY application_name) r),
-       (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings),
+       (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings
+         WHERE name <> ALL (ARRAY[{recovery_gucs}])),
        (SELECT system_identifier::text FROM pg_control_system()),
        (SELECT coalesce(array_agg(slot_name::text ORDER BY slot_name), '{}')
           FROM pg_replication_slots WHERE slot_type = 'physical'),
        current_setting('primary_conninfo', true),
        current_setting('primary_slot_name', true),
        (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1)
-"""
+""".replace(
+    # The recovery settings are the daemon's to manage (a promotion removes them, which the
+    # server reports as "pending restart"): they never make a restart pending for the DBA.
+    "{recovery_gucs}", ", ".join(f"'{name}'" for name in sorted(RECOVERY_GUCS))
+)
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,12 @@ def test_switchover_demote_then_promote(nodes: Dict[str, Any]) -> None:
     assert b.observe().is_primary and b.observe().timeline == 2
     b.sync_slots(["node_a"])
     assert sql(b, "SELECT slot_name FROM pg_replication_slots") == [("node_a",)]
+    # The promotion removed the recovery settings; after a reload the server flags them as
+    # needing a restart, which is ours to ignore: no "pending restart" for the DBA.
+    assert b.reload() is True
+    eventually(lambda: sql(b, "SELECT count(*) FROM pg_settings WHERE pending_restart")[0][0] > 0,
+               what="the server to flag the removed recovery settings")
+    assert b.server_status().pending_restart is False
     assert a.check_divergence(b.conn_url) is False
     sql(b, "INSERT INTO t VALUES (2, 'b')")
     eventually(lambda: sql(a, "SELECT who FROM t WHERE id = 2") == [("b",)], what="row replicated to a")
