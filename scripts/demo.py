@@ -3,6 +3,7 @@
     python scripts/demo.py start [DIR]   start (or restart) and wait until all run
     python scripts/demo.py stop  [DIR]   stop the daemons, their databases and etcd
     python scripts/demo.py list  [DIR]   patronictl list
+    python scripts/demo.py ctl ARGS...   any patronictl command against the demo cluster
 
 Runs as an unprivileged user (scripts/demo.sh arranges that when called as root).
 The processes outlive this script; their pids are kept in DIR/demo.json.
@@ -89,6 +90,7 @@ def start(base: str) -> int:
     ctl(base, "list")
     for n in cluster.nodes:
         print(f"  {n.name}: REST http://127.0.0.1:{n.api_port}  database 127.0.0.1:{n.pg_port}  config {n.config_path}")
+    print("Try: bash scripts/demo.sh ctl switchover   (any patronictl command: ctl edit-config, ctl restart ...)")
     print("Stop it with: bash scripts/demo.sh stop")
     return 0
 
@@ -131,6 +133,8 @@ def stop(base: str) -> int:
 
 def main() -> int:
     cmd = sys.argv[1] if len(sys.argv) > 1 else "start"
+    if cmd == "ctl":
+        return ctl(DEFAULT_DIR, *sys.argv[2:])
     base = sys.argv[2] if len(sys.argv) > 2 else DEFAULT_DIR
     if cmd == "start":
         return start(base)

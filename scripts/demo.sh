@@ -3,6 +3,7 @@
 # PostgreSQL 15 binaries (QHB itself is used when its binaries are in QHB_BIN_DIR).
 #   bash scripts/demo.sh          start it, wait until all members run, print `patronictl list`
 #   bash scripts/demo.sh list     show the cluster again
+#   bash scripts/demo.sh ctl ...  any patronictl command, e.g. `ctl switchover`, `ctl edit-config`
 #   bash scripts/demo.sh stop     stop everything it started
 # As root it installs what is missing and runs the cluster as the unprivileged user
 # qhbtest (the database refuses to run as root).
@@ -22,6 +23,6 @@ if [ "$(id -u)" = 0 ]; then
         chmod -R a+rX "$src"
     fi
     exec runuser -u "$QHB_USER" -- env PYTHONDONTWRITEBYTECODE=1 PATH="$VENV/bin:/usr/bin:/bin" \
-        "$VENV/bin/python" "$src/scripts/demo.py" "$cmd"
+        "$VENV/bin/python" "$src/scripts/demo.py" "$cmd" "${@:2}"
 fi
-exec env PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" "$here/scripts/demo.py" "$cmd"
+exec env PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" "$here/scripts/demo.py" "$cmd" "${@:2}"
