@@ -7,6 +7,7 @@ Nothing here runs as root: the caller must be an unprivileged user
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import yaml
 
@@ -287,6 +288,40 @@ class LocalCluster:
         return "\n".join(f"===== {n.name} =====\n{n.log_tail()}" for n in self.nodes)
 
 
+@contextlib.contextmanager
+def running(cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """Start every member, hand the cluster over, then stop it and check that no
+    daemon and no postmaster is left running."""
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        leftovers = [n.name for n in cluster.nodes if n.postmaster_pid() is not None or n.running()]
+        assert not leftovers, f"left running: {leftovers}"
+
+
+def healthy(cluster: LocalCluster, members: Optional[List[Node]] = None, timeout: float = 150) -> Node:
+    """Wait until every member (all by default) runs with one primary and return the
+    primary; on failure print the members' log tails first."""
+    try:
+        return cluster.wait_all_running(timeout=timeout, members=members)
+    except AssertionError:
+        print(cluster.dump_logs())
+        raise
+
+
+def patronictl(
+    cluster: LocalCluster, *args: str, stdin: Optional[str] = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `patronictl -c <node0's config> <args>` from this checkout and capture its output."""
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "patronictl.cli", "-c", cluster.nodes[0].config_path, *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, input=stdin,
+    )
+
+
 class Writer:
     """Inserts a row every `interval` seconds into whichever node is primary and
     remembers which inserts were acknowledged (committed)."""
@@ -356,6 +391,16 @@ class Writer:
     def longest_gap(self, after: float = 0.0) -> float:
         times = [t for t in self.ack_times if t >= after]
         return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
+def in_recovery(node: Node) -> bool:
+    """Whether the node's database is read-only (pg_is_in_recovery())."""
+    import psycopg2
+
+    with psycopg2.connect(node.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_is_in_recovery()")
+        row = cur.fetchone()
+        return bool(row[0]) if row else False
 
 
 def rows_on(node: Node) -> List[int]:

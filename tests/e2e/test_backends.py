@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,9 +17,10 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 import pytest
 
-from tests.e2e.harness import REPO, LocalCluster, Writer, free_port, rows_on, wait_for
+from tests.e2e.harness import LocalCluster, Writer, healthy, in_recovery, patronictl, rows_on, running, wait_for
 from tests.fixtures.consul import ConsulProcess, consul_available
 from tests.fixtures.etcd import ETCD_BIN, EtcdProcess
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -84,32 +83,21 @@ def backend_cluster(request: pytest.FixtureRequest,
     dcs: Any = _Etcd3(str(tmp_path_factory.mktemp(kind))) if kind == "etcd3" else _Consul(
         str(tmp_path_factory.mktemp(kind)))
     dcs.start()
-    base = str(tmp_path_factory.mktemp(f"cluster-{kind}"))
-    cluster = LocalCluster(base, "", ttl=TTL, loop_wait=LOOP_WAIT, retry_timeout=RETRY_TIMEOUT,
-                           scope=f"qhb-{kind}", dcs=dcs.section)
-    cluster.start()
     try:
-        yield kind, dcs, cluster
+        base = str(tmp_path_factory.mktemp(f"cluster-{kind}"))
+        cluster = LocalCluster(base, "", ttl=TTL, loop_wait=LOOP_WAIT, retry_timeout=RETRY_TIMEOUT,
+                               scope=f"qhb-{kind}", dcs=dcs.section)
+        with running(cluster):
+            yield kind, dcs, cluster
     finally:
-        cluster.stop()
         dcs.stop()
-        leftovers = [n.name for n in cluster.nodes if n.postmaster_pid() is not None or n.running()]
-        assert not leftovers, f"left running: {leftovers}"
-
-
-def _healthy(cluster: LocalCluster) -> Any:
-    try:
-        return cluster.wait_all_running(timeout=150)
-    except AssertionError:
-        print(cluster.dump_logs())
-        raise
 
 
 def test_bootstrap_list_and_keys(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
     kind, dcs, cluster = backend_cluster
-    primary = _healthy(cluster)
+    primary = healthy(cluster)
     sysid = primary.status()["database_system_identifier"]
-    out = _ctl(cluster, "list")
+    out = patronictl(cluster, "list")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith(f"+ Cluster: {cluster.scope} ({sysid})")
@@ -124,20 +112,14 @@ def test_bootstrap_list_and_keys(backend_cluster: Tuple[str, Any, LocalCluster])
     assert json.loads(dcs.get(base + "config") or "{}")["ttl"] == TTL
 
 
-def _ctl(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
-    env = dict(os.environ, PYTHONPATH=REPO)
-    return subprocess.run([sys.executable, "-m", "patronictl.cli", "-c", cluster.nodes[0].config_path, *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
-
-
 def test_switchover(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
     kind, dcs, cluster = backend_cluster
-    old = _healthy(cluster)
+    old = healthy(cluster)
     candidate = next(n for n in cluster.nodes if n is not old)
     writer = Writer(cluster).start()
     try:
         wait_for(lambda: len(writer.acked) >= 20, 30, "some acknowledged writes")
-        out = _ctl(cluster, "switchover", "--leader", old.name, "--candidate", candidate.name, "--force")
+        out = patronictl(cluster, "switchover", "--leader", old.name, "--candidate", candidate.name, "--force")
         assert out.returncode == 0, out.stderr + out.stdout
         assert f'Successfully switched over to "{candidate.name}"' in out.stdout, out.stdout
         wait_for(candidate.is_primary, 30, f"the candidate to be the primary ({kind})")
@@ -149,36 +131,29 @@ def test_switchover(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
     assert not [i for i in writer.acked if i not in present]
     assert dcs.get(f"/service/{cluster.scope}/leader") == candidate.name
     wait_for(lambda: (old.status() or {}).get("role") == "replica", 60, "the old primary to follow")
-    _healthy(cluster)
+    healthy(cluster)
     for node in cluster.nodes:  # every member streams from the new primary again
         wait_for(lambda node=node: set(writer.acked) <= set(rows_on(node)), 60, f"{node.name} to catch up")
 
 
 def test_primary_demotes_while_the_dcs_is_down(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
-    import psycopg2
-
     kind, dcs, cluster = backend_cluster
-    primary = _healthy(cluster)
+    primary = healthy(cluster)
     t0 = time.monotonic()
     dcs.stop()
     try:
-        def read_only() -> bool:
-            with psycopg2.connect(primary.dsn()) as conn, conn.cursor() as cur:
-                cur.execute("SELECT pg_is_in_recovery()")
-                return bool(cur.fetchone()[0])
-
-        wait_for(read_only, TTL + 5, f"the primary to demote itself to read-only ({kind})", 0.2)
+        wait_for(lambda: in_recovery(primary), TTL + 5, f"the primary to demote itself to read-only ({kind})", 0.2)
         # its lease ran out no earlier than ttl - loop_wait after the DCS went away
         assert time.monotonic() - t0 < TTL - LOOP_WAIT
         assert not cluster.primaries()
     finally:
         dcs.start()
-    _healthy(cluster)
+    healthy(cluster)
 
 
 def test_kill9_failover(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
     kind, dcs, cluster = backend_cluster
-    old = _healthy(cluster)
+    old = healthy(cluster)
     writer = Writer(cluster).start()
     try:
         wait_for(lambda: len(writer.acked) >= 20, 30, "some acknowledged writes")
@@ -230,14 +205,13 @@ def test_misconfigured_dcs_is_logged_and_survived(kind: str, tmp_path_factory: p
                            dcs=lambda: section)
     node = cluster.nodes[0]
     try:
-        cluster.start()
-        wait_for(lambda: expected in open(node.log_path, encoding="utf-8").read(), 60,
-                 f"a log line saying {expected!r}")
-        wait_for(lambda: open(node.log_path, encoding="utf-8").read().count(expected) >= 2, 60,
-                 "the next cycle to fail the same way")
-        assert node.running(), node.log_tail()
-        assert not node.is_primary()
+        with running(cluster):
+            wait_for(lambda: expected in open(node.log_path, encoding="utf-8").read(), 60,
+                     f"a log line saying {expected!r}")
+            wait_for(lambda: open(node.log_path, encoding="utf-8").read().count(expected) >= 2, 60,
+                     "the next cycle to fail the same way")
+            assert node.running(), node.log_tail()
+            assert not node.is_primary()
     finally:
-        cluster.stop()
         if server is not None:
             server.stop()

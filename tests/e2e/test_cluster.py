@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from typing import Iterator
 
 import pytest
 
-from tests.e2e.harness import REPO, LocalCluster, Writer, free_port, rows_on, wait_for
+from tests.e2e.harness import LocalCluster, Writer, healthy, in_recovery, patronictl, rows_on, running, wait_for
 from tests.fixtures.etcd import EtcdProcess
 
 pytestmark = pytest.mark.e2e
@@ -24,44 +22,14 @@ TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 2, 4
 
 
 @pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProcess]:
-    proc = EtcdProcess(str(tmp_path_factory.mktemp("etcd")), free_port(), free_port())
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Iterator[LocalCluster]:
     base = str(tmp_path_factory.mktemp("cluster"))
-    c = LocalCluster(base, etcd.host_port, ttl=TTL, loop_wait=LOOP_WAIT, retry_timeout=RETRY_TIMEOUT)
-    c.start()
-    try:
+    with running(LocalCluster(base, etcd.host_port, ttl=TTL, loop_wait=LOOP_WAIT, retry_timeout=RETRY_TIMEOUT)) as c:
         yield c
-    finally:
-        c.stop()
-        leftovers = [n.name for n in c.nodes if n.postmaster_pid() is not None or n.running()]
-        assert not leftovers, f"left running: {leftovers}"
-
-
-def _ctl(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "patronictl.cli", "-c", cluster.nodes[0].config_path, *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
-    )
-
-
-def _healthy(cluster: LocalCluster) -> object:
-    try:
-        return cluster.wait_all_running(timeout=120)
-    except AssertionError:
-        print(cluster.dump_logs())
-        raise
 
 
 def test_bootstrap_and_list(cluster: LocalCluster) -> None:
-    primary = _healthy(cluster)
+    primary = healthy(cluster)
     st = primary.status()
     assert st is not None and st["role"] == "master" and st["patroni"]["version"] == "3.0.2"
     replicas = [n for n in cluster.nodes if n is not primary]
@@ -75,7 +43,7 @@ def test_bootstrap_and_list(cluster: LocalCluster) -> None:
     hba = open(os.path.join(primary.data_dir, "qhb_hba.conf"), encoding="utf-8").read()
     assert "host replication replicator 127.0.0.1/32 md5" in hba
 
-    out = _ctl(cluster, "list")
+    out = patronictl(cluster, "list")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith(f"+ Cluster: {cluster.scope} ({st['database_system_identifier']})")
@@ -84,7 +52,7 @@ def test_bootstrap_and_list(cluster: LocalCluster) -> None:
     assert sum("| Leader " in ln for ln in body) == 1 and sum("| Replica " in ln for ln in body) == 2
     assert all("| running |" in ln for ln in body)
 
-    out = _ctl(cluster, "list", "-f", "json")
+    out = patronictl(cluster, "list", "-f", "json")
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert sorted(r["Member"] for r in rows) == ["node0", "node1", "node2"]
@@ -94,7 +62,7 @@ def test_bootstrap_and_list(cluster: LocalCluster) -> None:
 def test_replicas_stream_and_slots(cluster: LocalCluster) -> None:
     import psycopg2
 
-    primary = _healthy(cluster)
+    primary = healthy(cluster)
     writer = Writer(cluster)
     writer.setup()
     with psycopg2.connect(primary.dsn()) as conn, conn.cursor() as cur:
@@ -108,7 +76,7 @@ def test_replicas_stream_and_slots(cluster: LocalCluster) -> None:
 
 
 def test_kill9_failover_keeps_every_replicated_row(cluster: LocalCluster) -> None:
-    old = _healthy(cluster)
+    old = healthy(cluster)
     writer = Writer(cluster).start()
     wait_for(lambda: len(writer.acked) >= 20, 30, "some acknowledged writes")
     # Replication is asynchronous (synchronous_mode is not implemented yet): a commit
@@ -141,7 +109,7 @@ def test_rejoin_by_rewind(cluster: LocalCluster) -> None:
     primary = cluster.primary()
     assert primary is not None
     down.start()
-    _healthy(cluster)
+    healthy(cluster)
     st = down.status()
     pst = primary.status()
     assert st is not None and pst is not None
@@ -158,7 +126,7 @@ def test_rejoin_by_rewind(cluster: LocalCluster) -> None:
 
 
 def test_sigterm_hands_over_without_waiting_for_ttl(cluster: LocalCluster) -> None:
-    old = _healthy(cluster)
+    old = healthy(cluster)
     writer = Writer(cluster).start()
     wait_for(lambda: len(writer.acked) >= 10, 30, "some acknowledged writes")
     t0 = time.monotonic()
@@ -174,25 +142,18 @@ def test_sigterm_hands_over_without_waiting_for_ttl(cluster: LocalCluster) -> No
     assert [i for i in writer.acked if i not in present] == []
     assert old.postmaster_pid() is None  # the stopped node's database is down too
     old.start()
-    _healthy(cluster)
+    healthy(cluster)
     assert (old.status() or {}).get("role") == "replica"
 
 
 def test_primary_demotes_when_etcd_is_unreachable(cluster: LocalCluster, etcd: EtcdProcess) -> None:
-    import psycopg2
-
-    primary = _healthy(cluster)
+    primary = healthy(cluster)
     writer = Writer(cluster, interval=0.05).start()
     wait_for(lambda: len(writer.acked) >= 5, 30, "some acknowledged writes")
     t0 = time.monotonic()
     etcd.stop()
     try:
-        def read_only() -> bool:
-            with psycopg2.connect(primary.dsn()) as conn, conn.cursor() as cur:
-                cur.execute("SELECT pg_is_in_recovery()")
-                return bool(cur.fetchone()[0])
-
-        wait_for(read_only, TTL + 10, "the primary to demote itself to read-only", 0.2)
+        wait_for(lambda: in_recovery(primary), TTL + 10, "the primary to demote itself to read-only", 0.2)
         writer.stop()
         # Its last renewal was at most loop_wait before etcd went away, so its lease ran
         # out no earlier than ttl - loop_wait after that: no write may succeed after it
@@ -203,4 +164,4 @@ def test_primary_demotes_when_etcd_is_unreachable(cluster: LocalCluster, etcd: E
     finally:
         writer.stop()
         etcd.start()
-    _healthy(cluster)
+    healthy(cluster)

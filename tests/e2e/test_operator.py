@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +19,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from qhb_patroni.manager.process import is_alive
-from tests.e2e.harness import REPO, LocalCluster, Node, Writer, free_port, rows_on, wait_for
+from tests.e2e.harness import LocalCluster, Node, Writer, healthy, patronictl, rows_on, running, wait_for
 from tests.fixtures.etcd import EtcdProcess
 from tests.integration.slowclone import install_slow_basebackup, restore_basebackup
 
@@ -30,26 +29,13 @@ TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 2, 4
 
 
 @pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProcess]:
-    proc = EtcdProcess(str(tmp_path_factory.mktemp("etcd")), free_port(), free_port())
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Iterator[LocalCluster]:
     base = str(tmp_path_factory.mktemp("cluster"))
     c = LocalCluster(base, etcd.host_port, ttl=TTL, loop_wait=LOOP_WAIT, retry_timeout=RETRY_TIMEOUT)
     for node in c.nodes:
         node.config = with_callbacks(node)  # type: ignore[method-assign]
-    c.start()
-    try:
+    with running(c):
         yield c
-    finally:
-        c.stop()
-        leftovers = [n.name for n in c.nodes if n.postmaster_pid() is not None or n.running()]
-        assert not leftovers, f"left running: {leftovers}"
 
 
 CALLBACKS = ("on_start", "on_stop", "on_restart", "on_reload", "on_role_change")
@@ -78,14 +64,6 @@ def callback_lines(node: Node) -> List[str]:
             return f.read().splitlines()
     except OSError:
         return []
-
-
-def ctl(cluster: LocalCluster, *args: str, stdin: Optional[str] = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "patronictl.cli", "-c", cluster.nodes[0].config_path, *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, input=stdin,
-    )
 
 
 def call(node: Node, method: str, path: str, body: Any = None, raw: Optional[bytes] = None,
@@ -122,14 +100,6 @@ def third_member(cluster: LocalCluster, *others: Node) -> Node:
     return next(n for n in cluster.nodes if n not in others)
 
 
-def healthy(cluster: LocalCluster) -> Node:
-    try:
-        return cluster.wait_all_running(timeout=120)
-    except AssertionError:
-        print(cluster.dump_logs())
-        raise
-
-
 def dcs_view(node: Node) -> Dict[str, Any]:
     code, body = call(node, "GET", "/cluster")
     assert code == 200, body
@@ -142,7 +112,7 @@ def test_switchover_with_patronictl_loses_no_acknowledged_row(cluster: LocalClus
     writer = Writer(cluster).start()
     wait_for(lambda: len(writer.acked) >= 20, 30, "some acknowledged writes")
     t0 = time.monotonic()
-    out = ctl(cluster, "switchover", "--leader", old.name, "--candidate", candidate.name, "--force")
+    out = patronictl(cluster, "switchover", "--leader", old.name, "--candidate", candidate.name, "--force")
     assert out.returncode == 0, out.stderr + out.stdout
     assert f'Successfully switched over to "{candidate.name}"' in out.stdout, out.stdout
     assert "Current cluster topology" in out.stdout
@@ -205,15 +175,15 @@ def test_switchover_refusals_on_a_live_cluster(cluster: LocalCluster) -> None:
 def test_scheduled_switchover_and_flush(cluster: LocalCluster) -> None:
     leader = healthy(cluster)
     when = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)).replace(microsecond=0)
-    out = ctl(cluster, "switchover", "--leader", leader.name, "--scheduled", when.isoformat(), "--force")
+    out = patronictl(cluster, "switchover", "--leader", leader.name, "--scheduled", when.isoformat(), "--force")
     assert out.returncode == 0, out.stderr + out.stdout
     assert "Switchover scheduled" in out.stdout
     assert dcs_view(leader).get("scheduled_switchover", {}).get("at")
-    out = ctl(cluster, "list")
+    out = patronictl(cluster, "list")
     assert " Switchover scheduled at: " in out.stdout, out.stdout
-    out = ctl(cluster, "flush", cluster.scope, "switchover", "--force")
+    out = patronictl(cluster, "flush", cluster.scope, "switchover", "--force")
     assert out.returncode == 0 and "Success: scheduled switchover deleted" in out.stdout, out.stdout + out.stderr
-    out = ctl(cluster, "flush", cluster.scope, "switchover", "--force")
+    out = patronictl(cluster, "flush", cluster.scope, "switchover", "--force")
     assert "No pending scheduled switchover" in out.stdout
     assert healthy(cluster) is leader
 
@@ -230,12 +200,12 @@ def test_scheduled_switchover_fires_at_its_time(cluster: LocalCluster) -> None:
 
 def test_pause_and_resume(cluster: LocalCluster) -> None:
     leader = healthy(cluster)
-    out = ctl(cluster, "pause", "--wait")
+    out = patronictl(cluster, "pause", "--wait")
     assert out.returncode == 0, out.stderr
     assert "'pause' request sent, waiting until it is recognized by all nodes" in out.stdout
     assert "Success: cluster management is paused" in out.stdout
-    assert ctl(cluster, "pause").stderr.strip() == "Error: Cluster is already paused"
-    assert " Maintenance mode: on" in ctl(cluster, "list").stdout
+    assert patronictl(cluster, "pause").stderr.strip() == "Error: Cluster is already paused"
+    assert " Maintenance mode: on" in patronictl(cluster, "list").stdout
     assert all((n.status() or {}).get("pause") is True for n in cluster.nodes)
     # Both replicas stream, so the failover below loses nothing and nobody needs a rewind.
     wait_for(lambda: streaming_replicas(leader) == 2, 60, "both replicas streaming from the leader")
@@ -262,13 +232,13 @@ def test_pause_and_resume(cluster: LocalCluster) -> None:
         time.sleep(0.5)
     assert replica.postmaster_pid() is None and leader.postmaster_pid() is None
     # Failover to a named replica works without a healthy leader, even while paused.
-    out = ctl(cluster, "failover", "--candidate", third.name, "--force")
+    out = patronictl(cluster, "failover", "--candidate", third.name, "--force")
     assert out.returncode == 0, out.stderr
     assert f'Successfully failed over to "{third.name}"' in out.stdout, out.stdout
     wait_for(third.is_primary, 30, "the failover candidate to be promoted while paused")
-    out = ctl(cluster, "resume", "--wait")
+    out = patronictl(cluster, "resume", "--wait")
     assert out.returncode == 0 and "Success: cluster management is resumed" in out.stdout, out.stdout + out.stderr
-    assert ctl(cluster, "resume").stderr.strip() == "Error: Cluster is not paused"
+    assert patronictl(cluster, "resume").stderr.strip() == "Error: Cluster is not paused"
     healthy(cluster)  # resume restarts the stopped replica
 
 
@@ -291,7 +261,7 @@ def test_restart_reload_and_scheduled_restart(cluster: LocalCluster) -> None:
     leader = healthy(cluster)
     replica = next(n for n in cluster.nodes if n is not leader)
     before = (replica.status() or {}).get("postmaster_start_time")
-    out = ctl(cluster, "restart", cluster.scope, replica.name, "--force")
+    out = patronictl(cluster, "restart", cluster.scope, replica.name, "--force")
     assert out.returncode == 0 and f"Success: restart on member {replica.name}" in out.stdout, out.stdout
     wait_for(lambda: (replica.status() or {}).get("postmaster_start_time") not in (None, before), 10,
              "a new postmaster start time")
@@ -305,13 +275,13 @@ def test_restart_reload_and_scheduled_restart(cluster: LocalCluster) -> None:
     scheduled = {"schedule": when, "role": "replica", "postgres_version": "99.0"}
     assert call(replica, "POST", "/restart", scheduled) == (202, "Restart scheduled")
     assert call(replica, "POST", "/restart", {"schedule": when}) == (409, "Another restart is already scheduled")
-    wait_for(lambda: "Scheduled restart" in ctl(cluster, "list").stdout, 30, "the scheduled restart in list")
+    wait_for(lambda: "Scheduled restart" in patronictl(cluster, "list").stdout, 30, "the scheduled restart in list")
     # GET /patroni shows it with the filters that were given (3.0.2), without the internal start time.
     shown = wait_for(lambda: (replica.status() or {}).get("scheduled_restart"), 10, "scheduled_restart in GET /patroni")
     assert dt.datetime.fromisoformat(shown.pop("schedule")) == dt.datetime.fromisoformat(when)
     assert shown == {"role": "replica", "postgres_version": "99.0"}
     assert "scheduled_restart" not in (leader.status() or {})
-    out = ctl(cluster, "flush", cluster.scope, replica.name, "restart", "--force")
+    out = patronictl(cluster, "flush", cluster.scope, replica.name, "restart", "--force")
     assert f"Success: flush scheduled restart for member {replica.name}" in out.stdout, out.stdout
     assert call(replica, "DELETE", "/restart") == (404, "no restarts are scheduled")
     wait_for(lambda: "scheduled_restart" not in (replica.status() or {"scheduled_restart": 1}), 10,
@@ -323,7 +293,7 @@ def test_restart_reload_and_scheduled_restart(cluster: LocalCluster) -> None:
     wait_for(lambda: (replica.status() or {}).get("postmaster_start_time") not in (None, before), 40,
              "the scheduled restart to happen")
     healthy(cluster)
-    out = ctl(cluster, "reload", cluster.scope, "--force")
+    out = patronictl(cluster, "reload", cluster.scope, "--force")
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("Reload request received for member") == 3
 
@@ -334,7 +304,7 @@ def test_reinit_replica_and_refusal_on_leader(cluster: LocalCluster) -> None:
     assert call(leader, "POST", "/reinitialize", {}) == (503, "I am the leader, can not reinitialize")
     marker = os.path.join(replica.data_dir, "reinit-marker")
     open(marker, "w").close()
-    out = ctl(cluster, "reinit", cluster.scope, replica.name, "--force", "--wait")
+    out = patronictl(cluster, "reinit", cluster.scope, replica.name, "--force", "--wait")
     assert out.returncode == 0, out.stderr
     assert f"Success: reinitialize for member {replica.name}" in out.stdout
     assert f"Reinitialize is completed on: {replica.name}" in out.stdout
@@ -357,7 +327,7 @@ def test_forced_reinit_cancels_a_clone_in_progress(cluster: LocalCluster) -> Non
         assert call(replica, "POST", "/reinitialize", {}) == (503, "reinitialize already in progress")
         assert call(replica, "POST", "/reinitialize", {"force": False}) == (503, "reinitialize already in progress")
         assert is_alive(pid)
-        out = ctl(cluster, "reinit", cluster.scope, replica.name, "--force", "--wait")
+        out = patronictl(cluster, "reinit", cluster.scope, replica.name, "--force", "--wait")
         assert out.returncode == 0, out.stderr + out.stdout
         assert f"Success: reinitialize for member {replica.name}" in out.stdout, out.stdout
         assert not is_alive(pid)  # the slow copy was killed before the new one started
@@ -378,15 +348,15 @@ def test_query(cluster: LocalCluster) -> None:
     healthy(cluster)
     auth = ["-U", "qhb", "--password"]
     sql = "SELECT pg_is_in_recovery() AS r"
-    out = ctl(cluster, "query", "-c", sql, *auth, stdin="qhb\n")
+    out = patronictl(cluster, "query", "-c", sql, *auth, stdin="qhb\n")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-2:] == ["r", "False"]
-    out = ctl(cluster, "query", "-c", sql, "-r", "replica", *auth, stdin="qhb\n")
+    out = patronictl(cluster, "query", "-c", sql, "-r", "replica", *auth, stdin="qhb\n")
     assert out.stdout.splitlines()[-2:] == ["r", "True"]
-    out = ctl(cluster, "query", "-c", "SELECT 1/0", *auth, stdin="qhb\n")
+    out = patronictl(cluster, "query", "-c", "SELECT 1/0", *auth, stdin="qhb\n")
     assert out.stdout.rstrip().endswith("\tERROR, SQLSTATE: 22012"), out.stdout
-    out = ctl(cluster, "query", "-c", "SELECT 1", "-m", "ghost")
+    out = patronictl(cluster, "query", "-c", "SELECT 1", "-m", "ghost")
     assert out.stdout.rstrip().endswith("\tNo connection to member ghost is available"), out.stdout
-    out = ctl(cluster, "query", "-c", "SELECT 1 AS one, 2 AS two", "--format", "json", *auth, stdin="qhb\n")
+    out = patronictl(cluster, "query", "-c", "SELECT 1 AS one, 2 AS two", "--format", "json", *auth, stdin="qhb\n")
     assert out.stdout.splitlines()[-1] == '[{"one": 1, "two": 2}]'
-    assert ctl(cluster, "query").stderr.strip() == "Error: You need to specify either --command or --file"
+    assert patronictl(cluster, "query").stderr.strip() == "Error: You need to specify either --command or --file"

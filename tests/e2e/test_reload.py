@@ -13,27 +13,19 @@ import psycopg2
 import pytest
 import yaml
 
-from tests.e2e.harness import LocalCluster, Node, free_port, http_get, wait_for
+from tests.e2e.harness import LocalCluster, Node, healthy, http_get, running, wait_for
 from tests.fixtures.etcd import EtcdProcess
+from tests.fixtures.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    etcd = EtcdProcess(str(tmp_path_factory.mktemp("etcd")), free_port(), free_port())
-    etcd.start()
+def node(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Iterator[Node]:
     cluster = LocalCluster(str(tmp_path_factory.mktemp("cluster")), etcd.host_port, nodes=1, scope="qhb-reload")
-    try:
-        cluster.start()
-        cluster.wait_all_running(timeout=120)
+    with running(cluster):
+        healthy(cluster)
         yield cluster.nodes[0]
-    except BaseException:
-        print(cluster.dump_logs())
-        raise
-    finally:
-        cluster.stop()
-        etcd.stop()
 
 
 def _patroni(port: int) -> Dict[str, Any]:

@@ -7,27 +7,16 @@ The tests share one cluster and run in file order.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from tests.e2e.harness import REPO, LocalCluster, Node, Writer, free_port, rows_on, wait_for
+from tests.e2e.harness import LocalCluster, Node, Writer, healthy, patronictl, rows_on, running, wait_for
 from tests.fixtures.etcd import EtcdProcess
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProcess]:
-    proc = EtcdProcess(str(tmp_path_factory.mktemp("etcd")), free_port(), free_port())
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -35,29 +24,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Iter
     base = str(tmp_path_factory.mktemp("sync"))
     c = LocalCluster(base, etcd.host_port, ttl=10, loop_wait=2, retry_timeout=4, scope="qhb-sync",
                      dynamic={"synchronous_mode": True})
-    c.start()
-    try:
+    with running(c):
         yield c
-    finally:
-        c.stop()
-        leftovers = [n.name for n in c.nodes if n.postmaster_pid() is not None or n.running()]
-        assert not leftovers, f"left running: {leftovers}"
-
-
-def _ctl(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "patronictl.cli", "-c", cluster.nodes[0].config_path, *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
-    )
-
-
-def _healthy(cluster: LocalCluster, members: Optional[List[Node]] = None) -> Node:
-    try:
-        return cluster.wait_all_running(timeout=120, members=members)
-    except AssertionError:
-        print(cluster.dump_logs())
-        raise
 
 
 def _get(url: str) -> Tuple[int, Any]:
@@ -116,7 +84,7 @@ def _one_sync_standby(cluster: LocalCluster, primary: Node) -> Node:
 
 
 def test_the_primary_names_one_synchronous_standby(cluster: LocalCluster) -> None:
-    primary = _healthy(cluster)
+    primary = healthy(cluster)
     sync = _one_sync_standby(cluster, primary)
     ssn = _sql(primary, "SHOW synchronous_standby_names")[0][0]
     assert ssn == sync.name
@@ -126,14 +94,14 @@ def test_the_primary_names_one_synchronous_standby(cluster: LocalCluster) -> Non
     assert _get(other.api + "/sync")[0] == 503
     assert _get(other.api + "/async")[0] == 200
     assert _get(sync.api + "/async")[0] == 503
-    out = _ctl(cluster, "list")
+    out = patronictl(cluster, "list")
     assert out.returncode == 0, out.stderr
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith(f"| {sync.name} "))
     assert "| Sync Standby |" in line
 
 
 def test_switchover_to_an_asynchronous_replica_is_refused(cluster: LocalCluster) -> None:
-    primary = _healthy(cluster)
+    primary = healthy(cluster)
     sync = _one_sync_standby(cluster, primary)
     other = next(n for n in cluster.nodes if n not in (primary, sync))
     req = urllib.request.Request(
@@ -149,7 +117,7 @@ def test_switchover_to_an_asynchronous_replica_is_refused(cluster: LocalCluster)
 
 
 def test_kill9_of_the_primary_loses_no_acknowledged_commit(cluster: LocalCluster) -> None:
-    old = _healthy(cluster)
+    old = healthy(cluster)
     sync = _one_sync_standby(cluster, old)
     writer = Writer(cluster, interval=0.01, statement_timeout_ms=0).start()
     try:
@@ -172,17 +140,17 @@ def test_kill9_of_the_primary_loses_no_acknowledged_commit(cluster: LocalCluster
     assert third in survivors and third is not new
     # The killed node comes back as a replica (rewound) for the next test.
     old.start()
-    _healthy(cluster)
+    healthy(cluster)
     wait_for(lambda: set(writer.acked) <= set(rows_on(old)), 60, "the old primary to catch up")
 
 
 def test_switchover_to_the_synchronous_standby_loses_nothing(cluster: LocalCluster) -> None:
-    old = _healthy(cluster)
+    old = healthy(cluster)
     sync = _one_sync_standby(cluster, old)
     writer = Writer(cluster, statement_timeout_ms=0).start()
     try:
         wait_for(lambda: len(writer.acked) >= 20, 30, "some acknowledged writes")
-        out = _ctl(cluster, "switchover", "--leader", old.name, "--candidate", sync.name, "--force")
+        out = patronictl(cluster, "switchover", "--leader", old.name, "--candidate", sync.name, "--force")
         assert out.returncode == 0, out.stdout + out.stderr
         wait_for(lambda: cluster.primary() is sync, 60, "the synchronous standby to lead")
         before = len(writer.acked)
@@ -195,7 +163,7 @@ def test_switchover_to_the_synchronous_standby_loses_nothing(cluster: LocalClust
 
 
 def test_stopping_the_sync_standby_hands_its_duty_over_first(cluster: LocalCluster) -> None:
-    primary = _healthy(cluster)
+    primary = healthy(cluster)
     sync = _one_sync_standby(cluster, primary)
     other = next(n for n in cluster.nodes if n not in (primary, sync))
     writer = Writer(cluster, statement_timeout_ms=0).start()
@@ -215,16 +183,16 @@ def test_stopping_the_sync_standby_hands_its_duty_over_first(cluster: LocalClust
     finally:
         writer.stop()
     sync.start()
-    _healthy(cluster)
+    healthy(cluster)
 
 
 def test_restarting_the_sync_standby_hands_its_duty_over_first(cluster: LocalCluster) -> None:
-    primary = _healthy(cluster)
+    primary = healthy(cluster)
     sync = _one_sync_standby(cluster, primary)
     other = next(n for n in cluster.nodes if n not in (primary, sync))
     with open(sync.log_path, encoding="utf-8", errors="replace") as f:
         seen = len(f.read())
-    out = _ctl(cluster, "restart", cluster.scope, sync.name, "--force")
+    out = patronictl(cluster, "restart", cluster.scope, sync.name, "--force")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Success: restart on member " + sync.name in out.stdout
     with open(sync.log_path, encoding="utf-8", errors="replace") as f:
@@ -232,13 +200,13 @@ def test_restarting_the_sync_standby_hands_its_duty_over_first(cluster: LocalClu
     # The restart waited for the primary to name another standby before stopping.
     assert "Withdrawing from synchronous standby duty before stopping" in log_text
     assert "No longer a synchronous standby" in log_text
-    _healthy(cluster)
+    healthy(cluster)
     assert _one_sync_standby(cluster, primary) in (sync, other)
 
 
 def test_switching_synchronous_mode_off_removes_sync_and_stops_waiting(cluster: LocalCluster) -> None:
-    primary = _healthy(cluster)
-    out = _ctl(cluster, "edit-config", "--set", "synchronous_mode=false", "--force")
+    primary = healthy(cluster)
+    out = patronictl(cluster, "edit-config", "--set", "synchronous_mode=false", "--force")
     assert out.returncode == 0, out.stdout + out.stderr
 
     def off() -> bool:
