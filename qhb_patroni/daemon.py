@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Any, Dict, Iterator, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 from . import PATRONI_COMPAT_VERSION
 from .api.control import ControlApi
@@ -255,26 +255,12 @@ class Daemon:
     @contextlib.contextmanager
     def _sync_duty_handed_over(self) -> Iterator[None]:
         """Around an operator's restart / reinitialize (in the task thread, while the loop
-        runs): as a synchronous standby, publish `nosync` through the loop and wait (up to
-        2 x loop_wait, at most 20 s) until the primary names another standby."""
+        runs and publishes the member key): hand synchronous standby duty over first."""
         if not self._is_sync_standby():
             yield
             return
-        settings = self.loop.settings
-        assert settings is not None
-        self._withdrawing_sync = True
-        self.loop.wake.set()  # the next cycle publishes the member key with nosync
         try:
-            deadline = time.monotonic() + min(2.0 * float(settings.loop_wait), 20.0)
-            log.info("Withdrawing from synchronous standby duty before stopping")
-            while time.monotonic() < deadline:
-                time.sleep(0.5)
-                try:
-                    if not self._is_sync_standby(self.api_dcs.get_cluster()):
-                        log.info("No longer a synchronous standby")
-                        break
-                except DCSError:
-                    break  # only a hint: go on
+            self._hand_over_sync_duty(self.loop.wake.set, self.api_dcs)
             yield
         finally:
             self._withdrawing_sync = False
@@ -287,25 +273,26 @@ class Daemon:
             return False
         return cluster is not None and cluster.sync is not None and self.name in cluster.sync.sync_standby
 
-    def _withdraw_from_sync(self) -> None:
-        """Synchronous mode: a synchronous standby about to stop first publishes
-        `nosync` and waits (up to 2 x loop_wait, at most 20 s) until the primary has
-        named another standby, so that commits on the primary do not stall while it is
-        down. Only a hint: a DCS error or the timeout lets the stop go on."""
+    def _publish_member_now(self) -> None:
+        data = dict(self.manager.member_data())
+        data.update(self._member_extra())
+        self.dcs.touch_member(data)
+
+    def _hand_over_sync_duty(self, publish: Callable[[], object], client: Any) -> None:
+        """Synchronous mode: a synchronous standby about to stop publishes `nosync` and
+        waits (up to 2 x loop_wait, at most 20 s) until the primary has named another
+        standby, so that commits on the primary do not stall while it is down. Only a
+        hint: a DCS error or the timeout lets the stop go on."""
         settings = self.loop.settings
-        if settings is None or not self._is_sync_standby():
-            return
+        assert settings is not None
         self._withdrawing_sync = True
         deadline = time.monotonic() + min(2.0 * float(settings.loop_wait), 20.0)
         try:
-            data = dict(self.manager.member_data())
-            data.update(self._member_extra())
-            self.dcs.touch_member(data)
+            publish()
             log.info("Withdrawing from synchronous standby duty before stopping")
             while time.monotonic() < deadline:
                 time.sleep(0.5)
-                current = self.dcs.get_cluster()
-                if current.sync is None or self.name not in current.sync.sync_standby:
+                if not self._is_sync_standby(client.get_cluster()):
                     log.info("No longer a synchronous standby")
                     return
             log.warning("The primary did not release me from synchronous standby duty in time; stopping anyway")
@@ -323,8 +310,8 @@ class Daemon:
                 state = self.manager.observe()
                 if state.is_primary:
                     last_lsn = state.lsn
-                else:
-                    self._withdraw_from_sync()
+                elif self._is_sync_standby():  # the loop has stopped: publish directly
+                    self._hand_over_sync_duty(self._publish_member_now, self.dcs)
                 self.manager.stop("fast")
                 if state.is_primary:
                     # After a clean stop the shutdown checkpoint is the last position.
@@ -337,9 +324,7 @@ class Daemon:
                 if current.leader is not None and current.leader.name == self.name:
                     self.dcs.delete_leader(current.leader.version, last_lsn=last_lsn)
                     log.info("Leader key released")
-                data = dict(self.manager.member_data())
-                data.update(self._member_extra())
-                self.dcs.touch_member(data)
+                self._publish_member_now()
             except DCSError as exc:
                 log.warning("could not update the DCS during shutdown: %s", exc)
         self.api.stop()
