@@ -15,6 +15,7 @@ from . import PATRONI_COMPAT_VERSION
 from .api.control import ControlApi
 from .api.views import scheduled_restart_json
 from .config.dynamic import effective_config, settings_from
+from .config.reloadable import restart_only_changes
 from .core.model import ClusterView
 from .core.observation import Settings
 from .core.operator import RestartCommand
@@ -200,8 +201,11 @@ class Daemon:
         except ValueError as exc:
             log.error("reload: %s; keeping the running configuration", exc)
             return
+        pending = restart_only_changes(self.local_config, new)
         self.local_config, self.effective = new, effective
         setup_logging(new.get("log"))
+        for key in pending:
+            log.warning("reload: %s changed; the running value stays until qhb-patroni is restarted", key)
         self.tags = effective_tags(new.get("tags"))
         self.api_url = _api_url(new)
         self.board.update(tags=self.tags, api_url=self.api_url)

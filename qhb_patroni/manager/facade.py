@@ -55,7 +55,10 @@ class Manager:
         with self._ops:
             old_params = self.server.effective_parameters()
             old = self.settings
-            self.settings = replace(new, data_dir=old.data_dir, config_dir=old.config_dir, layout=old.layout)
+            # Where the files are and which programs run stay as read at start (a restart of
+            # the daemon applies them; see config/reloadable.py).
+            self.settings = replace(new, data_dir=old.data_dir, config_dir=old.config_dir, layout=old.layout,
+                                    binaries=old.binaries)
             self.server.settings = self.settings
             self.callbacks = Callbacks(self.settings.callbacks, self.settings.scope)
             changed = (

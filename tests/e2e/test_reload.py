@@ -93,6 +93,13 @@ def test_sighup_applies_local_changes_and_refuses_a_bad_file(node: Node) -> None
     wait_for(lambda: "reload: name cannot change while running (restart qhb-patroni); keeping the running "
              "configuration" in _log(node), 30, "the refused rename in the log")
 
+    # A key the daemon reads only at start: kept, and the log says it waits for a restart.
+    moved = dict(config, postgresql=dict(config["postgresql"], bin_dir="/nonexistent/bin"))
+    _rewrite(node, moved)
+    node.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload: postgresql.bin_dir changed; the running value stays until qhb-patroni is "
+             "restarted" in _log(node), 30, "the restart-only key in the log")
+
     assert node.running()
     status = _patroni(new_port)
     assert status["tags"] == {"nofailover": True, "zone": "dc1"} and status["state"] == "running"
