@@ -42,6 +42,7 @@ class FakeDB:
     slot_name: Optional[str] = None
     slots: Tuple[str, ...] = ()
     rewind_possible: bool = True
+    sync_names: str = ""  # synchronous_standby_names in effect (set by SetSyncStandbyNames)
     events: list = field(default_factory=list)  # type: ignore[type-arg]
 
     # ---- what the shell observes ---------------------------------------------------
@@ -100,6 +101,7 @@ class FakeDB:
 
     def stop(self, crashed: bool = False) -> None:
         self.running = False
+        self.sync_names = ""  # the next start writes the configured value
         self.in_recovery = True  # a restart always comes back read-only
         self.state = STATE_CRASHED if crashed else STATE_STOPPED
         self.following = self.slot_name = None
@@ -111,6 +113,30 @@ class FakeDB:
         self.in_recovery = False
         self.following = self.slot_name = None
         return True
+
+    def contains(self, history: History, lsn: int) -> bool:
+        """Is WAL position `lsn` of `history` part of my data?"""
+        if not history or not self.has_data:
+            return False
+        uids = [uid for uid, _ in self.history]
+        uid = history[-1][0]
+        if uid not in uids:
+            return False
+        i = uids.index(uid)
+        end = self.history[i + 1][1] if i + 1 < len(self.history) else self.lsn
+        return lsn <= end
+
+    def waits_for(self) -> Tuple[int, Tuple[str, ...]]:
+        """(how many, which names) synchronous_standby_names makes a commit wait for;
+        (0, ()) = nobody.  Parsed here independently of the core: 'a', 'N (a,b)', '*'."""
+        text = self.sync_names.strip()
+        if not text:
+            return 0, ()
+        if "(" in text:
+            count_text, _, rest = text.partition("(")
+            names = tuple(n.strip().strip('"') for n in rest.rstrip(")").split(",") if n.strip())
+            return int(count_text.strip() or 1), names
+        return 1, (text.strip('"'),)
 
     def rewind_to(self, source: FakeDB) -> None:
         """Throw away what is not on `source`'s history and take its history."""

@@ -1,7 +1,8 @@
 """Seeded simulations of 3 nodes under crashes, restarts, partitions and outages.
 
 Every simulated second: never two writable primaries with a valid local lease,
-and no writable primary without a successful lock write in the last ttl.  After
+and no writable primary without a successful lock write in the last ttl; in
+synchronous mode also no writable primary that lacks an acknowledged commit.  After
 the faults stop: exactly one primary, holding the lock, every other node a
 caught-up replica streaming from it.
 """
@@ -61,6 +62,30 @@ def test_switchovers_happen(seed: int) -> None:
     assert world.switchovers >= 3 and world.graceful >= 2, (world.switchovers, world.graceful)
 
 
+@pytest.mark.parametrize("seed", range(51, 57))
+def test_synchronous_mode_loses_no_acknowledged_commit(seed: int) -> None:
+    """Every simulated second, a writable primary holds every position acknowledged to a
+    client so far (the server acknowledges only what its synchronous standbys have)."""
+    world = World(seed, synchronous_mode=True)
+    world.run(fault_seconds=4000, quiet_seconds=400)
+    _check(world)
+    assert world.acked_checks > 1000
+
+
+def test_the_acknowledged_commit_check_can_fail() -> None:
+    """Asynchronous replication does lose acknowledged commits in these runs."""
+    caught = 0
+    for seed in range(1, 5):
+        world = World(seed)
+        world.check_acked = True
+        try:
+            world.run(fault_seconds=4000, quiet_seconds=0)
+        except InvariantViolation as exc:
+            assert "without the acknowledged position" in str(exc)
+            caught += 1
+    assert caught >= 2
+
+
 def test_calm_cluster_bootstraps_once_and_stays_put() -> None:
     world = World(seed=0)
     world.run(fault_seconds=0, quiet_seconds=300)
@@ -86,3 +111,17 @@ def test_broken_cores_are_caught(broken: object) -> None:
     with pytest.raises(InvariantViolation):
         for seed in range(1, 4):
             World(seed, decide_fn=broken).run(fault_seconds=4000, quiet_seconds=0)  # type: ignore[arg-type]
+
+
+def _race_ignores_sync(obs: Observation, memory: Memory, settings: Settings) -> Decision:
+    """Synchronous mode on the leader, but the race lets any member win."""
+    if obs.cluster is not None and obs.cluster.leader is None:
+        settings = replace(settings, synchronous_mode=False)
+    return decide(obs, memory, settings)
+
+
+def test_a_race_that_ignores_sync_is_caught() -> None:
+    with pytest.raises(InvariantViolation, match="without the acknowledged position"):
+        for seed in range(51, 55):
+            World(seed, decide_fn=_race_ignores_sync, synchronous_mode=True).run(fault_seconds=4000,
+                                                                                 quiet_seconds=0)

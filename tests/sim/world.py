@@ -7,6 +7,8 @@ probes/failures -> publish the member key), every `loop_wait` seconds or
 earlier when the leader key changes or its background task ends.  Long actions
 take simulated time.  After every simulated second the safety invariants are
 checked; `World.trace` keeps the recent history for the failure message.
+Replication is instantaneous for a streaming replica, so the simulation shows who may
+take over and when the primary acknowledges commits, not how far a standby lags.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 from qhb_patroni.core import actions as A
 from qhb_patroni.core.decide import decide
-from qhb_patroni.core.local import Divergence, TaskStatus
+from qhb_patroni.core.local import Divergence, ReplicationRow, ReplicationState, TaskStatus
 from qhb_patroni.core.model import ClusterView, Member
 from qhb_patroni.core.observation import Decision, FailedAction, Memory, Observation, PeerStatus, Settings
 from qhb_patroni.core.slots import slot_name_for
@@ -155,11 +157,12 @@ class SimNode:
         task = self._task_status()
         peers: Optional[Dict[str, Optional[PeerStatus]]] = None
         divergence: Optional[Divergence] = None
+        replication: Optional[ReplicationState] = None
         failed: Optional[FailedAction] = None
         for _ in range(MAX_DECISIONS):
             obs = Observation(
                 now=now, cluster=cluster, local=local, task=task, lock_written_at=self.lock_written_at,
-                peers=peers, divergence=divergence, failed=failed,
+                peers=peers, divergence=divergence, failed=failed, replication=replication,
             )
             decision = self.world.decide(obs, self.memory, self.settings)
             self.memory = decision.memory
@@ -171,6 +174,8 @@ class SimNode:
                         peers = self.world.probe_peers(probe.names)
                     elif isinstance(probe, A.ProbeDivergence):
                         divergence = self.world.probe_divergence(self, probe.leader)
+                    elif isinstance(probe, A.ProbeReplication):
+                        replication = self.world.probe_replication(self, probe.confirm)
                 continue
             bad = self._execute(decision.actions, cluster)
             if bad is None or self.fatal is not None:
@@ -252,6 +257,13 @@ class SimNode:
         if isinstance(action, A.WriteHistory):
             lines = [[i + 1, lsn, "no recovery target specified"] for i, (_, lsn) in enumerate(db.history[1:])]
             return dcs.set_history(lines)
+        if isinstance(action, A.WriteSync):
+            return dcs.set_sync(action.leader, action.standbys, version=action.version)
+        if isinstance(action, A.DeleteSync):
+            return dcs.delete_sync(version=action.version)
+        if isinstance(action, A.SetSyncStandbyNames):
+            db.sync_names = action.value or ""
+            return True
         if isinstance(action, A.Demote):
             # Stop first, then (immediate/graceful) give the key back: never writable without a lease.
             if action.mode in ("offline", "immediate-nolock"):
@@ -377,6 +389,11 @@ class World:
         self.rewinds = 0
         self.switchovers = 0
         self.graceful = 0
+        # The last position acknowledged to a client (history, lsn); checked only when
+        # `check_acked` (synchronous mode promises that no acknowledged commit is lost).
+        self.acked: Optional[Tuple[Tuple[Tuple[int, int], ...], int]] = None
+        self.check_acked = bool(settings_kw.get("synchronous_mode"))
+        self.acked_checks = 0
 
     # ---- helpers used by nodes ---------------------------------------------------------
     def new_sysid(self) -> str:
@@ -409,6 +426,50 @@ class World:
                                    timeline=db.timeline)
         return out
 
+    def streaming_from(self, primary: SimNode) -> List[SimNode]:
+        """Replicas streaming from `primary` right now (replication is instantaneous)."""
+        return [n for n in self.nodes.values()
+                if n is not primary and n.up and n.db.running and n.db.in_recovery
+                and n.db.following == primary.name and primary.db.running and n.db.on_history_of(primary.db)]
+
+    def sync_state(self, primary: SimNode, name: str) -> str:
+        """pg_stat_replication.sync_state as the server computes it: the first `count`
+        streaming standbys in the order synchronous_standby_names lists them."""
+        count, names = primary.db.waits_for()
+        streaming = {n.name for n in self.streaming_from(primary)}
+        if "*" in names:
+            ordered = sorted(streaming)
+        else:
+            ordered = [n for n in names if n in streaming]
+        if name in ordered[:count]:
+            return "sync"
+        return "potential" if name in ordered else "async"
+
+    def probe_replication(self, me: SimNode, confirm: Tuple[str, ...]) -> ReplicationState:
+        rows = tuple(
+            ReplicationRow(name=n.name, state="streaming", sync_state=self.sync_state(me, n.name),
+                           write_lsn=n.db.lsn, flush_lsn=n.db.lsn, replay_lsn=n.db.lsn)
+            for n in sorted(self.streaming_from(me), key=lambda n: n.name)
+        )
+        return ReplicationState(rows=rows, standby_names=me.db.sync_names, lsn=me.db.lsn,
+                                confirm_lsn=me.db.lsn if confirm else None)
+
+    def _acknowledge(self) -> None:
+        """What the writable primary has acknowledged to its clients so far: everything it
+        wrote, or (synchronous_standby_names set) only what its synchronous standbys have."""
+        for node in self.nodes.values():
+            db = node.db
+            if not db.writable:
+                continue
+            count, _ = db.waits_for()
+            if count == 0:
+                self.acked = (db.history, db.lsn)
+                continue
+            sync = [n for n in self.streaming_from(node) if self.sync_state(node, n.name) == "sync"]
+            if len(sync) >= count:
+                self.acked = (db.history, min(n.db.lsn for n in sync))
+            # else: commits wait (the primary's clients see no acknowledgement)
+
     def probe_divergence(self, me: SimNode, leader: Member) -> Divergence:
         node = self.nodes.get(leader.name)
         if node is None or not node.up or not node.db.writable or not me.db.has_data:
@@ -423,6 +484,7 @@ class World:
             self._inject_faults(now)
         self._heal(now, force=not faults)
         self._replicate()
+        self._acknowledge()
         for node in self.nodes.values():
             if node.up:
                 node.tick_task()
@@ -514,6 +576,13 @@ class World:
         for n in self.nodes.values():
             if n.fatal is not None:
                 self.fail(f"{n.name} exited: {n.fatal}")
+        if self.check_acked and self.acked is not None:
+            history, lsn = self.acked
+            for n in writable:
+                self.acked_checks += 1
+                if not n.db.contains(history, lsn):
+                    self.fail(f"{n.name} became primary without the acknowledged position {lsn} of "
+                              f"timeline uid {history[-1][0]} (it has {n.db.history}, lsn {n.db.lsn})")
 
     def fail(self, message: str) -> None:
         raise InvariantViolation(f"t={self.clock()}: {message}\n" + "\n".join(self.trace) + "\n" + self.describe())
