@@ -25,22 +25,11 @@ _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z_0-9$]*$")
 _SYNC_RANK = {"sync": 2, "quorum": 1, "potential": 1}
 
 
-def sync_mode(settings: Settings) -> bool:
-    return settings.synchronous_mode
-
-
 def sync_members(sync: Optional[SyncState]) -> Tuple[str, ...]:
     """The /sync leader and its standbys; () when /sync names no leader."""
     if sync is None or not sync.leader:
         return ()
     return (sync.leader,) + tuple(sync.sync_standby)
-
-
-def may_take_over(cluster: ClusterView, settings: Settings, name: str) -> bool:
-    """In synchronous mode with a /sync naming a leader, only its members may
-    become the leader (the others may lack acknowledged commits)."""
-    members = sync_members(cluster.sync)
-    return not settings.synchronous_mode or not members or name in members
 
 
 def _quote(name: str) -> str:
@@ -109,7 +98,6 @@ def pick(cluster: ClusterView, rep: ReplicationState, settings: Settings) -> Tup
 class SyncStep:
     actions: Tuple[A.Action, ...] = ()
     probe: Optional[A.ProbeReplication] = None  # ask first, then decide again
-    changed_to: Optional[Tuple[str, ...]] = None  # /sync standbys written (for the log)
 
 
 def leader_sync_step(cluster: ClusterView, settings: Settings, rep: Optional[ReplicationState]) -> SyncStep:
@@ -125,8 +113,8 @@ def leader_sync_step(cluster: ClusterView, settings: Settings, rep: Optional[Rep
         return SyncStep(probe=A.ProbeReplication())
     if rep.error is not None:
         return SyncStep()  # unknown: change nothing (shrinking on a failed read would be a guess)
-    current = tuple(sync.sync_standby) if sync is not None and sync.leader == me else ()
     owned = sync is not None and sync.leader == me
+    current = tuple(sync.sync_standby) if sync is not None and owned else ()
     picked = pick(cluster, rep, settings)
     target = format_standby_names(picked, settings.synchronous_node_count)
     if not target and settings.synchronous_mode_strict:
@@ -141,12 +129,10 @@ def leader_sync_step(cluster: ClusterView, settings: Settings, rep: Optional[Rep
     keep = tuple(n for n in current if n in picked and synchronous(n))
     if rep.standby_names.strip() != target:
         acts: List[A.Action] = []
-        changed: Optional[Tuple[str, ...]] = None
         if not owned or keep != current:
             acts.append(A.WriteSync(me, keep, version))
-            changed = keep
         acts.append(A.SetSyncStandbyNames(target))
-        return SyncStep(tuple(acts), changed_to=changed)
+        return SyncStep(tuple(acts))
     add = tuple(n for n in picked if n not in keep)
     if add and rep.confirm_lsn is None:
         return SyncStep(probe=A.ProbeReplication(confirm=add))
@@ -158,7 +144,7 @@ def leader_sync_step(cluster: ClusterView, settings: Settings, rep: Optional[Rep
     wanted = tuple(sorted(keep + confirmed))
     if owned and wanted == tuple(sorted(current)):
         return SyncStep()
-    return SyncStep((A.WriteSync(me, wanted, version),), changed_to=wanted)
+    return SyncStep((A.WriteSync(me, wanted, version),))
 
 
 def promote_sync_actions(cluster: ClusterView, settings: Settings) -> Tuple[A.Action, ...]:
