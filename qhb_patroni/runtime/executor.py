@@ -220,8 +220,7 @@ class Executor:
 
             def reinitialize() -> bool:
                 with self.stop_guard():
-                    mgr.stop("fast")
-                mgr.remove_data_directory()
+                    mgr.remove_data_directory()  # stops the server first
                 url = _conn_url(leader)
                 return bool(mgr.clone(url, url))
 
