@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -357,18 +356,6 @@ def test_stop_with_an_unsafe_request_in_flight(unsafe_blocked: Tuple[RestApiServ
 # ---- TLS ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    d = tmp_path_factory.mktemp("tls")
-    files = {"certfile": str(d / "cert.pem"), "keyfile": str(d / "key.pem")}
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", files["keyfile"], "-out", files["certfile"]],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return files
 
 
 def whoami(view: StatusView, now: float, req: Request) -> Response:

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import shutil
 import socket
 import ssl
-import subprocess
-from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
@@ -132,18 +129,6 @@ def test_unsafe_route_requires_auth(guarded: RestApiServer) -> None:
 # ---- TLS ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
-    d: Path = tmp_path_factory.mktemp("tls")
-    files = {"certfile": str(d / "cert.pem"), "keyfile": str(d / "key.pem")}
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", files["keyfile"], "-out", files["certfile"]],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return files
 
 
 def client_context(cafile: str, certfile: str = "", keyfile: str = "") -> ssl.SSLContext:
