@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..core import actions as A
 from ..core.decide import decide
-from ..core.local import DATA_INACCESSIBLE, LocalState, ReplicationState
+from ..core.local import DATA_INACCESSIBLE, STATE_STARTING, LocalState, ReplicationState
 from ..core.model import ClusterView
 from ..core.observation import Decision, FailedAction, Memory, Observation, Settings
 from ..dcs import keys
@@ -173,10 +173,8 @@ class HALoop:
             if task is not None and task.done:
                 task = None
         assert decision is not None
-        if cluster is not None and cluster.paused and not local.running and local.state != "starting":
-            note = getattr(self.manager, "note_paused_not_running", None)
-            if note is not None:
-                note()
+        if cluster is not None and cluster.paused and not local.running and local.state != STATE_STARTING:
+            self.manager.note_paused_not_running()  # 3.0.2: a database that is down reads `stopped`
         self._log_reason(decision, cluster)
         self._publish_member(cluster)
         self.cluster = cluster
