@@ -110,6 +110,7 @@ class Node:
                     "rewind": {"username": "rewind_user", "password": "rewind_password"},
                 },
                 "parameters": {"unix_socket_directories": sock_dir},
+                "server_log": os.path.join(self.dir, "server.log"),  # the database's own output
                 "hba_file": "qhb_hba.conf",
                 "ident_file": "qhb_ident.conf",
                 "database": "qhb",
@@ -191,9 +192,11 @@ class Node:
     def dsn(self, dbname: str = "qhb") -> str:
         return f"host=127.0.0.1 port={self.pg_port} dbname={dbname} user=qhb password=qhb connect_timeout=2"
 
-    def log_tail(self, lines: int = 60) -> str:
+    def log_tail(self, lines: int = 60, server: bool = False) -> str:
+        """The last lines of the daemon's log (or of the database's own, `server`)."""
+        path = os.path.join(self.dir, "server.log") if server else self.log_path
         try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            with open(path, encoding="utf-8", errors="replace") as f:
                 return "".join(f.readlines()[-lines:])
         except OSError:
             return ""
@@ -285,7 +288,8 @@ class LocalCluster:
                         pass
 
     def dump_logs(self) -> str:
-        return "\n".join(f"===== {n.name} =====\n{n.log_tail()}" for n in self.nodes)
+        return "\n".join(f"===== {n.name} =====\n{n.log_tail()}\n----- {n.name} server -----\n"
+                         f"{n.log_tail(25, server=True)}" for n in self.nodes)
 
 
 @contextlib.contextmanager
