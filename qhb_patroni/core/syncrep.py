@@ -66,7 +66,8 @@ def _listed(name: str, listed: Tuple[str, ...]) -> bool:
     return "*" in listed or name.lower() in (n.lower() for n in listed)
 
 
-def _position(row: ReplicationRow, synchronous_commit: str) -> int:
+def standby_position(row: ReplicationRow, synchronous_commit: str) -> int:
+    """What a commit waits for on this standby: replay, write or (default) flush position."""
     if synchronous_commit == "remote_apply":
         return row.replay_lsn
     if synchronous_commit == "remote_write":
@@ -85,10 +86,10 @@ def pick(cluster: ClusterView, rep: ReplicationState, settings: Settings) -> Tup
             continue
         candidates.append((member.nofailover, row))
     candidates.sort(key=lambda c: (not c[0], _SYNC_RANK.get(c[1].sync_state, 0),
-                                   _position(c[1], rep.synchronous_commit)), reverse=True)
+                                   standby_position(c[1], rep.synchronous_commit)), reverse=True)
     lag = settings.maximum_lag_on_syncnode
     if lag > 0 and candidates:
-        positions = [_position(r, rep.synchronous_commit) for _, r in candidates]
+        positions = [standby_position(r, rep.synchronous_commit) for _, r in candidates]
         best = max(positions) if len(candidates) > 1 else rep.lsn
         candidates = [c for c, p in zip(candidates, positions) if best - p <= lag]
     return tuple(r.name for _, r in candidates[: settings.synchronous_node_count])
@@ -139,7 +140,7 @@ def leader_sync_step(cluster: ClusterView, settings: Settings, rep: Optional[Rep
     confirmed = tuple(
         n for n in add
         if synchronous(n) and rep.confirm_lsn is not None
-        and _position(rep.row(n) or ReplicationRow(n), rep.synchronous_commit) >= rep.confirm_lsn
+        and standby_position(rep.row(n) or ReplicationRow(n), rep.synchronous_commit) >= rep.confirm_lsn
     )
     wanted = tuple(sorted(keep + confirmed))
     if owned and wanted == tuple(sorted(current)):

@@ -6,6 +6,7 @@ import time
 from typing import Any, Callable, List, Mapping, Sequence
 
 from ..core.local import ReplicationRow, ReplicationState
+from ..core.syncrep import standby_position
 from .connection import query
 
 _POSITION = """SELECT pg_catalog.pg_current_wal_lsn() - '0/0'::pg_catalog.pg_lsn,
@@ -34,10 +35,7 @@ def _reached(rows: Sequence[ReplicationRow], names: Sequence[str], lsn: int, com
     by_name = {r.name: r for r in rows}
     for name in names:
         row = by_name.get(name)
-        if row is None or row.sync_state != "sync":
-            return False
-        position = {"remote_apply": row.replay_lsn, "remote_write": row.write_lsn}.get(commit, row.flush_lsn)
-        if position < lsn:
+        if row is None or row.sync_state != "sync" or standby_position(row, commit) < lsn:
             return False
     return True
 
