@@ -27,6 +27,7 @@ from .runtime.commands import CommandQueue
 from .runtime.executor import FatalError
 from .runtime.loop import HALoop
 from .runtime.notify import sd_notify
+from .runtime.ports import ClusterDCSPort
 from .runtime.status import StatusBoard, StatusView
 
 log = logging.getLogger("qhb_patroni")
@@ -107,7 +108,8 @@ class Daemon:
             commands=self.commands,
             on_reload=self.reload,
         )
-        ControlApi(dcs=self.api_dcs, commands=self.commands, wake=self.loop.wake.set).install(self.api)
+        ControlApi(dcs=self.api_dcs, commands=self.commands, wake=self.loop.wake.set,
+                   clock=self.loop.clock).install(self.api)
         self.loop.executor.stop_guard = self._sync_duty_handed_over
 
     # ---- dynamic configuration -----------------------------------------------
@@ -282,7 +284,7 @@ class Daemon:
         data.update(self._member_extra())
         self.dcs.touch_member(data)
 
-    def _hand_over_sync_duty(self, publish: Callable[[], object], client: Any) -> None:
+    def _hand_over_sync_duty(self, publish: Callable[[], object], client: ClusterDCSPort) -> None:
         """Synchronous mode: a synchronous standby about to stop publishes `nosync` and
         waits (up to 2 x loop_wait, at most 20 s) until the primary has named another
         standby, so that commits on the primary do not stall while it is down. Only a

@@ -51,6 +51,9 @@ MESSAGES: Dict[str, str] = {
     R.DCS_NOT_ACCESSIBLE: "DCS is not accessible",
     R.DCS_DEMOTING: "demoting self because DCS is not accessible and I was a leader",
     R.DCS_DEMOTED: "demoted self because DCS is not accessible and I was a leader",
+    R.CYCLES_FAILING: "the last {failed} HA cycle(s) failed; waiting for the next one",
+    R.CYCLES_FAILING_DEMOTE: "demoting self because the last {failed} HA cycle(s) failed and the leader lock "
+                             "cannot be kept",
     R.FAILSAFE_LEADER: "continue to run as a leader because failsafe mode is enabled and all members are accessible",
     # manual actions and tasks
     R.MANUAL_FAILOVER_DEMOTE: "manual failover: demoting myself",

@@ -12,13 +12,14 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple, Union
 
 from ..core.model import ClusterView, Member
 from ..core.operator import ReinitCommand, RestartCommand, restart_mismatch, version_to_int
 from ..dcs import keys
 from ..dcs.base import DCSError
 from ..runtime.commands import CommandQueue
+from ..runtime.ports import Clock, ClusterDCSPort, ProberPort, SystemClock
 from ..runtime.probe import PeerProber
 from ..runtime.status import StatusView
 from ..runtime.tasks import CANCEL_TIMEOUT
@@ -27,6 +28,13 @@ from .wire import Request, Response, error_response, json_response, text_respons
 log = logging.getLogger(__name__)
 
 Body = Union[Dict[str, Any], Response]
+Handler = Callable[[StatusView, float, Request], Response]
+
+
+class RouteTable(Protocol):
+    """Where the handlers go (api.server.RestApiServer)."""
+
+    def add_route(self, method: str, segment: str, handler: Handler, unsafe: bool = False) -> None: ...
 
 
 # ---- request helpers (pure) ---------------------------------------------------------
@@ -133,24 +141,25 @@ class ControlApi:
     def __init__(
         self,
         *,
-        dcs: Any,
+        dcs: ClusterDCSPort,
         commands: CommandQueue,
         wake: Callable[[], None],
-        prober: Optional[PeerProber] = None,
-        wall: Callable[[], float] = time.time,
+        prober: Optional[ProberPort] = None,
+        clock: Optional[Clock] = None,
         poll_interval: float = 0.2,
         restart_wait: float = 300.0,
     ) -> None:
         self.dcs = dcs
         self.commands = commands
         self.wake = wake
-        self.prober = prober or PeerProber(timeout=2.0)
-        self.wall = wall
+        self.prober: ProberPort = prober if prober is not None else PeerProber(timeout=2.0)
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.wall = self.clock.wall
         self.poll_interval = poll_interval
         self.restart_wait = restart_wait
         self._dcs_lock = threading.Lock()  # one DCS client shared by the request threads
 
-    def install(self, server: Any) -> None:
+    def install(self, server: RouteTable) -> None:
         for method, segment, handler in (
             ("POST", "switchover", self.post_switchover),
             ("POST", "failover", self.post_failover),
@@ -166,7 +175,7 @@ class ControlApi:
 
     def _cluster(self) -> ClusterView:
         with self._dcs_lock:
-            return self.dcs.get_cluster()  # type: ignore[no-any-return]
+            return self.dcs.get_cluster()
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with self._dcs_lock:
@@ -260,8 +269,8 @@ class ControlApi:
     def poll_failover_result(self, old: Optional[str], candidate: Optional[str], action: str,
                              timeout: float) -> Tuple[int, str]:
         past = action[:-4]  # "switch" / "fail"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        deadline = self.clock.monotonic() + timeout
+        while self.clock.monotonic() < deadline:
             time.sleep(self.poll_interval)
             try:
                 cluster = self._cluster()

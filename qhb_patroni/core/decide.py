@@ -2,6 +2,7 @@
 
 Ordered phases (spec 5.2, simplified; each returns a Decision or passes on):
 
+  C  the last HA cycles failed       -> a primary demotes before its lease ends
   F  the DCS could not be read        -> a primary demotes, others wait
   T  a background task runs           -> renew the lock / demote if it was lost
   X  a background task just finished  -> bootstrap failure is fatal, ...
@@ -57,6 +58,8 @@ def _without_repeated_failure(obs: Observation, decision: Decision) -> Decision:
 
 
 def _decide(ctx: Ctx, memory: Memory) -> Decision:
+    if ctx.obs.failed_cycles:
+        return _cycles_failing(ctx, memory)
     if ctx.obs.cluster is None:
         return _dcs_down(ctx, memory)
     if not ctx.obs.commands or (ctx.obs.task is not None and ctx.obs.task.done):
@@ -100,6 +103,20 @@ def _dcs_down(ctx: Ctx, memory: Memory) -> Decision:
         memory = arm_rewind_check(ctx, memory)
         return ctx.out(roles.DCS_UNREACHABLE, [A.Demote("offline")], memory)
     return ctx.out(roles.DCS_UNREACHABLE, [], memory)
+
+
+# ---- C ------------------------------------------------------------------------
+def _cycles_failing(ctx: Ctx, memory: Memory) -> Decision:
+    """The last cycles raised: the lock is not being renewed.  A primary keeps serving
+    while its local lease lasts past the next cycle, then demotes (offline: it cannot
+    trust what it reads); everyone else waits for a cycle that completes."""
+    obs, failed = ctx.obs, ctx.obs.failed_cycles
+    if ctx.local.is_primary and (
+        obs.lock_written_at is None or obs.now + ctx.settings.loop_wait >= obs.lock_written_at + ctx.settings.ttl
+    ):
+        memory = arm_rewind_check(ctx, memory)
+        return ctx.out(roles.CYCLES_FAILING_DEMOTE, [A.Demote("offline")], memory, failed=failed)
+    return ctx.out(roles.CYCLES_FAILING, [], memory, failed=failed)
 
 
 # ---- T ------------------------------------------------------------------------

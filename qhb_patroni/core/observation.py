@@ -89,6 +89,9 @@ class Observation:
     streaming: Optional[Tuple[str, ...]] = None
     # The local primary's replication, gathered with ProbeReplication (sync mode only).
     replication: Optional[ReplicationState] = None
+    # HA cycles in a row that ended in an unexpected error (the shell then decides once
+    # more with only this, the local state and the lease: no DCS view).
+    failed_cycles: int = 0
 
     def holds_lock(self, settings: Settings) -> bool:
         """My name is in the leader key and my local lease has not run out."""

@@ -48,6 +48,8 @@ LOST_LEADER_BEFORE_PROMOTE = "lost_leader_before_promote"
 DCS_NOT_ACCESSIBLE = "dcs_not_accessible"
 DCS_DEMOTING = "dcs_demoting"
 DCS_DEMOTED = "dcs_demoted"
+CYCLES_FAILING = "cycles_failing"
+CYCLES_FAILING_DEMOTE = "cycles_failing_demote"
 FAILSAFE_LEADER = "failsafe_leader"
 
 # manual actions and background tasks

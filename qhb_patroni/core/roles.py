@@ -65,6 +65,8 @@ def current_role(obs: Observation) -> str:
 
 # ---- events ------------------------------------------------------------------
 DCS_UNREACHABLE = "dcs_unreachable"
+CYCLES_FAILING_DEMOTE = "cycles_failing_demote"
+CYCLES_FAILING = "cycles_failing"
 TASK_RUNNING = "task_running"
 TASK_LOCK_RENEWED = "task_lock_renewed"
 TASK_LOCK_LOST = "task_lock_lost"
@@ -140,6 +142,9 @@ TRANSITIONS: Tuple[Transition, ...] = (
     # F: the DCS cannot be read - a primary never stays writable without a lease.
     _t(PRIMARY, DCS_UNREACHABLE, REPLICA, R.DCS_DEMOTING),
     _t(ANY, DCS_UNREACHABLE, SAME, R.DCS_NOT_ACCESSIBLE),
+    # C: HA cycles keep failing (an unexpected error): a primary demotes before its lease ends.
+    _t(PRIMARY, CYCLES_FAILING_DEMOTE, REPLICA, R.CYCLES_FAILING_DEMOTE),
+    _t(ANY, CYCLES_FAILING, SAME, R.CYCLES_FAILING),
     # T: a background task is running.
     _t(ANY, TASK_LOCK_RENEWED, SAME, R.TASK_LOCK_UPDATED),
     _t(ANY, TASK_LOCK_LOST, REPLICA, R.TASK_LOCK_LOST),

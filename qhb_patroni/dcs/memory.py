@@ -37,6 +37,9 @@ class _Entry:
     expires_at: Optional[float] = None
 
 
+WALL_OFFSET = 1_700_000_000.0  # ManualClock.wall() = its monotonic time + this
+
+
 class ManualClock:
     """A clock that only moves when told to (for tests and simulations)."""
 
@@ -51,6 +54,13 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self._now += seconds
+
+    # The runtime's Clock port (runtime.ports.Clock): wall time moves with it.
+    def monotonic(self) -> float:
+        return self()
+
+    def wall(self) -> float:
+        return self() + WALL_OFFSET
 
 
 class MemoryServer:

@@ -64,6 +64,14 @@ class ClusterDCS:
         index = cluster.watch_index if cluster is not None else None
         return self.store.watch(keys.LEADER, version, index, timeout)
 
+    def watch_failover(self, timeout: float) -> bool:
+        """Sleep up to `timeout` s, waking early when /failover changes from what it
+        holds now (its raw version: a cleared key "{}" decodes to no failover at all).
+        The lock holder watches this instead of its own leader key."""
+        snap = self.store.load()
+        node = snap.nodes.get(keys.FAILOVER)
+        return self.store.watch(keys.FAILOVER, node.version if node else None, snap.index, timeout)
+
     # ---- members -------------------------------------------------------------
     def touch_member(self, data: Mapping[str, Any]) -> bool:
         """Publish this node's member key (ephemeral, ttl-bound)."""

@@ -8,13 +8,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Optional, Sequence
+from typing import Callable, ContextManager, Optional, Sequence
 
 from ..core import actions as A
 from ..core.model import ClusterView, Member
 from ..core.observation import FailedAction
 from ..dcs.base import DCSError
 from .commands import CommandQueue
+from .ports import Clock, ClusterDCSPort, ManagerPort, TaskPort
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,11 @@ def _conn_url(member: Optional[Member]) -> Optional[str]:
 class Executor:
     def __init__(
         self,
-        dcs: Any,
-        manager: Any,
-        tasks: Any,
+        dcs: ClusterDCSPort,
+        manager: ManagerPort,
+        tasks: TaskPort,
         lease: LeaseTracker,
-        clock: Callable[[], float],
+        clock: Clock,
         promote_wait: Callable[[], float],
         commands: Optional[CommandQueue] = None,
     ) -> None:
@@ -105,14 +106,14 @@ class Executor:
     def _perform(self, action: A.Action, cluster: Optional[ClusterView], result: ExecutionResult) -> bool:
         dcs, mgr = self.dcs, self.manager
         if isinstance(action, A.AcquireLock):
-            t0 = self.clock()
+            t0 = self.clock.monotonic()
             ok = dcs.attempt_to_acquire_leader() is not None
             if ok:
                 self.lease.written_at = t0
                 result.lock_changed = True
             return ok
         if isinstance(action, A.RenewLock):
-            t0 = self.clock()
+            t0 = self.clock.monotonic()
             ok = dcs.update_leader(action.version, last_lsn=action.last_lsn) is not None
             if ok:
                 self.lease.written_at = t0
@@ -120,7 +121,7 @@ class Executor:
                 self.lease.lost()
             return ok
         if isinstance(action, A.TakeLock):
-            t0 = self.clock()
+            t0 = self.clock.monotonic()
             ok = bool(dcs.take_leader())
             if ok:
                 self.lease.written_at = t0
@@ -183,10 +184,10 @@ class Executor:
         if isinstance(action, A.CrashRecovery):
             return bool(self.tasks.start("CrashRecovery", "crash recovery", mgr.crash_recovery))
         if isinstance(action, A.Rewind):
-            leader = action.leader
-            return bool(
-                self.tasks.start("Rewind", f"running pg_rewind from {leader.name}", lambda: mgr.rewind(leader.conn_url))
-            )
+            leader, url = action.leader, action.leader.conn_url
+            if not url:
+                raise ValueError(f"no connection URL for {leader.name}")
+            return bool(self.tasks.start("Rewind", f"running pg_rewind from {leader.name}", lambda: mgr.rewind(url)))
         if isinstance(action, (A.Restart, A.Reinitialize, A.RejectCommand)):
             return self._operator(action)
         if isinstance(action, A.Fatal):

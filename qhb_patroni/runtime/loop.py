@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..core import actions as A
 from ..core.decide import decide
-from ..core.local import DATA_INACCESSIBLE, STATE_STARTING, LocalState, ReplicationState
-from ..core.model import ClusterView
+from ..core.local import DATA_INACCESSIBLE, STATE_STARTING, Divergence, LocalState, ReplicationState
+from ..core.model import ClusterView, Member
 from ..core.observation import Decision, FailedAction, Memory, Observation, Settings
-from ..dcs import keys
 from ..dcs.base import DCSError
 from ..messages import render
 from .commands import CommandQueue
 from .executor import ExecutionResult, Executor, FatalError, LeaseTracker
+from .ports import Clock, ClusterDCSPort, ManagerPort, ProberPort, SystemClock, TaskPort
 from .probe import PeerProber
 from .status import StatusBoard
 from .tasks import TaskRunner, cancel_for_forced_reinit
@@ -33,33 +32,41 @@ MAX_DECISIONS_PER_CYCLE = 6
 # standbys (every server process has reloaded by then).
 SYNC_RECHECK_DELAY = 1.0
 
+DecideFn = Callable[[Observation, Memory, Settings], Decision]
+
 
 class HALoop:
     def __init__(
         self,
         *,
-        dcs: Any,
-        watch_dcs: Any,
-        manager: Any,
+        dcs: ClusterDCSPort,
+        watch_dcs: ClusterDCSPort,
+        manager: ManagerPort,
         board: StatusBoard,
         settings_provider: Callable[[Optional[ClusterView]], Settings],
         member_extra: Callable[[], Dict[str, Any]],
-        clock: Callable[[], float] = time.monotonic,
-        prober: Optional[PeerProber] = None,
+        clock: Optional[Clock] = None,
+        prober: Optional[ProberPort] = None,
         commands: Optional[CommandQueue] = None,
         on_reload: Optional[Callable[[], object]] = None,
+        tasks: Optional[TaskPort] = None,
+        decide_fn: DecideFn = decide,
     ) -> None:
+        """`tasks`: the background task runner (default: a TaskRunner that wakes this
+        loop when a task ends; whoever passes another one wakes the loop itself).
+        `decide_fn`: the decision core (tests and the simulation may wrap it)."""
         self.dcs = dcs
         self.watch_dcs = watch_dcs
         self.manager = manager
         self.board = board
-        self.clock = clock
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.decide = decide_fn
         self.settings_provider = settings_provider
         self.member_extra = member_extra
-        self.prober = prober or PeerProber()
+        self.prober: ProberPort = prober if prober is not None else PeerProber()
         self.wake = threading.Event()
         self.stopping = threading.Event()
-        self.tasks = TaskRunner(on_done=self.wake.set)
+        self.tasks: TaskPort = tasks if tasks is not None else TaskRunner(on_done=self.wake.set)
         self.commands = commands or CommandQueue()
         self.commands.wake = self.wake.set
         self.on_reload = on_reload
@@ -68,19 +75,20 @@ class HALoop:
         self.settings: Optional[Settings] = None
         self.cluster: Optional[ClusterView] = None
         self.executor = Executor(
-            dcs, manager, self.tasks, self.lease, clock, self._promote_wait, self.commands
+            dcs, manager, self.tasks, self.lease, self.clock, self._promote_wait, self.commands
         )
         self._watch_target: Optional[ClusterView] = None
         self._watch_lock = threading.Condition()
         self._last_reason: Optional[str] = None
         self._recheck_at: Optional[float] = None
+        self.failed_cycles = 0  # HA cycles in a row that raised
 
     def _publish_lease(self, written_at: Optional[float]) -> None:
         ttl = self.settings.ttl if self.settings else 30.0
         self.board.update(lease_until=None if written_at is None else written_at + ttl)
 
     def _promote_wait(self) -> float:
-        return float(self.settings.loop_wait) if self.settings else 10.0
+        return self.loop_wait()
 
     # ---- observe ------------------------------------------------------------
     def _read_cluster(self) -> Tuple[Optional[ClusterView], Optional[str]]:
@@ -90,13 +98,13 @@ class HALoop:
             log.error("Error communicating with DCS: %s", exc)
             return None, str(exc)
         self.board.update(
-            cluster=cluster, cluster_read_at=self.clock(), dcs_last_seen=int(time.time())
+            cluster=cluster, cluster_read_at=self.clock.monotonic(), dcs_last_seen=int(self.clock.wall())
         )
         return cluster, None
 
     def _observe_local(self) -> LocalState:
         try:
-            return self.manager.observe()  # type: ignore[no-any-return]
+            return self.manager.observe()
         except Exception as exc:
             # Unknown is not empty: never let a failed look make us bootstrap or clone.
             log.exception("Error communicating with the database server")
@@ -125,8 +133,8 @@ class HALoop:
         decision: Optional[Decision] = None
         for _ in range(MAX_DECISIONS_PER_CYCLE):
             obs = Observation(
-                now=self.clock(),
-                wall_time=time.time(),
+                now=self.clock.monotonic(),
+                wall_time=self.clock.wall(),
                 cluster=cluster,
                 local=local,
                 task=task,
@@ -140,7 +148,7 @@ class HALoop:
                 streaming=streaming,
                 replication=replication,
             )
-            decision = decide(obs, self.memory, settings)
+            decision = self.decide(obs, self.memory, settings)
             self.memory = decision.memory
             probes = [a for a in decision.actions if isinstance(a, A.PROBE_ACTIONS)]
             if probes:
@@ -161,7 +169,7 @@ class HALoop:
             if any(isinstance(a, A.Demote) for a in decision.actions):
                 self.wake.set()  # look again at once: follow the new leader without waiting loop_wait
             if result.replication_changed:
-                self._recheck_at = self.clock() + SYNC_RECHECK_DELAY
+                self._recheck_at = self.clock.monotonic() + SYNC_RECHECK_DELAY
             if result.failed is None:
                 if result.lock_changed:
                     cluster, dcs_error = self._read_cluster()
@@ -186,7 +194,7 @@ class HALoop:
     def _replication(self, confirm: Tuple[str, ...]) -> ReplicationState:
         """The local primary's pg_stat_replication / synchronous_standby_names."""
         try:
-            return self.manager.replication_state(confirm)  # type: ignore[no-any-return]
+            return self.manager.replication_state(confirm)
         except Exception as exc:
             log.warning("could not read the replication state: %s", exc)
             return ReplicationState(error=str(exc) or type(exc).__name__)
@@ -198,7 +206,7 @@ class HALoop:
         cancelled task's result is dropped: the reinitialize replaces it."""
         running = self.tasks.peek()
         if not cancel_for_forced_reinit(running, cluster, settings.name, local.is_primary,
-                                        self.commands.pending(), time.time()):
+                                        self.commands.pending(), self.clock.wall()):
             return False
         assert running is not None
         log.info("Cancelling %s for a forced reinitialize", running.name)
@@ -230,13 +238,14 @@ class HALoop:
         scheduled = self.commands.scheduled_restart()
         if scheduled is not None:
             times.append(scheduled.schedule.timestamp())
-        upcoming = [t - time.time() for t in times]
+        wall = self.clock.wall()
+        upcoming = [t - wall for t in times]
         upcoming = [t for t in upcoming if t > 0]
         return min(upcoming) if upcoming else None
 
-    def _check_divergence(self, leader: Any) -> Any:
-        from ..core.local import Divergence
-
+    def _check_divergence(self, leader: Member) -> Divergence:
+        if not leader.conn_url:
+            return Divergence(leader=leader.name, needed=None, detail="no connection URL")
         try:
             needed = self.manager.check_divergence(leader.conn_url)
         except Exception as exc:
@@ -294,11 +303,7 @@ class HALoop:
                 if mine:
                     # The holder watches /failover instead: a switchover written straight into
                     # the DCS (patronictl's fallback, a request to another member) acts at once.
-                    # (Its raw version, read now: a cleared key "{}" decodes to no failover at all.)
-                    store = self.watch_dcs.store
-                    snap = store.load()
-                    node = snap.nodes.get(keys.FAILOVER)
-                    changed = store.watch(keys.FAILOVER, node.version if node else None, snap.index, timeout)
+                    changed = self.watch_dcs.watch_failover(timeout)
                 else:
                     changed = self.watch_dcs.watch_leader(target, timeout)
                 if changed and not mine:
@@ -319,35 +324,93 @@ class HALoop:
                     if self._watch_target is target:
                         self._watch_lock.wait(timeout)
 
+    # ---- a cycle that never takes the daemon down ---------------------------------
+    def cycle(self) -> Optional[Decision]:
+        """One HA cycle.  Any exception (but the core's Fatal) is logged and counted, and
+        the core decides once more on what is left (the local server, the lease, the
+        number of failed cycles in a row), so a primary whose cycles keep failing
+        demotes before its lease runs out instead of the daemon exiting.  Only a
+        completed cycle is published as such (`next_cycle_at`, read by /liveness)."""
+        started = self.clock.monotonic()
+        try:
+            decision = self.run_cycle()
+        except FatalError:
+            raise
+        except Exception:
+            self.failed_cycles += 1
+            log.exception("Unexpected exception raised, please report it as a BUG (%d failed HA cycle(s) in a row)",
+                          self.failed_cycles)
+            self._after_failed_cycle()
+            return None
+        self.failed_cycles = 0
+        self.board.update(next_cycle_at=started + self.loop_wait())
+        return decision
+
+    def _after_failed_cycle(self) -> None:
+        try:
+            settings = self.settings if self.settings is not None else self.settings_provider(None)
+            obs = Observation(
+                now=self.clock.monotonic(),
+                wall_time=self.clock.wall(),
+                cluster=None,
+                local=self._observe_local(),
+                lock_written_at=self.lease.written_at,
+                failed_cycles=self.failed_cycles,
+            )
+            decision = self.decide(obs, self.memory, settings)
+            self.memory = decision.memory
+            actions = tuple(a for a in decision.actions if not isinstance(a, A.PROBE_ACTIONS))
+            if actions:
+                self.executor.execute(actions, None)
+            self._log_reason(decision, None)
+        except FatalError:
+            raise
+        except Exception:
+            log.exception("could not act on the failed HA cycle")
+
+    def loop_wait(self) -> float:
+        return float(self.settings.loop_wait) if self.settings else 10.0
+
+    def _sleep_seconds(self, started: float) -> Tuple[float, bool]:
+        """(how long to sleep after a cycle that started at `started` (<= 0: at once),
+        whether that is an early look asked for by the cycle itself)."""
+        remaining = started + self.loop_wait() - self.clock.monotonic()
+        try:
+            due = self._seconds_to_schedule()
+        except Exception:  # a value that cannot be a time (the decoders should catch it first)
+            log.exception("could not compute the time of the next scheduled action")
+            due = None
+        if due is not None and remaining > 0:
+            remaining = min(remaining, due + 0.05)  # a scheduled action fires on time
+        early = self._recheck_at is not None
+        if self._recheck_at is not None:
+            remaining = min(remaining, max(0.0, self._recheck_at - self.clock.monotonic()))
+            self._recheck_at = None
+        return remaining, early
+
     def run(self, stop_requested: Callable[[], bool], on_first_cycle: Optional[Callable[[], object]] = None) -> None:
         watcher = threading.Thread(target=self._watcher, name="leader-watch", daemon=True)
         watcher.start()
+        # /liveness counts from the start: a first cycle that never completes fails it too.
+        self.board.update(next_cycle_at=self.clock.monotonic())
         try:
             while not stop_requested():
-                started = self.clock()
+                started = self.clock.monotonic()
                 self.wake.clear()  # a wake-up during the cycle makes the sleep below return at once
-                try:
-                    self.run_cycle()
-                except FatalError:
-                    raise
-                except Exception:
-                    log.exception("Unexpected exception raised, please report it as a BUG")
+                self.cycle()
                 if on_first_cycle is not None:
                     on_first_cycle()
                     on_first_cycle = None
-                deadline = started + (float(self.settings.loop_wait) if self.settings else 10.0)
-                self.board.update(next_cycle_at=deadline)
-                remaining = deadline - self.clock()
-                due = self._seconds_to_schedule()
-                if due is not None and remaining > 0:
-                    remaining = min(remaining, due + 0.05)  # a scheduled action fires on time
-                if self._recheck_at is not None:
-                    remaining = min(remaining, max(0.0, self._recheck_at - self.clock()))
-                    self._recheck_at = None
-                    if remaining <= 0:
-                        continue
-                if remaining <= 0:
-                    log.info("Loop time exceeded, rescheduling immediately.")
+                try:
+                    remaining, early = self._sleep_seconds(started)
+                except Exception:
+                    log.exception("could not compute the next cycle's time")
+                    remaining, early = self.loop_wait(), False
+                if remaining <= 0 and self.failed_cycles:
+                    remaining = 1.0  # a failing cycle is not retried in a busy loop
+                elif remaining <= 0:
+                    if not early:
+                        log.info("Loop time exceeded, rescheduling immediately.")
                     continue
                 self.wake.wait(remaining)
         finally:

@@ -41,6 +41,12 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return 1_700_000_000.0 + self.now
+
 
 def make(name: str, server: MemoryServer) -> tuple:
     clock = Clock()
