@@ -162,7 +162,8 @@ def test_a_failover_value_that_is_not_a_time_does_not_stop_the_loop() -> None:
 def test_the_core_answers_failed_cycles_with_a_demotion_only_when_the_lease_runs_out() -> None:
     local = PrimaryManager().observe()
     settings = Settings(name="a", scope="batman", ttl=30, loop_wait=10)
-    keep = decide(Observation(now=15, cluster=None, local=local, lock_written_at=0, failed_cycles=1), Memory(), settings)
+    keep = decide(Observation(now=15, cluster=None, local=local, lock_written_at=0, failed_cycles=1), Memory(),
+                  settings)
     assert keep.actions == ()
     out = decide(Observation(now=25, cluster=None, local=local, lock_written_at=0, failed_cycles=2), Memory(), settings)
     assert out.actions == (A.Demote("offline"),)
