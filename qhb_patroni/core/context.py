@@ -73,7 +73,7 @@ class Ctx:
     def out(self, event: str, actions: Iterable[Action], memory: Memory, **args: Any) -> Decision:
         row = roles.transition(self.role, event)
         args.setdefault("me", self.me)
-        return Decision(tuple(actions), memory, Reason(row.reason, args))
+        return Decision(tuple(actions), memory, Reason(row.reason, args), event=event, role=self.role)
 
 
 def arm_rewind_check(ctx: Ctx, memory: Memory) -> Memory:

@@ -133,3 +133,8 @@ class Decision:
     actions: Tuple[Action, ...]
     memory: Memory
     reason: Reason
+    # The row of the role table (core.roles) this decision took: the role the core saw
+    # and the event it named.  Once the actions have run, the node is in the row's `to`
+    # role (the simulation checks it).
+    event: str = ""
+    role: str = ""

@@ -82,6 +82,8 @@ class HALoop:
         self._last_reason: Optional[str] = None
         self._recheck_at: Optional[float] = None
         self.failed_cycles = 0  # HA cycles in a row that raised
+        # How the last cycle's final decision was executed (None: it only probed).
+        self.last_result: Optional[ExecutionResult] = None
 
     def _publish_lease(self, written_at: Optional[float]) -> None:
         ttl = self.settings.ttl if self.settings else 30.0
@@ -150,6 +152,7 @@ class HALoop:
             )
             decision = self.decide(obs, self.memory, settings)
             self.memory = decision.memory
+            self.last_result = None
             probes = [a for a in decision.actions if isinstance(a, A.PROBE_ACTIONS)]
             if probes:
                 for probe in probes:
@@ -166,6 +169,7 @@ class HALoop:
                     peers = {}
                 continue
             result: ExecutionResult = self.executor.execute(decision.actions, cluster)
+            self.last_result = result
             if any(isinstance(a, A.Demote) for a in decision.actions):
                 self.wake.set()  # look again at once: follow the new leader without waiting loop_wait
             if result.replication_changed:

@@ -1,4 +1,5 @@
-"""Seeded simulations of 3 nodes under crashes, restarts, partitions and outages.
+"""Seeded simulations of 3 nodes (each the real runtime: HALoop + Executor) under
+crashes, restarts, partitions and outages.
 
 Every simulated second: never two writable primaries with a valid local lease,
 and no writable primary without a successful lock write in the last ttl; in
@@ -15,6 +16,8 @@ import pytest
 from qhb_patroni.core import actions as A
 from qhb_patroni.core.decide import decide
 from qhb_patroni.core.observation import Decision, Memory, Observation, Settings
+from qhb_patroni.runtime.executor import Executor
+from qhb_patroni.runtime.loop import HALoop
 
 from .world import InvariantViolation, World
 
@@ -23,6 +26,7 @@ def _check(world: World, min_promotions: int = 2) -> None:
     assert world.converged() == [], world.describe() + "\n" + "\n".join(world.trace)
     assert world.primaries_seen > 1000  # the cluster was actually up most of the time
     assert world.promotions >= min_promotions  # and failovers did happen
+    assert world.landings > 500  # executed decisions landed in the role the table names
 
 
 @pytest.mark.parametrize("seed", range(1, 9))
@@ -91,6 +95,8 @@ def test_calm_cluster_bootstraps_once_and_stays_put() -> None:
     world.run(fault_seconds=0, quiet_seconds=300)
     assert world.converged() == []
     assert world.promotions == 0
+    for node in world.nodes.values():  # the runtime itself, not a copy
+        assert type(node.loop) is HALoop and type(node.loop.executor) is Executor
 
 
 # ---- the simulation must be able to fail: broken cores are caught ------------------------
@@ -104,6 +110,17 @@ def _no_demote_when_dcs_down(obs: Observation, memory: Memory, settings: Setting
 def _promote_without_lock(obs: Observation, memory: Memory, settings: Settings) -> Decision:
     d = decide(obs, memory, settings)
     return replace(d, actions=tuple(a for a in d.actions if not isinstance(a, A.AcquireLock)))
+
+
+def _lock_without_promote(obs: Observation, memory: Memory, settings: Settings) -> Decision:
+    """Takes the lock but never promotes: safe, but not where the role table says it goes."""
+    d = decide(obs, memory, settings)
+    return replace(d, actions=tuple(a for a in d.actions if not isinstance(a, A.Promote)))
+
+
+def test_a_decision_that_does_not_land_where_the_table_says_is_caught() -> None:
+    with pytest.raises(InvariantViolation, match="should land in promoting"):
+        World(1, decide_fn=_lock_without_promote).run(fault_seconds=4000, quiet_seconds=0)
 
 
 @pytest.mark.parametrize("broken", [_no_demote_when_dcs_down, _promote_without_lock])

@@ -1,12 +1,16 @@
-"""A deterministic multi-node simulation: N decision cores + the memory DCS +
-fake databases + a fake clock, with seeded crashes, restarts and partitions.
+"""A deterministic multi-node simulation: N real runtimes (qhb_patroni.runtime's
+HALoop and Executor, see node.py) + the memory DCS + fake databases + a manual
+clock, with seeded crashes, restarts, partitions, DCS outages, lost DCS answers
+and switchover requests.
 
-Each node runs the HA cycle the way the runtime does (observe -> decide ->
-act in order, stop at the first failure -> re-decide at most 3 more times on
-probes/failures -> publish the member key), every `loop_wait` seconds or
-earlier when the leader key changes or its background task ends.  Long actions
-take simulated time.  After every simulated second the safety invariants are
-checked; `World.trace` keeps the recent history for the failure message.
+This module is the world around the nodes: the network and its faults, the fake
+servers' replication and acknowledgements, the peers' answers, and the invariants.
+Each node's HALoop runs a cycle every `loop_wait` seconds, or earlier when the
+leader key changes, its background task ends or the runtime asks to look again.
+Long actions take simulated time.  After every node's cycle and every simulated
+second the safety invariants are checked, and every executed decision must land
+the node in the role the role table names; `World.trace` keeps the recent
+history for the failure message.
 Replication is instantaneous for a streaming replica, so the simulation shows who may
 take over and when the primary acknowledges commits, not how far a standby lags.
 """
@@ -16,25 +20,21 @@ import collections
 import itertools
 import json
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 from qhb_patroni.core import actions as A
+from qhb_patroni.core import roles
 from qhb_patroni.core.decide import decide
-from qhb_patroni.core.local import Divergence, ReplicationRow, ReplicationState, TaskStatus
-from qhb_patroni.core.model import ClusterView, Member
-from qhb_patroni.core.observation import Decision, FailedAction, Memory, Observation, PeerStatus, Settings
-from qhb_patroni.core.slots import slot_name_for
+from qhb_patroni.core.local import Divergence, ReplicationRow, ReplicationState
+from qhb_patroni.core.model import Member
+from qhb_patroni.core.observation import Decision, Memory, Observation, PeerStatus, Settings
 from qhb_patroni.dcs.base import DCSError, Snapshot, Store
 from qhb_patroni.dcs.memory import ManualClock, MemoryServer
-from qhb_patroni.dcs.writer import ClusterDCS
 from qhb_patroni.messages import render
 
-from .fakedb import FakeDB, port_of
+from .node import BASE, SimNode
 
-BASE = "/service/sim"
-TASK_SECONDS = {"Bootstrap": 5.0, "Clone": 8.0, "Promote": 1.0, "Rewind": 4.0}
-MAX_DECISIONS = 4
 WAL_PER_SECOND = 10
 
 
@@ -81,277 +81,6 @@ class LossyStore:
         self.inner.close()
 
 
-@dataclass
-class SimTask:
-    kind: str
-    name: str
-    ends_at: float
-    finish: Callable[[], bool]
-
-
-class SimNode:
-    def __init__(self, world: World, name: str, settings: Settings) -> None:
-        self.world = world
-        self.name = name
-        self.settings = settings
-        self.db = FakeDB(name)
-        self.dcs = ClusterDCS(world.server.client(name, base=BASE), name, ttl=settings.ttl)
-        self.up = True
-        self.memory = Memory()
-        self.lock_written_at: Optional[float] = None
-        self.task: Optional[SimTask] = None
-        self.finished: Optional[TaskStatus] = None  # reported to the next cycle, once
-        self.next_cycle = world.clock()
-        self.wake = False
-        self.seen_leader: Optional[Tuple[str, int]] = None
-        self.fatal: Optional[str] = None
-        # A freshly bootstrapped server is writable before the lock exists (nobody
-        # else has this cluster's data yet); exempt until it first holds the lock.
-        self.fresh_bootstrap = False
-
-    # ---- lifecycle ---------------------------------------------------------------
-    def crash(self) -> None:
-        self.up = False
-        self.db.stop(crashed=True)
-        self.task = self.finished = None
-        self.lock_written_at = None
-
-    def shutdown(self) -> None:
-        """SIGTERM (5.15): stop the database, then give the leader key back."""
-        self.up = False
-        self.db.stop()
-        self.task = self.finished = None
-        if self.lock_written_at is not None:
-            try:
-                self.dcs.delete_leader(None, last_lsn=self.db.lsn)
-            except DCSError:
-                pass
-        self.lock_written_at = None
-
-    def restart(self) -> None:
-        self.up = True
-        self.memory = Memory()
-        self.next_cycle = self.world.clock()
-
-    def holds_lease(self, now: float) -> bool:
-        if self.lock_written_at is not None or not self.db.writable:
-            self.fresh_bootstrap = False
-        return self.lock_written_at is not None and now < self.lock_written_at + self.settings.ttl
-
-    # ---- one HA cycle --------------------------------------------------------------
-    def _read(self) -> Optional[ClusterView]:
-        try:
-            cluster = self.dcs.get_cluster()
-        except DCSError:
-            return None
-        if cluster.leader is None or cluster.leader.name != self.name:
-            self.lock_written_at = None
-        return cluster
-
-    def cycle(self) -> None:
-        now = self.world.clock()
-        self.wake = False
-        self.next_cycle = now + self.settings.loop_wait
-        cluster = self._read()
-        local = self.db.observe()
-        task = self._task_status()
-        peers: Optional[Dict[str, Optional[PeerStatus]]] = None
-        divergence: Optional[Divergence] = None
-        replication: Optional[ReplicationState] = None
-        failed: Optional[FailedAction] = None
-        for _ in range(MAX_DECISIONS):
-            obs = Observation(
-                now=now, cluster=cluster, local=local, task=task, lock_written_at=self.lock_written_at,
-                peers=peers, divergence=divergence, failed=failed, replication=replication,
-            )
-            decision = self.world.decide(obs, self.memory, self.settings)
-            self.memory = decision.memory
-            self.world.log(self.name, decision.actions, render(decision.reason))
-            probes = [a for a in decision.actions if isinstance(a, A.PROBE_ACTIONS)]
-            if probes:
-                for probe in probes:
-                    if isinstance(probe, A.ProbePeers):
-                        peers = self.world.probe_peers(probe.names)
-                    elif isinstance(probe, A.ProbeDivergence):
-                        divergence = self.world.probe_divergence(self, probe.leader)
-                    elif isinstance(probe, A.ProbeReplication):
-                        replication = self.world.probe_replication(self, probe.confirm)
-                continue
-            bad = self._execute(decision.actions, cluster)
-            if bad is None or self.fatal is not None:
-                break
-            failed = FailedAction(bad)
-            cluster = self._read()
-            local = self.db.observe()
-            if task is not None and task.done:
-                task = None
-        self._publish(cluster is not None)
-        leader = self.world.leader_key()
-        self.seen_leader = leader
-
-    def _task_status(self) -> Optional[TaskStatus]:
-        if self.task is not None:
-            return TaskStatus(kind=self.task.kind, name=self.task.name)
-        report, self.finished = self.finished, None
-        return report
-
-    def _publish(self, dcs_ok: bool) -> None:
-        if not dcs_ok:
-            return
-        db = self.db
-        data = {
-            "conn_url": f"postgres://127.0.0.1:{port_of(self.name)}/qhb",
-            "api_url": f"http://127.0.0.1:{port_of(self.name) + 2000}/patroni",
-            "state": db.state if db.has_data else "stopped",
-            "role": "master" if db.writable else "replica",
-            "xlog_location": db.lsn,
-            "timeline": db.timeline,
-        }
-        try:
-            self.dcs.touch_member(data)
-        except DCSError:
-            pass
-
-    # ---- the executor (mirrors runtime/executor.py) ------------------------------------
-    def _execute(self, actions: Tuple[A.Action, ...], cluster: Optional[ClusterView]) -> Optional[A.Action]:
-        for action in actions:
-            try:
-                ok = self._perform(action, cluster)
-            except DCSError:
-                ok = False
-            if not ok:
-                return action
-            self.world.check_invariants()
-        return None
-
-    def _slot(self) -> Optional[str]:
-        return slot_name_for(self.name) if self.settings.use_slots else None
-
-    def _perform(self, action: A.Action, cluster: Optional[ClusterView]) -> bool:  # noqa: C901
-        now, dcs, db = self.world.clock(), self.dcs, self.db
-        if isinstance(action, A.AcquireLock):
-            ok = dcs.attempt_to_acquire_leader() is not None
-            if ok:
-                self.lock_written_at = now
-            return ok
-        if isinstance(action, A.RenewLock):
-            ok = dcs.update_leader(action.version, last_lsn=action.last_lsn) is not None
-            self.lock_written_at = now if ok else None
-            return ok
-        if isinstance(action, A.TakeLock):
-            ok = dcs.take_leader()
-            if ok:
-                self.lock_written_at = now
-            return ok
-        if isinstance(action, A.ReleaseLock):
-            self.lock_written_at = None
-            return dcs.delete_leader(action.version, last_lsn=action.last_lsn)
-        if isinstance(action, A.WriteInitialize):
-            return dcs.initialize(action.value, create=action.create, version=action.version)
-        if isinstance(action, A.CancelInitialize):
-            return dcs.cancel_initialization()
-        if isinstance(action, A.WriteConfig):
-            return dcs.set_config(dict(action.data), version=action.version)
-        if isinstance(action, A.ClearFailover):
-            return dcs.set_failover({}, version=action.version)
-        if isinstance(action, A.WriteHistory):
-            lines = [[i + 1, lsn, "no recovery target specified"] for i, (_, lsn) in enumerate(db.history[1:])]
-            return dcs.set_history(lines)
-        if isinstance(action, A.WriteSync):
-            return dcs.set_sync(action.leader, action.standbys, version=action.version)
-        if isinstance(action, A.DeleteSync):
-            return dcs.delete_sync(version=action.version)
-        if isinstance(action, A.SetSyncStandbyNames):
-            db.sync_names = action.value or ""
-            return True
-        if isinstance(action, A.Demote):
-            # Stop first, then (immediate/graceful) give the key back: never writable without a lease.
-            if action.mode in ("offline", "immediate-nolock"):
-                self.lock_written_at = None
-            db.stop()
-            upstream = action.leader.name if action.leader is not None and action.mode != "offline" else None
-            db.start_replica(upstream, self._slot())
-            if action.mode in ("immediate", "graceful") and self.lock_written_at is not None:
-                self.lock_written_at = None
-                # By name, not by the version read at the start of the cycle: a
-                # RenewLock earlier in this list has changed the version.
-                dcs.delete_leader(None)
-            return True
-        if isinstance(action, A.Follow):
-            if not db.has_data:
-                return False
-            db.start_replica(action.leader.name if action.leader else None, self._slot())
-            return True
-        if isinstance(action, A.StartReadOnlyLeader):
-            db.start_replica(None, None)
-            return True
-        if isinstance(action, A.SyncSlots):
-            if db.writable:
-                db.slots = tuple(action.names)
-            return True
-        if isinstance(action, A.RemoveDataDir):
-            db.remove_data()
-            return True
-        if isinstance(action, (A.Bootstrap, A.Clone, A.Promote, A.Rewind)):
-            return self._start_task(action)
-        if isinstance(action, A.Fatal):
-            self.fatal = action.message
-            self.crash()
-            return True
-        raise TypeError(f"unexpected action {action!r}")
-
-    def _start_task(self, action: A.Action) -> bool:
-        if self.task is not None:
-            return False
-        kind = type(action).__name__
-        world, db = self.world, self.db
-        finish: Callable[[], bool]
-        name = kind.lower()
-        if isinstance(action, A.Bootstrap):
-            def finish() -> bool:
-                db.bootstrap(world.new_sysid())
-                self.fresh_bootstrap = True
-                return True
-        elif isinstance(action, A.Clone):
-            source = action.source or action.leader
-            leader = action.leader
-            name = f"bootstrap from leader '{source.name}'" if source else "bootstrap (without leader)"
-
-            def finish() -> bool:
-                src = world.nodes.get(source.name) if source else None
-                if src is None or not src.up or not src.db.running or not src.db.has_data:
-                    return False
-                db.clone_from(src.db, leader.name if leader else None, self._slot())
-                return True
-        elif isinstance(action, A.Promote):
-            def finish() -> bool:
-                return db.promote()
-        else:
-            assert isinstance(action, A.Rewind)
-            leader_name = action.leader.name
-            name = f"running pg_rewind from {leader_name}"
-            db.stop()
-
-            def finish() -> bool:
-                src = world.nodes.get(leader_name)
-                if src is None or not src.up or not src.db.writable:
-                    return False
-                db.rewind_to(src.db)
-                db.start_replica(leader_name, self._slot())
-                return True
-        self.task = SimTask(kind, name, self.world.clock() + TASK_SECONDS[kind], finish)
-        return True
-
-    def tick_task(self) -> None:
-        t = self.task
-        if t is None or self.world.clock() < t.ends_at:
-            return
-        self.task = None
-        ok = t.finish()
-        self.finished = TaskStatus(kind=t.kind, name=t.name, done=True, ok=ok, error=None if ok else "failed")
-        self.wake = True
-
-
 class World:
     def __init__(
         self,
@@ -394,14 +123,16 @@ class World:
         self.acked: Optional[Tuple[Tuple[Tuple[int, int], ...], int]] = None
         self.check_acked = bool(settings_kw.get("synchronous_mode"))
         self.acked_checks = 0
+        self.landings = 0  # executed decisions whose target role was checked
 
     # ---- helpers used by nodes ---------------------------------------------------------
     def new_sysid(self) -> str:
         return str(next(self._sysids))
 
-    def log(self, node: str, actions: Tuple[A.Action, ...], reason: str) -> None:
+    def log(self, node: str, role: str, decision: Decision) -> None:
+        actions = decision.actions
         names = ",".join(type(a).__name__ for a in actions)
-        self.trace.append(f"{self.clock():8.1f} {node}: [{names}] {reason}")
+        self.trace.append(f"{self.clock():8.1f} {node} ({role}): [{names}] {render(decision.reason)}")
         self.promotions += sum(isinstance(a, A.Promote) for a in actions)
         self.rewinds += sum(isinstance(a, A.Rewind) for a in actions)
         self.graceful += sum(isinstance(a, A.Demote) and a.mode == "graceful" for a in actions)
@@ -487,7 +218,7 @@ class World:
         self._acknowledge()
         for node in self.nodes.values():
             if node.up:
-                node.tick_task()
+                node.tick()
         leader = self.leader_key()
         for node in self.nodes.values():
             if not node.up:
@@ -497,6 +228,8 @@ class World:
                 node.wake = True
             if node.wake or now >= node.next_cycle:
                 node.cycle()
+                self.check_landing(node)
+                self.check_invariants()
         self.check_invariants()
 
     def _replicate(self) -> None:
@@ -561,6 +294,18 @@ class World:
             self.outage_until = None
 
     # ---- invariants -----------------------------------------------------------------------------
+    def check_landing(self, node: SimNode) -> None:
+        """The node's executed decision landed it in the role the role table names."""
+        decision, result = node.last_decision, node.loop.last_result
+        if decision is None or result is None or result.failed is not None or node.fatal is not None:
+            return  # it only probed, or an action failed (the next cycle decides again)
+        want = roles.target_role(roles.transition(decision.role, decision.event), decision.role)
+        got = roles.current_role(Observation(now=self.clock(), cluster=None, local=node.db.observe(),
+                                             task=node.tasks.peek()))
+        if got != want:
+            self.fail(f"{node.name}: {decision.event} from {decision.role} should land in {want}, it is {got}")
+        self.landings += 1
+
     def check_invariants(self) -> None:
         now = self.clock()
         writable = [n for n in self.nodes.values() if n.db.writable]
@@ -594,7 +339,7 @@ class World:
             rows.append(
                 f"{n.name}: up={n.up} data={db.has_data} running={db.running} writable={db.writable} "
                 f"following={db.following} tl={db.history[-1][0] if db.history else None} lsn={db.lsn} "
-                f"lease={n.lock_written_at} task={n.task.kind if n.task else None} mem={n.memory}"
+                f"lease={n.lock_written_at} task={n.tasks.task.kind if n.tasks.task else None} mem={n.memory}"
             )
         return "\n".join(rows) + f"\nleader key: {self.leader_key()}"
 

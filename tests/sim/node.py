@@ -1,0 +1,341 @@
+"""One simulated node: the REAL runtime (qhb_patroni.runtime's HALoop and Executor)
+with the fake database behind the manager port, the memory DCS behind the DCS port,
+a simulated background task runner and prober, and the world's manual clock.
+
+Only the world around the runtime is simulated here: what a database server does
+when the manager is asked something (FakeDB), how long a background task takes, and
+what a peer answers on GET /patroni.  Every decision and every action's order and
+failure handling is the runtime's own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
+
+from qhb_patroni.core.local import ReplicationState, TaskStatus
+from qhb_patroni.core.model import ClusterView, Member
+from qhb_patroni.core.observation import Decision, Memory, Observation, PeerStatus, Settings
+from qhb_patroni.core.roles import current_role
+from qhb_patroni.core.slots import slot_name_for
+from qhb_patroni.dcs.base import DCSError
+from qhb_patroni.dcs.writer import ClusterDCS
+from qhb_patroni.runtime.executor import FatalError
+from qhb_patroni.runtime.loop import HALoop
+from qhb_patroni.runtime.status import ServerStatus, StatusBoard, StatusView
+
+from .fakedb import FakeDB, port_of
+
+if TYPE_CHECKING:
+    from .world import World
+
+BASE = "/service/sim"
+# Simulated seconds a background task takes (kind -> seconds).
+TASK_SECONDS = {"Bootstrap": 5.0, "Clone": 8.0, "Promote": 1.0, "Rewind": 4.0, "CrashRecovery": 3.0,
+                "Restart": 3.0, "Reinitialize": 8.0}
+
+
+def conn_url(name: str) -> str:
+    return f"postgres://127.0.0.1:{port_of(name)}/qhb"
+
+
+def name_of(url: Optional[str]) -> Optional[str]:
+    """The node a connection URL points at (the inverse of conn_url)."""
+    if not url:
+        return None
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    return f"n{port - 6000}"
+
+
+class SimManager:
+    """The manager port in front of a FakeDB: answers as the real manager would."""
+
+    def __init__(self, node: SimNode) -> None:
+        self.node = node
+
+    @property
+    def db(self) -> FakeDB:
+        return self.node.db
+
+    def _slot(self) -> Optional[str]:
+        return slot_name_for(self.node.name) if self.node.settings.use_slots else None
+
+    def _source(self, url: Optional[str]) -> Optional[SimNode]:
+        name = name_of(url)
+        node = self.node.world.nodes.get(name) if name else None
+        return node if node is not None and node.up else None
+
+    # ---- looking ------------------------------------------------------------------
+    def observe(self) -> Any:
+        return self.db.observe()
+
+    def server_status(self) -> ServerStatus:
+        db, world = self.db, self.node.world
+        rows: List[Dict[str, Any]] = [{"application_name": n.name, "state": "streaming"}
+                                      for n in world.streaming_from(self.node)]
+        return ServerStatus(state=db.state, role="master" if db.writable else "replica", query_ok=db.running,
+                            in_recovery=db.in_recovery if db.running else None, replication=rows)
+
+    def member_data(self) -> Dict[str, Any]:
+        db = self.db
+        return {
+            "conn_url": conn_url(self.node.name),
+            "state": db.state if db.has_data else "stopped",
+            "role": "master" if db.writable else "replica",
+            "xlog_location": db.lsn,
+            "timeline": db.timeline,
+        }
+
+    def replication_state(self, confirm: Sequence[str] = ()) -> ReplicationState:
+        return self.node.world.probe_replication(self.node, tuple(confirm))
+
+    def check_divergence(self, leader_conn_url: str) -> Optional[bool]:
+        name = name_of(leader_conn_url) or ""
+        return self.node.world.probe_divergence(self.node, Member(name=name, conn_url=leader_conn_url)).needed
+
+    def note_paused_not_running(self) -> None:
+        pass
+
+    def timeline_history(self) -> List[List[Any]]:
+        return [[i + 1, lsn, "no recovery target specified"] for i, (_, lsn) in enumerate(self.db.history[1:])]
+
+    # ---- background tasks (called when the simulated task ends) ------------------------
+    def bootstrap(self) -> bool:
+        self.db.bootstrap(self.node.world.new_sysid())
+        self.node.fresh_bootstrap = True
+        return True
+
+    def clone(self, source_conn_url: Optional[str], leader_conn_url: Optional[str]) -> bool:
+        src = self._source(source_conn_url)
+        if src is None or not src.db.running or not src.db.has_data:
+            return False
+        self.db.clone_from(src.db, name_of(leader_conn_url), self._slot())
+        return True
+
+    def promote(self, wait_seconds: float) -> bool:
+        return self.db.promote()
+
+    def rewind(self, leader_conn_url: str) -> bool:
+        src = self._source(leader_conn_url)
+        self.db.stop()
+        if src is None or not src.db.writable:
+            return False
+        self.db.rewind_to(src.db)
+        self.db.start_replica(src.name, self._slot())
+        return True
+
+    def crash_recovery(self) -> bool:
+        return self.db.has_data
+
+    def restart(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
+        writable_before = self.db.writable
+        self.db.stop()
+        if writable_before:
+            return False  # a restarted primary comes back read-only; the loop follows up
+        self.db.start_replica(self.db.following, self._slot())
+        return True
+
+    # ---- immediate actions ------------------------------------------------------------
+    def start(self, follow_conn_url: Optional[str] = None, read_only: bool = False) -> bool:
+        self.db.start_replica(name_of(follow_conn_url), self._slot() if follow_conn_url else None)
+        return True
+
+    def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
+        self.db.stop()
+        return True
+
+    def follow(self, leader_conn_url: Optional[str]) -> bool:
+        if not self.db.has_data:
+            return False
+        self.db.start_replica(name_of(leader_conn_url), self._slot())
+        return True
+
+    def demote(self, mode: str, leader_conn_url: Optional[str]) -> bool:
+        self.db.stop()
+        upstream = name_of(leader_conn_url) if mode != "offline" else None
+        self.db.start_replica(upstream, self._slot())
+        return True
+
+    def set_synchronous_standby_names(self, value: Optional[str]) -> bool:
+        changed = self.db.sync_names != (value or "")
+        self.db.sync_names = value or ""
+        return changed
+
+    def remove_data_directory(self) -> None:
+        self.db.remove_data()
+
+    def create_slots(self, names: Sequence[str]) -> None:
+        pass  # slots on a standby: the fake server does not model them
+
+    def sync_slots(self, names: Sequence[str]) -> None:
+        if self.db.writable:
+            self.db.slots = tuple(names)
+
+    def checkpoint(self) -> None:
+        pass
+
+
+@dataclass
+class SimTask:
+    kind: str
+    name: str
+    ends_at: float
+    work: Callable[[], bool]
+
+
+class SimTasks:
+    """The task port: one background task that takes simulated time; `tick()` (called
+    by the world every simulated second) runs its work when the time has come."""
+
+    def __init__(self, node: SimNode) -> None:
+        self.node = node
+        self.task: Optional[SimTask] = None
+        self.finished: Optional[TaskStatus] = None
+
+    def start(self, kind: str, name: str, work: Callable[[], bool]) -> bool:
+        if self.task is not None:
+            return False
+        self.finished = None
+        self.task = SimTask(kind, name, self.node.world.clock() + TASK_SECONDS[kind], work)
+        return True
+
+    def tick(self) -> None:
+        t = self.task
+        if t is None or self.node.world.clock() < t.ends_at:
+            return
+        self.task = None
+        try:
+            ok, error = bool(t.work()), None
+        except Exception as exc:  # the runner reports a failed task, it never raises
+            ok, error = False, str(exc)
+        self.finished = TaskStatus(kind=t.kind, name=t.name, done=True, ok=ok,
+                                   error=None if ok else error or f"{t.name} failed")
+        self.node.wake = True
+
+    def status(self) -> Optional[TaskStatus]:
+        if self.task is not None:
+            return TaskStatus(kind=self.task.kind, name=self.task.name)
+        report, self.finished = self.finished, None
+        return report
+
+    def peek(self) -> Optional[TaskStatus]:
+        if self.task is not None:
+            return TaskStatus(kind=self.task.kind, name=self.task.name)
+        return self.finished
+
+    def cancel(self, timeout: float = 0.0) -> bool:
+        t = self.task
+        if t is None:
+            return False
+        self.task = None
+        self.finished = TaskStatus(kind=t.kind, name=t.name, done=True, ok=False, error=f"{t.name} cancelled")
+        return True
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        pass
+
+
+class SimProber:
+    """The prober port: what each peer would answer on GET /patroni right now."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def probe(self, members: Sequence[Member]) -> Dict[str, Optional[PeerStatus]]:
+        return self.world.probe_peers(tuple(m.name for m in members))
+
+
+class SimNode:
+    def __init__(self, world: World, name: str, settings: Settings) -> None:
+        self.world = world
+        self.name = name
+        self.settings = settings
+        self.db = FakeDB(name)
+        self.dcs = ClusterDCS(world.server.client(name, base=BASE), name, ttl=settings.ttl)
+        self.up = True
+        self.next_cycle = world.clock()
+        self.wake = False
+        self.seen_leader: Optional[Any] = None
+        self.fatal: Optional[str] = None
+        # A freshly bootstrapped server is writable before the lock exists (nobody
+        # else has this cluster's data yet); exempt until it first holds the lock.
+        self.fresh_bootstrap = False
+        self.last_decision: Optional[Decision] = None
+        self.loop = self._new_loop()
+
+    def _new_loop(self) -> HALoop:
+        """The daemon's runtime as it starts: fresh memory, no lease, no task."""
+        self.tasks = SimTasks(self)
+        board = StatusBoard(StatusView(name=self.name, scope=self.settings.scope, version="3.0.2",
+                                       api_url=self.api_url, conn_url=conn_url(self.name)))
+        return HALoop(dcs=self.dcs, watch_dcs=self.dcs, manager=SimManager(self), board=board,
+                      settings_provider=self._settings, member_extra=lambda: {"api_url": self.api_url},
+                      clock=self.world.clock, prober=SimProber(self.world), tasks=self.tasks,
+                      decide_fn=self._decide)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{port_of(self.name) + 2000}/patroni"
+
+    def _settings(self, cluster: Optional[ClusterView]) -> Settings:
+        return self.settings
+
+    def _decide(self, obs: Observation, memory: Memory, settings: Settings) -> Decision:
+        decision = self.world.decide(obs, memory, settings)
+        self.world.log(self.name, current_role(obs), decision)
+        return decision
+
+    @property
+    def memory(self) -> Memory:
+        return self.loop.memory
+
+    @property
+    def lock_written_at(self) -> Optional[float]:
+        return self.loop.lease.written_at
+
+    # ---- lifecycle ---------------------------------------------------------------
+    def crash(self) -> None:
+        self.up = False
+        self.db.stop(crashed=True)
+        self.loop.lease.lost()
+
+    def shutdown(self) -> None:
+        """SIGTERM (5.15): stop the database, then give the leader key back."""
+        self.up = False
+        self.db.stop()
+        if self.lock_written_at is not None:
+            try:
+                self.dcs.delete_leader(None, last_lsn=self.db.lsn)
+            except DCSError:
+                pass
+        self.loop.lease.lost()
+
+    def restart(self) -> None:
+        self.up = True
+        self.loop = self._new_loop()
+        self.next_cycle = self.world.clock()
+
+    def holds_lease(self, now: float) -> bool:
+        if self.lock_written_at is not None or not self.db.writable:
+            self.fresh_bootstrap = False
+        return self.lock_written_at is not None and now < self.lock_written_at + self.settings.ttl
+
+    # ---- one HA cycle, as HALoop.run schedules it ----------------------------------------
+    def cycle(self) -> None:
+        now = self.world.clock()
+        self.wake = False
+        self.loop.wake.clear()
+        self.last_decision = None
+        try:
+            self.last_decision = self.loop.run_cycle()
+        except FatalError as exc:
+            self.fatal = str(exc)
+            self.crash()
+            return
+        remaining, _ = self.loop._sleep_seconds(now)
+        self.next_cycle = now + max(remaining, 0.0)
+        if self.loop.wake.is_set():  # the runtime asked to look again at once (after a demotion)
+            self.next_cycle = now
+        self.seen_leader = self.world.leader_key()
+
+    def tick(self) -> None:
+        self.tasks.tick()
