@@ -51,6 +51,7 @@ MESSAGES: Dict[str, str] = {
     R.DCS_NOT_ACCESSIBLE: "DCS is not accessible",
     R.DCS_DEMOTING: "demoting self because DCS is not accessible and I was a leader",
     R.DCS_DEMOTED: "demoted self because DCS is not accessible and I was a leader",
+    R.CANCELLING_FOR_REINIT: "cancelling {action} for a forced reinitialize",
     R.CYCLES_FAILING: "the last {failed} HA cycle(s) failed; waiting for the next one",
     R.CYCLES_FAILING_DEMOTE: "demoting self because the last {failed} HA cycle(s) failed and the leader lock "
                              "cannot be kept",

@@ -10,8 +10,9 @@ cycle (bounded); they never change anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any, ClassVar, Mapping, Optional, Tuple, Union
 
+from .local import TaskKind
 from .model import Member
 
 # ---- DCS writes -------------------------------------------------------------
@@ -133,10 +134,14 @@ class RemoveDataDir:
 class Bootstrap:
     """task: initdb + configs + start + users/database + checkpoint."""
 
+    kind: ClassVar[TaskKind] = TaskKind.BOOTSTRAP
+
 
 @dataclass(frozen=True)
 class Clone:
     """task: base backup from `source` (None = no source available), then follow `leader`."""
+
+    kind: ClassVar[TaskKind] = TaskKind.CLONE
 
     source: Optional[Member] = None
     leader: Optional[Member] = None
@@ -148,6 +153,8 @@ class Promote:
     `slots` of the members are created first (we hold the lock by then), so the
     replicas that re-point at once find theirs instead of retrying seconds later."""
 
+    kind: ClassVar[TaskKind] = TaskKind.PROMOTE
+
     slots: Tuple[str, ...] = ()
 
 
@@ -156,10 +163,14 @@ class CrashRecovery:
     """task: single-user crash recovery of a stopped server that did not shut down
     cleanly, so that its control data says where its WAL ends (before a rewind check)."""
 
+    kind: ClassVar[TaskKind] = TaskKind.CRASH_RECOVERY
+
 
 @dataclass(frozen=True)
 class Rewind:
     """task: stop, checkpoint on the leader, rewind from `leader`, then follow it."""
+
+    kind: ClassVar[TaskKind] = TaskKind.REWIND
 
     leader: Member = field(default_factory=lambda: Member(name=""))
 
@@ -168,6 +179,8 @@ class Rewind:
 class Restart:
     """task: restart the server (operator command `ident`; fast stop, start with `timeout`)."""
 
+    kind: ClassVar[TaskKind] = TaskKind.RESTART
+
     ident: int = 0
     timeout: Optional[float] = None
 
@@ -175,6 +188,8 @@ class Restart:
 @dataclass(frozen=True)
 class Reinitialize:
     """task: stop, wipe the data directory and clone again from `leader` (operator command `ident`)."""
+
+    kind: ClassVar[TaskKind] = TaskKind.REINITIALIZE
 
     ident: int = 0
     leader: Optional[Member] = None
@@ -246,6 +261,16 @@ class ProbeReplication:
     confirm: Tuple[str, ...] = ()
 
 
+# ---- the background task ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CancelTask:
+    """Cancel the running background task and wait (bounded) until it has ended; its
+    result is dropped and the core decides again at once in this cycle (a forced
+    reinitialize replaces it).  Fails when the task did not end in time."""
+
+
 # ---- process ----------------------------------------------------------------
 
 
@@ -286,6 +311,7 @@ Action = Union[
     DeleteSync,
     SetSyncStandbyNames,
     ProbeReplication,
+    CancelTask,
 ]
 
 TASK_ACTIONS = (Bootstrap, Clone, Promote, Rewind, CrashRecovery, Restart, Reinitialize)

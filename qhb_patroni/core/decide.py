@@ -22,8 +22,9 @@ from typing import List, Optional, Tuple
 
 from . import actions as A
 from . import roles
+from .cancel import cancels_for_forced_reinit
 from .context import Ctx, arm_rewind_check
-from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT
+from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT, TaskKind
 from .model import Member
 from .observation import Decision, Memory, Observation, Settings
 from .operator import operator_actions
@@ -64,6 +65,9 @@ def _decide(ctx: Ctx, memory: Memory) -> Decision:
         return _dcs_down(ctx, memory)
     if not ctx.obs.commands or (ctx.obs.task is not None and ctx.obs.task.done):
         return _decide_ha(ctx, memory)  # a finished task is dealt with first; commands wait a cycle
+    if not ctx.failed(A.CancelTask) and cancels_for_forced_reinit(ctx.obs, ctx.settings):
+        assert ctx.obs.task is not None
+        return ctx.out(roles.CANCEL_FOR_REINIT, [A.CancelTask()], memory, action=ctx.obs.task.name)
     rejects, start = operator_actions(ctx.obs, ctx.settings)
     if start is not None and not ctx.failed(A.RenewLock) and not ctx.failed(type(start)):
         acts: List[A.Action] = [_renew(ctx)] if ctx.i_am_leader else []
@@ -138,7 +142,7 @@ def _task_running(ctx: Ctx, memory: Memory) -> Decision:
     # primary before the lock exists, and a promote is stopped by the next
     # cycle once it completes, so those two are left alone.
     paused = ctx.obs.cluster is not None and ctx.obs.cluster.paused
-    if ctx.local.is_primary and task.kind not in ("Promote", "Bootstrap") and not paused:
+    if ctx.local.is_primary and task.kind not in (TaskKind.PROMOTE, TaskKind.BOOTSTRAP) and not paused:
         memory = arm_rewind_check(ctx, memory)
         demote = A.Demote("immediate-nolock", ctx.leader_member() if not ctx.i_am_leader else None)
         return ctx.out(roles.TASK_LOCK_LOST, [demote], memory, action=name)
@@ -151,17 +155,17 @@ def _task_finished(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory
     task = ctx.obs.task
     if task is None or not task.done:
         return None, memory, False
-    if task.kind == "Bootstrap" and not task.ok:
+    if task.kind == TaskKind.BOOTSTRAP and not task.ok:
         memory = replace(memory, bootstrapping=False)
         acts: List[A.Action] = [A.CancelInitialize(), A.Fatal("Failed to bootstrap cluster")]
         return ctx.out(roles.BOOTSTRAP_FAILED, acts, memory, error=task.error), memory, False
-    if task.kind == "Clone" and not task.ok and ctx.local.data_dir != DATA_PRESENT:
+    if task.kind == TaskKind.CLONE and not task.ok and ctx.local.data_dir != DATA_PRESENT:
         return ctx.out(roles.CLONE_FAILED, [], memory, action=task.name, error=task.error), memory, False
-    if task.kind in ("Clone", "Reinitialize") and task.ok:
+    if task.kind in (TaskKind.CLONE, TaskKind.REINITIALIZE) and task.ok:
         memory = replace(memory, rewind_state="idle")  # a fresh copy: no earlier failure applies
-    if task.kind == "CrashRecovery":
+    if task.kind == TaskKind.CRASH_RECOVERY:
         return None, replace(memory, rewind_state="check" if task.ok else "crash_failed"), False
-    if task.kind == "Rewind":
+    if task.kind == TaskKind.REWIND:
         if task.ok:
             return None, replace(memory, rewind_state="idle"), False
         s = ctx.settings
@@ -170,7 +174,7 @@ def _task_finished(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory
             memory = replace(memory, rewind_state="idle")
             return ctx.out(roles.REWIND_FAILED_REMOVE, [A.RemoveDataDir()], memory), memory, False
         return None, replace(memory, rewind_state="failed"), False
-    return None, memory, task.kind == "Promote" and task.ok
+    return None, memory, task.kind == TaskKind.PROMOTE and task.ok
 
 
 # ---- B ------------------------------------------------------------------------
@@ -178,7 +182,7 @@ def _bootstrap_done(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memor
     if not memory.bootstrapping:
         return None, memory
     task = ctx.obs.task
-    done_ok = task is not None and task.kind == "Bootstrap" and task.done and task.ok
+    done_ok = task is not None and task.kind == TaskKind.BOOTSTRAP and task.done and task.ok
     # The "done" report can be lost to a DCS outage; a running primary that we
     # were bootstrapping is proof enough.
     if done_ok or (task is None and ctx.local.is_primary and ctx.obs.failed is None):

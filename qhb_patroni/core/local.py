@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Optional, Tuple
 
 # Data directory states.
@@ -24,22 +25,40 @@ STATE_CREATING_REPLICA = "creating replica"
 CRASHED_CONTROLDATA_STATES = ("in production", "shutting down", "in crash recovery")
 
 
+class TaskKind(str, Enum):
+    """What the single background task does; each is started by one action class
+    (core.actions: `kind` of Bootstrap, Clone, ...), whose name it is."""
+
+    BOOTSTRAP = "Bootstrap"
+    CLONE = "Clone"
+    PROMOTE = "Promote"
+    REWIND = "Rewind"
+    CRASH_RECOVERY = "CrashRecovery"
+    RESTART = "Restart"
+    REINITIALIZE = "Reinitialize"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class TaskStatus:
     """The single background task (bootstrap, clone, promote, rewind, ...).
 
     `name` is the Patroni action name used in messages ("bootstrap",
     "bootstrap from leader 'x'", "promote", "running pg_rewind from x", ...).
-    `kind` is the action class name that started it (e.g. "Bootstrap").
+    `kind` is the action class that started it (TaskKind, equal to its class name).
     `done` False while it runs; when True, `ok` says whether it succeeded and
-    `error` carries a one-line reason.  A finished task is reported exactly once.
+    `error` carries a one-line reason; `cancelled` that it ended because it was
+    cancelled (then never ok).  A finished task is reported exactly once.
     """
 
-    kind: str
+    kind: TaskKind
     name: str
     done: bool = False
     ok: bool = False
     error: Optional[str] = None
+    cancelled: bool = False
 
 
 @dataclass(frozen=True)

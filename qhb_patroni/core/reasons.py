@@ -50,6 +50,7 @@ DCS_DEMOTING = "dcs_demoting"
 DCS_DEMOTED = "dcs_demoted"
 CYCLES_FAILING = "cycles_failing"
 CYCLES_FAILING_DEMOTE = "cycles_failing_demote"
+CANCELLING_FOR_REINIT = "cancelling_for_reinit"
 FAILSAFE_LEADER = "failsafe_leader"
 
 # manual actions and background tasks

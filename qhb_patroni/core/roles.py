@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Dict, Tuple
 
 from . import reasons as R
-from .local import DATA_PRESENT, STATE_STARTING
+from .local import DATA_PRESENT, STATE_STARTING, TaskKind
 from .observation import Observation
 
 # ---- roles -------------------------------------------------------------------
@@ -40,8 +40,8 @@ ANY = "*"  # from-role wildcard
 SAME = "="  # to-role: unchanged
 
 _TASK_ROLES = {
-    "Bootstrap": BOOTSTRAPPING, "Clone": CLONING, "Rewind": REWINDING, "Promote": PROMOTING, "Reinitialize": CLONING,
-    "CrashRecovery": REWINDING,
+    TaskKind.BOOTSTRAP: BOOTSTRAPPING, TaskKind.CLONE: CLONING, TaskKind.REWIND: REWINDING,
+    TaskKind.PROMOTE: PROMOTING, TaskKind.REINITIALIZE: CLONING, TaskKind.CRASH_RECOVERY: REWINDING,
 }
 
 
@@ -124,6 +124,7 @@ PAUSED_RENEW_FAILED = "paused_renew_failed"
 PAUSED_NO_LOCK = "paused_no_lock"
 OPERATOR_RESTART = "operator_restart"
 OPERATOR_REINITIALIZE = "operator_reinitialize"
+CANCEL_FOR_REINIT = "cancel_for_reinit"
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,9 @@ TRANSITIONS: Tuple[Transition, ...] = (
     # Operator commands (POST /restart, POST /reinitialize).
     _t(ANY, OPERATOR_RESTART, BUSY, R.RESTART_INITIATED),
     _t(ANY, OPERATOR_REINITIALIZE, CLONING, R.TASK_IN_PROGRESS),
+    # A forced reinitialize cancels the running task; the same cycle then decides the
+    # reinitialize (row above) on what the cancellation left.
+    _t(ANY, CANCEL_FOR_REINIT, SAME, R.CANCELLING_FOR_REINIT),
 )
 
 _INDEX: Dict[Tuple[str, str], Transition] = {(t.role, t.event): t for t in TRANSITIONS}

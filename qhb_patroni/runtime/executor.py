@@ -55,6 +55,7 @@ class ExecutionResult:
     failed: Optional[FailedAction] = None
     lock_changed: bool = False  # the leader key was written or deleted: re-read the cluster
     replication_changed: bool = False  # synchronous_standby_names changed: look again soon
+    task_cancelled: bool = False  # the background task was cancelled: observe and decide again now
 
 
 def _conn_url(member: Optional[Member]) -> Optional[str]:
@@ -165,13 +166,13 @@ class Executor:
             mgr.remove_data_directory()
             return True
         if isinstance(action, A.Bootstrap):
-            return bool(self.tasks.start("Bootstrap", "bootstrap", mgr.bootstrap))
+            return bool(self.tasks.start(action.kind, "bootstrap", mgr.bootstrap))
         if isinstance(action, A.Clone):
             src = action.source or action.leader
             who = "leader" if src is None or (action.leader and src.name == action.leader.name) else "replica"
             name = f"bootstrap from {who} '{src.name}'" if src else "bootstrap (without leader)"
             return bool(
-                self.tasks.start("Clone", name, lambda: mgr.clone(_conn_url(src), _conn_url(action.leader)))
+                self.tasks.start(action.kind, name, lambda: mgr.clone(_conn_url(src), _conn_url(action.leader)))
             )
         if isinstance(action, A.Promote):
             if action.slots:
@@ -180,21 +181,35 @@ class Executor:
                 except Exception as exc:  # the leader's next cycle creates them anyway
                     log.warning("could not create replication slots before promoting: %s", exc)
             wait = self._promote_wait()
-            return bool(self.tasks.start("Promote", "promote", lambda: mgr.promote(wait)))
+            return bool(self.tasks.start(action.kind, "promote", lambda: mgr.promote(wait)))
         if isinstance(action, A.CrashRecovery):
-            return bool(self.tasks.start("CrashRecovery", "crash recovery", mgr.crash_recovery))
+            return bool(self.tasks.start(action.kind, "crash recovery", mgr.crash_recovery))
         if isinstance(action, A.Rewind):
             leader, url = action.leader, action.leader.conn_url
             if not url:
                 raise ValueError(f"no connection URL for {leader.name}")
-            return bool(self.tasks.start("Rewind", f"running pg_rewind from {leader.name}", lambda: mgr.rewind(url)))
+            return bool(self.tasks.start(action.kind, f"running pg_rewind from {leader.name}", lambda: mgr.rewind(url)))
         if isinstance(action, (A.Restart, A.Reinitialize, A.RejectCommand)):
             return self._operator(action)
+        if isinstance(action, A.CancelTask):
+            return self._cancel_task(result)
         if isinstance(action, A.Fatal):
             raise FatalError(action.message)
-        if isinstance(action, (A.ProbePeers, A.ProbeDivergence)):
+        if isinstance(action, A.PROBE_ACTIONS):
             return True  # answered by the loop before execution
         raise TypeError(f"unknown action {action!r}")
+
+    def _cancel_task(self, result: ExecutionResult) -> bool:
+        running = self.tasks.peek()
+        name = running.name if running is not None else "the task"
+        log.info("Cancelling %s for a forced reinitialize", name)
+        if not self.tasks.cancel():
+            log.warning("%s did not end after being cancelled", name)
+            return False
+        finished = self.tasks.status()  # dropped: what replaces it is decided next
+        log.info("%s ended: %s", name, (finished.error or "done") if finished else "done")
+        result.task_cancelled = True
+        return True
 
     def _operator(self, action: A.Action) -> bool:
         """Operator commands: a refusal answers the waiting API thread at once; a
@@ -215,7 +230,7 @@ class Executor:
                     cmds.finish(ident, ok, "restarted successfully" if ok else "restart failed")
                 return ok
 
-            started = bool(self.tasks.start("Restart", "restart", restart))
+            started = bool(self.tasks.start(action.kind, "restart", restart))
         elif isinstance(action, A.Reinitialize):
             ident, leader = action.ident, action.leader
 
@@ -225,7 +240,7 @@ class Executor:
                 url = _conn_url(leader)
                 return bool(mgr.clone(url, url))
 
-            started = bool(self.tasks.start("Reinitialize", "reinitialize", reinitialize))
+            started = bool(self.tasks.start(action.kind, "reinitialize", reinitialize))
         else:
             raise TypeError(f"not an operator action: {action!r}")
         if not started:

@@ -23,7 +23,7 @@ from .executor import ExecutionResult, Executor, FatalError, LeaseTracker
 from .ports import Clock, ClusterDCSPort, ManagerPort, ProberPort, SystemClock, TaskPort
 from .probe import PeerProber
 from .status import StatusBoard
-from .tasks import TaskRunner, cancel_for_forced_reinit
+from .tasks import TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,6 @@ class HALoop:
         if cluster is not None and (cluster.leader is None or cluster.leader.name != settings.name):
             self.lease.lost()
         local = self._observe_local()
-        if self._cancel_for_forced_reinit(cluster, settings, local):
-            local = self._observe_local()
         task = self.tasks.status()
         peers = None
         streaming: Optional[Tuple[str, ...]] = None
@@ -174,6 +172,9 @@ class HALoop:
                 self.wake.set()  # look again at once: follow the new leader without waiting loop_wait
             if result.replication_changed:
                 self._recheck_at = self.clock.monotonic() + SYNC_RECHECK_DELAY
+            if result.task_cancelled and result.failed is None:
+                local, task, failed = self._observe_local(), None, None  # decide again without it
+                continue
             if result.failed is None:
                 if result.lock_changed:
                     cluster, dcs_error = self._read_cluster()
@@ -202,24 +203,6 @@ class HALoop:
         except Exception as exc:
             log.warning("could not read the replication state: %s", exc)
             return ReplicationState(error=str(exc) or type(exc).__name__)
-
-    def _cancel_for_forced_reinit(self, cluster: Optional[ClusterView], settings: Settings,
-                                  local: LocalState) -> bool:
-        """A forced reinitialize is queued while a task runs: cancel the task (its child
-        processes are killed) so the reinitialize starts in this very cycle.  The
-        cancelled task's result is dropped: the reinitialize replaces it."""
-        running = self.tasks.peek()
-        if not cancel_for_forced_reinit(running, cluster, settings.name, local.is_primary,
-                                        self.commands.pending(), self.clock.wall()):
-            return False
-        assert running is not None
-        log.info("Cancelling %s for a forced reinitialize", running.name)
-        if not self.tasks.cancel():
-            log.warning("%s did not end after being cancelled", running.name)
-            return False
-        finished = self.tasks.status()
-        log.info("%s ended: %s", running.name, (finished.error or "done") if finished else "done")
-        return True
 
     def _streaming(self) -> Optional[Tuple[str, ...]]:
         """Names of the standbys streaming from the local primary (fresh), None if unknown."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence
 
-from ..core.local import LocalState, ReplicationState, TaskStatus
+from ..core.local import LocalState, ReplicationState, TaskKind, TaskStatus
 from ..core.model import ClusterView, Member
 from ..core.observation import PeerStatus
 from .status import ServerStatus
@@ -142,7 +142,7 @@ class ClusterDCSPort(Protocol):
 class TaskPort(Protocol):
     """The single background task (runtime.tasks.TaskRunner)."""
 
-    def start(self, kind: str, name: str, work: Callable[[], bool]) -> bool: ...
+    def start(self, kind: TaskKind, name: str, work: Callable[[], bool]) -> bool: ...
 
     def status(self) -> Optional[TaskStatus]: ...
 

@@ -16,11 +16,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
-from ..core.local import TaskStatus
-from ..core.model import ClusterView
-from ..core.operator import Command, ReinitCommand, RestartCommand
+from ..core.local import TaskKind, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +28,7 @@ _CANCEL: contextvars.ContextVar[Optional[threading.Event]] = contextvars.Context
     "qhb_patroni_task_cancel", default=None
 )
 
-CANCELLED = "cancelled"  # the last word of a cancelled task's error
+CANCELLED = "cancelled"  # the last word of a cancelled task's error message
 CANCEL_TIMEOUT = 30.0  # seconds a cancelled task is waited for (killing a child takes at most ~15)
 
 
@@ -46,40 +44,7 @@ def cancel_requested() -> bool:
 
 def is_cancelled(status: Optional[TaskStatus]) -> bool:
     """A finished task that ended because it was cancelled."""
-    return (
-        status is not None and status.done and not status.ok
-        and bool(status.error) and str(status.error).endswith(CANCELLED)
-    )
-
-
-# Never cancelled: a promote belongs to the leader; a cancelled bootstrap is fatal.
-UNCANCELLABLE = ("Promote", "Bootstrap")
-
-
-def cancel_for_forced_reinit(
-    task: Optional[TaskStatus],
-    cluster: Optional[ClusterView],
-    my_name: str,
-    primary: bool,
-    commands: Sequence[Command],
-    wall_time: float,
-) -> bool:
-    """POST /reinitialize {"force": true} cancels the running task first (3.0.2), but only
-    when decide() will then pick that reinitialize at once - so a cancelled clone or
-    rewind is never left behind without the reinitialize that follows:
-    the cluster has a leader that is not this node, this node is not a running primary,
-    the task is not a promote or a bootstrap, and the forced reinitialize is the first
-    command that would be served (only scheduled restarts not yet due may come before it)."""
-    if task is None or task.done or task.kind in UNCANCELLABLE:
-        return False
-    if cluster is None or cluster.leader is None or cluster.leader.name == my_name or primary:
-        return False
-    for command in commands:
-        if isinstance(command, RestartCommand) and command.scheduled_at is not None \
-                and command.scheduled_at > wall_time:
-            continue  # waits for its time: decide() skips it
-        return isinstance(command, ReinitCommand) and command.force
-    return False
+    return status is not None and status.done and status.cancelled
 
 
 class TaskRunner:
@@ -94,7 +59,7 @@ class TaskRunner:
         with self._lock:
             return self._status is not None and not self._status.done
 
-    def start(self, kind: str, name: str, work: Callable[[], bool]) -> bool:
+    def start(self, kind: TaskKind, name: str, work: Callable[[], bool]) -> bool:
         """Start `work` in the background; False if another task is running."""
         with self._lock:
             if self._status is not None and not self._status.done:
@@ -108,7 +73,7 @@ class TaskRunner:
             self._thread.start()
             return True
 
-    def _run(self, kind: str, name: str, work: Callable[[], bool], cancel: threading.Event) -> None:
+    def _run(self, kind: TaskKind, name: str, work: Callable[[], bool], cancel: threading.Event) -> None:
         _CANCEL.set(cancel)
         ok = False
         error: Optional[str] = None
@@ -122,10 +87,11 @@ class TaskRunner:
             else:
                 log.exception("%s failed", name)
             error = f"{name} failed: {exc}"
-        if not ok and cancel.is_set():
+        cancelled = not ok and cancel.is_set()
+        if cancelled:
             error = f"{name} {CANCELLED}"
         with self._lock:
-            self._status = TaskStatus(kind=kind, name=name, done=True, ok=ok, error=error)
+            self._status = TaskStatus(kind=kind, name=name, done=True, ok=ok, error=error, cancelled=cancelled)
         self._on_done()
 
     def cancel(self, timeout: float = CANCEL_TIMEOUT) -> bool:

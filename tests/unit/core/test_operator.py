@@ -9,7 +9,7 @@ import pytest
 
 from qhb_patroni.core import actions as A
 from qhb_patroni.core.decide import decide
-from qhb_patroni.core.observation import Decision, Observation
+from qhb_patroni.core.observation import Decision, FailedAction, Observation
 from qhb_patroni.core.operator import (
     I_AM_LEADER,
     NO_LEADER,
@@ -94,7 +94,12 @@ def test_reinitialize_rules() -> None:
     assert reinit.ident == 3 and reinit.leader is not None and reinit.leader.name == "n0"
     busy = make_obs(cluster("n0"), replica(), me="n1", t=task("Rewind", "running pg_rewind from n0"))
     d = run(busy, ReinitCommand(4, force=True), me="n1")
+    assert d.actions == (A.CancelTask(),)  # forced: the running task is cancelled first
+    # ... and when the cancellation failed (the task did not end), the command is refused.
+    d = run(busy, ReinitCommand(4, force=True), me="n1", failed=FailedAction(A.CancelTask(), "condition failed"))
     assert d.actions[0] == A.RejectCommand(4, "running pg_rewind from n0 already in progress")
+    d = run(busy, ReinitCommand(5), me="n1")  # not forced: refused at once
+    assert d.actions[0] == A.RejectCommand(5, "running pg_rewind from n0 already in progress")
 
 
 def test_two_commands_one_task() -> None:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import threading
 from typing import List, Optional
 
-from qhb_patroni.core.local import TaskStatus
+from qhb_patroni.core import actions as A
+from qhb_patroni.core.cancel import cancels_for_forced_reinit
+from qhb_patroni.core.decide import decide
+from qhb_patroni.core.local import DATA_PRESENT, STATE_RUNNING, LocalState, TaskStatus
 from qhb_patroni.core.model import ClusterView, Leader, Member
+from qhb_patroni.core.observation import Memory, Observation, Settings
 from qhb_patroni.core.operator import Command, ReinitCommand, RestartCommand
-from qhb_patroni.runtime.tasks import (
-    TaskRunner,
-    cancel_event,
-    cancel_for_forced_reinit,
-    cancel_requested,
-    is_cancelled,
-)
+from qhb_patroni.runtime.tasks import TaskRunner, cancel_event, cancel_requested, is_cancelled
 
 
 def runner() -> tuple[TaskRunner, threading.Event]:
@@ -112,9 +110,22 @@ CLONE = TaskStatus("Clone", "bootstrap from leader 'a'")
 FORCED = ReinitCommand(7, force=True)
 
 
+def observation(task: Optional[TaskStatus], view: Optional[ClusterView], primary: bool,
+                commands: tuple[Command, ...], now: float) -> Observation:
+    local = LocalState(data_dir=DATA_PRESENT, state=STATE_RUNNING, running=primary,
+                       in_recovery=False if primary else None)
+    return Observation(now=now, wall_time=now, cluster=view, local=local, task=task, commands=commands)
+
+
 def decide_cancel(task: Optional[TaskStatus] = CLONE, view: Optional[ClusterView] = None, me: str = "b",
                   primary: bool = False, commands: tuple[Command, ...] = (FORCED,), now: float = 1000.0) -> bool:
-    return cancel_for_forced_reinit(task, view if view is not None else cluster(), me, primary, commands, now)
+    """The core's rule (core.cancel), and decide() answering with CancelTask exactly then."""
+    obs = observation(task, view if view is not None else cluster(), primary, commands, now)
+    settings = Settings(name=me, scope="batman")
+    cancels = cancels_for_forced_reinit(obs, settings)
+    decision = decide(obs, Memory(started=True), settings)
+    assert (A.CancelTask() in decision.actions) == cancels, decision
+    return cancels
 
 
 def test_forced_reinit_cancels_a_clone_restart_or_rewind_on_a_replica() -> None:
@@ -133,7 +144,8 @@ def test_never_on_the_leader_nor_without_one() -> None:
     assert not decide_cancel(me="a")  # I hold the lock
     assert not decide_cancel(primary=True)  # running as a primary
     assert not decide_cancel(view=cluster(leader=None))
-    assert not cancel_for_forced_reinit(CLONE, None, "b", False, (FORCED,), 1000.0)  # DCS unreadable
+    assert not cancels_for_forced_reinit(observation(CLONE, None, False, (FORCED,), 1000.0),
+                                         Settings(name="b", scope="batman"))  # DCS unreadable
 
 
 def test_never_a_promote_or_a_bootstrap() -> None:
