@@ -227,7 +227,8 @@ class SimTasks:
         if t is None:
             return False
         self.task = None
-        self.finished = TaskStatus(kind=t.kind, name=t.name, done=True, ok=False, error=f"{t.name} cancelled", cancelled=True)
+        self.finished = TaskStatus(kind=t.kind, name=t.name, done=True, ok=False, error=f"{t.name} cancelled",
+                                   cancelled=True)
         return True
 
     def join(self, timeout: Optional[float] = None) -> None:
