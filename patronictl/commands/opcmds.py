@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
+from qhb_patroni.core.eligibility import candidate_names
 from qhb_patroni.core.model import ClusterView, Member
 from qhb_patroni.dcs import ClusterDCS, DCSError, keys
 
@@ -106,7 +107,7 @@ def do_failover(obj: Context, action: str, cluster_name: Optional[str], leader: 
             leader = cluster.leader.name if force else click.prompt("Primary", type=str, default=cluster.leader.name)
         if cluster.leader.name != leader:
             raise CtlError(f"Member {leader} is not the leader of cluster {name}")
-    names = sorted(m.name for m in cluster.members if m.name != leader and not m.nofailover)
+    names = list(candidate_names(cluster, leader, require_api=False))
     if not names:
         raise CtlError(f"No candidates found to {action} to")
     if candidate is None and not force:

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple, Union
 
+from ..core.eligibility import candidate_members, peer_can_take_over
 from ..core.model import ClusterView, Member
 from ..core.operator import ReinitCommand, RestartCommand, restart_mismatch, version_to_int
 from ..dcs import keys
@@ -254,16 +255,16 @@ class ControlApi:
             if not members:
                 return "candidate does not exists"
         elif _sync_mode(cluster):
-            members = [m for m in cluster.members if _in_sync(cluster, m.name)]
+            standbys = cluster.sync.sync_standby if cluster.sync is not None else ()
+            members = list(candidate_members(cluster, None, standbys, require_api=False, skip_nofailover=False))
             if not members:
                 return f"{action} is not possible: can not find sync_standby"
         else:
-            members = [m for m in cluster.members if m.name != lead and m.api_url]
+            members = list(candidate_members(cluster, lead, skip_nofailover=False))
             if not members:
                 return f"{action} is not possible: cluster does not have members except leader"
-        for status in self.prober.probe(members).values():
-            if status is not None and not status.nofailover and not status.watchdog_failed:
-                return ""
+        if any(peer_can_take_over(status) for status in self.prober.probe(members).values()):
+            return ""
         return f"{action} is not possible: no good candidates have been found"
 
     def poll_failover_result(self, old: Optional[str], candidate: Optional[str], action: str,

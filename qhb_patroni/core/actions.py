@@ -10,7 +10,7 @@ cycle (bounded); they never change anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Optional, Tuple, Union
+from typing import Any, ClassVar, Literal, Mapping, Optional, Tuple, Union
 
 from .local import TaskKind
 from .model import Member
@@ -80,6 +80,11 @@ class WriteHistory:
     """Refresh /history from the local timeline history files (shell reads them)."""
 
 
+# offline: the DCS view is unusable, restart following nobody; immediate: stop at once and
+# release the lock; immediate-nolock: stop at once, hands off the lock; graceful: clean
+# stop for a switchover, then release the lock.
+DemoteMode = Literal["offline", "immediate", "immediate-nolock", "graceful"]
+
 # ---- database: immediate ----------------------------------------------------
 
 
@@ -95,7 +100,7 @@ class Demote:
     read-only afterwards, never writable.
     """
 
-    mode: str
+    mode: DemoteMode
     leader: Optional[Member] = None
 
 

@@ -20,7 +20,7 @@ from .observation import Decision, Memory, Observation, Reason, Settings
 class Ctx:
     obs: Observation
     settings: Settings
-    role: str = field(default="")
+    role: roles.Role = field(default=roles.Role.UNKNOWN)
 
     @staticmethod
     def of(obs: Observation, settings: Settings) -> Ctx:
@@ -70,7 +70,7 @@ class Ctx:
         s = self.settings
         return (s.use_pg_rewind and self.local.rewind_possible) or s.remove_data_directory_on_diverged_timelines
 
-    def out(self, event: str, actions: Iterable[Action], memory: Memory, **args: Any) -> Decision:
+    def out(self, event: roles.Event, actions: Iterable[Action], memory: Memory, **args: Any) -> Decision:
         row = roles.transition(self.role, event)
         args.setdefault("me", self.me)
         return Decision(tuple(actions), memory, Reason(row.reason, args), event=event, role=self.role)

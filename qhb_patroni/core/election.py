@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from .eligibility import candidate_names, peer_can_take_over
 from .local import STATE_STARTING
 from .model import ClusterView
 from .observation import Memory, Observation, Settings
@@ -25,9 +26,7 @@ class Verdict:
 
 def race_candidates(cluster: ClusterView, me: str) -> Tuple[str, ...]:
     """Other members worth asking: they publish an api_url and may fail over."""
-    return tuple(
-        sorted(m.name for m in cluster.members if m.name != me and m.api_url and not m.nofailover)
-    )
+    return candidate_names(cluster, me)
 
 
 def is_healthiest(obs: Observation, memory: Memory, settings: Settings) -> Verdict:
@@ -62,7 +61,7 @@ def is_healthiest(obs: Observation, memory: Memory, settings: Settings) -> Verdi
             return Verdict(False, "asking peers", probe=tuple(sorted(names)))
     former_leader = cluster.sync.leader if allowed and cluster.sync is not None else None
     for name, peer in sorted((obs.peers or {}).items()):
-        if name in (settings.name, rule.exclude) or peer is None or peer.nofailover or peer.watchdog_failed:
+        if name in (settings.name, rule.exclude) or peer is None or not peer_can_take_over(peer):
             continue
         if allowed and name not in allowed:
             continue

@@ -11,11 +11,16 @@ decide(observation, memory, settings) -> Decision(actions, memory, reason)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Literal, Mapping, Optional, Tuple
 
 from .actions import Action
 from .local import Divergence, LocalState, ReplicationState, TaskStatus
 from .model import ClusterView
+
+# Where a possible timeline divergence stands: idle (nothing to check), check (probe
+# before following), needed / done, failed (rewind failed), crash_failed (crash
+# recovery before a rewind failed).
+RewindState = Literal["idle", "check", "needed", "failed", "crash_failed", "done"]
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ class Memory:
     """Core state carried between decisions (start with Memory())."""
 
     bootstrapping: bool = False  # I won the initialize race and run the bootstrap
-    rewind_state: str = "idle"  # idle | check | needed | failed | crash_failed | done
+    rewind_state: RewindState = "idle"
     demoted_at: Optional[float] = None
     release_backoff_until: Optional[float] = None
     crash_start_at: Optional[float] = None  # when we started the server after a crash as lock holder

@@ -12,32 +12,53 @@ task by `current_role()`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from enum import Enum
+from typing import Dict, Final, Literal, Tuple, Union
 
 from . import reasons as R
 from .local import DATA_PRESENT, STATE_STARTING, TaskKind
 from .observation import Observation
 
-# ---- roles -------------------------------------------------------------------
-UNINITIALIZED = "uninitialized"  # empty (or inaccessible) data directory
-BOOTSTRAPPING = "bootstrapping"  # Bootstrap task running
-CLONING = "cloning"  # Clone task running
-REWINDING = "rewinding"  # Rewind task running
-PROMOTING = "promoting"  # Promote task running
-BUSY = "busy"  # some other background task running
-STOPPED = "stopped"  # data present, server not running
-STARTING = "starting"  # server starting up
-REPLICA = "replica"  # running, in recovery (read-only)
-PRIMARY = "primary"  # running, writable
-UNKNOWN = "unknown"  # running but its recovery state could not be read
-EXITED = "exited"  # the daemon stops (Fatal)
 
-ROLES = (
-    UNINITIALIZED, BOOTSTRAPPING, CLONING, REWINDING, PROMOTING, BUSY,
-    STOPPED, STARTING, REPLICA, PRIMARY, UNKNOWN, EXITED,
-)
-ANY = "*"  # from-role wildcard
-SAME = "="  # to-role: unchanged
+# ---- roles -------------------------------------------------------------------
+class Role(str, Enum):
+    """The node's coarse situation as the core sees it."""
+
+    UNINITIALIZED = "uninitialized"  # empty (or inaccessible) data directory
+    BOOTSTRAPPING = "bootstrapping"  # Bootstrap task running
+    CLONING = "cloning"  # Clone task running
+    REWINDING = "rewinding"  # Rewind task running
+    PROMOTING = "promoting"  # Promote task running
+    BUSY = "busy"  # some other background task running
+    STOPPED = "stopped"  # data present, server not running
+    STARTING = "starting"  # server starting up
+    REPLICA = "replica"  # running, in recovery (read-only)
+    PRIMARY = "primary"  # running, writable
+    UNKNOWN = "unknown"  # running but its recovery state could not be read
+    EXITED = "exited"  # the daemon stops (Fatal)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+UNINITIALIZED = Role.UNINITIALIZED
+BOOTSTRAPPING = Role.BOOTSTRAPPING
+CLONING = Role.CLONING
+REWINDING = Role.REWINDING
+PROMOTING = Role.PROMOTING
+BUSY = Role.BUSY
+STOPPED = Role.STOPPED
+STARTING = Role.STARTING
+REPLICA = Role.REPLICA
+PRIMARY = Role.PRIMARY
+UNKNOWN = Role.UNKNOWN
+EXITED = Role.EXITED
+
+ROLES: Tuple[Role, ...] = tuple(Role)
+ANY: Final = "*"  # from-role wildcard
+SAME: Final = "="  # to-role: unchanged
+FromRole = Union[Role, Literal["*"]]
+ToRole = Union[Role, Literal["="]]
 
 _TASK_ROLES = {
     TaskKind.BOOTSTRAP: BOOTSTRAPPING, TaskKind.CLONE: CLONING, TaskKind.REWIND: REWINDING,
@@ -45,7 +66,7 @@ _TASK_ROLES = {
 }
 
 
-def current_role(obs: Observation) -> str:
+def current_role(obs: Observation) -> Role:
     task = obs.task
     if task is not None and not task.done:
         return _TASK_ROLES.get(task.kind, BUSY)
@@ -64,78 +85,147 @@ def current_role(obs: Observation) -> str:
 
 
 # ---- events ------------------------------------------------------------------
-DCS_UNREACHABLE = "dcs_unreachable"
-CYCLES_FAILING_DEMOTE = "cycles_failing_demote"
-CYCLES_FAILING = "cycles_failing"
-TASK_RUNNING = "task_running"
-TASK_LOCK_RENEWED = "task_lock_renewed"
-TASK_LOCK_LOST = "task_lock_lost"
-BOOTSTRAP_FAILED = "bootstrap_failed"
-BOOTSTRAP_START_FAILED = "bootstrap_start_failed"
-CLONE_FAILED = "clone_failed"
-REWIND_FAILED_REMOVE = "rewind_failed_remove"
-BOOTSTRAP_DONE = "bootstrap_done"
-DATA_EMPTY_HOLDER = "data_empty_holder"
-DATA_INACCESSIBLE_HOLDER = "data_inaccessible_holder"
-DATA_INACCESSIBLE = "data_inaccessible"
-EMPTY_PAUSED = "empty_paused"
-INIT_LOCK_LOST = "init_lock_lost"
-CLONE_FROM_LEADER = "clone_from_leader"
-CLONE_FROM_REPLICA = "clone_from_replica"
-BOOTSTRAP_START = "bootstrap_start"
-WAIT_FOR_LEADER = "wait_for_leader"
-SYSID_INVALID = "sysid_invalid"
-SYSID_MISMATCH = "sysid_mismatch"
-SYSID_MISMATCH_PAUSED = "sysid_mismatch_paused"
-PG_UNKNOWN = "pg_unknown"
-STILL_STARTING = "still_starting"
-START_TIMEOUT_DEMOTE = "start_timeout_demote"
-START_TIMEOUT_WAIT = "start_timeout_wait"
-START_LOCK_LOST = "start_lock_lost"
-STARTING_FOLLOWER = "starting_follower"
-STARTING_LEADERLESS = "starting_leaderless"
-START_FAILED_HOLDER = "start_failed_holder"
-START_READONLY_LEADER = "start_readonly_leader"
-START_SECONDARY = "start_secondary"
-PROBE_DIVERGENCE = "probe_divergence"
-REWIND_START = "rewind_start"
-REINIT_DIVERGED = "reinit_diverged"
-DIVERGED_STAY = "diverged_stay"
-DIVERGENCE_UNKNOWN = "divergence_unknown"
-REWIND_FAILED_WAIT = "rewind_failed_wait"
-CRASH_RECOVERY_START = "crash_recovery_start"
-CRASH_RECOVERY_FAILED = "crash_recovery_failed"
-PROBE_PEERS = "probe_peers"
-LOCK_ACQUIRED = "lock_acquired"
-RACE_LOST = "race_lost"
-NOT_HEALTHIEST = "not_healthiest"
-NOT_ALLOWED = "not_allowed"
-LOCK_HELD = "lock_held"
-SYNC_POSTPONED = "sync_postponed"
-PROBE_REPLICATION = "probe_replication"
-RENEW_FAILED = "renew_failed"
-LOCKED_BY_OTHER = "locked_by_other"
-MANUAL_FAILOVER = "manual_failover"
-PAUSED_NOT_RUNNING = "paused_not_running"
-PAUSED_NOT_RUNNING_HOLDER = "paused_not_running_holder"
-PAUSED_IDLE = "paused_idle"
-PAUSED_NOT_PRIMARY_HOLDER = "paused_not_primary_holder"
-PAUSED_RENEW_FAILED = "paused_renew_failed"
-PAUSED_NO_LOCK = "paused_no_lock"
-OPERATOR_RESTART = "operator_restart"
-OPERATOR_REINITIALIZE = "operator_reinitialize"
-CANCEL_FOR_REINIT = "cancel_for_reinit"
+class Event(str, Enum):
+    """What decide() saw; with the role it keys the transition table."""
+
+    DCS_UNREACHABLE = "dcs_unreachable"
+    CYCLES_FAILING_DEMOTE = "cycles_failing_demote"
+    CYCLES_FAILING = "cycles_failing"
+    TASK_RUNNING = "task_running"
+    TASK_LOCK_RENEWED = "task_lock_renewed"
+    TASK_LOCK_LOST = "task_lock_lost"
+    BOOTSTRAP_FAILED = "bootstrap_failed"
+    BOOTSTRAP_START_FAILED = "bootstrap_start_failed"
+    CLONE_FAILED = "clone_failed"
+    REWIND_FAILED_REMOVE = "rewind_failed_remove"
+    BOOTSTRAP_DONE = "bootstrap_done"
+    DATA_EMPTY_HOLDER = "data_empty_holder"
+    DATA_INACCESSIBLE_HOLDER = "data_inaccessible_holder"
+    DATA_INACCESSIBLE = "data_inaccessible"
+    EMPTY_PAUSED = "empty_paused"
+    INIT_LOCK_LOST = "init_lock_lost"
+    CLONE_FROM_LEADER = "clone_from_leader"
+    CLONE_FROM_REPLICA = "clone_from_replica"
+    BOOTSTRAP_START = "bootstrap_start"
+    WAIT_FOR_LEADER = "wait_for_leader"
+    SYSID_INVALID = "sysid_invalid"
+    SYSID_MISMATCH = "sysid_mismatch"
+    SYSID_MISMATCH_PAUSED = "sysid_mismatch_paused"
+    PG_UNKNOWN = "pg_unknown"
+    STILL_STARTING = "still_starting"
+    START_TIMEOUT_DEMOTE = "start_timeout_demote"
+    START_TIMEOUT_WAIT = "start_timeout_wait"
+    START_LOCK_LOST = "start_lock_lost"
+    STARTING_FOLLOWER = "starting_follower"
+    STARTING_LEADERLESS = "starting_leaderless"
+    START_FAILED_HOLDER = "start_failed_holder"
+    START_READONLY_LEADER = "start_readonly_leader"
+    START_SECONDARY = "start_secondary"
+    PROBE_DIVERGENCE = "probe_divergence"
+    REWIND_START = "rewind_start"
+    REINIT_DIVERGED = "reinit_diverged"
+    DIVERGED_STAY = "diverged_stay"
+    DIVERGENCE_UNKNOWN = "divergence_unknown"
+    REWIND_FAILED_WAIT = "rewind_failed_wait"
+    CRASH_RECOVERY_START = "crash_recovery_start"
+    CRASH_RECOVERY_FAILED = "crash_recovery_failed"
+    PROBE_PEERS = "probe_peers"
+    LOCK_ACQUIRED = "lock_acquired"
+    RACE_LOST = "race_lost"
+    NOT_HEALTHIEST = "not_healthiest"
+    NOT_ALLOWED = "not_allowed"
+    LOCK_HELD = "lock_held"
+    SYNC_POSTPONED = "sync_postponed"
+    PROBE_REPLICATION = "probe_replication"
+    RENEW_FAILED = "renew_failed"
+    LOCKED_BY_OTHER = "locked_by_other"
+    MANUAL_FAILOVER = "manual_failover"
+    PAUSED_NOT_RUNNING = "paused_not_running"
+    PAUSED_NOT_RUNNING_HOLDER = "paused_not_running_holder"
+    PAUSED_IDLE = "paused_idle"
+    PAUSED_NOT_PRIMARY_HOLDER = "paused_not_primary_holder"
+    PAUSED_RENEW_FAILED = "paused_renew_failed"
+    PAUSED_NO_LOCK = "paused_no_lock"
+    OPERATOR_RESTART = "operator_restart"
+    OPERATOR_REINITIALIZE = "operator_reinitialize"
+    CANCEL_FOR_REINIT = "cancel_for_reinit"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+DCS_UNREACHABLE = Event.DCS_UNREACHABLE
+CYCLES_FAILING_DEMOTE = Event.CYCLES_FAILING_DEMOTE
+CYCLES_FAILING = Event.CYCLES_FAILING
+TASK_RUNNING = Event.TASK_RUNNING
+TASK_LOCK_RENEWED = Event.TASK_LOCK_RENEWED
+TASK_LOCK_LOST = Event.TASK_LOCK_LOST
+BOOTSTRAP_FAILED = Event.BOOTSTRAP_FAILED
+BOOTSTRAP_START_FAILED = Event.BOOTSTRAP_START_FAILED
+CLONE_FAILED = Event.CLONE_FAILED
+REWIND_FAILED_REMOVE = Event.REWIND_FAILED_REMOVE
+BOOTSTRAP_DONE = Event.BOOTSTRAP_DONE
+DATA_EMPTY_HOLDER = Event.DATA_EMPTY_HOLDER
+DATA_INACCESSIBLE_HOLDER = Event.DATA_INACCESSIBLE_HOLDER
+DATA_INACCESSIBLE = Event.DATA_INACCESSIBLE
+EMPTY_PAUSED = Event.EMPTY_PAUSED
+INIT_LOCK_LOST = Event.INIT_LOCK_LOST
+CLONE_FROM_LEADER = Event.CLONE_FROM_LEADER
+CLONE_FROM_REPLICA = Event.CLONE_FROM_REPLICA
+BOOTSTRAP_START = Event.BOOTSTRAP_START
+WAIT_FOR_LEADER = Event.WAIT_FOR_LEADER
+SYSID_INVALID = Event.SYSID_INVALID
+SYSID_MISMATCH = Event.SYSID_MISMATCH
+SYSID_MISMATCH_PAUSED = Event.SYSID_MISMATCH_PAUSED
+PG_UNKNOWN = Event.PG_UNKNOWN
+STILL_STARTING = Event.STILL_STARTING
+START_TIMEOUT_DEMOTE = Event.START_TIMEOUT_DEMOTE
+START_TIMEOUT_WAIT = Event.START_TIMEOUT_WAIT
+START_LOCK_LOST = Event.START_LOCK_LOST
+STARTING_FOLLOWER = Event.STARTING_FOLLOWER
+STARTING_LEADERLESS = Event.STARTING_LEADERLESS
+START_FAILED_HOLDER = Event.START_FAILED_HOLDER
+START_READONLY_LEADER = Event.START_READONLY_LEADER
+START_SECONDARY = Event.START_SECONDARY
+PROBE_DIVERGENCE = Event.PROBE_DIVERGENCE
+REWIND_START = Event.REWIND_START
+REINIT_DIVERGED = Event.REINIT_DIVERGED
+DIVERGED_STAY = Event.DIVERGED_STAY
+DIVERGENCE_UNKNOWN = Event.DIVERGENCE_UNKNOWN
+REWIND_FAILED_WAIT = Event.REWIND_FAILED_WAIT
+CRASH_RECOVERY_START = Event.CRASH_RECOVERY_START
+CRASH_RECOVERY_FAILED = Event.CRASH_RECOVERY_FAILED
+PROBE_PEERS = Event.PROBE_PEERS
+LOCK_ACQUIRED = Event.LOCK_ACQUIRED
+RACE_LOST = Event.RACE_LOST
+NOT_HEALTHIEST = Event.NOT_HEALTHIEST
+NOT_ALLOWED = Event.NOT_ALLOWED
+LOCK_HELD = Event.LOCK_HELD
+SYNC_POSTPONED = Event.SYNC_POSTPONED
+PROBE_REPLICATION = Event.PROBE_REPLICATION
+RENEW_FAILED = Event.RENEW_FAILED
+LOCKED_BY_OTHER = Event.LOCKED_BY_OTHER
+MANUAL_FAILOVER = Event.MANUAL_FAILOVER
+PAUSED_NOT_RUNNING = Event.PAUSED_NOT_RUNNING
+PAUSED_NOT_RUNNING_HOLDER = Event.PAUSED_NOT_RUNNING_HOLDER
+PAUSED_IDLE = Event.PAUSED_IDLE
+PAUSED_NOT_PRIMARY_HOLDER = Event.PAUSED_NOT_PRIMARY_HOLDER
+PAUSED_RENEW_FAILED = Event.PAUSED_RENEW_FAILED
+PAUSED_NO_LOCK = Event.PAUSED_NO_LOCK
+OPERATOR_RESTART = Event.OPERATOR_RESTART
+OPERATOR_REINITIALIZE = Event.OPERATOR_REINITIALIZE
+CANCEL_FOR_REINIT = Event.CANCEL_FOR_REINIT
 
 
 @dataclass(frozen=True)
 class Transition:
-    role: str  # from-role, or ANY
-    event: str
-    to: str  # to-role, or SAME
+    role: FromRole  # from-role, or ANY
+    event: Event
+    to: ToRole  # to-role, or SAME
     reason: str  # reason code (qhb_patroni.messages)
 
 
-def _t(role: str, event: str, to: str, reason: str) -> Transition:
+def _t(role: FromRole, event: Event, to: ToRole, reason: str) -> Transition:
     return Transition(role, event, to, reason)
 
 
@@ -242,4 +332,4 @@ def transition(role: str, event: str) -> Transition:
 
 
 def target_role(row: Transition, role: str) -> str:
-    return role if row.to == SAME else row.to
+    return role if row.to == SAME else str(row.to)

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import Mapping, Optional, Tuple
+from typing import Final, Literal, Mapping, Optional, Tuple
 
+from .eligibility import candidate_names, peer_can_take_over
 from .model import ClusterView, Failover
 from .observation import Observation, PeerStatus, Settings
 from .syncrep import sync_members
 
 # What the leader should do about a /failover request.
-WAIT = "wait"  # not due yet / nothing to do this cycle
-PROBE = "probe"  # ask `names` first
-DEMOTE = "demote"  # graceful demotion: someone can take over
-CLEAR = "clear"  # drop the request (with a warning)
-STREAM_WAIT = "stream_wait"  # like WAIT: the fit candidates do not stream from me yet
+StepKind = Literal["wait", "probe", "demote", "clear", "stream_wait"]
+WAIT: Final = "wait"  # not due yet / nothing to do this cycle
+PROBE: Final = "probe"  # ask `names` first
+DEMOTE: Final = "demote"  # graceful demotion: someone can take over
+CLEAR: Final = "clear"  # drop the request (with a warning)
+STREAM_WAIT: Final = "stream_wait"  # like WAIT: the fit candidates do not stream from me yet
 
 
 def stream_wait_limit(settings: Settings) -> float:
@@ -32,7 +34,7 @@ def stream_wait_limit(settings: Settings) -> float:
 
 @dataclass(frozen=True)
 class LeaderStep:
-    what: str
+    what: StepKind
     names: Tuple[str, ...] = ()
     warning: str = ""
 
@@ -45,7 +47,7 @@ def _epoch(when: _dt.datetime) -> float:
 
 def eligible(peer: Optional[PeerStatus], cluster: ClusterView, settings: Settings, check_lag: bool = True) -> bool:
     """Reachable, allowed to fail over, and not lagging too far behind."""
-    if peer is None or peer.nofailover or peer.watchdog_failed:
+    if peer is None or not peer_can_take_over(peer):
         return False
     if check_lag and cluster.last_lsn and cluster.last_lsn - peer.wal_position > settings.maximum_lag_on_failover:
         return False
@@ -60,8 +62,7 @@ def _candidates(cluster: ClusterView, fo: Failover, settings: Settings) -> Tuple
         if allowed is not None and fo.candidate not in allowed:
             return ()
         return (fo.candidate,) if fo.candidate != me and cluster.member(fo.candidate) is not None else ()
-    return tuple(sorted(m.name for m in cluster.members if m.name != me and not m.nofailover and m.api_url
-                        and (allowed is None or m.name in allowed)))
+    return candidate_names(cluster, me, allowed)
 
 
 def leader_step(obs: Observation, settings: Settings, waited: float = 0.0) -> LeaderStep:
@@ -142,8 +143,7 @@ def race_rule(obs: Observation, settings: Settings) -> RaceRule:
     if cluster.paused:
         return RaceRule(False, "paused")
     if fo.leader == me:
-        others = tuple(sorted(m.name for m in cluster.members if m.name != me and m.api_url and not m.nofailover
-                              and (not allowed or m.name in allowed)))
+        others = candidate_names(cluster, me, allowed or None)
         if others and obs.peers is None:
             return RaceRule(probe=others)
         if any(eligible(peers.get(n), cluster, settings, check_lag=False) for n in others):
