@@ -1,15 +1,13 @@
 """Wiring: configuration -> DCS client, manager, REST API, HA loop; signals; shutdown order."""
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import signal
 import threading
-import time
 from types import FrameType
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from . import PATRONI_COMPAT_VERSION
 from .api.control import ControlApi
@@ -27,7 +25,6 @@ from .runtime.commands import CommandQueue
 from .runtime.executor import FatalError
 from .runtime.loop import HALoop
 from .runtime.notify import sd_notify
-from .runtime.ports import ClusterDCSPort
 from .runtime.status import StatusBoard, StatusView
 
 log = logging.getLogger("qhb_patroni")
@@ -81,7 +78,6 @@ class Daemon:
         self.dcs = from_config(self.effective, self.name)
         self.watch_dcs = from_config(self.effective, self.name)
         self.tags = effective_tags(config.get("tags"))
-        self._withdrawing_sync = False  # publish nosync: about to stop as a synchronous standby
         self.api_url = _api_url(config)
         initial = StatusView(
             name=self.name,
@@ -110,7 +106,6 @@ class Daemon:
         )
         ControlApi(dcs=self.api_dcs, commands=self.commands, wake=self.loop.wake.set,
                    clock=self.loop.clock).install(self.api)
-        self.loop.executor.stop_guard = self._sync_duty_handed_over
 
     # ---- dynamic configuration -----------------------------------------------
     def _cache_path(self) -> str:
@@ -164,9 +159,8 @@ class Daemon:
 
     def _member_extra(self) -> Dict[str, Any]:
         extra: Dict[str, Any] = {"api_url": self.api_url, "version": PATRONI_COMPAT_VERSION}
-        tags = dict(self.tags, nosync=True) if self._withdrawing_sync else self.tags
-        if tags:
-            extra["tags"] = tags
+        if self.tags:
+            extra["tags"] = self.tags
         if self.board.get().paused:  # published just before the member key is written
             extra["pause"] = True
         restart = scheduled_restart_doc(self.commands, with_start_time=True)
@@ -258,81 +252,12 @@ class Daemon:
             self._shutdown(fatal=rc != 0)
         return rc
 
-    @contextlib.contextmanager
-    def _sync_duty_handed_over(self) -> Iterator[None]:
-        """Around an operator's restart / reinitialize (in the task thread, while the loop
-        runs and publishes the member key): hand synchronous standby duty over first."""
-        if not self._is_sync_standby():
-            yield
-            return
-        try:
-            self._hand_over_sync_duty(self.loop.wake.set, self.api_dcs)
-            yield
-        finally:
-            self._withdrawing_sync = False
-            self.loop.wake.set()
-
-    def _is_sync_standby(self, cluster: Optional[ClusterView] = None) -> bool:
-        settings = self.loop.settings
-        cluster = cluster if cluster is not None else self.loop.cluster
-        if settings is None or not settings.synchronous_mode or self.tags.get("nosync"):
-            return False
-        return cluster is not None and cluster.sync is not None and self.name in cluster.sync.sync_standby
-
-    def _publish_member_now(self) -> None:
-        data = dict(self.manager.member_data())
-        data.update(self._member_extra())
-        self.dcs.touch_member(data)
-
-    def _hand_over_sync_duty(self, publish: Callable[[], object], client: ClusterDCSPort) -> None:
-        """Synchronous mode: a synchronous standby about to stop publishes `nosync` and
-        waits (up to 2 x loop_wait, at most 20 s) until the primary has named another
-        standby, so that commits on the primary do not stall while it is down. Only a
-        hint: a DCS error or the timeout lets the stop go on."""
-        settings = self.loop.settings
-        assert settings is not None
-        self._withdrawing_sync = True
-        deadline = time.monotonic() + min(2.0 * float(settings.loop_wait), 20.0)
-        try:
-            publish()
-            log.info("Withdrawing from synchronous standby duty before stopping")
-            while time.monotonic() < deadline:
-                time.sleep(0.5)
-                if not self._is_sync_standby(client.get_cluster()):
-                    log.info("No longer a synchronous standby")
-                    return
-            log.warning("The primary did not release me from synchronous standby duty in time; stopping anyway")
-        except DCSError as exc:
-            log.warning("could not withdraw from synchronous standby duty: %s", exc)
-
     def _shutdown(self, fatal: bool) -> None:
-        """SIGTERM: stop the server, hand the lock over at once, say we are stopped."""
-        cluster = self.loop.cluster
-        paused = cluster is not None and cluster.paused
-        self.loop.tasks.join(timeout=5)
-        if not paused and not fatal:
-            last_lsn: Optional[int] = None
-            try:
-                state = self.manager.observe()
-                if state.is_primary:
-                    last_lsn = state.lsn
-                elif self._is_sync_standby():  # the loop has stopped: publish directly
-                    self._hand_over_sync_duty(self._publish_member_now, self.dcs)
-                self.manager.stop("fast")
-                if state.is_primary:
-                    # After a clean stop the shutdown checkpoint is the last position.
-                    after = self.manager.observe()
-                    last_lsn = after.lsn or last_lsn
-            except Exception:
-                log.exception("could not stop the database server cleanly")
-            try:
-                current = self.dcs.get_cluster()
-                if current.leader is not None and current.leader.name == self.name:
-                    self.dcs.delete_leader(current.leader.version, last_lsn=last_lsn)
-                    log.info("Leader key released")
-                self._publish_member_now()
-            except DCSError as exc:
-                log.warning("could not update the DCS during shutdown: %s", exc)
+        """After the loop: the planned stop (server stopped, lock released, member key
+        published) was decided and done by the loop's last cycles; a fatal exit leaves
+        the server as it is.  What is left is closing the REST API and the DCS clients."""
+        if fatal:
+            log.info("exiting without stopping the database server")
         self.api.stop()
         for client in (self.dcs, self.watch_dcs, self.api_dcs):
             try:
@@ -348,7 +273,8 @@ def run(config: Dict[str, Any], config_path: Optional[str] = None) -> int:
     except (ValueError, DCSError) as exc:
         log.critical("%s", exc)
         return 1
-    started = time.monotonic()
+    clock = daemon.loop.clock
+    started = clock.monotonic()
     rc = daemon.run()
-    log.info("qhb-patroni stopped after %.1f s", time.monotonic() - started)
+    log.info("qhb-patroni stopped after %.1f s", clock.monotonic() - started)
     return rc

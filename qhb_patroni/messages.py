@@ -52,6 +52,11 @@ MESSAGES: Dict[str, str] = {
     R.DCS_DEMOTING: "demoting self because DCS is not accessible and I was a leader",
     R.DCS_DEMOTED: "demoted self because DCS is not accessible and I was a leader",
     R.CANCELLING_FOR_REINIT: "cancelling {action} for a forced reinitialize",
+    R.SYNC_HAND_OVER: "waiting for the primary to name another synchronous standby (nosync published)",
+    R.SHUTDOWN_PAUSED: "shutting down: paused, leaving the database server running",
+    R.SHUTDOWN_WAIT_TASK: "shutting down: waiting for {action} to end",
+    R.SHUTDOWN_STOP: "shutting down: stopping the database server and releasing the leader key if held",
+    R.SHUTDOWN_STOP_FAILED: "shutting down: the database server did not stop; the leader key is kept until it expires",
     R.CYCLES_FAILING: "the last {failed} HA cycle(s) failed; waiting for the next one",
     R.CYCLES_FAILING_DEMOTE: "demoting self because the last {failed} HA cycle(s) failed and the leader lock "
                              "cannot be kept",

@@ -39,10 +39,14 @@ class TakeLock:
 
 @dataclass(frozen=True)
 class ReleaseLock:
-    """Delete the leader key if still mine (CAS); `last_lsn` goes to /status first."""
+    """Delete the leader key if still mine (CAS on `version`; None = by name);
+    `last_lsn` goes to /status first.  `stopped_position`: publish instead the
+    position of the (just stopped) local server, known only once it stopped - the
+    shutdown checkpoint, so the candidate knows it has everything."""
 
     version: Optional[int] = None
     last_lsn: Optional[int] = None
+    stopped_position: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,15 +97,26 @@ class Demote:
     """Stop being a writable primary.
 
     mode: "offline" (DCS unreachable: fast stop, restart read-only following
-    nobody), "immediate" (immediate stop, release lock, restart as replica),
-    "immediate-nolock" (immediate stop, keep hands off the lock, restart as
-    replica of `leader`), "graceful" (checkpoint + fast stop, release lock).
-    The restart as a replica happens in the same action so the node is
-    read-only afterwards, never writable.
+    nobody), "immediate" (immediate stop, restart as replica; a ReleaseLock
+    follows), "immediate-nolock" (immediate stop, restart as replica of
+    `leader`), "graceful" (after StopServer(checkpoint) and ReleaseLock: start
+    as a replica).  The restart as a replica happens in the same action so the
+    node is read-only afterwards, never writable.  The lock is never touched
+    here: releasing it is its own action, after this one.
     """
 
     mode: DemoteMode
     leader: Optional[Member] = None
+
+
+@dataclass(frozen=True)
+class StopServer:
+    """Stop the local server (`mode` fast or immediate); `checkpoint` first (a
+    switchover: the shutdown then has little to write).  A primary stops being one:
+    the local lease is dropped before the stop.  Fails when it is still running."""
+
+    mode: Literal["fast", "immediate"] = "fast"
+    checkpoint: bool = False
 
 
 @dataclass(frozen=True)
@@ -276,7 +291,28 @@ class CancelTask:
     reinitialize replaces it).  Fails when the task did not end in time."""
 
 
+@dataclass(frozen=True)
+class PublishNoSync:
+    """Publish (`on`) or stop publishing the nosync tag in my member key from this cycle
+    on: a synchronous standby about to stop asks the primary to name another one."""
+
+    on: bool = True
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """Run the next cycle after `seconds` instead of loop_wait (waiting on somebody else)."""
+
+    seconds: float = 0.5
+
+
 # ---- process ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exit:
+    """The planned stop (SIGTERM) is complete: the daemon exits with status 0 after this
+    cycle (its member key published)."""
 
 
 @dataclass(frozen=True)
@@ -317,6 +353,10 @@ Action = Union[
     SetSyncStandbyNames,
     ProbeReplication,
     CancelTask,
+    StopServer,
+    PublishNoSync,
+    Recheck,
+    Exit,
 ]
 
 TASK_ACTIONS = (Bootstrap, Clone, Promote, Rewind, CrashRecovery, Restart, Reinitialize)

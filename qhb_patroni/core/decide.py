@@ -3,6 +3,7 @@
 Ordered phases (spec 5.2, simplified; each returns a Decision or passes on):
 
   C  the last HA cycles failed       -> a primary demotes before its lease ends
+  Q  the daemon is stopping (SIGTERM) -> hand over, stop, release, exit (shutdown.py)
   F  the DCS could not be read        -> a primary demotes, others wait
   T  a background task runs           -> renew the lock / demote if it was lost
   X  a background task just finished  -> bootstrap failure is fatal, ...
@@ -29,11 +30,12 @@ from .model import Member
 from .observation import Decision, Memory, Observation, Settings
 from .operator import operator_actions
 from .running import running_phases
+from .shutdown import HAND_OVER_NOTES, end_hand_over, hand_over, planned_stop
 
 
 def decide(obs: Observation, memory: Memory, settings: Settings) -> Decision:
     ctx = Ctx.of(obs, settings)
-    decision = _decide(ctx, _first_cycle(ctx, memory))
+    decision = end_hand_over(ctx, _decide(ctx, _first_cycle(ctx, memory)))
     return _without_repeated_failure(obs, decision)
 
 
@@ -61,6 +63,8 @@ def _without_repeated_failure(obs: Observation, decision: Decision) -> Decision:
 def _decide(ctx: Ctx, memory: Memory) -> Decision:
     if ctx.obs.failed_cycles:
         return _cycles_failing(ctx, memory)
+    if ctx.obs.stopping:
+        return planned_stop(ctx, memory)
     if ctx.obs.cluster is None:
         return _dcs_down(ctx, memory)
     if not ctx.obs.commands or (ctx.obs.task is not None and ctx.obs.task.done):
@@ -71,10 +75,14 @@ def _decide(ctx: Ctx, memory: Memory) -> Decision:
     rejects, start = operator_actions(ctx.obs, ctx.settings)
     if start is not None and not ctx.failed(A.RenewLock) and not ctx.failed(type(start)):
         acts: List[A.Action] = [_renew(ctx)] if ctx.i_am_leader else []
+        wait, memory, ended = hand_over(ctx, memory)  # a synchronous standby hands its duty over first
+        if wait is not None:
+            return ctx.out(roles.SYNC_HAND_OVER, acts + rejects + wait, memory)
         acts += rejects + [start]
+        notes = HAND_OVER_NOTES.get(ended, {})
         if isinstance(start, A.Reinitialize):
-            return ctx.out(roles.OPERATOR_REINITIALIZE, acts, memory, action="reinitialize")
-        return ctx.out(roles.OPERATOR_RESTART, acts, memory)
+            return ctx.out(roles.OPERATOR_REINITIALIZE, acts, memory, action="reinitialize", **notes)
+        return ctx.out(roles.OPERATOR_RESTART, acts, memory, **notes)
     decision = _decide_ha(ctx, memory)
     if rejects:
         decision = replace(decision, actions=tuple(rejects) + decision.actions)

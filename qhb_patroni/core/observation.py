@@ -97,6 +97,9 @@ class Observation:
     # HA cycles in a row that ended in an unexpected error (the shell then decides once
     # more with only this, the local state and the lease: no DCS view).
     failed_cycles: int = 0
+    # The daemon was asked to stop (SIGTERM): hand over what must be handed over, stop the
+    # server, release the lock, then Exit.
+    stopping: bool = False
 
     def holds_lock(self, settings: Settings) -> bool:
         """My name is in the leader key and my local lease has not run out."""
@@ -122,6 +125,10 @@ class Memory:
     started: bool = False  # a first decision was made (arms the divergence check once after start)
     # (/failover version, now) when a switchover started waiting for its candidate to stream.
     stream_wait_since: Optional[Tuple[Optional[int], float]] = None
+    # When I published nosync to hand synchronous standby duty over (before a stop,
+    # restart or reinitialize); None = not withdrawing.
+    sync_withdrawn_at: Optional[float] = None
+    stop_requested_at: Optional[float] = None  # when the planned stop was first seen
 
 
 @dataclass(frozen=True)

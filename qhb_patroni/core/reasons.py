@@ -51,6 +51,11 @@ DCS_DEMOTED = "dcs_demoted"
 CYCLES_FAILING = "cycles_failing"
 CYCLES_FAILING_DEMOTE = "cycles_failing_demote"
 CANCELLING_FOR_REINIT = "cancelling_for_reinit"
+SYNC_HAND_OVER = "sync_hand_over"
+SHUTDOWN_PAUSED = "shutdown_paused"
+SHUTDOWN_WAIT_TASK = "shutdown_wait_task"
+SHUTDOWN_STOP = "shutdown_stop"
+SHUTDOWN_STOP_FAILED = "shutdown_stop_failed"
 FAILSAFE_LEADER = "failsafe_leader"
 
 # manual actions and background tasks

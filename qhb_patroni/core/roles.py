@@ -149,6 +149,11 @@ class Event(str, Enum):
     OPERATOR_RESTART = "operator_restart"
     OPERATOR_REINITIALIZE = "operator_reinitialize"
     CANCEL_FOR_REINIT = "cancel_for_reinit"
+    SYNC_HAND_OVER = "sync_hand_over"
+    SHUTDOWN_PAUSED = "shutdown_paused"
+    SHUTDOWN_WAIT_TASK = "shutdown_wait_task"
+    SHUTDOWN_STOP = "shutdown_stop"
+    SHUTDOWN_STOP_FAILED = "shutdown_stop_failed"
 
     def __str__(self) -> str:
         return self.value
@@ -215,6 +220,11 @@ PAUSED_NO_LOCK = Event.PAUSED_NO_LOCK
 OPERATOR_RESTART = Event.OPERATOR_RESTART
 OPERATOR_REINITIALIZE = Event.OPERATOR_REINITIALIZE
 CANCEL_FOR_REINIT = Event.CANCEL_FOR_REINIT
+SYNC_HAND_OVER = Event.SYNC_HAND_OVER
+SHUTDOWN_PAUSED = Event.SHUTDOWN_PAUSED
+SHUTDOWN_WAIT_TASK = Event.SHUTDOWN_WAIT_TASK
+SHUTDOWN_STOP = Event.SHUTDOWN_STOP
+SHUTDOWN_STOP_FAILED = Event.SHUTDOWN_STOP_FAILED
 
 
 @dataclass(frozen=True)
@@ -316,6 +326,18 @@ TRANSITIONS: Tuple[Transition, ...] = (
     # A forced reinitialize cancels the running task; the same cycle then decides the
     # reinitialize (row above) on what the cancellation left.
     _t(ANY, CANCEL_FOR_REINIT, SAME, R.CANCELLING_FOR_REINIT),
+    # A synchronous standby about to stop (planned stop, restart, reinitialize) publishes
+    # nosync and waits until the primary names another standby.
+    _t(ANY, SYNC_HAND_OVER, SAME, R.SYNC_HAND_OVER),
+    # The planned stop (SIGTERM): stop the server, release the lock, exit.
+    _t(ANY, SHUTDOWN_PAUSED, SAME, R.SHUTDOWN_PAUSED),
+    _t(ANY, SHUTDOWN_WAIT_TASK, SAME, R.SHUTDOWN_WAIT_TASK),
+    _t(PRIMARY, SHUTDOWN_STOP, STOPPED, R.SHUTDOWN_STOP),
+    _t(REPLICA, SHUTDOWN_STOP, STOPPED, R.SHUTDOWN_STOP),
+    _t(STARTING, SHUTDOWN_STOP, STOPPED, R.SHUTDOWN_STOP),
+    _t(UNKNOWN, SHUTDOWN_STOP, STOPPED, R.SHUTDOWN_STOP),
+    _t(ANY, SHUTDOWN_STOP, SAME, R.SHUTDOWN_STOP),
+    _t(ANY, SHUTDOWN_STOP_FAILED, SAME, R.SHUTDOWN_STOP_FAILED),
 )
 
 _INDEX: Dict[Tuple[str, str], Transition] = {(t.role, t.event): t for t in TRANSITIONS}

@@ -128,7 +128,7 @@ def _starting(ctx: Ctx, memory: Memory) -> Decision:
     if deadline_passed(memory.crash_start_at, timeout, now):
         if _failover_possible(ctx):
             memory = replace(memory, crash_start_at=None)
-            return ctx.out(roles.START_TIMEOUT_DEMOTE, [A.Demote("immediate")], memory)
+            return ctx.out(roles.START_TIMEOUT_DEMOTE, [A.Demote("immediate"), A.ReleaseLock()], memory)
         return ctx.out(roles.START_TIMEOUT_WAIT, [_renew(ctx)], memory)
     left = seconds_until(memory.crash_start_at, timeout, now)
     return ctx.out(roles.STILL_STARTING, [_renew(ctx)], memory, seconds=left)
@@ -247,7 +247,8 @@ def _mine(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
         return ctx.out(roles.PROBE_PEERS, [A.ProbePeers(step.names)], memory)
     if step.what == DEMOTE:
         memory = arm_rewind_check(ctx, memory)
-        return ctx.out(roles.MANUAL_FAILOVER, acts + [A.Demote("graceful", None)], memory)
+        hand_over: List[A.Action] = [A.StopServer("fast", checkpoint=True), A.ReleaseLock(stopped_position=True)]
+        return ctx.out(roles.MANUAL_FAILOVER, acts + hand_over + [A.Demote("graceful", None)], memory)
     sync = leader_sync_step(cluster, ctx.settings, ctx.obs.replication)
     if sync.probe is not None:
         return ctx.out(roles.PROBE_REPLICATION, [sync.probe], memory)

@@ -5,10 +5,9 @@ the promote is never reached when the compare-and-swap was lost.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from ..core import actions as A
 from ..core.model import ClusterView, Member
@@ -56,6 +55,8 @@ class ExecutionResult:
     lock_changed: bool = False  # the leader key was written or deleted: re-read the cluster
     replication_changed: bool = False  # synchronous_standby_names changed: look again soon
     task_cancelled: bool = False  # the background task was cancelled: observe and decide again now
+    recheck_after: Optional[float] = None  # run the next cycle this soon (seconds)
+    exit: bool = False  # the planned stop is complete: the loop ends after this cycle
 
 
 def _conn_url(member: Optional[Member]) -> Optional[str]:
@@ -80,9 +81,9 @@ class Executor:
         self.clock = clock
         self._promote_wait = promote_wait
         self.commands = commands or CommandQueue()
-        # Wraps an operator's restart / reinitialize (the daemon hands over synchronous
-        # standby duty around it); by default nothing.
-        self.stop_guard: Callable[[], ContextManager[None]] = contextlib.nullcontext
+        # Publish the nosync tag in my member key (PublishNoSync): handing synchronous
+        # standby duty over before this node stops.
+        self.nosync = False
 
     def execute(self, actions: Sequence[A.Action], cluster: Optional[ClusterView]) -> ExecutionResult:
         result = ExecutionResult()
@@ -131,7 +132,16 @@ class Executor:
         if isinstance(action, A.ReleaseLock):
             self.lease.lost()
             result.lock_changed = True
-            return bool(dcs.delete_leader(action.version, last_lsn=action.last_lsn))
+            last_lsn = self._stopped_position() if action.stopped_position else action.last_lsn
+            return bool(dcs.delete_leader(action.version, last_lsn=last_lsn))
+        if isinstance(action, A.StopServer):
+            self.lease.lost()  # stop answering as the primary before it stops being one
+            if action.checkpoint:
+                try:
+                    mgr.checkpoint()
+                except Exception as exc:  # the shutdown checkpoint follows anyway
+                    log.debug("checkpoint before stopping failed: %s", exc)
+            return bool(mgr.stop(action.mode))
         if isinstance(action, A.WriteInitialize):
             return bool(dcs.initialize(action.value, create=action.create, version=action.version))
         if isinstance(action, A.CancelInitialize):
@@ -145,16 +155,8 @@ class Executor:
         if isinstance(action, (A.WriteSync, A.DeleteSync, A.SetSyncStandbyNames)):
             return self._sync(action, result)
         if isinstance(action, A.Demote):
-            # Stop being writable first; only then let somebody else take the lock.
-            self.lease.lost()
-            if action.mode == "graceful":
-                self._release_after_clean_stop(result)
-            ok = bool(mgr.demote(action.mode, _conn_url(action.leader)))
-            if action.mode in ("immediate", "graceful"):
-                # By name: a RenewLock earlier in this decision changed the version.
-                dcs.delete_leader(None)
-                result.lock_changed = True
-            return ok
+            self.lease.lost()  # the lock itself is released by a ReleaseLock after this action
+            return bool(mgr.demote(action.mode, _conn_url(action.leader)))
         if isinstance(action, A.Follow):
             return bool(mgr.follow(_conn_url(action.leader)))
         if isinstance(action, A.StartReadOnlyLeader):
@@ -193,6 +195,18 @@ class Executor:
             return self._operator(action)
         if isinstance(action, A.CancelTask):
             return self._cancel_task(result)
+        if isinstance(action, A.PublishNoSync):
+            if action.on and not self.nosync:
+                log.info("Withdrawing from synchronous standby duty before stopping")
+            self.nosync = action.on
+            return True
+        if isinstance(action, A.Recheck):
+            now = action.seconds
+            result.recheck_after = now if result.recheck_after is None else min(result.recheck_after, now)
+            return True
+        if isinstance(action, A.Exit):
+            result.exit = True
+            return True
         if isinstance(action, A.Fatal):
             raise FatalError(action.message)
         if isinstance(action, A.PROBE_ACTIONS):
@@ -224,8 +238,7 @@ class Executor:
             def restart() -> bool:
                 ok = False
                 try:
-                    with self.stop_guard():
-                        ok = bool(mgr.restart("fast", timeout))
+                    ok = bool(mgr.restart("fast", timeout))
                 finally:
                     cmds.finish(ident, ok, "restarted successfully" if ok else "restart failed")
                 return ok
@@ -235,8 +248,7 @@ class Executor:
             ident, leader = action.ident, action.leader
 
             def reinitialize() -> bool:
-                with self.stop_guard():
-                    mgr.remove_data_directory()  # stops the server first
+                mgr.remove_data_directory()  # stops the server first
                 url = _conn_url(leader)
                 return bool(mgr.clone(url, url))
 
@@ -275,21 +287,10 @@ class Executor:
             result.replication_changed = True
         return True
 
-    def _release_after_clean_stop(self, result: ExecutionResult) -> None:
-        """Graceful demotion (switchover): checkpoint, fast stop, and hand the lock over at
-        once with the shutdown checkpoint as the last position - before the server is
-        started again as a replica, so the candidate does not wait for that start."""
-        mgr = self.manager
+    def _stopped_position(self) -> Optional[int]:
+        """The local server's last position once stopped (its shutdown checkpoint)."""
         try:
-            mgr.checkpoint()
-        except Exception as exc:  # the shutdown checkpoint follows anyway
-            log.debug("checkpoint before the switchover failed: %s", exc)
-        if not mgr.stop("fast"):
-            return  # still running: demote() below reports the failure and the lock stays
-        last_lsn: Optional[int] = None
-        try:
-            last_lsn = mgr.observe().lsn
+            return self.manager.observe().lsn
         except Exception as exc:
             log.debug("could not read the shutdown position: %s", exc)
-        self.dcs.delete_leader(None, last_lsn=last_lsn)
-        result.lock_changed = True
+            return None

@@ -32,6 +32,9 @@ MAX_DECISIONS_PER_CYCLE = 6
 # standbys (every server process has reloaded by then).
 SYNC_RECHECK_DELAY = 1.0
 
+# A planned stop whose cycles keep failing ends the loop anyway after this many.
+MAX_FAILED_STOPPING_CYCLES = 3
+
 DecideFn = Callable[[Observation, Memory, Settings], Decision]
 
 
@@ -82,6 +85,8 @@ class HALoop:
         self._last_reason: Optional[str] = None
         self._recheck_at: Optional[float] = None
         self.failed_cycles = 0  # HA cycles in a row that raised
+        self.shutdown_requested = False  # the planned stop (SIGTERM): decide() takes it from here
+        self.exited = False  # decide() said Exit: the planned stop is complete
         # How the last cycle's final decision was executed (None: it only probed).
         self.last_result: Optional[ExecutionResult] = None
 
@@ -147,6 +152,7 @@ class HALoop:
                 server_version=self.board.get().server.server_version,
                 streaming=streaming,
                 replication=replication,
+                stopping=self.shutdown_requested,
             )
             decision = self.decide(obs, self.memory, settings)
             self.memory = decision.memory
@@ -171,7 +177,11 @@ class HALoop:
             if any(isinstance(a, A.Demote) for a in decision.actions):
                 self.wake.set()  # look again at once: follow the new leader without waiting loop_wait
             if result.replication_changed:
-                self._recheck_at = self.clock.monotonic() + SYNC_RECHECK_DELAY
+                self._look_again(SYNC_RECHECK_DELAY)
+            if result.recheck_after is not None:
+                self._look_again(result.recheck_after)
+            if result.exit:
+                self.exited = True
             if result.task_cancelled and result.failed is None:
                 local, task, failed = self._observe_local(), None, None  # decide again without it
                 continue
@@ -195,6 +205,10 @@ class HALoop:
             self._watch_target = cluster
             self._watch_lock.notify_all()
         return decision
+
+    def _look_again(self, seconds: float) -> None:
+        at = self.clock.monotonic() + seconds
+        self._recheck_at = at if self._recheck_at is None else min(self._recheck_at, at)
 
     def _replication(self, confirm: Tuple[str, ...]) -> ReplicationState:
         """The local primary's pg_stat_replication / synchronous_standby_names."""
@@ -247,6 +261,11 @@ class HALoop:
         if cluster is not None:
             owner = cluster.leader.name if cluster.leader else None
             log.info("Lock owner: %s; I am %s", owner, self.settings.name if self.settings else "?")
+        args = decision.reason.args
+        if args.get("note"):
+            log.info("%s", args["note"])
+        if args.get("alert"):
+            log.warning("%s", args["alert"])
         log.info("%s", text)
         self._last_reason = text
 
@@ -262,6 +281,8 @@ class HALoop:
         try:
             data = dict(self.manager.member_data())
             data.update(self.member_extra())
+            if self.executor.nosync:  # handing synchronous standby duty over (PublishNoSync)
+                data["tags"] = dict(data.get("tags") or {}, nosync=True)
             self.dcs.touch_member(data)
         except DCSError as exc:
             log.warning("could not update my member key: %s", exc)
@@ -381,13 +402,21 @@ class HALoop:
         # /liveness counts from the start: a first cycle that never completes fails it too.
         self.board.update(next_cycle_at=self.clock.monotonic())
         try:
-            while not stop_requested():
+            while not self.exited:
+                if stop_requested() and not self.shutdown_requested:
+                    log.info("Shutting down: the next cycles hand over, stop the server and release the lock")
+                    self.shutdown_requested = True
                 started = self.clock.monotonic()
                 self.wake.clear()  # a wake-up during the cycle makes the sleep below return at once
                 self.cycle()
                 if on_first_cycle is not None:
                     on_first_cycle()
                     on_first_cycle = None
+                if self.exited:
+                    break
+                if self.shutdown_requested and self.failed_cycles >= MAX_FAILED_STOPPING_CYCLES:
+                    log.error("Shutting down without a completed cycle after %d failed cycles", self.failed_cycles)
+                    break
                 try:
                     remaining, early = self._sleep_seconds(started)
                 except Exception:

@@ -17,7 +17,6 @@ from qhb_patroni.core.model import ClusterView, Member
 from qhb_patroni.core.observation import Decision, Memory, Observation, PeerStatus, Settings
 from qhb_patroni.core.roles import current_role
 from qhb_patroni.core.slots import slot_name_for
-from qhb_patroni.dcs.base import DCSError
 from qhb_patroni.dcs.writer import ClusterDCS
 from qhb_patroni.runtime.executor import FatalError
 from qhb_patroni.runtime.loop import HALoop
@@ -300,15 +299,10 @@ class SimNode:
         self.loop.lease.lost()
 
     def shutdown(self) -> None:
-        """SIGTERM (5.15): stop the database, then give the leader key back."""
-        self.up = False
-        self.db.stop()
-        if self.lock_written_at is not None:
-            try:
-                self.dcs.delete_leader(None, last_lsn=self.db.lsn)
-            except DCSError:
-                pass
-        self.loop.lease.lost()
+        """SIGTERM (5.15): the runtime's next cycles hand over, stop the server, release
+        the lock and exit (decided by the core); the node is down once it exited."""
+        self.loop.shutdown_requested = True
+        self.wake = True
 
     def restart(self) -> None:
         self.up = True
@@ -331,6 +325,10 @@ class SimNode:
         except FatalError as exc:
             self.fatal = str(exc)
             self.crash()
+            return
+        if self.loop.exited:
+            self.up = False
+            self.world.exits += 1
             return
         remaining, _ = self.loop._sleep_seconds(now)
         self.next_cycle = now + max(remaining, 0.0)

@@ -124,6 +124,7 @@ class World:
         self.check_acked = bool(settings_kw.get("synchronous_mode"))
         self.acked_checks = 0
         self.landings = 0  # executed decisions whose target role was checked
+        self.exits = 0  # planned stops completed by the runtime
 
     # ---- helpers used by nodes ---------------------------------------------------------
     def new_sysid(self) -> str:

@@ -271,7 +271,7 @@ def test_starting_holder_renews_and_waits_then_times_out() -> None:
     assert d.actions == (A.RenewLock(version=7, last_lsn=None),)
     assert render(d.reason) == "PostgreSQL is still starting up, 200 seconds until timeout"
     d2 = run(make_obs(c, local, now=1300.0), mem, settings(primary_start_timeout=300))
-    assert d2.actions == (A.Demote("immediate"),)
+    assert d2.actions == (A.Demote("immediate"), A.ReleaseLock())  # stop being writable, then release
 
 
 # ---- U: unlocked, the race -------------------------------------------------------------------
@@ -480,7 +480,10 @@ def test_switchover_leader_probes_candidate_then_demotes_gracefully() -> None:
     d = run(make_obs(c, local))
     assert d.actions == (A.ProbePeers(("n1",)),)
     d2 = run(make_obs(c, local, peers={"n1": peer("n1", 500)}))
-    assert d2.actions == (A.RenewLock(version=7, last_lsn=500), A.Demote("graceful", None))
+    # One effect per action: a clean stop, the lock handed over with the shutdown position, then
+    # the start as a replica.
+    assert d2.actions == (A.RenewLock(version=7, last_lsn=500), A.StopServer("fast", checkpoint=True),
+                          A.ReleaseLock(stopped_position=True), A.Demote("graceful", None))
     assert render(d2.reason) == "manual failover: demoting myself"
 
 
@@ -509,7 +512,7 @@ def test_scheduled_switchover_waits_until_due() -> None:
     assert d.actions == (A.RenewLock(version=7, last_lsn=5),)
     assert d.reason.args["warning"].startswith("Awaiting failover at 2030-01-01T00:00:00+00:00 (in 60 seconds)")
     due = replace(make_obs(c, local, peers={"n1": peer("n1", 5)}), wall_time=at.timestamp() + 1)
-    assert kinds(run(due)) == ["RenewLock", "Demote"]
+    assert kinds(run(due)) == ["RenewLock", "StopServer", "ReleaseLock", "Demote"]
     stale = replace(make_obs(c, local), wall_time=at.timestamp() + 100)
     assert kinds(run(stale)) == ["RenewLock", "ClearFailover"]
 

@@ -112,16 +112,30 @@ def test_dcs_outage_is_a_failed_action_not_an_exception() -> None:
     assert result.failed is not None and "DCS error" in result.failed.error
 
 
-def test_demote_immediate_releases_my_lock_first() -> None:
+def test_demote_immediate_then_release_my_lock() -> None:
+    """One effect per action: the demotion stops being writable, the ReleaseLock after it
+    gives the key back (by name: the version read this cycle may be stale)."""
     server = MemoryServer(clock=Clock())
     ex, dcs, mgr, tasks, lease, clock, _ = make("n0", server)
     ex.execute([A.AcquireLock()], None)
     leader = Member(name="n1", conn_url="postgres://127.0.0.1:5433/qhb")
     result = ex.execute([A.Demote("immediate", leader)], dcs.get_cluster())
-    assert result.failed is None
+    assert result.failed is None and lease.written_at is None
+    assert dcs.get_cluster().leader is not None and dcs.get_cluster().leader.name == "n0"  # type: ignore[union-attr]
+    result = ex.execute([A.ReleaseLock()], dcs.get_cluster())
+    assert result.failed is None and result.lock_changed
     assert dcs.get_cluster().leader is None
     assert mgr.calls == [("demote", "immediate", "postgres://127.0.0.1:5433/qhb")]
-    assert lease.written_at is None
+
+
+def test_a_failed_demotion_keeps_the_lock() -> None:
+    server = MemoryServer(clock=Clock())
+    ex, dcs, mgr, tasks, lease, clock, _ = make("n0", server)
+    ex.execute([A.AcquireLock()], None)
+    mgr.demote = lambda mode, leader: False  # type: ignore[method-assign]
+    result = ex.execute([A.Demote("immediate"), A.ReleaseLock()], dcs.get_cluster())
+    assert result.failed is not None and isinstance(result.failed.action, A.Demote)
+    assert dcs.get_cluster().leader is not None  # never handed over while maybe still writable
 
 
 def test_parse_peer_status_shapes() -> None:

@@ -28,17 +28,26 @@ class PrimaryManager:
     def __init__(self) -> None:
         self.calls: List[Any] = []
         self.primary = True
+        self.running = True
 
     def observe(self) -> LocalState:
-        return LocalState(data_dir=DATA_PRESENT, state=STATE_RUNNING, role="master" if self.primary else "replica",
-                          running=True, in_recovery=not self.primary, timeline=1, lsn=100, sysid=SYSID)
+        return LocalState(data_dir=DATA_PRESENT, state=STATE_RUNNING if self.running else "stopped",
+                          role="master" if self.primary else "replica", running=self.running,
+                          in_recovery=not self.primary if self.running else None, timeline=1,
+                          lsn=100 if self.running else 120, sysid=SYSID)
 
     def server_status(self) -> ServerStatus:
         return ServerStatus(state="running", role="master" if self.primary else "replica")
 
     def member_data(self) -> Dict[str, Any]:
-        return {"conn_url": "postgres://127.0.0.1:5432/qhb", "state": "running",
+        return {"conn_url": "postgres://127.0.0.1:5432/qhb", "state": "running" if self.running else "stopped",
                 "role": "master" if self.primary else "replica", "xlog_location": 100, "timeline": 1}
+
+    def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
+        self.calls.append(("stop", mode))
+        self.primary = False
+        self.running = False
+        return True
 
     def demote(self, mode: str, leader: Optional[str]) -> bool:
         self.calls.append(("demote", mode))
