@@ -20,12 +20,36 @@ import socket
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Set
+from typing import Any, Callable, List, Mapping, Optional, Protocol, Set, Tuple
 
 from .wire import Renderer, Request, RequestError, RequestParser, Response, error_response, keeps_connection
 
-if TYPE_CHECKING:
-    from .server import RestApiServer
+
+class ListenerSettings(Protocol):
+    """What the listener reads from its server (api.server.RestApiServer), each time it
+    needs it: a reload changes them while the listener runs."""
+
+    @property
+    def request_timeout(self) -> float: ...
+
+    @property
+    def idle_timeout(self) -> float: ...
+
+    @property
+    def max_connections(self) -> int: ...
+
+    @property
+    def unsafe_workers(self) -> int: ...
+
+    @property
+    def ssl_context(self) -> Optional[ssl.SSLContext]: ...
+
+    @property
+    def response_headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def unsafe(self) -> Set[Tuple[str, str]]:
+        """(method, first path segment) of the endpoints that run on a worker thread."""
 
 logger = logging.getLogger(__name__)
 
@@ -254,8 +278,9 @@ class _Connection(asyncio.Protocol):
 class Listener:
     """The event loop thread of one started server: listening socket, connections, sweep."""
 
-    def __init__(self, api: RestApiServer, sock: socket.socket) -> None:
+    def __init__(self, api: ListenerSettings, sock: socket.socket, respond: Callable[[Request], Response]) -> None:
         self.api = api
+        self.respond = respond
         self.sock = sock
         self.idle_timeout = api.idle_timeout
         self.max_connections = api.max_connections
@@ -331,7 +356,7 @@ class Listener:
 
     def answer(self, req: Request) -> Response:
         try:
-            resp = self.api.respond(req)
+            resp = self.respond(req)
         except Exception:  # a handler bug must still answer, and never kill the listener
             logger.exception("API: error while handling %s %s", req.method, req.path)
             resp = error_response(500)

@@ -222,7 +222,7 @@ class RestApiServer:
         sock = listening_socket(*parse_listen(self.listen))
         host, port = sock.getsockname()[:2]
         self._address = (str(host), int(port))
-        self._listener = Listener(self, sock)
+        self._listener = Listener(self, sock, self.respond)
         self._listener.thread.start()
 
     def stop(self) -> None:
