@@ -17,11 +17,16 @@ DEFAULT_RETRY_TIMEOUT = 10.0
 BackendFactory = Callable[[Mapping[str, Any], str, float, float, str, str], Store]
 
 
-def _etcd(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float, scope: str, name: str) -> Store:
-    from qhb_patroni.dcs.etcd import EtcdStore, endpoints_from_config
+def _etcd_family(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float, v3: bool) -> Store:
+    """etcd's v2 keys API or v3 JSON gateway: one section layout, one set of options."""
+    from qhb_patroni.dcs.endpoints import endpoints_from_config
 
-    urls, username, password = endpoints_from_config(section)
-    return EtcdStore(
+    if v3:
+        from qhb_patroni.dcs.etcd3 import Etcd3Store as store_class
+    else:
+        from qhb_patroni.dcs.etcd import EtcdStore as store_class  # type: ignore[assignment]
+    urls, username, password = endpoints_from_config(section, "etcd3" if v3 else "etcd")
+    return store_class(
         urls,
         base,
         ttl=ttl,
@@ -33,24 +38,14 @@ def _etcd(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: floa
         key=section.get("key"),
         use_proxies=bool(section.get("use_proxies")) or bool(section.get("proxy")),
     )
+
+
+def _etcd(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float, scope: str, name: str) -> Store:
+    return _etcd_family(section, base, ttl, retry_timeout, v3=False)
 
 
 def _etcd3(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float, scope: str, name: str) -> Store:
-    from qhb_patroni.dcs.etcd3 import Etcd3Store, endpoints_from_config
-
-    urls, username, password = endpoints_from_config(section)
-    return Etcd3Store(
-        urls,
-        base,
-        ttl=ttl,
-        retry_timeout=retry_timeout,
-        username=username,
-        password=password,
-        cacert=section.get("cacert"),
-        cert=section.get("cert"),
-        key=section.get("key"),
-        use_proxies=bool(section.get("use_proxies")) or bool(section.get("proxy")),
-    )
+    return _etcd_family(section, base, ttl, retry_timeout, v3=True)
 
 
 def _consul(section: Mapping[str, Any], base: str, ttl: float, retry_timeout: float, scope: str, name: str) -> Store:

@@ -34,6 +34,7 @@ import consul
 import requests
 
 from qhb_patroni.dcs.base import DCSError, Node, Snapshot
+from qhb_patroni.dcs.retry import RetryExhausted, call_with_retry
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -203,6 +204,7 @@ class ConsulStore:
         retry_timeout: float = 10.0,
         service: Optional[ServiceRegistration] = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.prefix = base.strip("/") + "/"
@@ -211,6 +213,7 @@ class ConsulStore:
         self._ttl = float(ttl)
         self._retry_timeout = float(retry_timeout)
         self._sleep = sleep
+        self._clock = clock
         self._lock = threading.RLock()
         self._session: Optional[str] = None
         self._session_ttl = 0
@@ -246,20 +249,27 @@ class ConsulStore:
     # ---- plumbing -------------------------------------------------------------
     def _call(self, request: Callable[[], T]) -> T:
         """Run `request`, retrying connection trouble and 5xx answers until
-        retry_timeout is spent."""
-        deadline = time.monotonic() + self._retry_timeout
-        pause = 0.1
-        while True:
-            try:
-                return request()
-            except _Rolledback:
-                raise
-            except Exception as exc:
-                remaining = deadline - time.monotonic()
-                if not _retriable(exc) or remaining <= 0.05:
-                    raise DCSError(f"consul {self.endpoint}: {_reason(exc)}") from exc
-            self._sleep(min(pause, max(0.0, deadline - time.monotonic())))
-            pause = min(pause * 2, 1.0)
+        retry_timeout is spent (one agent: no endpoint to move on to)."""
+
+        def classify(url: str, exc: Exception) -> str:
+            if isinstance(exc, _Rolledback):
+                raise exc
+            if not _retriable(exc):
+                raise DCSError(f"consul {url}: {_reason(exc)}") from exc
+            return _reason(exc)
+
+        try:
+            return call_with_retry(lambda url, t: request(), self, self._retry_timeout, classify,
+                                   self._clock, self._sleep)
+        except RetryExhausted as exc:
+            raise DCSError(f"consul {exc.url}: {exc.reason}") from None
+
+    @property
+    def urls(self) -> List[str]:
+        return [self.endpoint]
+
+    def rotate(self) -> None:
+        pass  # one agent
 
     def _txn(self, operations: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         """PUT /v1/txn; the results, or _Rolledback when a check failed."""
@@ -417,12 +427,12 @@ class ConsulStore:
         """Blocking queries on `key` until its ModifyIndex differs from `version`."""
         if timeout <= 0:
             return False
-        deadline = time.monotonic() + timeout
+        deadline = self._clock() + timeout
         full = self.prefix + key
         wait_index = max([i for i in (index, version) if i is not None], default=0)
         try:
             while True:
-                remaining = deadline - time.monotonic()
+                remaining = deadline - self._clock()
                 if wait_index and remaining > 0.05:
                     # Consul adds up to wait/16 of jitter: ask for a little less
                     wait = f"{max(1, int(remaining * 1000 * 15 / 16))}ms"
@@ -432,11 +442,11 @@ class ConsulStore:
                 current = int(entry["ModifyIndex"]) if entry else None
                 if current != version:
                     return True
-                if deadline - time.monotonic() <= 0.05:
+                if deadline - self._clock() <= 0.05:
                     return False
                 wait_index = max(wait_index, int(new_index or 0))
         except Exception:  # unreachable: sleep out the time (contract)
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if remaining > 0:
                 self._sleep(remaining)
             return False

@@ -25,6 +25,7 @@ import urllib3
 
 from qhb_patroni.dcs.base import DCSError, Node, Snapshot
 from qhb_patroni.dcs.endpoints import endpoints_from_config as _endpoints
+from qhb_patroni.dcs.retry import RetryExhausted, call_with_retry
 
 T = TypeVar("T")
 
@@ -92,6 +93,7 @@ class EtcdStore:
         key: Optional[str] = None,
         use_proxies: bool = False,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not urls:
             raise ValueError("etcd: no endpoints")
@@ -105,6 +107,7 @@ class EtcdStore:
         self._auth = (username, password)
         self._tls = (cacert, cert, key)
         self._sleep = sleep
+        self._clock = clock
         self._lock = threading.Lock()
         self._current = 0
         self._clients: Dict[str, etcd.Client] = {}
@@ -150,7 +153,7 @@ class EtcdStore:
         """Refresh the endpoint list from /v2/members (best effort, bounded)."""
         if self.use_proxies:
             return
-        now = time.monotonic()
+        now = self._clock()
         if self._discovered_at is not None and now - self._discovered_at < 10 * self._ttl:
             return
         self._discovered_at = now
@@ -183,38 +186,27 @@ class EtcdStore:
         """Run `request` against the endpoints in turn until it answers or
         retry_timeout is spent.  `request` interprets the expected etcd answers (key
         not found, compare failed...) itself; any other etcd error is a DCSError."""
-        deadline = time.monotonic() + self._retry_timeout
         self._discover()
-        per_request = max(1.0, self._retry_timeout / max(1, len(self.urls)))
-        pause = 0.1
-        url = self.endpoint
-        reason = "no attempt made"
-        while True:
-            for _ in range(len(self.urls)):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0.05:
-                    break
-                url = self.endpoint
-                t = min(per_request, remaining)
-                try:
-                    return request(self._client(url), urllib3.Timeout(connect=t, read=t))
-                except (etcd.EtcdConnectionFailed, etcd.EtcdLeaderElectionInProgress,
-                        etcd.EtcdClusterIdChanged) as exc:
-                    reason = _reason(exc)
-                except etcd.EtcdException as exc:
-                    if _error_code(exc) not in _RETRIABLE_CODES:
-                        raise DCSError(f"etcd {url}: {_reason(exc)}") from exc
-                    reason = _reason(exc)
-                except Exception as exc:  # socket/urllib3/JSON surprises: never leak them
-                    reason = _reason(exc)
-                with self._lock:
-                    self._current = (self._current + 1) % len(self.urls)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0.05:
-                self._discovered_at = None  # rediscover once something answers again
-                raise DCSError(f"etcd {url}: {reason}")
-            self._sleep(min(pause, remaining))
-            pause = min(pause * 2, 1.0)
+
+        def attempt(url: str, t: float) -> T:
+            return request(self._client(url), urllib3.Timeout(connect=t, read=t))
+
+        def classify(url: str, exc: Exception) -> str:
+            if isinstance(exc, etcd.EtcdException) and not isinstance(
+                exc, (etcd.EtcdConnectionFailed, etcd.EtcdLeaderElectionInProgress, etcd.EtcdClusterIdChanged)
+            ) and _error_code(exc) not in _RETRIABLE_CODES:
+                raise DCSError(f"etcd {url}: {_reason(exc)}") from exc
+            return _reason(exc)  # connection trouble, socket/urllib3/JSON surprises: never leak them
+
+        try:
+            return call_with_retry(attempt, self, self._retry_timeout, classify, self._clock, self._sleep)
+        except RetryExhausted as exc:
+            self._discovered_at = None  # rediscover once something answers again
+            raise DCSError(f"etcd {exc.url}: {exc.reason}") from None
+
+    def rotate(self) -> None:
+        with self._lock:
+            self._current = (self._current + 1) % len(self.urls)
 
     @staticmethod
     def _json(response: Any) -> Dict[str, Any]:
@@ -304,7 +296,7 @@ class EtcdStore:
     def watch(self, key: str, version: Optional[int], index: Optional[int], timeout: float) -> bool:
         """Long-poll `GET key?wait=true&waitIndex=N`, N past everything already seen:
         max(index + 1, version + 1).  A change already made since then answers at once."""
-        start = time.monotonic()
+        start = self._clock()
         candidates = [i + 1 for i in (index, version) if i is not None]
         params: Dict[str, Any] = {"wait": "true"}
         if candidates:
@@ -325,7 +317,7 @@ class EtcdStore:
             with self._lock:
                 if self._current == self.urls.index(url):
                     self._current = (self._current + 1) % len(self.urls)
-        remaining = timeout - (time.monotonic() - start)
+        remaining = timeout - (self._clock() - start)
         if remaining > 0:
             self._sleep(remaining)
         return False

@@ -32,6 +32,7 @@ import urllib3
 
 from qhb_patroni.dcs.base import DCSError, Node, Snapshot
 from qhb_patroni.dcs.endpoints import endpoints_from_config as _endpoints
+from qhb_patroni.dcs.retry import RetryExhausted, call_with_retry
 
 # gRPC status codes (in the gateway's error body)
 _NOT_FOUND = 5  # "requested lease not found"
@@ -120,6 +121,7 @@ class Etcd3Store:
         key: Optional[str] = None,
         use_proxies: bool = False,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not urls:
             raise ValueError("etcd3: no endpoints")
@@ -131,6 +133,7 @@ class Etcd3Store:
         self._retry_timeout = float(retry_timeout)
         self._auth = (username, password)
         self._sleep = sleep
+        self._clock = clock
         self._lock = threading.RLock()
         self._current = 0
         self._discovered_at: Optional[float] = None
@@ -225,7 +228,7 @@ class Etcd3Store:
     def _discover(self) -> None:
         if self.use_proxies:
             return
-        now = time.monotonic()
+        now = self._clock()
         if self._discovered_at is not None and now - self._discovered_at < 10 * self._ttl:
             return
         self._discovered_at = now
@@ -250,34 +253,28 @@ class Etcd3Store:
     def _call(self, path: str, body: Dict[str, Any]) -> Dict[str, Any]:
         """POST `body` to `path`, failing over between endpoints until one answers
         or retry_timeout is spent.  Non-retriable etcd answers raise _EtcdAnswer."""
-        deadline = time.monotonic() + self._retry_timeout
         self._discover()
-        per_request = max(1.0, self._retry_timeout / max(1, len(self.urls)))
-        pause = 0.1
-        url, reason = self.endpoint, "no attempt made"
-        while True:
-            for _ in range(len(self.urls)):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0.05:
-                    break
-                url = self.endpoint
-                try:
-                    return self._once(url, path, body, min(per_request, remaining))
-                except _EtcdAnswer as exc:
-                    if exc.code not in _RETRIABLE:
-                        raise
-                    reason = str(exc)
-                except Exception as exc:  # socket/urllib3/TLS trouble: next endpoint
-                    reason = _reason(exc)
-                    self._prefixes.pop(url, None)
-                with self._lock:
-                    self._current = (self._current + 1) % len(self.urls)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0.05:
-                self._discovered_at = None
-                raise DCSError(f"etcd3 {url}: {reason}")
-            self._sleep(min(pause, remaining))
-            pause = min(pause * 2, 1.0)
+
+        def attempt(url: str, t: float) -> Dict[str, Any]:
+            return self._once(url, path, body, t)
+
+        def classify(url: str, exc: Exception) -> str:
+            if isinstance(exc, _EtcdAnswer):
+                if exc.code not in _RETRIABLE:
+                    raise exc
+                return str(exc)
+            self._prefixes.pop(url, None)  # socket/urllib3/TLS trouble: next endpoint
+            return _reason(exc)
+
+        try:
+            return call_with_retry(attempt, self, self._retry_timeout, classify, self._clock, self._sleep)
+        except RetryExhausted as exc:
+            self._discovered_at = None
+            raise DCSError(f"etcd3 {exc.url}: {exc.reason}") from None
+
+    def rotate(self) -> None:
+        with self._lock:
+            self._current = (self._current + 1) % len(self.urls)
 
     def _request(self, path: str, body: Dict[str, Any]) -> Dict[str, Any]:
         try:
@@ -294,8 +291,8 @@ class Etcd3Store:
             if self._lease is None:
                 answer = self._call("/lease/grant", {"TTL": ttl})
                 self._lease, self._lease_ttl = str(answer["ID"]), ttl
-                self._lease_refreshed = time.monotonic()
-            elif time.monotonic() - self._lease_refreshed > ttl / 3:
+                self._lease_refreshed = self._clock()
+            elif self._clock() - self._lease_refreshed > ttl / 3:
                 self._keepalive()
             if self._lease is None:  # lost during the keepalive: grant anew
                 return self._lease_for_put()
@@ -305,7 +302,7 @@ class Etcd3Store:
         lease = self._lease
         if lease is None:
             return
-        started = time.monotonic()
+        started = self._clock()
         answer = self._call("/lease/keepalive", {"ID": lease})
         result = answer.get("result") or {}
         if int(result.get("TTL") or 0) <= 0:
@@ -393,7 +390,7 @@ class Etcd3Store:
         """Stream `/watch` on `key` from the revision after everything already seen."""
         if timeout <= 0:
             return False
-        deadline = time.monotonic() + timeout
+        deadline = self._clock() + timeout
         create: Dict[str, Any] = {"key": _b64(self._key(key))}
         candidates = [i + 1 for i in (index, version) if i is not None]
         if candidates:
@@ -419,7 +416,7 @@ class Etcd3Store:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip() and self._watch_fired(json.loads(line)):
                         return True
-                if time.monotonic() >= deadline:
+                if self._clock() >= deadline:
                     return False
             return False  # stream ended (server closed it): let the caller reload
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
@@ -434,7 +431,7 @@ class Etcd3Store:
             if response is not None:
                 response.close()
                 response.release_conn()
-        remaining = deadline - time.monotonic()
+        remaining = deadline - self._clock()
         if remaining > 0:
             self._sleep(remaining)
         return False
