@@ -141,9 +141,7 @@ class Daemon:
         for client in (self.dcs, self.watch_dcs):
             client.set_ttl(ttl)
             client.set_retry_timeout(float(self.effective.get("retry_timeout", 10)))
-        update = getattr(self.manager, "update_config", None)
-        if update is not None:
-            update(self.effective)
+        self.manager.update_config(self.effective)
 
     def _save_cache(self, data: Dict[str, Any]) -> None:
         path = self._cache_path()
