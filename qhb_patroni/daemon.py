@@ -25,6 +25,7 @@ from .runtime.commands import CommandQueue
 from .runtime.executor import FatalError
 from .runtime.loop import HALoop
 from .runtime.notify import sd_notify
+from .runtime.ports import SystemClock
 from .runtime.status import StatusBoard, StatusView
 
 log = logging.getLogger("qhb_patroni")
@@ -75,8 +76,9 @@ class Daemon:
         from .manager import Manager  # imported here: needs psycopg2
 
         self.manager = Manager(self.effective)
-        self.dcs = from_config(self.effective, self.name)
-        self.watch_dcs = from_config(self.effective, self.name)
+        self.clock = SystemClock()  # the one clock of the shell: loop, executor, REST API, DCS retries
+        self.dcs = from_config(self.effective, self.name, self.clock.monotonic)
+        self.watch_dcs = from_config(self.effective, self.name, self.clock.monotonic)
         self.tags = effective_tags(config.get("tags"))
         self.api_url = _api_url(config)
         initial = StatusView(
@@ -93,7 +95,7 @@ class Daemon:
         restapi = config.get("restapi") or {}
         self.api = RestApiServer.from_config(restapi, self.board)
         self.commands = CommandQueue()
-        self.api_dcs = from_config(self.effective, self.name)  # the REST threads' own client
+        self.api_dcs = from_config(self.effective, self.name, self.clock.monotonic)  # the REST threads' own client
         self.loop = HALoop(
             dcs=self.dcs,
             watch_dcs=self.watch_dcs,
@@ -101,11 +103,12 @@ class Daemon:
             board=self.board,
             settings_provider=self._settings_for,
             member_extra=self._member_extra,
+            clock=self.clock,
             commands=self.commands,
             on_reload=self.reload,
         )
         ControlApi(dcs=self.api_dcs, commands=self.commands, wake=self.loop.wake.set,
-                   clock=self.loop.clock).install(self.api)
+                   clock=self.clock).install(self.api)
 
     # ---- dynamic configuration -----------------------------------------------
     def _cache_path(self) -> str:
