@@ -379,7 +379,7 @@ class HALoop:
     def loop_wait(self) -> float:
         return float(self.settings.loop_wait) if self.settings else 10.0
 
-    def _sleep_seconds(self, started: float) -> Tuple[float, bool]:
+    def sleep_seconds(self, started: float) -> Tuple[float, bool]:
         """(how long to sleep after a cycle that started at `started` (<= 0: at once),
         whether that is an early look asked for by the cycle itself)."""
         remaining = started + self.loop_wait() - self.clock.monotonic()
@@ -418,7 +418,7 @@ class HALoop:
                     log.error("Shutting down without a completed cycle after %d failed cycles", self.failed_cycles)
                     break
                 try:
-                    remaining, early = self._sleep_seconds(started)
+                    remaining, early = self.sleep_seconds(started)
                 except Exception:
                     log.exception("could not compute the next cycle's time")
                     remaining, early = self.loop_wait(), False

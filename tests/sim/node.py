@@ -330,7 +330,7 @@ class SimNode:
             self.up = False
             self.world.exits += 1
             return
-        remaining, _ = self.loop._sleep_seconds(now)
+        remaining, _ = self.loop.sleep_seconds(now)
         self.next_cycle = now + max(remaining, 0.0)
         if self.loop.wake.is_set():  # the runtime asked to look again at once (after a demotion)
             self.next_cycle = now

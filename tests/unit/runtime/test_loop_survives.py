@@ -164,7 +164,7 @@ def test_a_failover_value_that_is_not_a_time_does_not_stop_the_loop() -> None:
     for _ in range(3):
         clock.advance(10)
         loop.cycle()
-        loop._sleep_seconds(clock.monotonic())
+        loop.sleep_seconds(clock.monotonic())
     assert manager.primary and leader_of(dcs) == "a"  # still the primary holding its lock
 
 
@@ -179,3 +179,30 @@ def test_the_core_answers_failed_cycles_with_a_demotion_only_when_the_lease_runs
     lost = decide(Observation(now=1, cluster=None, local=local, lock_written_at=None, failed_cycles=1), Memory(),
                   settings)
     assert lost.actions == (A.Demote("offline"),)
+
+
+class BrokenReads(ClusterDCS):
+    """A DCS client whose reads raise something that is not a DCSError (a decoder bug)."""
+
+    broken = False
+
+    def get_cluster(self) -> ClusterView:
+        if self.broken:
+            raise ValueError("cannot convert float infinity to integer")
+        return super().get_cluster()
+
+
+def test_a_read_that_raises_something_unexpected_does_not_freeze_the_primary() -> None:
+    loop, manager, clock, dcs = make_loop()
+    broken = BrokenReads(dcs.store, "a")
+    loop.dcs = loop.executor.dcs = broken
+    assert loop.cycle() is not None and leader_of(dcs) == "a"
+    broken.broken = True
+    for _ in range(3):
+        clock.advance(10)
+        assert loop.cycle() is None
+    assert ("demote", "offline") in manager.calls  # before its lease (written at 0, ttl 30) ran out
+    assert liveness(loop.board.get(), clock.monotonic()) == 200  # not yet 2 x ttl for a replica
+    broken.broken = False
+    clock.advance(10)
+    assert loop.cycle() is not None and loop.failed_cycles == 0
