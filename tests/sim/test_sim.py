@@ -64,6 +64,7 @@ def test_switchovers_happen(seed: int) -> None:
     world.run(fault_seconds=3000, quiet_seconds=400)
     _check(world)
     assert world.switchovers >= 3 and world.graceful >= 2, (world.switchovers, world.graceful)
+    assert world.events_landed["manual_failover"] >= 2  # the switchover landed the old primary as a replica
 
 
 @pytest.mark.parametrize("seed", range(51, 57))
@@ -74,6 +75,8 @@ def test_synchronous_mode_loses_no_acknowledged_commit(seed: int) -> None:
     world.run(fault_seconds=4000, quiet_seconds=400)
     _check(world)
     assert world.acked_checks > 1000
+    # Planned stops of synchronous standbys went through the hand-over (nosync, wait) first.
+    assert world.events_landed["sync_hand_over"] > 0 and world.events_landed["shutdown_stop"] > 0
 
 
 def test_the_acknowledged_commit_check_can_fail() -> None:

@@ -124,6 +124,7 @@ class World:
         self.check_acked = bool(settings_kw.get("synchronous_mode"))
         self.acked_checks = 0
         self.landings = 0  # executed decisions whose target role was checked
+        self.events_landed: Dict[str, int] = collections.Counter()
         self.exits = 0  # planned stops completed by the runtime
 
     # ---- helpers used by nodes ---------------------------------------------------------
@@ -306,6 +307,7 @@ class World:
         if got != want:
             self.fail(f"{node.name}: {decision.event} from {decision.role} should land in {want}, it is {got}")
         self.landings += 1
+        self.events_landed[str(decision.event)] += 1
 
     def check_invariants(self) -> None:
         now = self.clock()
