@@ -49,7 +49,9 @@ class _Etcd3:
 
 class _Consul:
     def __init__(self, work_dir: str) -> None:
-        self.server = ConsulProcess(work_dir, persistent=True)  # keeps its data across the outage test
+        # keeps its data across the outage test; session_ttl_min 1s as docs/dcs.md recommends,
+        # so that sessions get ttl/2 and a dead leader's key lives about ttl
+        self.server = ConsulProcess(work_dir, persistent=True, extra_hcl=['session_ttl_min = "1s"'])
 
     def start(self) -> None:
         self.server.start()
@@ -166,7 +168,6 @@ def test_kill9_failover(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
             wait_for(lambda node=node: set(replicated) <= set(rows_on(node)), 60, f"{node.name} to stream")
         old.kill9()
         survivors = [n for n in cluster.nodes if n is not old]
-        # Consul keeps a dead session up to 2 x max(ttl/2, 10 s): allow for it.
         new = wait_for(lambda: next((n for n in survivors if n.is_primary()), None), 90,
                        f"a new primary among the survivors ({kind})")
         acked_before = len(writer.acked)
