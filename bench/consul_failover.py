@@ -44,7 +44,7 @@ def run_agent(label: str, hcl: Sequence[str], runs: int) -> List[float]:
                 last_ack_before = writer.ack_times[-1]
                 primary.kill9()
                 gone_at = time.monotonic()
-                wait_for(lambda: any(t > gone_at for t in writer.ack_times), TTL * 6, "a write on the new primary")
+                wait_for(lambda k=gone_at: any(t > k for t in writer.ack_times), TTL * 6, "a write on the new primary")
                 window = next(t for t in writer.ack_times if t > gone_at) - last_ack_before
                 windows.append(window)
                 print(f"{label} run {i + 1}: unavailable {window:.3f} s", flush=True)
