@@ -1,8 +1,9 @@
 """Health checks and probes (spec 1.4, 1.5). PURE: (status view, now, path, query) -> code + body.
 
-The primary/leader answers are based on owning the leader lock (StatusView.holds_lock),
-not on pg_is_in_recovery(): a node promoted by hand without the lock answers 503
-on /primary, as Patroni 3.0.2 does.
+The primary/leader answers are based on owning the leader lock (StatusView.holds_lock):
+a node promoted by hand without the lock answers 503 on /primary, as Patroni 3.0.2
+does.  /primary also needs the database to be running out of recovery (3.0.2 answers
+200 on the lock alone, also while the promotion is still under way).
 """
 from __future__ import annotations
 
@@ -85,7 +86,9 @@ def compute_codes(view: StatusView, now: float, status: Mapping[str, Any], query
             primary = replica = UNAVAILABLE
             standby_leader = OK if role in ("replica", ROLE_STANDBY_LEADER) else UNAVAILABLE
         else:
-            primary = OK
+            # Stricter than 3.0.2 (which answers on the lock alone): only while the database
+            # accepts writes, so a balancer never sends writes to a node still promoting.
+            primary = OK if role in PRIMARY_ROLES and state == "running" else UNAVAILABLE
             standby_leader = UNAVAILABLE
     else:
         leader = primary = standby_leader = UNAVAILABLE

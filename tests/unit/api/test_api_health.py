@@ -63,6 +63,13 @@ SCENARIOS: Dict[str, StatusView] = {
     "stopped": status_view(
         "postgresql1", replica_server(state="stopped", query_ok=False, in_recovery=None), two_node_cluster()
     ),
+    # the lock is ours but the promotion has not finished: writes would still fail
+    "promoting": status_view("postgresql0", replica_server(), two_node_cluster(), holds_lock=True),
+    # the lock is ours but the postmaster is gone
+    "lock_server_down": status_view(
+        "postgresql0", primary_server(state="crashed", query_ok=False, in_recovery=None, role="master"),
+        two_node_cluster(), holds_lock=True,
+    ),
 }
 
 PATHS = [
@@ -89,6 +96,8 @@ MATRIX = {
     "starting":                   [5, 5,  5,  5,  5,  5,  5,  5,  5,  5,  5,  5,    5,  5,     5,  5,     5],
     "noloadbalance":              [5, 5,  5,  5,  5,  5,  5,  5,  5,  2,  5,  5,    5,  5,     5,  5,     5],
     "stopped":                    [5, 5,  5,  5,  5,  5,  5,  5,  5,  5,  5,  5,    5,  5,     5,  5,     5],
+    "promoting":                  [5, 5,  5,  5,  2,  5,  5,  2,  2,  2,  5,  5,    2,  2,     5,  5,     5],
+    "lock_server_down":           [5, 5,  5,  5,  2,  5,  5,  5,  5,  5,  5,  5,    5,  5,     5,  5,     5],
 }
 # fmt: on
 
