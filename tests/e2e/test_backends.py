@@ -141,14 +141,22 @@ def test_switchover(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
 def test_primary_demotes_while_the_dcs_is_down(backend_cluster: Tuple[str, Any, LocalCluster]) -> None:
     kind, dcs, cluster = backend_cluster
     primary = healthy(cluster)
+    writer = Writer(cluster, interval=0.05).start()
+    wait_for(lambda: len(writer.acked) >= 5, 30, "some acknowledged writes")
     t0 = time.monotonic()
     dcs.stop()
     try:
-        wait_for(lambda: in_recovery(primary), TTL + 5, f"the primary to demote itself to read-only ({kind})", 0.2)
-        # its lease ran out no earlier than ttl - loop_wait after the DCS went away
-        assert time.monotonic() - t0 < TTL - LOOP_WAIT
+        wait_for(lambda: in_recovery(primary), TTL + 10, f"the primary to demote itself to read-only ({kind})", 0.2)
+        writer.stop()
+        # Its last renewal was at most loop_wait before the DCS went away, so its lease ran
+        # out no earlier than ttl - loop_wait after that: no write may succeed after it
+        # (another node could hold the lock by then).  The time to restart as a replica
+        # does not count.
+        last_write = max(writer.ack_times) - t0
+        assert last_write < TTL - LOOP_WAIT, f"a write succeeded {last_write:.2f} s after the DCS went away"
         assert not cluster.primaries()
     finally:
+        writer.stop()
         dcs.start()
     healthy(cluster)
 
