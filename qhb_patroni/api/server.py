@@ -68,18 +68,27 @@ def get_metrics(view: StatusView, now: float, req: Request) -> Response:
 
 
 def get_probe(view: StatusView, now: float, req: Request) -> Response:
-    code, _ = health.probe(view, now, req.path, req.query)
+    try:
+        code, _ = health.probe(view, now, req.path, req.query)
+    except health.QueryError as exc:
+        return error_response(400, str(exc))
     return Response(code, status_only=True)
 
 
 def get_health(view: StatusView, now: float, req: Request) -> Response:
     """Fallback for GET of any path without its own handler."""
-    code, doc = health.health_check(view, now, req.path, req.query)
+    try:
+        code, doc = health.health_check(view, now, req.path, req.query)
+    except health.QueryError as exc:
+        return error_response(400, str(exc))
     return json_response(code, doc)
 
 
 def head_health(view: StatusView, now: float, req: Request) -> Response:
-    code, _ = health.health_check(view, now, req.path, req.query)
+    try:
+        code, _ = health.health_check(view, now, req.path, req.query)
+    except health.QueryError:
+        return Response(400, status_only=True)
     return Response(code, status_only=True)
 
 
