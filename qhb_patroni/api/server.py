@@ -192,7 +192,7 @@ class RestApiServer:
         if tls is not None:
             headers.update(restapi.get("https_extra_headers") or {})
         self.response_headers = headers
-        self.access = AccessPolicy.from_config(restapi)
+        self.access = AccessPolicy.from_config(restapi, self.access.resolve)  # names resolved again
         self.ssl_context = tls
         listen = str(restapi["listen"])
         if listen == self.listen:
