@@ -60,9 +60,9 @@ def main(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] 
     args = _parser().parse_args(argv)
     env: Mapping[str, str] = os.environ if environ is None else environ
     if args.generate_config:
-        from .config.sample import detect_node, sample_config
+        from .config.sample import detect_node, generate_password, sample_config
 
-        sys.stdout.write(sample_config(detect_node()))
+        sys.stdout.write(sample_config(detect_node(), generate_password()))
         return 0
     if args.validate_config:
         return validate_command(args.configfile, env)

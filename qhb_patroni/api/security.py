@@ -176,3 +176,22 @@ class AccessPolicy:
             if not hmac.compare_digest(authorization.encode("utf-8"), expected.encode("utf-8")):
                 return Refusal(401, "not authenticated", challenge)
         return None
+
+
+def open_endpoints_warning(policy: AccessPolicy, unsafe: Iterable[Tuple[str, str]], listen: str) -> Optional[str]:
+    """The WARNING to log when the unsafe endpoints take requests without a password
+    (restapi.authentication absent, the 3.0.2 default), naming them; None when they
+    need one."""
+    if policy.auth or not unsafe:
+        return None
+    endpoints = ", ".join(f"{method} /{segment}" for method, segment in sorted(unsafe, key=lambda r: (r[1], r[0])))
+    if policy.allowlist or policy.allowlist_set or policy.include_members:
+        who = "from the addresses of restapi.allowlist"
+        if policy.include_members:
+            who += " and the cluster members"
+    elif policy.tls_client_check:
+        who = "from any client with a certificate signed by restapi.cafile"
+    else:
+        who = f"from any client that can reach {listen}"
+    return (f"restapi.authentication is not set: the unsafe endpoints ({endpoints}) accept requests "
+            f"without a password {who}; set restapi.authentication (see docs/security.md)")

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 from ..runtime.status import StatusBoard, StatusView
 from . import health, metrics, views
 from .listener import IDLE_TIMEOUT, MAX_CONNECTIONS, UNSAFE_WORKERS, Listener, listening_socket
-from .security import AccessPolicy, ssl_context
+from .security import AccessPolicy, open_endpoints_warning, ssl_context
 from .wire import (
     REQUEST_TIMEOUT,
     Request,
@@ -165,6 +165,7 @@ class RestApiServer:
         self.unsafe: Set[Tuple[str, str]] = set()
         self._listener: Optional[Listener] = None
         self._address: Optional[Tuple[str, int]] = None
+        self._warned: Optional[str] = None  # the open-endpoints warning last logged
 
     @classmethod
     def from_config(
@@ -196,6 +197,8 @@ class RestApiServer:
         self.ssl_context = tls
         listen = str(restapi["listen"])
         if listen == self.listen:
+            if self._listener is not None:
+                self._warn_if_open()
             return False
         running = self._listener is not None
         self.stop()
@@ -233,6 +236,14 @@ class RestApiServer:
         self._address = (str(host), int(port))
         self._listener = Listener(self, sock)
         self._listener.thread.start()
+        self._warn_if_open()
+
+    def _warn_if_open(self) -> None:
+        """Log (once per change) that the unsafe endpoints need no password."""
+        warning = open_endpoints_warning(self.access, self.unsafe, self.listen)
+        if warning is not None and warning != self._warned:
+            logger.warning("%s", warning)
+        self._warned = warning
 
     def stop(self) -> None:
         """Close the listening socket and every connection, join the thread."""

@@ -261,3 +261,39 @@ def test_allowlist_is_resolved_again_on_reload(api_server: Callable[..., Tuple[R
     assert raw_exchange(server.address, post).startswith(b"HTTP/1.0 403 ")  # not until a reload
     server.reload({"listen": server.listen, "allowlist": ["admin.example"]})
     assert raw_exchange(server.address, post).startswith(b"HTTP/1.0 202 ")
+
+
+# ---- unsafe endpoints without a password (issue 12, item 12) -------------------------
+
+UNSAFE = {("POST", "restart"), ("POST", "switchover"), ("PATCH", "config")}
+
+
+def test_open_endpoints_warning_names_them() -> None:
+    from qhb_patroni.api.security import open_endpoints_warning
+
+    text = open_endpoints_warning(AccessPolicy(), UNSAFE, "0.0.0.0:8008")
+    assert text is not None
+    assert "restapi.authentication" in text and "PATCH /config, POST /restart, POST /switchover" in text
+    assert "any client that can reach 0.0.0.0:8008" in text
+    allow = open_endpoints_warning(AccessPolicy(allowlist=nets("10.0.0.0/8")), UNSAFE, "x:1")
+    assert allow is not None and "restapi.allowlist" in allow
+    assert open_endpoints_warning(AccessPolicy(auth="a:b"), UNSAFE, "x:1") is None
+    assert open_endpoints_warning(AccessPolicy(), set(), "x:1") is None
+
+
+def test_server_warns_at_start_and_when_reload_opens_them(
+        api_server: Callable[..., Tuple[RestApiServer, StatusBoard]], caplog: pytest.LogCaptureFixture) -> None:
+    board = StatusBoard(status_view())
+    server = RestApiServer(f"127.0.0.1:{free_port()}", board, access=AccessPolicy(auth="admin:secret"))
+    server.add_route("POST", "restart", echo_restart, unsafe=True)
+    with caplog.at_level(logging.WARNING, logger="qhb_patroni.api.server"):
+        server.start()
+        try:
+            assert not [r for r in caplog.records if "restapi.authentication" in r.getMessage()]
+            server.reload({"listen": server.listen})  # authentication removed
+            server.reload({"listen": server.listen})  # unchanged: not repeated
+        finally:
+            server.stop()
+    warnings = [r for r in caplog.records if "restapi.authentication" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert "POST /restart" in warnings[0].getMessage()
