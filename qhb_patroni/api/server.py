@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from ..runtime.status import StatusBoard, StatusView
 from . import health, metrics, views
+from .limits import DEFAULT_MAX_PER_ADDRESS, ConnectionLimits, connection_limits, nofile_limit
 from .listener import IDLE_TIMEOUT, MAX_CONNECTIONS, UNSAFE_WORKERS, Listener, listening_socket
 from .security import AccessPolicy, open_endpoints_warning, ssl_context
 from .wire import (
@@ -130,6 +131,13 @@ def parse_listen(listen: str) -> Tuple[str, int, int]:
     return host, port, socket.AF_INET
 
 
+def _limits_of(restapi: Mapping[str, Any]) -> ConnectionLimits:
+    limits, note = connection_limits(restapi, nofile_limit())
+    if note:
+        logger.warning("%s", note)
+    return limits
+
+
 class RestApiServer:
     """Serves the Patroni REST API from a StatusBoard in a background thread."""
 
@@ -146,6 +154,7 @@ class RestApiServer:
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
         unsafe_workers: int = UNSAFE_WORKERS,
+        max_connections_per_address: int = DEFAULT_MAX_PER_ADDRESS,
     ) -> None:
         self.listen = listen
         self.board = board
@@ -154,6 +163,7 @@ class RestApiServer:
         self.request_timeout = request_timeout
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.max_connections_per_address = max_connections_per_address
         self.unsafe_workers = unsafe_workers
         self.ssl_context = tls
         self.access = access or AccessPolicy()
@@ -171,7 +181,9 @@ class RestApiServer:
     def from_config(
         cls, restapi: Mapping[str, Any], board: StatusBoard, clock: Callable[[], float] = time.monotonic
     ) -> RestApiServer:
-        """Built from the `restapi` section: listen, TLS, access control, extra headers."""
+        """Built from the `restapi` section: listen, TLS, access control, extra headers,
+        connection caps (kept under the open files limit)."""
+        limits = _limits_of(restapi)
         return cls(
             str(restapi["listen"]),
             board,
@@ -180,6 +192,8 @@ class RestApiServer:
             tls=ssl_context(restapi),
             access=AccessPolicy.from_config(restapi),
             https_extra_headers=restapi.get("https_extra_headers"),
+            max_connections=limits.max_connections,
+            max_connections_per_address=limits.per_address,
         )
 
     def reload(self, restapi: Mapping[str, Any]) -> bool:
@@ -195,6 +209,8 @@ class RestApiServer:
         self.response_headers = headers
         self.access = AccessPolicy.from_config(restapi, self.access.resolve)  # names resolved again
         self.ssl_context = tls
+        limits = _limits_of(restapi)
+        self.max_connections, self.max_connections_per_address = limits.max_connections, limits.per_address
         listen = str(restapi["listen"])
         if listen == self.listen:
             if self._listener is not None:
@@ -250,6 +266,11 @@ class RestApiServer:
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.stop()
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """The caps in force (read by the listener at each accept, so reloads apply)."""
+        return ConnectionLimits(self.max_connections, min(self.max_connections_per_address, self.max_connections))
 
     @property
     def connection_count(self) -> int:
