@@ -85,9 +85,14 @@ def error_response(code: int, message: Optional[str] = None) -> Response:
 
 
 def parse_target(target: str) -> Tuple[str, Dict[str, str]]:
+    """(percent-decoded path, first value of each query parameter); RequestError(400)
+    for a target urlsplit refuses (e.g. '//[x?a': an unclosed IPv6 literal)."""
     if "?" not in target and "%" not in target and "#" not in target and target.startswith("/"):
         return target, {}  # the common case of health checks, without urlsplit
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError as exc:
+        raise RequestError(400, f"Bad request target ({exc})") from None
     query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     return unquote(parts.path) or "/", query
 
