@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import resource
 import socket
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 REQUEST = b"GET /patroni HTTP/1.1\r\nHost: flood\r\nConnection: keep-alive\r\n\r\n"
 
@@ -30,6 +30,7 @@ class IdleFlood:
         self.opened = 0
         self.failed = 0  # connects refused or reset at once
         self.closed_by_server = 0
+        self._cursor = 0  # where the next partial refresh starts
 
     def _open(self, source: str) -> None:
         try:
@@ -68,11 +69,17 @@ class IdleFlood:
         self._drop_closed()
         return len(self.socks)
 
-    def refresh(self) -> None:
-        """A GET on every held connection, and a new connection for each closed one."""
+    def refresh(self, limit: Optional[int] = None) -> None:
+        """A new connection for each one the server closed, then a GET on the held
+        connections: all of them, or the next `limit` in turn (spreading the requests)."""
         for source in self._drop_closed():
             self._open(source)
-        for sock in list(self.socks):
+        socks = list(self.socks)
+        if limit is not None and socks:
+            start = self._cursor % len(socks)
+            socks = (socks[start:] + socks[:start])[:limit]
+            self._cursor = start + len(socks)
+        for sock in socks:
             try:
                 sock.sendall(REQUEST)
             except BlockingIOError:  # its last answer is still unread: it stays as it is
