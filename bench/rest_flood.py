@@ -1,7 +1,7 @@
 """Health checks under a flood of idle connections (issue 12 item 9), run by hand
 (prints figures, asserts nothing):
 
-    python bench/rest_flood.py [--connections 1500] [--seconds 60] [--checks-per-second 5] [--burst]
+    python bench/rest_flood.py [--connections 1500] [--seconds 60] [--checks-per-second 5] [--burst] [--reconnect]
 
 as an unprivileged user, from a copy of the tree that user can read (it starts etcd,
 a two-node cluster and its databases), e.g.
@@ -14,7 +14,9 @@ from 15 loopback addresses (tests/e2e/flood.py: a GET on each before the idle ti
 reopened when the server closes them) and measures the same health check for
 --seconds, from an address of its own and from a flooding address. The flood sends a
 GET on each held connection every ~25 s, spread evenly (--burst: all of them at once
-every 5 s, which measures a burst of ~1,000 requests queued ahead of the check). Prints the latency
+every 5 s, which measures a burst of ~1,000 requests queued ahead of the check).
+--reconnect reopens each connection the server closes at once: at the cap every new
+connection closes an idle one, which the flood reopens, a storm of connections. Prints the latency
 percentiles (target of the issue: every check answered, within 50 ms), the connections
 the leader kept, how many it closed, and whether the leader changed.
 """
@@ -83,6 +85,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1500)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--checks-per-second", type=float, default=5.0)
+    parser.add_argument("--reconnect", action="store_true",
+                        help="reopen every connection the server closes (a storm of new connections at the cap)")
     parser.add_argument("--burst", action="store_true",
                         help="refresh every held connection at once every 5 s instead of spreading the GETs")
     args = parser.parse_args()
@@ -108,10 +112,11 @@ def main() -> None:
         def refresher() -> None:
             if args.burst:  # every connection at once, every 5 s (harsher than the issue's client)
                 while not stop.wait(5.0):
-                    flood.refresh()  # type: ignore[union-attr]
+                    flood.refresh(reconnect=args.reconnect)  # type: ignore[union-attr]
             else:  # each connection every ~25 s, spread evenly (the issue's client: a GET every 29 s)
                 while not stop.wait(0.5):
-                    flood.refresh(limit=max(1, len(flood.socks) // 50))  # type: ignore[union-attr]
+                    flood.refresh(limit=max(1, len(flood.socks) // 50),  # type: ignore[union-attr]
+                                  reconnect=args.reconnect)
 
         thread = threading.Thread(target=refresher, daemon=True)
         thread.start()

@@ -252,6 +252,9 @@ class RestApiServer:
         self._address = (str(host), int(port))
         self._listener = Listener(self, sock)
         self._listener.thread.start()
+        limits = self.connection_limits
+        logger.info("REST API: at most %d connections, %d per client address (open files limit %d)",
+                    limits.max_connections, limits.per_address, nofile_limit())
         self._warn_if_open()
 
     def _warn_if_open(self) -> None:

@@ -69,11 +69,12 @@ class IdleFlood:
         self._drop_closed()
         return len(self.socks)
 
-    def refresh(self, limit: Optional[int] = None) -> None:
-        """A new connection for each one the server closed, then a GET on the held
-        connections: all of them, or the next `limit` in turn (spreading the requests)."""
+    def refresh(self, limit: Optional[int] = None, reconnect: bool = True) -> None:
+        """A new connection for each one the server closed (unless not `reconnect`), then
+        a GET on the held connections: all of them, or the next `limit` in turn."""
         for source in self._drop_closed():
-            self._open(source)
+            if reconnect:
+                self._open(source)
         socks = list(self.socks)
         if limit is not None and socks:
             start = self._cursor % len(socks)
@@ -88,7 +89,8 @@ class IdleFlood:
                 source = self.socks.pop(sock)
                 sock.close()
                 self.closed_by_server += 1
-                self._open(source)
+                if reconnect:
+                    self._open(source)
 
     def close(self) -> None:
         for sock in self.socks:
