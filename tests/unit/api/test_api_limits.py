@@ -64,12 +64,13 @@ def test_per_address_cap_takes_from_that_address_only() -> None:
     adm = Admission(ConnectionLimits(max_connections=10, per_address=2))
     other = adm.admit("10.0.0.2", closed.closer("other"))  # oldest idle overall
     first = adm.admit("10.0.0.1", closed.closer("first"))
-    adm.admit("10.0.0.1", closed.closer("second"))
-    assert other and first
-    assert adm.admit("10.0.0.1", closed.closer("third")) is not None
-    assert closed.names == ["first"] and adm.per_address["10.0.0.1"] == 2
-    for slot in [s for s in list(adm._idle) if s.address == "10.0.0.1"]:
-        adm.busy(slot)
+    second = adm.admit("10.0.0.1", closed.closer("second"))
+    assert other and first and second
+    third = adm.admit("10.0.0.1", closed.closer("third"))
+    assert third is not None
+    assert closed.names == ["first"] and adm.per_address["10.0.0.1"] == 2 and first.released
+    adm.busy(second)
+    adm.busy(third)
     assert adm.admit("10.0.0.1", closed.closer("fourth")) is None  # its own are all busy
     assert closed.names == ["first"]
 
