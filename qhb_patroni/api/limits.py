@@ -6,9 +6,11 @@
   are clamped so that RESERVED_DESCRIPTORS descriptors always stay free for the HA loop
   (DCS clients, database connections, peer probes, log files, subprocesses).
 * `Admission` decides, per new connection, whether it is taken and which idle connection
-  is closed to make room: at a cap, the oldest idle connection (of that client address,
-  or of all) gives way, so a client holding idle connections cannot lock out a fresh
-  health check; only when no connection is idle is the new one closed at once.
+  is closed to make room, so a client holding idle connections cannot lock out a fresh
+  health check: at the per-address cap, that address's connection idle the longest; at
+  the total cap, the connection idle the longest of the address holding the most
+  connections (a flooding client gives way before a peer or a load balancer with a
+  few). Only when no connection is idle is the new one closed at once.
 
 `Admission` is plain bookkeeping (no sockets, no clock): the listener calls it on its
 event loop thread.
@@ -79,12 +81,13 @@ class Slot:
     """One admitted connection: its client address and how to close it (settable, as
     the connection object arrives after the TLS handshake)."""
 
-    __slots__ = ("address", "evict", "released")
+    __slots__ = ("address", "evict", "released", "idle_since")
 
     def __init__(self, address: str, evict: Callable[[], object]) -> None:
         self.address = address
         self.evict = evict
         self.released = False
+        self.idle_since = 0  # sequence number of when it last became idle
 
 
 class Admission:
@@ -94,8 +97,9 @@ class Admission:
         self.limits = limits
         self.total = 0
         self.per_address: Dict[str, int] = {}
-        self._idle: Dict[Slot, None] = {}  # insertion-ordered: oldest idle first
-        self._idle_by_address: Dict[str, Dict[Slot, None]] = {}
+        self._idle_by_address: Dict[str, Dict[Slot, None]] = {}  # insertion-ordered: oldest idle first
+        self._idle_count = 0
+        self._sequence = 0
         self.evicted = 0  # idle connections closed to make room (for the log)
         self.refused = 0  # new connections closed because nothing was idle
 
@@ -109,7 +113,7 @@ class Admission:
                 self.refused += 1
                 return None
         elif self.total >= self.limits.max_connections:
-            victim = next(iter(self._idle), None)
+            victim = self._heaviest_idle()
             if victim is None:
                 self.refused += 1
                 return None
@@ -123,20 +127,34 @@ class Admission:
         self.idle(slot)
         return slot
 
+    def _heaviest_idle(self) -> Optional[Slot]:
+        """The oldest idle connection of the address holding the most connections
+        (ties: the one idle the longest). O(addresses with an idle connection)."""
+        best: Optional[Slot] = None
+        best_key = (0, 0)
+        for address, slots in self._idle_by_address.items():
+            first = next(iter(slots))
+            key = (-self.per_address[address], first.idle_since)
+            if best is None or key < best_key:
+                best, best_key = first, key
+        return best
+
     def idle(self, slot: Slot) -> None:
         """The connection waits for a request: it may give way to a new one."""
         if slot.released:
             return
         self.busy(slot)
-        self._idle[slot] = None
+        self._sequence += 1
+        slot.idle_since = self._sequence
         self._idle_by_address.setdefault(slot.address, {})[slot] = None
+        self._idle_count += 1
 
     def busy(self, slot: Slot) -> None:
         """The connection has a request in progress (or output pending): it is kept."""
-        if slot in self._idle:
-            del self._idle[slot]
-            by_address = self._idle_by_address[slot.address]
+        by_address = self._idle_by_address.get(slot.address)
+        if by_address is not None and slot in by_address:
             del by_address[slot]
+            self._idle_count -= 1
             if not by_address:
                 del self._idle_by_address[slot.address]
 
@@ -155,4 +173,4 @@ class Admission:
 
     @property
     def idle_count(self) -> int:
-        return len(self._idle)
+        return self._idle_count

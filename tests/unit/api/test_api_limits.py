@@ -129,3 +129,19 @@ def test_raise_nofile_limit() -> None:
         assert raise_nofile_limit(target=150) == (200, hard)  # never lowered
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_total_cap_takes_from_the_heaviest_address() -> None:
+    """A peer with one idle connection, older than all of the flooder's, is kept."""
+    closed = Closed()
+    adm = Admission(ConnectionLimits(max_connections=4, per_address=4))
+    assert adm.admit("10.0.0.9", closed.closer("peer"))
+    for i in range(3):
+        assert adm.admit("10.0.0.1", closed.closer(f"flood{i}"))
+    assert adm.admit("10.0.0.5", closed.closer("check")) is not None
+    assert closed.names == ["flood0"]
+    assert adm.admit("10.0.0.6", closed.closer("check2")) is not None
+    assert closed.names == ["flood0", "flood1"]
+    # now 10.0.0.1 holds 1 like the others: the one idle the longest (the peer) gives way
+    assert adm.admit("10.0.0.7", closed.closer("check3")) is not None
+    assert closed.names == ["flood0", "flood1", "peer"]
