@@ -7,12 +7,14 @@ those health checks is measured by bench/rest_flood.py, not asserted here."""
 from __future__ import annotations
 
 import json
+import re
+import resource
 import time
 from typing import Iterator
 
 import pytest
 
-from qhb_patroni.api.limits import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_ADDRESS
+from qhb_patroni.api.limits import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_ADDRESS, NOFILE_TARGET
 from tests.e2e.flood import IdleFlood, fresh_get
 from tests.e2e.harness import LocalCluster, healthy, http_get, running
 from tests.fixtures.etcd import EtcdProcess
@@ -26,9 +28,16 @@ SOURCES = [f"127.0.0.{i}" for i in range(2, 17)]  # 100 each: every address at i
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Iterator[LocalCluster]:
     c = LocalCluster(str(tmp_path_factory.mktemp("cluster")), etcd.host_port, nodes=2, scope="qhb-flood")
-    with running(c):
-        healthy(c)
-        yield c
+    # The daemons start with the usual soft limit of 1024 open files (inherited): they must raise it.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, soft), hard))
+    try:
+        with running(c):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            healthy(c)
+            yield c
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def leader_name(c: LocalCluster, via: int) -> str:
@@ -40,6 +49,9 @@ def leader_name(c: LocalCluster, via: int) -> str:
 
 
 def test_idle_connections_do_not_lock_out_health_checks_nor_cost_the_lock(cluster: LocalCluster) -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < FLOOD + 1024:
+        pytest.skip(f"the hard open files limit ({hard}) is too low for {FLOOD} connections")
     primary = healthy(cluster)
     replica = next(n for n in cluster.nodes if n is not primary)
     address = ("127.0.0.1", primary.api_port)
@@ -71,6 +83,13 @@ def test_idle_connections_do_not_lock_out_health_checks_nor_cost_the_lock(cluste
     assert "connection limits reached" in log
     assert f"max_connections_per_address {DEFAULT_MAX_PER_ADDRESS}" in log
     assert "restapi.authentication is not set" in log  # item 12: the unsafe endpoints were named at start
+    # The daemon raised its open files limit at start from the 1024 it inherited (the hard
+    # limit allows more), so max_connections and the HA loop's reserve both fit.
+    found = re.search(r"REST API: at most (\d+) connections, (\d+) per client address \(open files limit (\d+)\)", log)
+    assert found is not None
+    assert int(found.group(1)) == DEFAULT_MAX_CONNECTIONS and int(found.group(2)) == DEFAULT_MAX_PER_ADDRESS
+    wanted = NOFILE_TARGET if hard == resource.RLIM_INFINITY else min(hard, NOFILE_TARGET)
+    assert int(found.group(3)) == wanted
     assert primary.running() and replica.running()
     healthy(cluster)
     assert leader_name(cluster, replica.index) == before
