@@ -182,6 +182,11 @@ def test_query_uses_first_value(api_server: MakeServer) -> None:
         (b"GET / HTTP/1.0\r\nX-Big: " + b"y" * 20000 + b"\r\n\r\n", 431),
         (b"POST /x HTTP/1.0\r\nContent-Length: abc\r\n\r\n", 400),
         (b"POST /x HTTP/1.0\r\nContent-Length: 99999999\r\n\r\n", 413),
+        (b"POST /x HTTP/1.0\r\nContent-Length: +2\r\n\r\n{}", 400),
+        (b"POST /x HTTP/1.0\r\nContent-Length : 2\r\n\r\n{}", 400),
+        (b"GET /replica?lag=" + b"9" * 5000 + b" HTTP/1.0\r\n\r\n", 400),  # not a 500 per request
+        (b"HEAD /replica?lag=99999999999999999999999 HTTP/1.0\r\n\r\n", 400),
+        (b"GET //[x?a HTTP/1.0\r\n\r\n", 400),  # a target urlsplit refuses
     ],
 )
 def test_bad_requests(primary: RestApiServer, raw: bytes, code: int) -> None:
