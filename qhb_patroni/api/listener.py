@@ -437,8 +437,9 @@ def _set_keepalive(conn: socket.socket) -> None:
         pass
 
 
-def listening_socket(host: str, port: int, family: int) -> socket.socket:
-    """Bound and listening (errors raise here), non-blocking, generous backlog."""
+def listening_socket(host: str, port: int, family: int, backlog: Optional[int] = None) -> socket.socket:
+    """Bound and listening (errors raise here), non-blocking; the backlog is
+    restapi.request_queue_size when given, else the system's maximum."""
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -448,7 +449,7 @@ def listening_socket(host: str, port: int, family: int) -> socket.socket:
             except OSError:
                 pass
         sock.bind((host, port))
-        sock.listen(socket.SOMAXCONN)
+        sock.listen(socket.SOMAXCONN if backlog is None else backlog)
         sock.setblocking(False)
     except BaseException:
         sock.close()

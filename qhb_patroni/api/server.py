@@ -155,8 +155,10 @@ class RestApiServer:
         max_connections: int = MAX_CONNECTIONS,
         unsafe_workers: int = UNSAFE_WORKERS,
         max_connections_per_address: int = DEFAULT_MAX_PER_ADDRESS,
+        backlog: Optional[int] = None,
     ) -> None:
         self.listen = listen
+        self.backlog = backlog
         self.board = board
         self.clock = clock
         self.extra_headers: Dict[str, str] = dict(extra_headers or {})
@@ -194,6 +196,7 @@ class RestApiServer:
             https_extra_headers=restapi.get("https_extra_headers"),
             max_connections=limits.max_connections,
             max_connections_per_address=limits.per_address,
+            backlog=int(restapi["request_queue_size"]) if restapi.get("request_queue_size") is not None else None,
         )
 
     def reload(self, restapi: Mapping[str, Any]) -> bool:
@@ -247,7 +250,7 @@ class RestApiServer:
         """Bind (errors raise here) and serve from a background thread."""
         if self._listener is not None:
             return
-        sock = listening_socket(*parse_listen(self.listen))
+        sock = listening_socket(*parse_listen(self.listen), backlog=self.backlog)
         host, port = sock.getsockname()[:2]
         self._address = (str(host), int(port))
         self._listener = Listener(self, sock)

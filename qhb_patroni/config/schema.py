@@ -330,7 +330,7 @@ def _build_local() -> List[Key]:
             env="PATRONI_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS"),
         Key("restapi.http_extra_headers", Kind.MAP, env="PATRONI_RESTAPI_HTTP_EXTRA_HEADERS"),
         Key("restapi.https_extra_headers", Kind.MAP, env="PATRONI_RESTAPI_HTTPS_EXTRA_HEADERS"),
-        Key("restapi.request_queue_size", Kind.INT, default=5),
+        Key("restapi.request_queue_size", Kind.INT),
         Key("restapi.max_connections", Kind.INT, default=1000, env="PATRONI_RESTAPI_MAX_CONNECTIONS"),
         Key("restapi.max_connections_per_address", Kind.INT, default=100,
             env="PATRONI_RESTAPI_MAX_CONNECTIONS_PER_ADDRESS"),

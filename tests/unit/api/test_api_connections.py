@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -540,3 +541,24 @@ def test_out_of_descriptors_does_not_kill_the_listener() -> None:
             _, err = proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert b"cannot accept connections" in err  # it did run out, and said so
+
+
+def _listen_backlog(port: int) -> int:
+    """The backlog of the listening socket on `port` (ss shows it as Send-Q)."""
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[2])
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="no ss (iproute2)")
+@pytest.mark.parametrize("queue_size", [None, 3])
+def test_request_queue_size_is_the_listen_backlog(queue_size: Optional[int]) -> None:
+    restapi: Dict[str, Any] = {"listen": f"127.0.0.1:{free_port()}"}
+    if queue_size is not None:
+        restapi["request_queue_size"] = queue_size
+    server = RestApiServer.from_config(restapi, StatusBoard(primary_view()), clock=lambda: NOW)
+    server.start()
+    try:
+        expected = queue_size if queue_size is not None else socket.SOMAXCONN
+        assert _listen_backlog(server.address[1]) == expected
+    finally:
+        server.stop()
