@@ -9,9 +9,11 @@ database or DCS can never make a health check hang.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 import time
+from dataclasses import replace
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from ..runtime.status import StatusBoard, StatusView
@@ -138,6 +140,27 @@ def _limits_of(restapi: Mapping[str, Any]) -> ConnectionLimits:
     return limits
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def with_live_postmaster(view: StatusView, alive: Callable[[int], bool] = pid_alive) -> StatusView:
+    """The view with the postmaster's liveness of this very moment: the sampled SQL
+    figures may be up to a second old, but a postmaster that has exited since is seen
+    by the next request (state 'unknown' as 3.0.2 reports a server it cannot query,
+    so /primary, /replica and /health answer 503).  One signal-0 syscall, never blocks."""
+    server = view.server
+    if server.postmaster_pid is None or server.state != "running" or alive(server.postmaster_pid):
+        return view
+    return replace(view, server=replace(server, query_ok=False, postmaster_pid=None))
+
+
 class RestApiServer:
     """Serves the Patroni REST API from a StatusBoard in a background thread."""
 
@@ -239,7 +262,7 @@ class RestApiServer:
         handler = route(req.method, req.path, self.routes)
         if handler is None:  # unsafe methods without a handler, unknown methods
             return error_response(501, f"Unsupported method ({req.method!r})")
-        view = self.board.get()
+        view = with_live_postmaster(self.board.get())
         if self.unsafe and (req.method, req.path.lstrip("/").split("/", 1)[0]) in self.unsafe:
             refusal = self.access.check(req.client[0], req.headers.get("authorization"), req.client_cert, view.cluster)
             if refusal is not None:
