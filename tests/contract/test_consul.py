@@ -3,8 +3,6 @@ stored where, ttl changes, lost sessions, ACL tokens and config parsing."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -16,7 +14,7 @@ from qhb_patroni.dcs import from_config, keys
 from qhb_patroni.dcs.base import DCSError
 from qhb_patroni.dcs.consul import ConsulSettings, ConsulStore
 from qhb_patroni.dcs.writer import ClusterDCS
-from tests.fixtures.consul import ConsulProcess, consul_available
+from tests.fixtures.consul import ConsulProcess, consul_available, private_agent
 
 pytestmark = pytest.mark.consul
 
@@ -92,16 +90,8 @@ def test_small_ttl_is_clamped_to_the_agent_minimum(consul_server: ConsulProcess,
 @pytest.fixture(scope="module")
 def low_min_server() -> Iterator[ConsulProcess]:
     """An agent configured with session_ttl_min 1s, as the fast failover profile needs."""
-    if not consul_available():
-        pytest.skip("no consul binary")
-    work_dir = tempfile.mkdtemp(prefix="qhb-consul-lowmin-")
-    server = ConsulProcess(work_dir, extra_hcl=['session_ttl_min = "1s"'])
-    try:
-        server.start()
+    with private_agent("qhb-consul-lowmin-", extra_hcl=['session_ttl_min = "1s"']) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 @pytest.mark.parametrize("ttl, session, warned", [(10, "5s", False), (5, "2.5s", False), (1, "1s", True)])
@@ -173,16 +163,8 @@ def test_settings_from_section() -> None:
 
 @pytest.fixture(scope="module")
 def acl_server() -> Iterator[ConsulProcess]:
-    if not consul_available():
-        pytest.skip("no consul binary")
-    work_dir = tempfile.mkdtemp(prefix="qhb-consul-acl-")
-    server = ConsulProcess(work_dir, acl_token="root-secret")
-    try:
-        server.start()
+    with private_agent("qhb-consul-acl-", acl_token="root-secret") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def test_acl_token_is_sent_and_a_bad_one_is_a_clear_error(acl_server: ConsulProcess, scope: str) -> None:
