@@ -60,9 +60,9 @@ def main(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] 
     args = _parser().parse_args(argv)
     env: Mapping[str, str] = os.environ if environ is None else environ
     if args.generate_config:
-        from .config.sample import detect_node, sample_config
+        from .config.sample import detect_node, generate_password, sample_config
 
-        sys.stdout.write(sample_config(detect_node()))
+        sys.stdout.write(sample_config(detect_node(), generate_password()))
         return 0
     if args.validate_config:
         return validate_command(args.configfile, env)
@@ -74,6 +74,9 @@ def main(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] 
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)  # nothing on disk has been touched yet
         return 1
+    from .api.limits import raise_nofile_limit
+
+    raise_nofile_limit()  # before any descriptor is opened: REST API connections + the HA loop's reserve
     from .daemon import run  # the daemon pulls in everything else; import it only to run
 
     return int(run(loaded.config, args.configfile or None))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple, Union
@@ -58,16 +59,46 @@ def read_json(req: Request, optional: bool = False) -> Body:
     return doc
 
 
+MAX_TIMEOUT = 86400.0  # longest POST /restart timeout accepted (s): a day, a finite wait
+
+
 def parse_schedule(value: Any, action: str, now: float) -> Tuple[Optional[int], str, Optional[_dt.datetime]]:
-    """(status code or None, error, timestamp) like 3.0.2's parse_schedule."""
+    """(status code or None, error, timestamp) like 3.0.2's parse_schedule. A time
+    that cannot be expressed in UTC (year 1 ahead of UTC, year 9999 behind) is refused
+    like an unparsable one, so no later conversion can raise."""
     when = keys.parse_iso(value) if isinstance(value, str) else None
+    if when is not None and when.tzinfo is not None:
+        try:
+            when.astimezone(_dt.timezone.utc)
+        except (OverflowError, ValueError):
+            when = None
     if when is None:
         return 422, "Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601", None
-    if when.tzinfo is None:
+    if when.tzinfo is None or when.utcoffset() is None:
         return 400, f"Timezone information is mandatory for the scheduled {action}", None
     if when.timestamp() < now:
         return 422, f"Cannot schedule {action} in the past", None
     return None, "", when
+
+
+def parse_timeout(value: Any) -> Tuple[Optional[float], str]:
+    """A POST /restart timeout -> (seconds, '') or (None, why): finite, > 0 and at most
+    MAX_TIMEOUT (1e400, inf and NaN in JSON or text must never reach a wait)."""
+    seconds = parse_seconds(value)
+    if seconds is None or seconds <= 0:  # NaN passes this test, and fails the next
+        return None, "Timeout should be a positive number of seconds"
+    if not math.isfinite(seconds) or seconds > MAX_TIMEOUT:
+        return None, f"Timeout should be a finite number of seconds, at most {MAX_TIMEOUT:.0f}"
+    return seconds, ""
+
+
+def bounded_loop_wait(value: Any) -> float:
+    """loop_wait from the status view for the waits of a request, always finite (1 s .. 1 h)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return 10.0
+    return min(max(seconds, 1.0), 3600.0) if math.isfinite(seconds) else 10.0
 
 
 def parse_seconds(value: Any) -> Optional[float]:
@@ -238,7 +269,7 @@ class ControlApi:
         if when is not None:
             return text_response(202, f"{action.title()} scheduled")
         old = cluster.leader.name if cluster.leader is not None else None
-        code, data = self.poll_failover_result(old, candidate, action, max(10.0, float(view.loop_wait)) * 2)
+        code, data = self.poll_failover_result(old, candidate, action, max(10.0, bounded_loop_wait(view.loop_wait)) * 2)
         return text_response(code, data)
 
     def failover_impossible(self, cluster: ClusterView, leader: Optional[str], candidate: Optional[str],
@@ -359,9 +390,9 @@ class ControlApi:
                 except ValueError as exc:
                     return text_response(400, str(exc))
             elif key == "timeout":
-                timeout = parse_seconds(value)
-                if timeout is None or timeout <= 0:
-                    return text_response(400, "Timeout should be a positive number of seconds")
+                timeout, why = parse_timeout(value)
+                if timeout is None:
+                    return text_response(400, why)
             elif key != "restart_pending":
                 return text_response(400, f"Unknown filter for the scheduled restart: {key}")
         command = RestartCommand(
@@ -401,7 +432,7 @@ class ControlApi:
             return text_response(400, "force must be true or false")
         ticket = self.commands.submit(ReinitCommand(self.commands.next_id(), force))
         # With force the loop first cancels a running task and waits for it to end.
-        wait = max(30.0, 3 * float(view.loop_wait)) + (CANCEL_TIMEOUT if force else 0.0)
+        wait = max(30.0, 3 * bounded_loop_wait(view.loop_wait)) + (CANCEL_TIMEOUT if force else 0.0)
         if not ticket.wait(wait):
             self.commands.withdraw(ticket)
             return text_response(503, "reinitialize request was not picked up in time")

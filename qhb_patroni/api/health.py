@@ -1,8 +1,9 @@
 """Health checks and probes (spec 1.4, 1.5). PURE: (status view, now, path, query) -> code + body.
 
-The primary/leader answers are based on owning the leader lock (StatusView.holds_lock),
-not on pg_is_in_recovery(): a node promoted by hand without the lock answers 503
-on /primary, as Patroni 3.0.2 does.
+The primary/leader answers are based on owning the leader lock (StatusView.holds_lock):
+a node promoted by hand without the lock answers 503 on /primary, as Patroni 3.0.2
+does.  /primary also needs the database to be running out of recovery (3.0.2 answers
+200 on the lock alone, also while the promotion is still under way).
 """
 from __future__ import annotations
 
@@ -23,17 +24,29 @@ HealthResult = Tuple[int, Optional[Dict[str, Any]]]
 
 _UNITS = {"B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|kB|MB|GB|TB)?\s*$")
+MAX_LAG = 2**64 - 1  # WAL positions are 64-bit: a larger lag cannot be compared with one
+
+
+class QueryError(ValueError):
+    """A query parameter that cannot be honoured (answered 400, never 500)."""
 
 
 def parse_size(value: Optional[str]) -> Optional[int]:
     """`lag=` value in bytes: an integer, optionally with a 1024-based unit
-    (B, kB, MB, GB, TB). None when missing or unparsable (= no limit)."""
+    (B, kB, MB, GB, TB). None when missing or unparsable (= no limit, as 3.0.2);
+    QueryError when it is a number too large for a WAL position (2**64 - 1 bytes)."""
     if value is None:
         return None
     m = _SIZE_RE.match(value)
     if m is None:
         return None
-    return int(m.group(1)) * _UNITS[m.group(2) or "B"]
+    digits = m.group(1).lstrip("0") or "0"
+    if len(digits) > 20:  # checked before int(): thousands of digits must not cost a conversion
+        raise QueryError(f"lag value too large: {value[:40]!r}")
+    size = int(digits) * _UNITS[m.group(2) or "B"]
+    if size > MAX_LAG:
+        raise QueryError(f"lag value too large: {value[:40]!r}")
+    return size
 
 
 def _truthy(value: Any) -> bool:
@@ -85,7 +98,9 @@ def compute_codes(view: StatusView, now: float, status: Mapping[str, Any], query
             primary = replica = UNAVAILABLE
             standby_leader = OK if role in ("replica", ROLE_STANDBY_LEADER) else UNAVAILABLE
         else:
-            primary = OK
+            # Stricter than 3.0.2 (which answers on the lock alone): only while the database
+            # accepts writes, so a balancer never sends writes to a node still promoting.
+            primary = OK if role in PRIMARY_ROLES and state == "running" else UNAVAILABLE
             standby_leader = UNAVAILABLE
     else:
         leader = primary = standby_leader = UNAVAILABLE
@@ -144,7 +159,8 @@ def dispatch(codes: Codes, path: str, state: Any) -> Tuple[int, bool]:
 
 def health_check(view: StatusView, now: float, path: str, query: Query) -> HealthResult:
     """Status code and JSON status document for a health-check path (spec 1.4).
-    `path` is the URL path without the query string; `/` means `/primary`."""
+    `path` is the URL path without the query string; `/` means `/primary`.
+    Raises QueryError for a query that cannot be honoured (a `lag=` too large)."""
     if path == "/":
         path = "/primary"
     status = views.node_status(view, now)

@@ -7,7 +7,8 @@ for seconds) run on a few worker threads while their connection stops reading, s
 never delay a health check. Connections may be persistent (keep-alive, pipelining), and
 each state of a connection has a deadline: the first request or an idle kept-alive
 connection (closed silently), an unfinished request (408), a client that does not read
-its answers (cut off). Above `max_connections` new connections are closed at once.
+its answers (cut off). The connection caps and which connection gives way at a cap
+are limits.py's (`Admission`): an idle connection is closed to make room for a new one.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import threading
 import time
 from typing import Any, Callable, List, Mapping, Optional, Protocol, Set, Tuple
 
+from .limits import Admission, ConnectionLimits, Slot
 from .wire import Renderer, Request, RequestError, RequestParser, Response, error_response, keeps_connection
 
 
@@ -36,7 +38,7 @@ class ListenerSettings(Protocol):
     def idle_timeout(self) -> float: ...
 
     @property
-    def max_connections(self) -> int: ...
+    def connection_limits(self) -> ConnectionLimits: ...
 
     @property
     def unsafe_workers(self) -> int: ...
@@ -60,6 +62,7 @@ _FLUSH_EVERY = 32  # pipelined responses written together
 _INF = float("inf")
 # What happens to a connection at its deadline.
 _SILENT, _TIMEOUT_PAGE, _ABORT = 0, 1, 2
+LIMIT_LOG_INTERVAL = 60.0  # seconds between two summaries of connections closed at a cap
 
 
 class _WorkerPool:
@@ -112,8 +115,9 @@ class _Connection(asyncio.Protocol):
     """One client connection: requests in order, one at a time, each answered before
     the next is read (pipelined bytes wait in the parser)."""
 
-    def __init__(self, listener: Listener) -> None:
+    def __init__(self, listener: Listener, slot: Slot) -> None:
         self.listener = listener
+        self.slot = slot  # its place in the connection caps
         self.transport: Optional[asyncio.Transport] = None
         self.parser = RequestParser()
         self.busy = False  # an unsafe request is on a worker thread
@@ -132,6 +136,9 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.listener.connections.add(self)
+        self.slot.evict = transport.abort  # idle and in the way of a new connection
+        if self.slot.released:  # given way during the TLS handshake
+            transport.abort()
         peer = transport.get_extra_info("peername")
         client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
         tls = transport.get_extra_info("ssl_object")
@@ -144,10 +151,12 @@ class _Connection(asyncio.Protocol):
         self.closing = True
         self.deadline = _INF
         self.listener.connections.discard(self)
+        self.listener.admission.release(self.slot)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        self.listener.admission.busy(self.slot)
         self.parser.feed(data)
         if not self.busy and not self.write_paused:
             self._process()
@@ -224,8 +233,10 @@ class _Connection(asyncio.Protocol):
                 self.in_request = True
                 self.request_deadline = listener.loop.time() + listener.api.request_timeout
             self.deadline, self.expiry = self.request_deadline, _TIMEOUT_PAGE
-        elif self.served:
-            self._set_deadline(listener.idle_timeout, _SILENT)
+        else:
+            if self.served:
+                self._set_deadline(listener.idle_timeout, _SILENT)
+            listener.admission.idle(self.slot)  # waiting for a request: may give way
 
     def _unsafe(self, req: Request, keep: bool) -> None:
         """On a worker thread: answer, then hand the response back to the loop."""
@@ -259,6 +270,7 @@ class _Connection(asyncio.Protocol):
         """Close after the buffered response is sent; a client that does not read it is cut off."""
         if self.transport is not None and not self.closing:
             self.closing = True
+            self.listener.admission.busy(self.slot)
             self.transport.close()
             self._set_deadline(self.listener.api.request_timeout, _ABORT)
 
@@ -283,7 +295,8 @@ class Listener:
         self.respond = respond
         self.sock = sock
         self.idle_timeout = api.idle_timeout
-        self.max_connections = api.max_connections
+        self.admission = Admission(api.connection_limits)
+        self._limit_log = (0.0, 0, 0)  # (when, evicted, refused) last logged
         self.loop = asyncio.new_event_loop()
         self.connections: Set[_Connection] = set()
         self.pending: Set[asyncio.Task[Any]] = set()  # accepted, TLS handshake not finished
@@ -304,9 +317,10 @@ class Listener:
 
     # accepting
     def _accept(self) -> None:
+        self.admission.limits = self.api.connection_limits  # follows reloads
         for _ in range(128):
             try:
-                conn, _addr = self.sock.accept()
+                conn, addr = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
@@ -317,12 +331,14 @@ class Listener:
                     self.loop.call_later(0.5, self._resume_accepting)
                     return
                 continue  # e.g. ECONNABORTED: that client is gone
-            if self.open_count() >= self.max_connections:
+            slot = self.admission.admit(str(addr[0]) if isinstance(addr, tuple) else "", conn.close)
+            if slot is None:  # at a cap with nothing idle to close
                 conn.close()
                 continue
             conn.setblocking(False)
             _set_keepalive(conn)
-            task = self.loop.create_task(self._connect(conn, self.api.ssl_context))
+            task = self.loop.create_task(self._connect(conn, self.api.ssl_context, slot))
+            slot.evict = functools.partial(_evict_pending, task, conn)  # until the connection is made
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
 
@@ -330,17 +346,19 @@ class Listener:
         if self.sock.fileno() >= 0:
             self.loop.add_reader(self.sock.fileno(), self._accept)
 
-    async def _connect(self, conn: socket.socket, tls: Optional[ssl.SSLContext]) -> None:
+    async def _connect(self, conn: socket.socket, tls: Optional[ssl.SSLContext], slot: Slot) -> None:
         try:
             await self.loop.connect_accepted_socket(
-                lambda: _Connection(self), conn, ssl=tls,
+                lambda: _Connection(self, slot), conn, ssl=tls,
                 ssl_handshake_timeout=self.api.request_timeout if tls is not None else None,
             )  # fmt: skip
         except (OSError, ssl.SSLError, asyncio.TimeoutError, ValueError) as e:
             logger.debug("API: connection dropped before its first request: %r", e)
             conn.close()
+            self.admission.release(slot)
         except asyncio.CancelledError:
             conn.close()
+            self.admission.release(slot)
             raise
 
     def open_count(self) -> int:
@@ -375,7 +393,20 @@ class Listener:
                 conn.expire()
             except Exception:
                 logger.exception("API: error while closing a connection")
+        self._log_limits(now)
         self.loop.call_later(self.tick, self._sweep)
+
+    def _log_limits(self, now: float) -> None:
+        """At most one WARNING a minute about connections closed at the caps."""
+        when, evicted, refused = self._limit_log
+        adm = self.admission
+        if now - when < LIMIT_LOG_INTERVAL or (adm.evicted, adm.refused) == (evicted, refused):
+            return
+        self._limit_log = (now, adm.evicted, adm.refused)
+        logger.warning(
+            "API: connection limits reached (max_connections %d, max_connections_per_address %d): "
+            "%d idle connections closed to make room, %d new connections refused since the last report",
+            adm.limits.max_connections, adm.limits.per_address, adm.evicted - evicted, adm.refused - refused)
 
     # stopping
     def stop(self) -> None:
@@ -412,6 +443,13 @@ class Listener:
             loop.close()
 
 
+def _evict_pending(task: asyncio.Task[Any], conn: socket.socket) -> None:
+    """Close a connection still in its TLS handshake (a task cancelled before its first
+    step never runs its own cleanup, so the socket is closed here)."""
+    task.cancel()
+    conn.close()
+
+
 def _set_keepalive(conn: socket.socket) -> None:
     """TCP keepalive as 3.0.2 sets it on accepted sockets (idle 3 s, 2 s apart, 3 probes)."""
     try:
@@ -424,8 +462,9 @@ def _set_keepalive(conn: socket.socket) -> None:
         pass
 
 
-def listening_socket(host: str, port: int, family: int) -> socket.socket:
-    """Bound and listening (errors raise here), non-blocking, generous backlog."""
+def listening_socket(host: str, port: int, family: int, backlog: Optional[int] = None) -> socket.socket:
+    """Bound and listening (errors raise here), non-blocking; the backlog is
+    restapi.request_queue_size when given, else the system's maximum."""
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -435,7 +474,7 @@ def listening_socket(host: str, port: int, family: int) -> socket.socket:
             except OSError:
                 pass
         sock.bind((host, port))
-        sock.listen(socket.SOMAXCONN)
+        sock.listen(socket.SOMAXCONN if backlog is None else backlog)
         sock.setblocking(False)
     except BaseException:
         sock.close()

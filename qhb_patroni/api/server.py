@@ -9,15 +9,18 @@ database or DCS can never make a health check hang.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 import time
+from dataclasses import replace
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from ..runtime.status import StatusBoard, StatusView
 from . import health, metrics, views
+from .limits import DEFAULT_MAX_PER_ADDRESS, ConnectionLimits, connection_limits, nofile_limit
 from .listener import IDLE_TIMEOUT, MAX_CONNECTIONS, UNSAFE_WORKERS, Listener, listening_socket
-from .security import AccessPolicy, ssl_context
+from .security import AccessPolicy, open_endpoints_warning, ssl_context
 from .wire import (
     REQUEST_TIMEOUT,
     Request,
@@ -68,18 +71,27 @@ def get_metrics(view: StatusView, now: float, req: Request) -> Response:
 
 
 def get_probe(view: StatusView, now: float, req: Request) -> Response:
-    code, _ = health.probe(view, now, req.path, req.query)
+    try:
+        code, _ = health.probe(view, now, req.path, req.query)
+    except health.QueryError as exc:
+        return error_response(400, str(exc))
     return Response(code, status_only=True)
 
 
 def get_health(view: StatusView, now: float, req: Request) -> Response:
     """Fallback for GET of any path without its own handler."""
-    code, doc = health.health_check(view, now, req.path, req.query)
+    try:
+        code, doc = health.health_check(view, now, req.path, req.query)
+    except health.QueryError as exc:
+        return error_response(400, str(exc))
     return json_response(code, doc)
 
 
 def head_health(view: StatusView, now: float, req: Request) -> Response:
-    code, _ = health.health_check(view, now, req.path, req.query)
+    try:
+        code, _ = health.health_check(view, now, req.path, req.query)
+    except health.QueryError:
+        return Response(400, status_only=True)
     return Response(code, status_only=True)
 
 
@@ -121,6 +133,34 @@ def parse_listen(listen: str) -> Tuple[str, int, int]:
     return host, port, socket.AF_INET
 
 
+def _limits_of(restapi: Mapping[str, Any]) -> ConnectionLimits:
+    limits, note = connection_limits(restapi, nofile_limit())
+    if note:
+        logger.warning("%s", note)
+    return limits
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def with_live_postmaster(view: StatusView, alive: Callable[[int], bool] = pid_alive) -> StatusView:
+    """The view with the postmaster's liveness of this very moment: the sampled SQL
+    figures may be up to a second old, but a postmaster that has exited since is seen
+    by the next request (state 'unknown' as 3.0.2 reports a server it cannot query,
+    so /primary, /replica and /health answer 503).  One signal-0 syscall, never blocks."""
+    server = view.server
+    if server.postmaster_pid is None or server.state != "running" or alive(server.postmaster_pid):
+        return view
+    return replace(view, server=replace(server, query_ok=False, postmaster_pid=None))
+
+
 class RestApiServer:
     """Serves the Patroni REST API from a StatusBoard in a background thread."""
 
@@ -137,14 +177,18 @@ class RestApiServer:
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
         unsafe_workers: int = UNSAFE_WORKERS,
+        max_connections_per_address: int = DEFAULT_MAX_PER_ADDRESS,
+        backlog: Optional[int] = None,
     ) -> None:
         self.listen = listen
+        self.backlog = backlog
         self.board = board
         self.clock = clock
         self.extra_headers: Dict[str, str] = dict(extra_headers or {})
         self.request_timeout = request_timeout
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.max_connections_per_address = max_connections_per_address
         self.unsafe_workers = unsafe_workers
         self.ssl_context = tls
         self.access = access or AccessPolicy()
@@ -156,12 +200,15 @@ class RestApiServer:
         self.unsafe: Set[Tuple[str, str]] = set()
         self._listener: Optional[Listener] = None
         self._address: Optional[Tuple[str, int]] = None
+        self._warned: Optional[str] = None  # the open-endpoints warning last logged
 
     @classmethod
     def from_config(
         cls, restapi: Mapping[str, Any], board: StatusBoard, clock: Callable[[], float] = time.monotonic
     ) -> RestApiServer:
-        """Built from the `restapi` section: listen, TLS, access control, extra headers."""
+        """Built from the `restapi` section: listen, TLS, access control, extra headers,
+        connection caps (kept under the open files limit)."""
+        limits = _limits_of(restapi)
         return cls(
             str(restapi["listen"]),
             board,
@@ -170,6 +217,9 @@ class RestApiServer:
             tls=ssl_context(restapi),
             access=AccessPolicy.from_config(restapi),
             https_extra_headers=restapi.get("https_extra_headers"),
+            max_connections=limits.max_connections,
+            max_connections_per_address=limits.per_address,
+            backlog=int(restapi["request_queue_size"]) if restapi.get("request_queue_size") is not None else None,
         )
 
     def reload(self, restapi: Mapping[str, Any]) -> bool:
@@ -183,10 +233,14 @@ class RestApiServer:
         if tls is not None:
             headers.update(restapi.get("https_extra_headers") or {})
         self.response_headers = headers
-        self.access = AccessPolicy.from_config(restapi)
+        self.access = AccessPolicy.from_config(restapi, self.access.resolve)  # names resolved again
         self.ssl_context = tls
+        limits = _limits_of(restapi)
+        self.max_connections, self.max_connections_per_address = limits.max_connections, limits.per_address
         listen = str(restapi["listen"])
         if listen == self.listen:
+            if self._listener is not None:
+                self._warn_if_open()
             return False
         running = self._listener is not None
         self.stop()
@@ -208,7 +262,7 @@ class RestApiServer:
         handler = route(req.method, req.path, self.routes)
         if handler is None:  # unsafe methods without a handler, unknown methods
             return error_response(501, f"Unsupported method ({req.method!r})")
-        view = self.board.get()
+        view = with_live_postmaster(self.board.get())
         if self.unsafe and (req.method, req.path.lstrip("/").split("/", 1)[0]) in self.unsafe:
             refusal = self.access.check(req.client[0], req.headers.get("authorization"), req.client_cert, view.cluster)
             if refusal is not None:
@@ -219,17 +273,33 @@ class RestApiServer:
         """Bind (errors raise here) and serve from a background thread."""
         if self._listener is not None:
             return
-        sock = listening_socket(*parse_listen(self.listen))
+        sock = listening_socket(*parse_listen(self.listen), backlog=self.backlog)
         host, port = sock.getsockname()[:2]
         self._address = (str(host), int(port))
         self._listener = Listener(self, sock, self.respond)
         self._listener.thread.start()
+        limits = self.connection_limits
+        logger.info("REST API: at most %d connections, %d per client address (open files limit %d)",
+                    limits.max_connections, limits.per_address, nofile_limit())
+        self._warn_if_open()
+
+    def _warn_if_open(self) -> None:
+        """Log (once per change) that the unsafe endpoints need no password."""
+        warning = open_endpoints_warning(self.access, self.unsafe, self.listen)
+        if warning is not None and warning != self._warned:
+            logger.warning("%s", warning)
+        self._warned = warning
 
     def stop(self) -> None:
         """Close the listening socket and every connection, join the thread."""
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.stop()
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """The caps in force (read by the listener at each accept, so reloads apply)."""
+        return ConnectionLimits(self.max_connections, min(self.max_connections_per_address, self.max_connections))
 
     @property
     def connection_count(self) -> int:

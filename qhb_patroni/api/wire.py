@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -84,11 +85,58 @@ def error_response(code: int, message: Optional[str] = None) -> Response:
 
 
 def parse_target(target: str) -> Tuple[str, Dict[str, str]]:
+    """(percent-decoded path, first value of each query parameter); RequestError(400)
+    for a target urlsplit refuses (e.g. '//[x?a': an unclosed IPv6 literal)."""
     if "?" not in target and "%" not in target and "#" not in target and target.startswith("/"):
         return target, {}  # the common case of health checks, without urlsplit
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError as exc:
+        raise RequestError(400, f"Bad request target ({exc})") from None
     query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     return unquote(parts.path) or "/", query
+
+
+# RFC 9110 5.6.2: a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 5.5: a field value has no CR, LF or NUL (nor other controls but tab).
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")  # digits only: no sign, no "_", no list
+_VERSION = re.compile(r"HTTP/[0-9]\.[0-9]")
+# Fields a request may carry once: a second one is a 400 (RFC 9112 3.2 and 6.3), never
+# "the last wins" (a second Content-Length would make the rest of the body a new request).
+SINGLE_FIELDS = frozenset({"content-length", "host", "authorization", "transfer-encoding"})
+
+
+def _parse_fields(lines: List[bytes]) -> Dict[str, str]:
+    """Header lines -> {lower-cased name: value}, strictly (RFC 9112 5)."""
+    headers: Dict[str, str] = {}
+    for raw in lines:
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        name, sep, value = line.decode("iso-8859-1").partition(":")
+        if not sep or not name:
+            raise RequestError(400, "Bad header line")
+        if not _TOKEN.fullmatch(name):  # whitespace before the colon, obs-fold, junk
+            raise RequestError(400, "Bad header name")
+        value = value.strip(" \t")
+        if _BAD_VALUE.search(value):
+            raise RequestError(400, "Bad header value")
+        key = name.lower()
+        if key in headers:
+            if key in SINGLE_FIELDS:
+                raise RequestError(400, f"Duplicate {name} header")
+            headers[key] = f"{headers[key]}, {value}"  # RFC 9110 5.3: a list field, combined
+        else:
+            headers[key] = value
+    return headers
+
+
+def content_length(value: str) -> int:
+    """The Content-Length value as a number of bytes; RequestError(400) unless it is
+    plain decimal digits (no sign, no underscore, no list of values)."""
+    if not _CONTENT_LENGTH.fullmatch(value):
+        raise RequestError(400, "Bad Content-Length")
+    return int(value)
 
 
 def _parse_head(head: bytes) -> Tuple[str, str, str, Dict[str, str]]:
@@ -101,19 +149,15 @@ def _parse_head(head: bytes) -> Tuple[str, str, str, Dict[str, str]]:
     if len(words) not in (2, 3):
         raise RequestError(400, f"Bad request syntax ({request_line.decode('iso-8859-1')!r})")
     version = words[2] if len(words) == 3 else ""
-    if version and not version.startswith("HTTP/"):
+    if version and not _VERSION.fullmatch(version):
         raise RequestError(400, f"Bad request version ({version!r})")
+    if not _TOKEN.fullmatch(words[0]):
+        raise RequestError(400, f"Bad request method ({words[0]!r})")
     if len(lines) - 1 > MAX_HEADERS:
         raise RequestError(431, "Too many headers")
     if len(head) - len(lines[0]) > MAX_HEADER_BYTES:
         raise RequestError(431, "Request header fields too large")
-    headers: Dict[str, str] = {}
-    for raw in lines[1:]:
-        name, sep, value = raw.decode("iso-8859-1").partition(":")
-        if not sep or not name.strip():
-            raise RequestError(400, "Bad header line")
-        headers[name.strip().lower()] = value.strip()
-    return words[0], words[1], version, headers
+    return words[0], words[1], version, _parse_fields(lines[1:])
 
 
 def wants_keep_alive(version: str, headers: Mapping[str, str]) -> bool:
@@ -184,15 +228,13 @@ class RequestParser:
             keep_alive = wants_keep_alive(version, headers)
             length = 0
             if "content-length" in headers:
+                if "transfer-encoding" in headers:  # RFC 9112 6.1: a smuggling attempt
+                    raise RequestError(400, "Both Content-Length and Transfer-Encoding")
+                declared = content_length(headers["content-length"])
                 if method in UNSAFE_METHODS:
-                    try:
-                        length = int(headers["content-length"])
-                    except ValueError:
-                        raise RequestError(400, "Bad Content-Length") from None
-                    if length < 0:
-                        raise RequestError(400, "Bad Content-Length")
-                    if length > MAX_BODY:
+                    if declared > MAX_BODY:
                         raise RequestError(413)
+                    length = declared
                 else:
                     keep_alive = False  # a body nobody reads: close after the answer, as 3.0.2 does
             if "transfer-encoding" in headers:

@@ -20,7 +20,7 @@ CONFIGURATION_VARIABLE = "PATRONI_CONFIGURATION"
 _SECTIONS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("restapi", ("listen", "connect_address", "certfile", "keyfile", "keyfile_password", "cafile", "ciphers",
                  "verify_client", "http_extra_headers", "https_extra_headers", "allowlist",
-                 "allowlist_include_members")),
+                 "allowlist_include_members", "max_connections", "max_connections_per_address")),
     ("ctl", ("insecure", "cacert", "certfile", "keyfile", "keyfile_password")),
     ("postgresql", ("listen", "connect_address", "proxy_address", "config_dir", "data_dir", "pgpass", "bin_dir")),
     ("log", ("level", "traceback_level", "format", "dateformat", "max_queue_size", "dir", "file_size",
@@ -29,7 +29,8 @@ _SECTIONS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
 )
 _LEGACY_LOG = (("level", "LOGLEVEL"), ("format", "LOGFORMAT"), ("dateformat", "LOG_DATEFMT"))
 _BOOLS = {("restapi", "allowlist_include_members"), ("ctl", "insecure")}
-_INTS = {("log", "max_queue_size"), ("log", "file_size"), ("log", "file_num")}
+_INTS = {("log", "max_queue_size"), ("log", "file_size"), ("log", "file_num"), ("restapi", "max_connections"),
+         ("restapi", "max_connections_per_address")}
 _LISTS = {("raft", "partner_addrs"), ("restapi", "allowlist")}
 _DICTS = {("restapi", "http_extra_headers"), ("restapi", "https_extra_headers"), ("log", "loggers")}
 

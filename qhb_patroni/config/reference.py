@@ -48,7 +48,12 @@ NOTES: Dict[str, str] = {
     "restapi.allowlist_include_members": "also allow the cluster members' addresses",
     "restapi.http_extra_headers": "headers added to every response",
     "restapi.https_extra_headers": "headers added to every HTTPS response",
-    "restapi.request_queue_size": "listen backlog",
+    "restapi.request_queue_size": "listen backlog (a 3.0.3 key); when absent, the system maximum (net.core.somaxconn)",
+    "restapi.max_connections": "connections the REST API holds at once (kept 256 under the open files limit); "
+                               "when full, an idle connection of the address holding the most is closed for a new one. "
+                               "See docs/security.md",
+    "restapi.max_connections_per_address": "connections one client address may hold; above it, that address's "
+                                           "oldest idle connection is closed for a new one",
     "ctl": "options of patronictl when it reads this file",
     "ctl.insecure": "do not verify the REST API certificates",
     "ctl.cacert": "CA for the REST API certificates (default: restapi.cafile)",

@@ -2,11 +2,14 @@
 
 The text is rendered from a few facts about the machine (host name, address,
 where the QHB or PostgreSQL binaries are); `detect_node()` gathers them and
-`sample_config()` is pure, so tests can render it for any node."""
+`sample_config()` is pure, so tests can render it for any node. The REST API
+password is generated (`generate_password()`): the unsafe endpoints are never left
+open by a generated file."""
 from __future__ import annotations
 
 import glob
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from typing import List, Optional
@@ -64,8 +67,14 @@ def detect_node() -> Node:
     )
 
 
-def sample_config(node: Node) -> str:
-    """The commented YAML text of a configuration for `node`."""
+def generate_password() -> str:
+    """A random password for restapi.authentication (URL-safe, about 128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def sample_config(node: Node, api_password: str) -> str:
+    """The commented YAML text of a configuration for `node`; the unsafe REST endpoints
+    require `patroni` / `api_password`."""
     a = node.address
     subnet = a.rsplit(".", 1)[0] + ".0/24" if a.count(".") == 3 else a + "/32"
     names = "QHB names (qhb, qhb_ctl, qhb_bootstrap, ...)" if node.qhb_names else \
@@ -83,10 +92,12 @@ name: {node.name}         # unique in the cluster
 restapi:
   listen: {a}:8008
   connect_address: {a}:8008
-  # Require a password for the unsafe endpoints (switchover, restart, ...):
-  # authentication:
-  #   username: patroni
-  #   password: CHANGE-ME
+  # Password of the unsafe endpoints (switchover, failover, restart, reinitialize,
+  # reload, config changes), generated for this file. Use the same one on every node:
+  # patronictl and the other members' operators send it. See docs/security.md.
+  authentication:
+    username: patroni
+    password: '{api_password}'
 
 etcd:
   # CHANGE: your etcd servers (the etcd v2 API must be enabled)

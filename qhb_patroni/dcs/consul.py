@@ -5,11 +5,12 @@ Keys are Patroni's base path without the leading slash (`service/<scope>/leader`
 - One session per process, created lazily by the first ephemeral put: name
   `<scope>-<member>`, behavior `delete` (its keys vanish with it), lock_delay
   0.001 s, the configured `checks` (default none), TTL = ttl/2 seconds because
-  Consul keeps a session alive for up to twice its TTL.  A stock agent refuses a
-  TTL below 10 s (`session_ttl_min`) and Consul 1.8.7 does not report that minimum
-  in /v1/agent/self, so the TTL is never below 10 s: with ttl < 20 a dead leader's
-  key lives up to 20 s (see docs/dcs.md).  `keepalive()` renews the session; a
-  session Consul no longer knows is re-created on the next ephemeral put.
+  Consul invalidates a session twice its TTL after the last renewal.  An agent
+  refuses a TTL below its `session_ttl_min` (10 s unless configured) and says so
+  only in the refusal ("must be between [10s=24h0m0s]"): the store then asks again
+  with that minimum, remembers it, and warns once with the effective ttl (twice the
+  session TTL).  `keepalive()` renews the session; a session Consul no longer knows
+  is re-created on the next ephemeral put.
 - A renewal (ephemeral write with a version) stores that version in the entry's
   flags: Consul ignores identical writes, and the contract wants a new version.
 - Every write goes through /v1/txn so that conditions and session locks combine
@@ -25,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, TypeVar
@@ -39,18 +41,46 @@ from qhb_patroni.dcs.retry import RetryExhausted, call_with_retry
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-MIN_SESSION_TTL = 10  # a stock agent's session_ttl_min (not reported by Consul 1.8.7)
+STOCK_SESSION_TTL_MIN = 10.0  # a stock agent's session_ttl_min (Consul reports it only in a refusal)
+MAX_SESSION_TTL = 86400.0  # Consul's upper bound for a session TTL
 DEFAULT_PORT = 8500
+_TTL_RANGE = re.compile(r"must be between \[([0-9a-zµ.]+)=")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def session_ttl(ttl: float) -> int:
-    """Session TTL in whole seconds for a cluster `ttl` (Consul doubles it)."""
-    return max(MIN_SESSION_TTL, int(ttl // 2))
+def session_ttl(ttl: float, agent_min: Optional[float] = None) -> float:
+    """Session TTL in seconds for a cluster `ttl`: half of it, because Consul keeps a
+    session for twice its TTL, but not below the agent's minimum once known."""
+    return min(MAX_SESSION_TTL, max(ttl / 2.0, agent_min or 0.0))
 
 
-def leader_expiry(ttl: float) -> float:
-    """Upper bound of how long a leader key outlives its last renewal."""
-    return 2.0 * session_ttl(ttl)
+def leader_expiry(ttl: float, agent_min: Optional[float] = STOCK_SESSION_TTL_MIN) -> float:
+    """Upper bound of how long a leader key outlives its last renewal (on a stock
+    agent unless `agent_min` says otherwise)."""
+    return 2.0 * session_ttl(ttl, agent_min)
+
+
+def go_duration(text: str) -> Optional[float]:
+    """Seconds in a Go duration such as `10s`, `1m30s` or `500ms`; None if it is not one."""
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            return None
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    return total if pos == len(text) and pos > 0 else None
+
+
+def refused_ttl_minimum(message: str) -> Optional[float]:
+    """The minimum session TTL an agent states when it refuses one
+    (`Invalid Session TTL '5000000000', must be between [10s=24h0m0s]`)."""
+    match = _TTL_RANGE.search(message)
+    return go_duration(match.group(1)) if match else None
+
+
+def _ttl_text(seconds: float) -> str:
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
 
 
 class ConsulSettings:
@@ -146,7 +176,7 @@ class ServiceRegistration:
     def service_id(self) -> str:
         return f"{self.scope}/{self.member}"
 
-    def definition(self, data: Mapping[str, Any], session_ttl_s: int) -> Optional[Dict[str, Any]]:
+    def definition(self, data: Mapping[str, Any], session_ttl_s: float) -> Optional[Dict[str, Any]]:
         """What to register for member `data`, None when it cannot be (no URLs)."""
         conn, api = urlsplit(str(data.get("conn_url") or "")), urlsplit(str(data.get("api_url") or ""))
         if not conn.hostname or not api.hostname:
@@ -156,13 +186,13 @@ class ServiceRegistration:
         if role in ("master", "primary"):
             tags.append("primary" if role == "master" else "master")
         check: Dict[str, Any] = {"http": f"{api.scheme}://{api.netloc}/{role}", "interval": self.interval,
-                                 "DeregisterCriticalServiceAfter": f"{10 * session_ttl_s}s"}
+                                 "DeregisterCriticalServiceAfter": _ttl_text(10 * session_ttl_s)}
         if self.tls_server_name:
             check["TLSServerName"] = self.tls_server_name
         return {"name": service_name(self.scope), "service_id": self.service_id, "address": conn.hostname,
                 "port": conn.port or 5432, "tags": tags, "check": check}
 
-    def update(self, client: Any, value: str, session_ttl_s: int) -> None:
+    def update(self, client: Any, value: str, session_ttl_s: float) -> None:
         """Follow a write of this member's key (best effort: errors are kept in
         last_error and the registration is retried on the next write)."""
         try:
@@ -191,6 +221,14 @@ class _Rolledback(Exception):
     """A txn whose check failed (HTTP 409)."""
 
 
+class _TTLRefused(Exception):
+    """The agent refused the session TTL; `minimum` is the lowest it takes, if it said."""
+
+    def __init__(self, message: str, minimum: Optional[float]) -> None:
+        super().__init__(message)
+        self.minimum = minimum
+
+
 class ConsulStore:
     """dcs.base.Store over a Consul agent's KV store and sessions."""
 
@@ -216,7 +254,9 @@ class ConsulStore:
         self._clock = clock
         self._lock = threading.RLock()
         self._session: Optional[str] = None
-        self._session_ttl = 0
+        self._session_ttl = 0.0
+        self._agent_min: Optional[float] = None  # the agent's session_ttl_min, once it refused one
+        self._warned_min: Optional[float] = None
         self._old_sessions: Set[str] = set()  # ours, replaced after a ttl change
         self._client = self._make_client()
 
@@ -252,7 +292,7 @@ class ConsulStore:
         retry_timeout is spent (one agent: no endpoint to move on to)."""
 
         def classify(url: str, exc: Exception) -> str:
-            if isinstance(exc, _Rolledback):
+            if isinstance(exc, (_Rolledback, _TTLRefused)):
                 raise exc
             if not _retriable(exc):
                 raise DCSError(f"consul {url}: {_reason(exc)}") from exc
@@ -295,8 +335,8 @@ class ConsulStore:
 
     # ---- session --------------------------------------------------------------
     def _ensure_session(self) -> str:
-        ttl = session_ttl(self._ttl)
         with self._lock:
+            ttl = session_ttl(self._ttl, self._agent_min)
             if self._session is not None and self._session_ttl != ttl:
                 # ttl changed: a new session.  The old one is not destroyed (that would
                 # delete the leader key at once); its keys move over as they are re-put
@@ -304,11 +344,50 @@ class ConsulStore:
                 self._old_sessions.add(self._session)
                 self._session = None
             if self._session is None:
-                self._session = self._call(lambda: self._client.session.create(
-                    name=self.session_name, checks=self.settings.checks, lock_delay=0.001,
-                    behavior="delete", ttl=ttl))
-                self._session_ttl = ttl
+                self._session, self._session_ttl = self._create_session(ttl)
             return self._session
+
+    def _create_session(self, ttl: float) -> Tuple[str, float]:
+        """Create our session with TTL `ttl`; when the agent refuses it as below its
+        minimum, once more with that minimum (remembered, and warned about once)."""
+        try:
+            return self._call(lambda: self._session_create(ttl)), ttl
+        except _TTLRefused as refused:
+            if refused.minimum is None or refused.minimum <= ttl:
+                raise DCSError(f"consul {self.endpoint}: {refused}") from refused
+            self._agent_min = refused.minimum
+        ttl = session_ttl(self._ttl, self._agent_min)
+        if self._warned_min != self._agent_min:
+            self._warned_min = self._agent_min
+            log.warning("consul %s refuses session TTLs below %s (session_ttl_min): a leader key "
+                        "lives up to %s after its last renewal, so the effective ttl is %s instead "
+                        "of %s", self.endpoint, _ttl_text(ttl), _ttl_text(2 * ttl),
+                        _ttl_text(2 * ttl), _ttl_text(self._ttl))
+        try:
+            return self._call(lambda: self._session_create(ttl)), ttl
+        except _TTLRefused as refused:
+            raise DCSError(f"consul {self.endpoint}: {refused}") from refused
+
+    def _session_create(self, ttl: float) -> str:
+        """PUT /v1/session/create ourselves: py-consul only takes whole TTLs of 10 s or more."""
+        client = self._client
+        params: List[Tuple[str, Any]] = [("dc", self.settings.dc)] if self.settings.dc else []
+        body: Dict[str, Any] = {"Name": self.session_name, "Checks": self.settings.checks,
+                                "LockDelay": "1ms", "Behavior": "delete", "TTL": _ttl_text(ttl)}
+
+        def handle(response: Any) -> str:
+            text = response.body.decode("utf-8", "replace") if isinstance(response.body, bytes) \
+                else str(response.body)
+            if "Invalid Session TTL" in text:
+                raise _TTLRefused(text.strip(), refused_ttl_minimum(text))
+            if response.code == 403:
+                raise consul.ACLPermissionDenied(text)
+            if response.code >= 400:
+                raise consul.ConsulException(f"{response.code} {text}")
+            return str(json.loads(text)["ID"])
+
+        return client.http.put(handle, "/v1/session/create", params=params,  # type: ignore[no-any-return]
+                               data=json.dumps(body), headers=client.prepare_headers())
 
     def _destroy_sessions(self) -> None:
         sessions = self._old_sessions | ({self._session} if self._session else set())
@@ -377,7 +456,7 @@ class ConsulStore:
             try:
                 results = self._call(lambda: self._txn(operations))  # noqa: B023 (called at once)
                 if self.service is not None and ephemeral and key == f"members/{self.service.member}":
-                    self.service.update(self._client, value, session_ttl(self._ttl))
+                    self.service.update(self._client, value, session_ttl(self._ttl, self._agent_min))
                 return int(results[-1]["ModifyIndex"])
             except _Rolledback as exc:
                 if not ephemeral or create or attempt == 3:

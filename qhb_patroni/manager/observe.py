@@ -128,13 +128,14 @@ def _rewind_binary_ok(server: LocalServer) -> bool:
 
 def server_status(server: LocalServer) -> ServerStatus:
     """The status document's database part: one SQL round trip when the postmaster runs."""
-    if not server.is_running():
+    pid = server.postmaster.pid()
+    if pid is None:
         _note_not_running(server)
         return ServerStatus(state=server.state, role=server.role)
     try:
         status = sql.read_status(server.local_params())
     except ManagerError:
-        return ServerStatus(state=server.state, role=server.role, query_ok=False)
+        return ServerStatus(state=server.state, role=server.role, query_ok=False, postmaster_pid=pid)
     if server.state in (STATE_STOPPED, STATE_STARTING, STATE_CRASHED):
         server.state = STATE_RUNNING
     if status.in_recovery:
@@ -161,4 +162,5 @@ def server_status(server: LocalServer) -> ServerStatus:
         replication=status.replication,
         pending_restart=status.pending_restart or server.pending_restart,
         sysid=status.sysid,
+        postmaster_pid=pid,
     )

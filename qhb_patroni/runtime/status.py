@@ -32,6 +32,7 @@ class ServerStatus:
     replication: List[Dict[str, Any]] = field(default_factory=list)
     pending_restart: bool = False
     sysid: Optional[str] = None
+    postmaster_pid: Optional[int] = None  # of the running server, for the per-request liveness check
 
 
 @dataclass(frozen=True)

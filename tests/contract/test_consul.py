@@ -3,8 +3,6 @@ stored where, ttl changes, lost sessions, ACL tokens and config parsing."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -16,7 +14,7 @@ from qhb_patroni.dcs import from_config, keys
 from qhb_patroni.dcs.base import DCSError
 from qhb_patroni.dcs.consul import ConsulSettings, ConsulStore
 from qhb_patroni.dcs.writer import ClusterDCS
-from tests.fixtures.consul import ConsulProcess, consul_available
+from tests.fixtures.consul import ConsulProcess, consul_available, private_agent
 
 pytestmark = pytest.mark.consul
 
@@ -72,11 +70,44 @@ def test_session_and_keys_are_patronis(consul_server: ConsulProcess, make: Any, 
         assert resp.read().decode() == "a"
 
 
-def test_small_ttl_is_clamped_to_the_agent_minimum(consul_server: ConsulProcess, make: Any) -> None:
-    a = make("a", ttl=10)  # ttl/2 = 5 s: a stock agent refuses that
-    assert a.attempt_to_acquire_leader() is not None
-    info = _raw(consul_server, f"/v1/session/info/{a.store.session}")[0]
-    assert info["TTL"] == "10s"
+def test_small_ttl_is_clamped_to_the_agent_minimum(consul_server: ConsulProcess, make: Any,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    a = make("a", ttl=10)  # ttl/2 = 5 s: a stock agent refuses that and states its minimum
+    with caplog.at_level("WARNING", logger="qhb_patroni.dcs.consul"):
+        assert a.attempt_to_acquire_leader() is not None
+        info = _raw(consul_server, f"/v1/session/info/{a.store.session}")[0]
+        assert info["TTL"] == "10s"
+        first = a.store.session
+        _raw(consul_server, f"/v1/session/destroy/{first}", method="PUT")
+        a.store.keepalive()  # renew answers 404: forgotten
+        assert a.attempt_to_acquire_leader() is not None  # a new session: asks for 10 s at once
+        assert a.store.session not in (None, first)
+    warnings = [r.getMessage() for r in caplog.records if "session_ttl_min" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "below 10s" in warnings[0] and "effective ttl is 20s instead of 10s" in warnings[0]
+
+
+@pytest.fixture(scope="module")
+def low_min_server() -> Iterator[ConsulProcess]:
+    """An agent configured with session_ttl_min 1s, as the fast failover profile needs."""
+    with private_agent("qhb-consul-lowmin-", extra_hcl=['session_ttl_min = "1s"']) as server:
+        yield server
+
+
+@pytest.mark.parametrize("ttl, session, warned", [(10, "5s", False), (5, "2.5s", False), (1, "1s", True)])
+def test_session_ttl_is_half_the_ttl_where_the_agent_allows(
+        low_min_server: ConsulProcess, scope: str, caplog: pytest.LogCaptureFixture,
+        ttl: float, session: str, warned: bool) -> None:
+    dcs = from_config({"scope": scope, "ttl": ttl, "retry_timeout": 3,
+                       "consul": {"host": low_min_server.host_port}}, "a")
+    try:
+        with caplog.at_level("WARNING", logger="qhb_patroni.dcs.consul"):
+            assert dcs.attempt_to_acquire_leader() is not None
+        info = _raw(low_min_server, f"/v1/session/info/{dcs.store.session}")[0]
+        assert info["TTL"] == session
+        assert any("session_ttl_min" in r.getMessage() for r in caplog.records) is warned
+    finally:
+        dcs.close()
 
 
 def test_ttl_change_makes_a_new_session_and_keeps_the_leader(consul_server: ConsulProcess, make: Any) -> None:
@@ -132,16 +163,8 @@ def test_settings_from_section() -> None:
 
 @pytest.fixture(scope="module")
 def acl_server() -> Iterator[ConsulProcess]:
-    if not consul_available():
-        pytest.skip("no consul binary")
-    work_dir = tempfile.mkdtemp(prefix="qhb-consul-acl-")
-    server = ConsulProcess(work_dir, acl_token="root-secret")
-    try:
-        server.start()
+    with private_agent("qhb-consul-acl-", acl_token="root-secret") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def test_acl_token_is_sent_and_a_bad_one_is_a_clear_error(acl_server: ConsulProcess, scope: str) -> None:

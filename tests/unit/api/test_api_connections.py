@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -268,26 +269,89 @@ def test_client_that_never_reads_is_cut_off(api_server: MakeServer) -> None:
         sender.join(5)
 
 
-def test_connection_cap(api_server: MakeServer) -> None:
+def test_connection_cap_closes_the_oldest_idle_connection(api_server: MakeServer) -> None:
+    """At max_connections a fresh connection is still served: the connection idle the
+    longest gives way (issue 12 item 9), the others are not disturbed."""
     server, _ = api_server(primary_view(), max_connections=3)
     held = [Client(server) for _ in range(3)]
     try:
         for c in held:
             c.send(get("/primary"))
             assert c.read()[0] == 200
-        with Client(server) as refused:
-            assert refused.closed_by_server()
-        held.pop().sock.close()
-        wait_until(lambda: server.connection_count < 3, "the closed connection to be noticed")
-        with Client(server) as admitted:
-            admitted.send(get("/primary"))
-            assert admitted.read()[0] == 200
-        for c in held:  # the held connections were never disturbed
+        with Client(server) as fresh:
+            fresh.send(get("/primary"))
+            assert fresh.read()[0] == 200
+            assert held[0].closed_by_server()  # idle the longest
+        for c in held[1:]:
             c.send(get("/primary"))
             assert c.read()[0] == 200
     finally:
         for c in held:
             c.sock.close()
+
+
+def test_connection_cap_refuses_when_no_connection_is_idle(api_server: MakeServer) -> None:
+    server, _ = api_server(primary_view(), max_connections=3)
+    held = [Client(server) for _ in range(3)]
+    try:
+        for c in held:
+            c.send(b"GET /primary HTTP/1.1\r\n")  # a request in progress: never given way
+        listener = server._listener
+        assert listener is not None
+        wait_until(lambda: listener.admission.total == 3 and listener.admission.idle_count == 0,
+                   "the listener to read the three partial heads")
+        with Client(server) as refused:
+            assert refused.closed_by_server()
+        for c in held:
+            c.send(b"Host: x\r\n\r\n")
+            assert c.read()[0] == 200
+    finally:
+        for c in held:
+            c.sock.close()
+
+
+def from_address(server: RestApiServer, source: str) -> Client:
+    client = Client.__new__(Client)
+    client.sock = socket.create_connection(server.address, timeout=10, source_address=(source, 0))
+    client.buf = b""
+    return client
+
+
+def test_per_address_cap_evicts_only_that_address(api_server: MakeServer) -> None:
+    server, _ = api_server(primary_view(), max_connections=10, max_connections_per_address=2)
+    mine = [from_address(server, "127.0.0.1") for _ in range(2)]
+    other = from_address(server, "127.0.0.2")
+    try:
+        for c in mine + [other]:
+            c.send(get("/primary"))
+            assert c.read()[0] == 200
+        with from_address(server, "127.0.0.1") as third:
+            third.send(get("/primary"))
+            assert third.read()[0] == 200
+            assert mine[0].closed_by_server()  # its own oldest idle connection gave way
+        other.send(get("/primary"))  # another address's connection is untouched
+        assert other.read()[0] == 200
+        mine[1].send(get("/primary"))
+        assert mine[1].read()[0] == 200
+    finally:
+        for c in mine + [other]:
+            c.sock.close()
+
+
+def test_limits_follow_reload(api_server: MakeServer) -> None:
+    server, _ = api_server(primary_view())
+    server.reload({"listen": server.listen, "max_connections": 2, "max_connections_per_address": 1})
+    assert server.connection_limits.max_connections == 2 and server.connection_limits.per_address == 1
+    first = Client(server)
+    try:
+        first.send(get("/primary"))
+        assert first.read()[0] == 200
+        with Client(server) as second:
+            second.send(get("/primary"))
+            assert second.read()[0] == 200
+            assert first.closed_by_server()
+    finally:
+        first.sock.close()
 
 
 def test_idle_kept_alive_connection_is_closed(api_server: MakeServer) -> None:
@@ -477,3 +541,24 @@ def test_out_of_descriptors_does_not_kill_the_listener() -> None:
             _, err = proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert b"cannot accept connections" in err  # it did run out, and said so
+
+
+def _listen_backlog(port: int) -> int:
+    """The backlog of the listening socket on `port` (ss shows it as Send-Q)."""
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[2])
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="no ss (iproute2)")
+@pytest.mark.parametrize("queue_size", [None, 3])
+def test_request_queue_size_is_the_listen_backlog(queue_size: Optional[int]) -> None:
+    restapi: Dict[str, Any] = {"listen": f"127.0.0.1:{free_port()}"}
+    if queue_size is not None:
+        restapi["request_queue_size"] = queue_size
+    server = RestApiServer.from_config(restapi, StatusBoard(primary_view()), clock=lambda: NOW)
+    server.start()
+    try:
+        expected = queue_size if queue_size is not None else socket.SOMAXCONN
+        assert _listen_backlog(server.address[1]) == expected
+    finally:
+        server.stop()

@@ -417,3 +417,53 @@ def test_failover_without_a_leader(trio: Tuple[Node, Node, Node]) -> None:
     fo = n1.dcs.get_cluster().failover
     assert fo is not None and fo.candidate == "node1" and fo.leader is None  # the intent the candidate acts on
     assert n1.wakes == 1
+
+
+@pytest.mark.parametrize("raw", [b'{"timeout": 1e400}', b'{"timeout": Infinity}', b'{"timeout": -Infinity}',
+                                 b'{"timeout": NaN}', b'{"timeout": "1e400"}', b'{"timeout": "inf"}',
+                                 b'{"timeout": "nan"}', b'{"timeout": "1e400min"}', b'{"timeout": 86401}',
+                                 b'{"timeout": "25h"}'])
+def test_restart_with_an_unbounded_timeout_is_refused_before_queueing(trio: Tuple[Node, Node, Node],
+                                                                      raw: bytes) -> None:
+    """Issue 12 item 5: 400 (never 500) and nothing queued, scheduled or woken."""
+    n1 = trio[1]
+    n1.board.update(server=ServerStatus(state="running", role="replica", query_ok=True, server_version=150004))
+    code, text = n1.call("POST", "/restart", raw=raw)
+    assert code == 400, text
+    assert text in ("Timeout should be a finite number of seconds, at most 86400",
+                    "Timeout should be a positive number of seconds")
+    assert n1.commands.pending() == () and n1.commands.scheduled_restart() is None and n1.wakes == 0
+    with_schedule = raw[:-1] + b', "schedule": "' + in_hours(1).encode() + b'"}'
+    assert n1.call("POST", "/restart", raw=with_schedule)[0] == 400
+    assert n1.commands.scheduled_restart() is None
+
+
+def test_largest_restart_timeout_is_accepted(trio: Tuple[Node, Node, Node]) -> None:
+    n1 = trio[1]
+    assert n1.call("POST", "/restart", {"timeout": "24h", "schedule": in_hours(1)}) == (202, "Restart scheduled")
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-14:00",
+                                  "9999-12-31T23:59:59.999999-00:01"])
+def test_schedules_outside_utc_range_are_refused(trio: Tuple[Node, Node, Node], when: str) -> None:
+    """A time that cannot be converted to UTC is refused before anything is written or queued."""
+    n0, n1 = trio[0], trio[1]
+    code, text = n1.call("POST", "/restart", {"schedule": when})
+    assert (code, text) == (422, "Unable to parse scheduled timestamp. It should be in an unambiguous format, "
+                                 "e.g. ISO 8601")
+    assert n1.commands.scheduled_restart() is None
+    assert n0.call("POST", "/switchover", {"leader": "node0", "scheduled_at": when})[0] == 422
+    assert n0.dcs.get_cluster().failover is None
+
+
+def test_non_finite_loop_wait_does_not_break_request_waits(trio: Tuple[Node, Node, Node]) -> None:
+    """A hostile loop_wait in the view (inf/NaN) still gives the reinitialize wait a finite deadline."""
+    from qhb_patroni.api.control import bounded_loop_wait
+
+    assert bounded_loop_wait(float("inf")) == 10.0 and bounded_loop_wait(float("nan")) == 10.0
+    assert bounded_loop_wait("x") == 10.0 and bounded_loop_wait(1e9) == 3600.0 and bounded_loop_wait(0) == 1.0
+    n1 = trio[1]
+    n1.board.update(loop_wait=float("inf"))
+    t = _serve(n1, lambda cmd: (False, "I am the leader, can not reinitialize"))
+    assert n1.call("POST", "/reinitialize", {"force": False}) == (503, "I am the leader, can not reinitialize")
+    t.join()

@@ -63,6 +63,13 @@ SCENARIOS: Dict[str, StatusView] = {
     "stopped": status_view(
         "postgresql1", replica_server(state="stopped", query_ok=False, in_recovery=None), two_node_cluster()
     ),
+    # the lock is ours but the promotion has not finished: writes would still fail
+    "promoting": status_view("postgresql0", replica_server(), two_node_cluster(), holds_lock=True),
+    # the lock is ours but the postmaster is gone
+    "lock_server_down": status_view(
+        "postgresql0", primary_server(state="crashed", query_ok=False, in_recovery=None, role="master"),
+        two_node_cluster(), holds_lock=True,
+    ),
 }
 
 PATHS = [
@@ -89,6 +96,8 @@ MATRIX = {
     "starting":                   [5, 5,  5,  5,  5,  5,  5,  5,  5,  5,  5,  5,    5,  5,     5,  5,     5],
     "noloadbalance":              [5, 5,  5,  5,  5,  5,  5,  5,  5,  2,  5,  5,    5,  5,     5,  5,     5],
     "stopped":                    [5, 5,  5,  5,  5,  5,  5,  5,  5,  5,  5,  5,    5,  5,     5,  5,     5],
+    "promoting":                  [5, 5,  5,  5,  2,  5,  5,  2,  2,  2,  5,  5,    2,  2,     5,  5,     5],
+    "lock_server_down":           [5, 5,  5,  5,  2,  5,  5,  5,  5,  5,  5,  5,    5,  5,     5,  5,     5],
 }
 # fmt: on
 
@@ -278,3 +287,14 @@ def test_sync_uses_the_dcs_view_of_other_members() -> None:
     stale = status_view("postgresql1", replica_server(), c, fresh=False)
     assert health.health_check(fresh, NOW, "/sync", {})[0] == 200
     assert health.health_check(stale, NOW, "/sync", {})[0] == 503
+
+
+@pytest.mark.parametrize("lag", ["9" * 21, "9" * 5000, "18446744073709551616", "16777216TB"])
+def test_lag_too_large_to_convert_is_a_query_error(lag: str) -> None:
+    with pytest.raises(health.QueryError):
+        health.health_check(lagging_replica(2000), NOW, "/replica", {"lag": lag})
+
+
+def test_largest_lag_is_accepted() -> None:
+    assert health.parse_size("18446744073709551615") == 2**64 - 1
+    assert health.parse_size("0" * 30 + "5") == 5  # leading zeros are not "large"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import logging
 import socket
 import ssl
 from typing import Callable, Dict, Iterator, List, Tuple
@@ -214,3 +215,85 @@ def test_reload_swaps_tls_headers_access_and_listener(cert: Dict[str, str]) -> N
         assert raw_exchange(server.address, b"HEAD / HTTP/1.0\r\n\r\n") == b"HTTP/1.0 200 OK\r\n\r\n"
     finally:
         server.stop()
+
+
+# ---- an allowlist that resolves to nothing (issue 12, item 1) ------------------------
+
+
+def test_allowlist_resolving_to_nothing_refuses_everyone(caplog: pytest.LogCaptureFixture) -> None:
+    def nothing(entry: str) -> List[ipaddress.IPv4Network]:
+        return []
+
+    with caplog.at_level(logging.WARNING, logger="qhb_patroni.api.security"):
+        policy = AccessPolicy.from_config({"allowlist": ["db-admin.invalid", "ops.invalid"]}, nothing)
+    for ip in ("127.0.0.1", "10.0.0.1", "::1"):
+        assert policy.check(ip, None, False) == Refusal(403, "Access is denied")
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "restapi.allowlist" in errors[0] and "db-admin.invalid" in errors[0]
+    assert sum("does not resolve" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_allowlist_partly_resolving_keeps_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="qhb_patroni.api.security"):
+        policy = AccessPolicy.from_config({"allowlist": ["10.0.0.0/8", "gone.invalid"]},
+                                          lambda e: [] if e == "gone.invalid" else list(nets(e)))
+    assert policy.check("10.1.2.3", None, False) is None
+    assert policy.check("192.168.0.1", None, False) == Refusal(403, "Access is denied")
+    assert not any(r.levelno == logging.ERROR for r in caplog.records)
+    assert any("gone.invalid" in r.getMessage() for r in caplog.records)
+
+
+def test_empty_allowlist_is_no_allowlist_and_string_form_is_split() -> None:
+    assert AccessPolicy.from_config({"allowlist": []}).check("10.9.9.9", None, False) is None
+    policy = AccessPolicy.from_config({"allowlist": "127.0.0.1, 10.0.0.0/8"})
+    assert policy.check("10.0.0.5", None, False) is None
+    assert policy.check("192.168.1.1", None, False) == Refusal(403, "Access is denied")
+
+
+def test_allowlist_is_resolved_again_on_reload(api_server: Callable[..., Tuple[RestApiServer, StatusBoard]]) -> None:
+    addresses: Dict[str, List[ipaddress.IPv4Network]] = {"admin.example": []}
+    server, _ = api_server(status_view(), access=AccessPolicy.from_config(
+        {"allowlist": ["admin.example"]}, lambda e: list(addresses.get(e, []))))
+    server.add_route("POST", "restart", echo_restart, unsafe=True)
+    post = b"POST /restart HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}"
+    assert raw_exchange(server.address, post).startswith(b"HTTP/1.0 403 ")
+    addresses["admin.example"] = list(nets("127.0.0.0/8"))  # the name now resolves
+    assert raw_exchange(server.address, post).startswith(b"HTTP/1.0 403 ")  # not until a reload
+    server.reload({"listen": server.listen, "allowlist": ["admin.example"]})
+    assert raw_exchange(server.address, post).startswith(b"HTTP/1.0 202 ")
+
+
+# ---- unsafe endpoints without a password (issue 12, item 12) -------------------------
+
+UNSAFE = {("POST", "restart"), ("POST", "switchover"), ("PATCH", "config")}
+
+
+def test_open_endpoints_warning_names_them() -> None:
+    from qhb_patroni.api.security import open_endpoints_warning
+
+    text = open_endpoints_warning(AccessPolicy(), UNSAFE, "0.0.0.0:8008")
+    assert text is not None
+    assert "restapi.authentication" in text and "PATCH /config, POST /restart, POST /switchover" in text
+    assert "any client that can reach 0.0.0.0:8008" in text
+    allow = open_endpoints_warning(AccessPolicy(allowlist=nets("10.0.0.0/8")), UNSAFE, "x:1")
+    assert allow is not None and "restapi.allowlist" in allow
+    assert open_endpoints_warning(AccessPolicy(auth="a:b"), UNSAFE, "x:1") is None
+    assert open_endpoints_warning(AccessPolicy(), set(), "x:1") is None
+
+
+def test_server_warns_at_start_and_when_reload_opens_them(
+        api_server: Callable[..., Tuple[RestApiServer, StatusBoard]], caplog: pytest.LogCaptureFixture) -> None:
+    board = StatusBoard(status_view())
+    server = RestApiServer(f"127.0.0.1:{free_port()}", board, access=AccessPolicy(auth="admin:secret"))
+    server.add_route("POST", "restart", echo_restart, unsafe=True)
+    with caplog.at_level(logging.WARNING, logger="qhb_patroni.api.server"):
+        server.start()
+        try:
+            assert not [r for r in caplog.records if "restapi.authentication" in r.getMessage()]
+            server.reload({"listen": server.listen})  # authentication removed
+            server.reload({"listen": server.listen})  # unchanged: not repeated
+        finally:
+            server.stop()
+    warnings = [r for r in caplog.records if "restapi.authentication" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert "POST /restart" in warnings[0].getMessage()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from dataclasses import replace
 from typing import Any, Callable, Dict, Iterator, Tuple
 
@@ -182,6 +183,11 @@ def test_query_uses_first_value(api_server: MakeServer) -> None:
         (b"GET / HTTP/1.0\r\nX-Big: " + b"y" * 20000 + b"\r\n\r\n", 431),
         (b"POST /x HTTP/1.0\r\nContent-Length: abc\r\n\r\n", 400),
         (b"POST /x HTTP/1.0\r\nContent-Length: 99999999\r\n\r\n", 413),
+        (b"POST /x HTTP/1.0\r\nContent-Length: +2\r\n\r\n{}", 400),
+        (b"POST /x HTTP/1.0\r\nContent-Length : 2\r\n\r\n{}", 400),
+        (b"GET /replica?lag=" + b"9" * 5000 + b" HTTP/1.0\r\n\r\n", 400),  # not a 500 per request
+        (b"HEAD /replica?lag=99999999999999999999999 HTTP/1.0\r\n\r\n", 400),
+        (b"GET //[x?a HTTP/1.0\r\n\r\n", 400),  # a target urlsplit refuses
     ],
 )
 def test_bad_requests(primary: RestApiServer, raw: bytes, code: int) -> None:
@@ -276,3 +282,36 @@ def test_handler_failure_answers_500(api_server: MakeServer) -> None:
     code, headers, body = request(server, "GET", "/broken")
     assert code == 500 and b"Error code: 500" in body
     assert request(server, "GET", "/primary")[0] == 200  # the listener lives on
+
+
+def test_an_exited_postmaster_is_seen_by_the_next_request(api_server: MakeServer) -> None:
+    """The sampled status still says running (the sampler has not looked again), but
+    the process behind postmaster_pid has exited: the very next request knows."""
+    stand_in = subprocess.Popen(["sleep", "60"])
+    try:
+        replica = status_view("postgresql1", replica_server(postmaster_pid=stand_in.pid), two_node_cluster())
+        server, _ = api_server(replica)
+        assert request(server, "GET", "/replica")[0] == 200
+        stand_in.kill()
+        stand_in.wait(10)
+        assert request(server, "GET", "/replica")[0] == 503
+        assert request(server, "GET", "/health")[0] == 503
+        doc = json.loads(request(server, "GET", "/patroni")[2])
+        assert doc["state"] == "unknown" and "postmaster_start_time" not in doc and "xlog" not in doc
+    finally:
+        stand_in.kill()
+        stand_in.wait(10)
+
+
+def test_a_dead_lock_holder_postmaster_is_not_primary(api_server: MakeServer) -> None:
+    stand_in = subprocess.Popen(["sleep", "60"])
+    try:
+        server, _ = api_server(primary_view(server=primary_server(postmaster_pid=stand_in.pid)))
+        assert request(server, "GET", "/primary")[0] == 200
+        stand_in.kill()
+        stand_in.wait(10)
+        assert request(server, "GET", "/primary")[0] == 503
+        assert request(server, "GET", "/leader")[0] == 200  # it still holds the lock
+    finally:
+        stand_in.kill()
+        stand_in.wait(10)

@@ -141,3 +141,57 @@ def test_renderer_follows_replaced_extra_headers() -> None:
     renderer.set_extra_headers({"X-B": "2"})
     answer = renderer.render(json_response(200, {}))
     assert b"X-B: 2\r\n" in answer and b"X-A" not in answer
+
+
+# ---- RFC 9112 strictness (issue 12, item 10) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST / HTTP/1.1\r\nContent-Length: +2\r\n\r\nab",  # a sign
+        b"POST / HTTP/1.1\r\nContent-Length: 1_0\r\n\r\n0123456789",  # int() would take it
+        b"POST / HTTP/1.1\r\nContent-Length: 0x2\r\n\r\nab",
+        b"POST / HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\nab",  # a list, even of equal values
+        b"POST / HTTP/1.1\r\nContent-Length: \r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",  # beyond int()'s digits
+        b"POST / HTTP/1.1\r\nContent-Length : 2\r\n\r\nab",  # whitespace before the colon
+        b"POST / HTTP/1.1\r\nContent-Length\t: 2\r\n\r\nab",
+        b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab",  # duplicate
+        b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 30\r\n\r\nab",  # conflicting
+        b"POST / HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nab",
+        b"GET / HTTP/1.1\r\nContent-Length: +0\r\n\r\n",  # checked for every method
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nAuthorization: Basic eA==\r\nAuthorization: Basic eQ==\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",  # obs-fold
+        b"GET / HTTP/1.1\r\nX(y): a\r\n\r\n",  # not a token
+        b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",  # bare CR in a value
+        b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n",  # NUL in a value
+        b"GET / HTTP/1.x\r\n\r\n",
+        b"G(T / HTTP/1.1\r\n\r\n",
+    ],
+)
+def test_ambiguous_requests_are_refused_with_400(raw: bytes) -> None:
+    parser = RequestParser()
+    parser.feed(raw)
+    with pytest.raises(RequestError) as err:
+        parser.next()
+    assert err.value.code == 400
+
+
+def test_second_content_length_never_turns_the_body_into_a_request() -> None:
+    """The smuggling case: 'last wins' would read 'GET /smuggled' as a second request."""
+    parser = RequestParser()
+    parser.feed(b"POST /x HTTP/1.1\r\nContent-Length: 30\r\nContent-Length: 0\r\n\r\n"
+                b"GET /smuggled HTTP/1.1\r\n\r\n")
+    with pytest.raises(RequestError):
+        parser.next()
+
+
+def test_valid_fields_still_parse() -> None:
+    parser = RequestParser()
+    parser.feed(b"POST /x HTTP/1.1\r\nContent-Length:2\r\nX-A: 1\r\nx-a: 2\r\nUser-Agent:\t t \r\n\r\nok")
+    req, keep = parse_all(parser)[0]
+    assert req.body == b"ok" and keep is True
+    assert req.headers["x-a"] == "1, 2"  # a repeated list field is combined, not overwritten
+    assert req.headers["user-agent"] == "t" and req.headers["content-length"] == "2"

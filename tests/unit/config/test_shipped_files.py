@@ -31,6 +31,10 @@ def test_qhb_patroni_unit() -> None:
     assert svc["ExecStart"].split()[0] == "/usr/bin/patroni"
     assert svc["Restart"] == "no"
     assert svc["EnvironmentFile"] == "-/etc/patroni_env.conf"
+    # Room for the REST API's default max_connections and the HA loop's reserve (issue 12 item 9).
+    from qhb_patroni.api.limits import DEFAULT_MAX_CONNECTIONS, RESERVED_DESCRIPTORS
+
+    assert int(svc["LimitNOFILE"]) >= DEFAULT_MAX_CONNECTIONS + RESERVED_DESCRIPTORS
 
 
 def test_etcd_unit_and_member_settings() -> None:

@@ -165,11 +165,12 @@ def test_data_dir_parent_must_be_writable(tmp_path: Any) -> None:
 
 def test_sample_config_validates_and_is_commented(tmp_path: Any) -> None:
     bin_dir = _fake_bin(tmp_path)
-    text = sample_config(Node("db2", "10.1.2.3", bin_dir, True))
+    text = sample_config(Node("db2", "10.1.2.3", bin_dir, True), "s3cret-pass")
     assert sum(1 for line in text.splitlines() if line.lstrip().startswith("#")) >= 10
     data = yaml.safe_load(text)
     assert data["name"] == "db2"
-    assert data["restapi"] == {"listen": "10.1.2.3:8008", "connect_address": "10.1.2.3:8008"}
+    assert data["restapi"] == {"listen": "10.1.2.3:8008", "connect_address": "10.1.2.3:8008",
+                               "authentication": {"username": "patroni", "password": "s3cret-pass"}}
     assert data["postgresql"]["connect_address"] == "10.1.2.3:5432"
     assert data["postgresql"]["bin_dir"] == bin_dir
     assert "host all all 10.1.2.0/24 md5" in data["bootstrap"]["qhb_hba"]
@@ -194,3 +195,8 @@ def test_generate_config_command(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.startswith("# qhb-patroni configuration for node ")
     assert yaml.safe_load(out)["postgresql"]["config_base_name"] == "qhb"
+    # Issue 12 item 12: a generated password, never a commented-out example, and a new one each time.
+    password = yaml.safe_load(out)["restapi"]["authentication"]["password"]
+    assert isinstance(password, str) and len(password) >= 20 and "CHANGE" not in password
+    assert main(["--generate-config"], environ={}) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["restapi"]["authentication"]["password"] != password

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from qhb_patroni.dcs import from_config
-from qhb_patroni.dcs.consul import ConsulStore, leader_expiry, session_ttl
+from qhb_patroni.dcs.consul import ConsulStore, go_duration, leader_expiry, refused_ttl_minimum, session_ttl
 from qhb_patroni.dcs.etcd3 import Etcd3Store, api_prefix, endpoints_from_config, prefix_end
 
 
@@ -57,10 +57,32 @@ def test_etcd3_factory() -> None:
     assert store.lease_id is None  # granted lazily by the first ephemeral put
 
 
-@pytest.mark.parametrize("ttl, session, expiry", [(30, 15, 30.0), (10, 10, 20.0), (20, 10, 20.0),
-                                                  (25, 12, 24.0), (60, 30, 60.0), (2, 10, 20.0)])
-def test_consul_session_ttl(ttl: float, session: int, expiry: float) -> None:
-    assert session_ttl(ttl) == session and leader_expiry(ttl) == expiry
+@pytest.mark.parametrize("ttl, agent_min, session, expiry", [
+    (30, None, 15.0, 30.0), (10, None, 5.0, 10.0), (25, None, 12.5, 25.0), (5, 1.0, 2.5, 5.0),
+    (10, 10.0, 10.0, 20.0), (20, 10.0, 10.0, 20.0), (60, 10.0, 30.0, 60.0), (2, 10.0, 10.0, 20.0),
+    (1e6, None, 86400.0, 172800.0)])
+def test_consul_session_ttl(ttl: float, agent_min: float, session: float, expiry: float) -> None:
+    assert session_ttl(ttl, agent_min) == session and leader_expiry(ttl, agent_min) == expiry
+
+
+def test_consul_stock_leader_expiry() -> None:
+    assert leader_expiry(10) == 20.0 and leader_expiry(30) == 30.0  # stock session_ttl_min 10 s
+
+
+@pytest.mark.parametrize("text, seconds", [("10s", 10.0), ("1m30s", 90.0), ("500ms", 0.5), ("1.5s", 1.5),
+                                           ("24h0m0s", 86400.0), ("", None), ("10", None), ("s", None),
+                                           ("10x", None), ("-1s", None)])
+def test_go_duration(text: str, seconds: float) -> None:
+    assert go_duration(text) == seconds
+
+
+@pytest.mark.parametrize("message, minimum", [
+    ("Invalid Session TTL '5000000000', must be between [10s=24h0m0s]", 10.0),
+    ("500 Invalid Session TTL '500000000', must be between [1s=24h0m0s]", 1.0),
+    ("Invalid Session TTL '1', must be between [1m0s=24h0m0s]", 60.0),
+    ("Invalid Session TTL", None), ("must be between [soon=later]", None)])
+def test_refused_ttl_minimum(message: str, minimum: float) -> None:
+    assert refused_ttl_minimum(message) == minimum
 
 
 def test_consul_factory() -> None:

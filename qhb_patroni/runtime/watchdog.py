@@ -1,0 +1,336 @@
+"""The watchdog device (`watchdog:` section): arm, ping, retime and disarm it.
+
+A hardware or softdog watchdog resets the machine when nobody writes to it for
+its timeout.  The leader arms it with timeout `ttl - safety_margin` (`ttl // 2`
+when safety_margin is -1) and pings it every cycle before renewing the lock, so
+that a daemon that hangs (or is SIGSTOPped) while its database keeps accepting
+writes is fenced by a reset before its leader key can expire.
+
+Drivers:
+- `default`: Linux /dev/watchdog through its ioctls (linux/watchdog.h); any write
+  pings it, the magic character `V` written just before closing disarms it.
+- `testing`: the same file protocol on a named pipe, with the ioctls replaced by
+  writes, as Patroni 3.0.2's testing device does: a ping writes `1`, a new timeout
+  writes `Ctimeout=<seconds>\\n`, the magic close writes `V`.
+
+Whether to arm, ping or disarm is decided by the core; this module performs it
+and reports what went wrong in one line that names `watchdog.device`.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import logging
+import os
+import platform
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Protocol
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEVICE = "/dev/watchdog"
+MODE_OFF, MODE_AUTOMATIC, MODE_REQUIRED = "off", "automatic", "required"
+_MODE_SPELLINGS = {"off": MODE_OFF, "disable": MODE_OFF, "disabled": MODE_OFF,
+                   "automatic": MODE_AUTOMATIC, "auto": MODE_AUTOMATIC,
+                   "required": MODE_REQUIRED, "require": MODE_REQUIRED}
+MAX_TIMEOUT = 0xFFFF  # the driver interface takes an int of seconds; keep it sane
+
+# linux/watchdog.h: ioctl numbers are _IOR('W', nr, int) / _IOWR('W', nr, int).
+_WDIOF_SETTIMEOUT = 0x0080
+_WDIOF_MAGICCLOSE = 0x0100
+
+
+def _ioc(read: bool, write: bool, nr: int, size: int) -> int:
+    """_IOC() of linux/ioctl.h (the layout differs on mips, sparc and powerpc)."""
+    if platform.machine().startswith(("mips", "sparc", "ppc", "powerpc")):
+        size_bits, read_bit, write_bit = 13, 2, 4
+    else:
+        size_bits, read_bit, write_bit = 14, 2, 1
+    direction = (read_bit if read else 0) | (write_bit if write else 0)
+    return (direction << (16 + size_bits)) | (size << 16) | (ord("W") << 8) | nr
+
+
+class _WatchdogInfo(ctypes.Structure):
+    _fields_ = [("options", ctypes.c_uint32), ("firmware_version", ctypes.c_uint32),
+                ("identity", ctypes.c_uint8 * 32)]
+
+
+_INT = ctypes.sizeof(ctypes.c_int)
+WDIOC_GETSUPPORT = _ioc(True, False, 0, ctypes.sizeof(_WatchdogInfo))
+WDIOC_SETTIMEOUT = _ioc(True, True, 6, _INT)
+WDIOC_GETTIMEOUT = _ioc(True, False, 7, _INT)
+
+
+class WatchdogError(Exception):
+    """One line for the log and GET /patroni, naming watchdog.device."""
+
+
+def parse_mode(value: Any) -> str:
+    """`watchdog.mode` as 3.0.2 reads it: YAML false is off, unknown is off (warned)."""
+    if value is False or value is None:
+        return MODE_OFF if value is False else MODE_AUTOMATIC
+    mode = _MODE_SPELLINGS.get(str(value).lower())
+    if mode is None:
+        log.warning("watchdog.mode %r is not one of off, automatic, required: the watchdog is off", value)
+        return MODE_OFF
+    return mode
+
+
+class Device(Protocol):
+    path: str
+
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def keepalive(self) -> None: ...
+    def set_timeout(self, seconds: int) -> None: ...
+    def get_timeout(self) -> int: ...
+    def can_set_timeout(self) -> bool: ...
+    def can_disarm(self) -> bool: ...
+    def describe(self) -> str: ...
+
+
+class LinuxDevice:
+    """/dev/watchdog (or another watchdog character device) through its ioctls."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: Optional[int] = None
+        self._info: Optional[_WatchdogInfo] = None
+
+    def _error(self, what: str, exc: BaseException) -> WatchdogError:
+        return WatchdogError(f"watchdog.device {self.path}: {what}: {exc}")
+
+    def open(self) -> None:
+        try:
+            # non-blocking: a named pipe without a reader fails at once instead of hanging the loop
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as exc:
+            raise self._error("cannot open it", exc) from exc
+        try:
+            self._support()
+        except WatchdogError:
+            # a file that is not a watchdog: give it back without disarming anything
+            os.close(self._fd)
+            self._fd = None
+            raise
+
+    def _write(self, data: bytes, what: str) -> None:
+        if self._fd is None:
+            raise WatchdogError(f"watchdog.device {self.path}: {what}: the device is not open")
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError as exc:
+            raise self._error(what, exc) from exc
+
+    def _ioctl(self, request: int, arg: Any, what: str) -> None:
+        if self._fd is None:
+            raise WatchdogError(f"watchdog.device {self.path}: {what}: the device is not open")
+        try:
+            fcntl.ioctl(self._fd, request, arg, True)
+        except OSError as exc:
+            if exc.errno == errno.ENOTTY:
+                raise self._error(f"not a watchdog device ({what})", exc) from exc
+            raise self._error(what, exc) from exc
+
+    def _support(self) -> _WatchdogInfo:
+        if self._info is None:
+            info = _WatchdogInfo()
+            self._ioctl(WDIOC_GETSUPPORT, info, "cannot read what it supports")
+            self._info = info
+        return self._info
+
+    def close(self) -> None:
+        """Magic close: `V` then close, which disarms a device that supports it."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.write(fd, b"V")
+        except OSError as exc:
+            raise self._error("magic close failed", exc) from exc
+        finally:
+            os.close(fd)
+
+    def keepalive(self) -> None:
+        self._write(b"1", "ping failed")
+
+    def set_timeout(self, seconds: int) -> None:
+        self._ioctl(WDIOC_SETTIMEOUT, ctypes.c_int(seconds), f"refused the timeout {seconds} s")
+
+    def get_timeout(self) -> int:
+        value = ctypes.c_int()
+        self._ioctl(WDIOC_GETTIMEOUT, value, "cannot read its timeout")
+        return int(value.value)
+
+    def can_set_timeout(self) -> bool:
+        return bool(self._support().options & _WDIOF_SETTIMEOUT)
+
+    def can_disarm(self) -> bool:
+        return bool(self._support().options & _WDIOF_MAGICCLOSE)
+
+    def describe(self) -> str:
+        identity = bytes(self._info.identity).rstrip(b"\0").decode("ascii", "replace") if self._info else ""
+        return f"{identity or 'Linux watchdog device'} at {self.path}"
+
+
+class TestingDevice(LinuxDevice):
+    """The `testing` driver: a named pipe that a test reads; ioctls become writes."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self._timeout = 60
+
+    def _support(self) -> _WatchdogInfo:
+        info = _WatchdogInfo()
+        info.options = _WDIOF_SETTIMEOUT | _WDIOF_MAGICCLOSE
+        return info
+
+    def set_timeout(self, seconds: int) -> None:
+        self._write(f"Ctimeout={seconds}\n".encode("ascii"), f"refused the timeout {seconds} s")
+        self._timeout = seconds
+
+    def get_timeout(self) -> int:
+        return self._timeout
+
+    def describe(self) -> str:
+        return f"testing watchdog at {self.path}"
+
+
+DRIVERS = {"default": LinuxDevice, "testing": TestingDevice}
+
+
+@dataclass(frozen=True)
+class WatchdogSettings:
+    mode: str = MODE_AUTOMATIC
+    device: str = DEFAULT_DEVICE
+    safety_margin: int = 5
+    driver: str = "default"
+
+    @classmethod
+    def from_config(cls, section: Optional[Mapping[str, Any]]) -> WatchdogSettings:
+        section = section or {}
+        driver = str(section.get("driver") or "default")
+        if driver not in DRIVERS:
+            log.warning("watchdog.driver %r is not one of %s: the watchdog is off", driver, ", ".join(DRIVERS))
+            return cls(mode=MODE_OFF)
+        margin = section.get("safety_margin", 5)
+        return cls(mode=parse_mode(section.get("mode", MODE_AUTOMATIC)),
+                   device=str(section.get("device") or DEFAULT_DEVICE),
+                   safety_margin=int(margin) if isinstance(margin, (int, float)) else 5, driver=driver)
+
+    def timeout_for(self, ttl: float) -> int:
+        """The device timeout a leader with this ttl needs."""
+        if self.safety_margin == -1:
+            return int(ttl // 2)
+        return int(ttl - self.safety_margin)
+
+
+class Watchdog:
+    """Opens, configures, pings and closes the device for the loop.  `error` holds
+    the last failure (None while healthy); `armed` says whether it is open."""
+
+    def __init__(self, settings: WatchdogSettings) -> None:
+        self.settings = settings
+        self.error: Optional[str] = None
+        self.timeout: Optional[int] = None
+        self._device: Optional[Device] = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.mode != MODE_OFF
+
+    @property
+    def armed(self) -> bool:
+        return self._device is not None
+
+    def reconfigure(self, settings: WatchdogSettings) -> None:
+        """New local settings (reload): a changed device or driver is reopened at the next arm."""
+        if settings != self.settings:
+            self.disarm()
+            self.settings = settings
+
+    def arm(self, ttl: float, loop_wait: float) -> bool:
+        """Open the device if needed and set its timeout for `ttl`.  False (with
+        `error` set) when it cannot be used; an off watchdog is never armed."""
+        if not self.enabled:
+            return False
+        wanted = self.settings.timeout_for(ttl)
+        if self._device is not None and self.timeout == wanted:
+            return True
+        try:
+            if wanted < 1 or wanted > MAX_TIMEOUT:
+                raise WatchdogError(f"watchdog.device {self.settings.device}: timeout ttl - safety_margin "
+                                    f"= {wanted} s is out of range (1..{MAX_TIMEOUT})")
+            device = self._device or self._open()
+            self._device = device
+            timeout = self._configure(device, wanted)
+            if timeout < loop_wait:
+                raise WatchdogError(f"watchdog.device {self.settings.device}: its timeout {timeout} s is "
+                                    f"shorter than loop_wait {loop_wait:g} s")
+        except WatchdogError as exc:
+            self._fail(str(exc))
+            return False
+        if self.timeout != timeout:
+            log.info("%s armed with a %d s timeout", device.describe(), timeout)
+        self.timeout, self.error = timeout, None
+        return True
+
+    def _open(self) -> Device:
+        device: Device = DRIVERS[self.settings.driver](self.settings.device)
+        device.open()
+        if not device.can_disarm():
+            log.warning("%s cannot be disarmed (no magic close): closing it will not stop it", device.describe())
+        return device
+
+    def _configure(self, device: Device, wanted: int) -> int:
+        if device.can_set_timeout():
+            device.set_timeout(wanted)
+            return wanted
+        actual = device.get_timeout()
+        if actual > wanted:
+            raise WatchdogError(f"watchdog.device {self.settings.device}: its fixed timeout {actual} s is "
+                                f"longer than ttl - safety_margin = {wanted} s, so it cannot fence in time")
+        return actual
+
+    def _fail(self, message: str) -> None:
+        if message != self.error:
+            log.error("%s (watchdog.mode %s)", message, self.settings.mode)
+        self.error = message
+        self._close_quietly()
+
+    def keepalive(self) -> bool:
+        if self._device is None:
+            return False
+        try:
+            self._device.keepalive()
+        except WatchdogError as exc:
+            self._fail(str(exc))
+            return False
+        return True
+
+    def disarm(self) -> None:
+        if self._device is None:
+            return
+        description = self._device.describe()
+        try:
+            self._device.close()
+            log.info("%s disarmed", description)
+        except WatchdogError as exc:
+            log.error("%s", exc)
+        finally:
+            self._device, self.timeout = None, None
+
+    def _close_quietly(self) -> None:
+        device, self._device, self.timeout = self._device, None, None
+        if device is not None:
+            try:
+                device.close()
+            except WatchdogError:
+                pass
+
+    @property
+    def failed(self) -> bool:
+        """`watchdog_failed` of GET /patroni: the watchdog is wanted but cannot be used."""
+        return self.enabled and self.error is not None
