@@ -5,7 +5,9 @@ import threading
 from typing import Any, List, Optional
 
 from qhb_patroni.core import actions as A
+from qhb_patroni.core.local import DATA_PRESENT, LocalState
 from qhb_patroni.core.model import Member
+from qhb_patroni.dcs import keys
 from qhb_patroni.dcs.memory import MemoryServer
 from qhb_patroni.dcs.writer import ClusterDCS
 from qhb_patroni.runtime.executor import Executor, LeaseTracker
@@ -32,6 +34,16 @@ class FakeManager:
     def follow(self, leader: Optional[str]) -> bool:
         self.calls.append(("follow", leader))
         return True
+
+    def checkpoint(self) -> None:
+        self.calls.append(("checkpoint",))
+
+    def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
+        self.calls.append(("stop", mode))
+        return True
+
+    def observe(self) -> LocalState:
+        return LocalState(data_dir=DATA_PRESENT, lsn=4242)  # the stopped server's last position
 
 
 class Clock:
@@ -148,3 +160,27 @@ def test_parse_peer_status_shapes() -> None:
     assert replica.in_recovery and replica.wal_position == 300 and replica.nofailover
     stopped = parse_peer_status("c", {"state": "stopped", "role": "demoted"})
     assert stopped.in_recovery and stopped.wal_position == 0
+
+
+def test_a_switchover_stops_cleanly_then_hands_the_lock_over_with_the_shutdown_position() -> None:
+    server = MemoryServer(clock=Clock())
+    ex, dcs, mgr, tasks, lease, clock, _ = make("n0", server)
+    ex.execute([A.AcquireLock()], None)
+    acts = [A.StopServer("fast", checkpoint=True), A.ReleaseLock(stopped_position=True), A.Demote("graceful")]
+    result = ex.execute(acts, dcs.get_cluster())
+    assert result.failed is None and result.lock_changed and lease.written_at is None
+    assert mgr.calls == [("checkpoint",), ("stop", "fast"), ("demote", "graceful", None)]
+    assert dcs.get_cluster().leader is None
+    status = dcs.store.load().nodes.get(keys.STATUS)
+    assert status is not None and '"optime":4242' in status.value
+
+
+def test_the_planned_stop_actions_report_to_the_loop() -> None:
+    server = MemoryServer(clock=Clock())
+    ex, dcs, mgr, tasks, lease, clock, _ = make("n0", server)
+    result = ex.execute([A.PublishNoSync(True), A.Recheck(0.5), A.Recheck(2.0)], None)
+    assert ex.nosync and result.recheck_after == 0.5 and not result.exit
+    result = ex.execute([A.StopServer("fast"), A.Exit()], None)
+    assert result.exit and ("stop", "fast") in mgr.calls
+    ex.execute([A.PublishNoSync(False)], None)
+    assert not ex.nosync
