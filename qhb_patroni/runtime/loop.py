@@ -28,6 +28,11 @@ from .tasks import TaskRunner
 log = logging.getLogger(__name__)
 
 MAX_DECISIONS_PER_CYCLE = 6
+# Actions after which the lock holder's key says it leads, and actions that leave the
+# server as it was (after any other, the board is refreshed before the member key).
+_ANNOUNCES_LEADERSHIP = (A.AcquireLock, A.TakeLock)
+_KEEPS_SERVER = (A.RenewLock, A.WriteInitialize, A.WriteConfig, A.ClearFailover, A.WriteHistory,
+                 A.WriteSync, A.DeleteSync, A.RejectCommand)
 # After synchronous_standby_names changed, look again this soon to confirm the new
 # standbys (every server process has reloaded by then).
 SYNC_RECHECK_DELAY = 1.0
@@ -109,6 +114,14 @@ class HALoop:
         )
         return cluster, None
 
+    def _refresh_server(self) -> None:
+        """Publish the server's state of this moment on the board (one bounded query),
+        so that no DCS key announces a role or state the REST API does not show yet."""
+        try:
+            self.board.update(server=self.manager.server_status())
+        except Exception as exc:
+            log.debug("could not refresh the server status: %s", exc)
+
     def _observe_local(self) -> LocalState:
         try:
             return self.manager.observe()
@@ -136,6 +149,7 @@ class HALoop:
         replication: Optional[ReplicationState] = None
         failed: Optional[FailedAction] = None
         decision: Optional[Decision] = None
+        changed_server = task is not None and task.done  # a promote, start, rewind... just ended
         for _ in range(MAX_DECISIONS_PER_CYCLE):
             obs = Observation(
                 now=self.clock.monotonic(),
@@ -172,7 +186,10 @@ class HALoop:
                 if peers is None and any(isinstance(p, A.ProbePeers) for p in probes):
                     peers = {}
                 continue
+            if any(isinstance(a, _ANNOUNCES_LEADERSHIP) for a in decision.actions):
+                self._refresh_server()  # the REST API says what the leader key will announce
             result: ExecutionResult = self.executor.execute(decision.actions, cluster)
+            changed_server = changed_server or any(not isinstance(a, _KEEPS_SERVER) for a in decision.actions)
             self.last_result = result
             if any(isinstance(a, A.Demote) for a in decision.actions):
                 self.wake.set()  # look again at once: follow the new leader without waiting loop_wait
@@ -199,6 +216,8 @@ class HALoop:
         if cluster is not None and cluster.paused and not local.running and local.state != STATE_STARTING:
             self.manager.note_paused_not_running()  # 3.0.2: a database that is down reads `stopped`
         self._log_reason(decision, cluster)
+        if changed_server:
+            self._refresh_server()  # before the member key announces the new role or state
         self._publish_member(cluster)
         self.cluster = cluster
         with self._watch_lock:
