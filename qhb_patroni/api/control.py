@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
+from ..config.dynvalid import dynamic_problems, summary
+from ..config.errors import ConfigError
 from ..core.model import ClusterView, Member
 from ..core.operator import ReinitCommand, RestartCommand, restart_mismatch, version_to_int
 from ..dcs import keys
@@ -103,6 +105,16 @@ def patch_config(config: Dict[str, Any], patch: Mapping[str, Any]) -> bool:
             config[name] = value
             changed = True
     return changed
+
+
+def config_refusal(data: Mapping[str, Any]) -> Optional[Response]:
+    """400 naming every problem of a dynamic configuration about to be written
+    (types, finite numbers, ranges, the timing rule, parameter names and values), else None."""
+    problems = dynamic_problems(data, source="")
+    if not problems:
+        return None
+    log.warning("refused a dynamic configuration change: %s", summary(ConfigError(problems)))
+    return text_response(400, f"Invalid dynamic configuration: {summary(ConfigError(problems))}")
 
 
 def _deep_equal(a: Any, b: Any) -> bool:
@@ -298,6 +310,9 @@ class ControlApi:
                 return error_response(503)
             data = json.loads(json.dumps(dict(cluster.config.data)))
             if patch_config(data, body):
+                refusal = config_refusal(data)
+                if refusal is not None:
+                    return refusal
                 value = json.dumps(data, separators=(",", ":"))
                 if not self._call(self.dcs.set_config_value, value, version=cluster.config.version):
                     return error_response(409)
@@ -310,6 +325,9 @@ class ControlApi:
         body = read_json(req)
         if isinstance(body, Response):
             return body
+        refusal = config_refusal(body)
+        if refusal is not None:
+            return refusal
         try:
             cluster = self._cluster()
             if cluster.config is None or not _deep_equal(body, dict(cluster.config.data)):

@@ -275,8 +275,8 @@ def test_patch_and_put_config(trio: Tuple[Node, Node, Node]) -> None:
     assert json.loads(body) == {"ttl": 30, "loop_wait": 10, "postgresql": {"parameters": {}}}
     assert n0.dcs.get_cluster().config.data == json.loads(body)  # type: ignore[union-attr]
     assert n0.wakes == 2
-    assert n0.call("PUT", "/config", {"ttl": 20}) == (200, '{"ttl": 20}')
-    assert dict(n0.dcs.get_cluster().config.data) == {"ttl": 20}  # type: ignore[union-attr]
+    assert n0.call("PUT", "/config", {"ttl": 40}) == (200, '{"ttl": 40}')
+    assert dict(n0.dcs.get_cluster().config.data) == {"ttl": 40}  # type: ignore[union-attr]
 
 
 def test_patch_config_without_config_is_503(make: Callable[..., Node]) -> None:
