@@ -11,6 +11,7 @@ from ..core.local import STATE_RUNNING, STATE_STARTING, STATE_STOPPED, LocalStat
 from ..core.model import ROLE_DEMOTED, ROLE_MASTER, ROLE_PROMOTED, ROLE_UNINITIALIZED
 from ..runtime.status import ServerStatus
 from . import bootstrap as _bootstrap
+from . import clonesource as _clonesource
 from . import observe as _observe
 from . import replica as _replica
 from . import rewind as _rewind
@@ -121,6 +122,10 @@ class Manager:
                 raise ManagerError(f"bootstrap failed: {exc}") from exc
             self.callbacks.fire("on_start", self.role)
             return True
+
+    def check_clone_source(self, source_conn_url: Optional[str]) -> None:
+        """ManagerError unless the source accepts connections (asked before a wipe)."""
+        _clonesource.check_clone_source(self.server, source_conn_url)
 
     def clone(self, source_conn_url: Optional[str], leader_conn_url: Optional[str]) -> bool:
         with self._ops:

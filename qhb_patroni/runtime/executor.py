@@ -219,9 +219,10 @@ class Executor:
             ident, leader = action.ident, action.leader
 
             def reinitialize() -> bool:
+                url = _conn_url(leader)
+                mgr.check_clone_source(url)  # before the wipe: nothing to clone from = keep the data
                 with self.stop_guard():
                     mgr.remove_data_directory()  # stops the server first
-                url = _conn_url(leader)
                 return bool(mgr.clone(url, url))
 
             started = bool(self.tasks.start("Reinitialize", "reinitialize", reinitialize))
