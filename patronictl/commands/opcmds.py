@@ -36,8 +36,13 @@ def parse_scheduled(scheduled: Optional[str]) -> Optional[dt.datetime]:
         raise CtlError(
             f"Unable to parse scheduled timestamp ({scheduled}). It should be in an unambiguous format (e.g. ISO 8601)"
         )
-    if when.tzinfo is None:
-        when = when.astimezone()  # local time zone
+    try:
+        if when.tzinfo is None:
+            when = when.astimezone()  # local time zone
+        when.astimezone(dt.timezone.utc)  # representable in UTC (year 1 with an offset is not)
+        when.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise CtlError(f"Scheduled timestamp {scheduled} is out of range") from None
     return when
 
 

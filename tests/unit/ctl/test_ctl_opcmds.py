@@ -171,6 +171,9 @@ def test_parse_scheduled() -> None:
     assert when is not None and when.tzinfo is not None
     with pytest.raises(CtlError):
         parse_scheduled("whenever")
+    for out_of_range in ("0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00", "9999-12-31T23:59:59-01:00"):
+        with pytest.raises(CtlError, match="out of range"):
+            parse_scheduled(out_of_range)
 
 
 def test_credentials_from_the_config_file(etcd_server: EtcdProcess, etcd_scope: str, tmp_path: Path,

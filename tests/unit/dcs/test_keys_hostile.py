@@ -169,3 +169,13 @@ def test_schedule_in_range_still_decodes() -> None:
     at = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.timezone(dt.timedelta(hours=3)))
     failover = keys.decode_failover(keys.encode_failover("a", "b", at))
     assert failover is not None and failover.scheduled_at == at
+
+
+def test_backends_read_bytes_that_are_not_utf8_as_replacement_characters() -> None:
+    import base64
+
+    from qhb_patroni.dcs.etcd3 import _unb64
+
+    assert _unb64(base64.b64encode(b"\xff{\x80}").decode()) == "\ufffd{\ufffd}"
+    view, problems = keys.decode_checked(keys.snapshot_of({"status": _unb64(base64.b64encode(b"\xff").decode())}))
+    assert view.last_lsn == 0 and problems[0][0] == "status"
