@@ -10,6 +10,7 @@ from typing import Any, Dict
 from hypothesis import given
 from hypothesis import strategies as st
 
+from patronictl.render import list_output
 from qhb_patroni.api.views import cluster_json, history_json
 from qhb_patroni.dcs import keys, safejson
 from tests.fixtures.fuzz import FUZZ
@@ -66,6 +67,8 @@ def test_fuzz_decode_never_raises_and_the_view_is_sane(values: Dict[str, str]) -
     json.dumps(history_json(view), allow_nan=False)
     if view.config is not None:
         json.dumps(dict(view.config.data), allow_nan=False)
+    for fmt in ("pretty", "tsv", "json", "yaml", "topology"):  # and so does `patronictl list`
+        list_output(view, "demo", True, fmt)
 
 
 NAMES = st.text(alphabet=st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=10)

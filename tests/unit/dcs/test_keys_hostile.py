@@ -179,3 +179,13 @@ def test_backends_read_bytes_that_are_not_utf8_as_replacement_characters() -> No
     assert _unb64(base64.b64encode(b"\xff{\x80}").decode()) == "\ufffd{\ufffd}"
     view, problems = keys.decode_checked(keys.snapshot_of({"status": _unb64(base64.b64encode(b"\xff").decode())}))
     assert view.last_lsn == 0 and problems[0][0] == "status"
+
+
+def test_patronictl_lists_members_whose_tags_are_garbage() -> None:
+    from patronictl.render import list_output
+
+    values = {"leader": "a", "members/a": '{"role":"master","state":"running"}',
+              "members/b": '{"role":"replica","state":"running","tags":"nope"}',
+              "members/c": '{"role":"replica","state":"running","tags":{"replicatefrom":["b"]}}'}
+    text = list_output(keys.decode(keys.snapshot_of(values)), "demo", True, "topology")
+    assert "| + b " in text and "| + c " in text  # both hang off the leader
