@@ -239,7 +239,12 @@ def flush(obj: Context, cluster_name: str, member_names: Tuple[str, ...], target
 
 def _wait_pause(dcs: ClusterDCS, paused: bool, old: ClusterView) -> None:
     names = {m.name for m in old.members if m.api_url}
-    loop_wait = float((old.config.data.get("loop_wait") if old.config is not None else None) or 10)
+    try:  # /config holds whatever someone wrote
+        loop_wait = float((old.config.data.get("loop_wait") if old.config is not None else None) or 10)
+    except (TypeError, ValueError):
+        loop_wait = 10.0
+    if not 0 < loop_wait <= 3600:
+        loop_wait = 10.0
     deadline = time.monotonic() + loop_wait + 1
     cluster = old
     while True:

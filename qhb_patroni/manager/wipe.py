@@ -31,6 +31,9 @@ _SYSTEM_DIRS = frozenset({
     "/usr/local", "/usr/sbin", "/usr/share", "/var/lib", "/var/log", "/var/tmp",
 })
 _WAL_ENTRY = re.compile(names.WAL_ENTRY_PATTERN)
+# A file system's own directory when a location is a mount point: never ours to delete
+# (root owns it), and not a sign that the location is something else.
+_LOST_FOUND = "lost+found"
 
 
 @dataclass
@@ -63,7 +66,7 @@ def _entries(path: str) -> List[str]:
 
 
 def _looks_like_data_dir(real: str) -> bool:
-    meaningful = [e for e in _entries(real) if not e.startswith(".") and e != "lost+found"]
+    meaningful = [e for e in _entries(real) if not e.startswith(".") and e != _LOST_FOUND]
     return not meaningful or any(e in names.DATA_DIR_MARKERS or e.endswith(".conf") for e in meaningful)
 
 
@@ -83,7 +86,7 @@ def _wal_target(real: str, protected: Sequence[str]) -> Optional[str]:
     if not os.path.isdir(target) or _inside(target, real):
         return None  # dangling (the link goes with the data directory) or inside it anyway
     _refuse_location(target, "WAL directory", protected)
-    strangers = [e for e in _entries(target) if not _WAL_ENTRY.fullmatch(e)]
+    strangers = [e for e in _entries(target) if not _WAL_ENTRY.fullmatch(e) and e != _LOST_FOUND]
     if strangers:
         raise ManagerError(f"refusing to delete the WAL directory {target} ({link} points there): it holds "
                            f"{', '.join(strangers[:3])}{' ...' if len(strangers) > 3 else ''}, which is not WAL")
@@ -151,12 +154,14 @@ def remove_data_directory(data_dir: str) -> None:
     if plan.wal_dir is not None:
         log.info("removing the WAL files in %s", plan.wal_dir)
         for entry in _entries(plan.wal_dir):
-            _delete(os.path.join(plan.wal_dir, entry))
+            if entry != _LOST_FOUND:
+                _delete(os.path.join(plan.wal_dir, entry))
     for path in plan.tablespace_dirs:
         log.info("removing tablespace directory %s", path)
         _delete(path)
     for entry in _entries(plan.data_dir):
-        _delete(os.path.join(plan.data_dir, entry))
+        if entry != _LOST_FOUND:
+            _delete(os.path.join(plan.data_dir, entry))
 
 
 def empty_directory(data_dir: str) -> None:

@@ -58,8 +58,10 @@ def test_wal_symlink_target_loses_only_its_wal(tmp_path: Path) -> None:
     wal = tmp_path / "wal" / "node"
     data = data_dir(tmp_path / "data", wal=wal)
     (tmp_path / "wal" / "other").write_text("keep")
+    (wal / "lost+found").mkdir()  # the WAL volume's mount point: fsck's directory stays
+    (data / "lost+found").mkdir()
     remove_data_directory(str(data))
-    assert os.listdir(data) == [] and wal.is_dir() and os.listdir(wal) == []
+    assert os.listdir(data) == ["lost+found"] and wal.is_dir() and os.listdir(wal) == ["lost+found"]
     assert (tmp_path / "wal" / "other").read_text() == "keep"
 
 
