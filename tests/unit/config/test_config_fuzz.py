@@ -93,3 +93,26 @@ def test_fuzz_guc_writer(anything: Dict[str, Any], recovery: Dict[str, str]) -> 
         assert "refusing to write" in str(exc)
     text = cf.render_main_conf("qhb.base.conf", {}, "h", "i", recovery)
     assert (cf.parse_recovery_section(text) or {}) == recovery
+
+
+ENV_NAMES = st.one_of(
+    st.sampled_from(["PATRONI_NAME", "PATRONI_SCOPE", "PATRONI_RESTAPI_LISTEN", "PATRONI_ETCD_HOSTS",
+                     "PATRONI_ETCD3_HOST", "PATRONI_CONSUL_URL", "PATRONI_POSTGRESQL_DATA_DIR",
+                     "PATRONI_POSTGRESQL_LISTEN", "PATRONI_REPLICATION_USERNAME", "PATRONI_SUPERUSER_PASSWORD",
+                     "PATRONI_RESTAPI_ALLOWLIST", "PATRONI_LOG_LOGGERS", "PATRONI_ADMIN_PASSWORD",
+                     "PATRONI_ADMIN_OPTIONS", "PATRONI_CITUS_GROUP", "PATRONI_LOG_FILE_NUM"]),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_", min_size=1, max_size=20).map(lambda s: "PATRONI_" + s),
+)
+ENV_VALUES = st.one_of(st.text(max_size=30), st.sampled_from(["[", "{a: ", ".inf", "['127.0.0.1:2379']", "a\nb",
+                                                             "127.0.0.1:8008", "{x: [1, {y: 2}]}", "*"]))
+
+
+@FUZZ
+@given(st.dictionaries(ENV_NAMES, ENV_VALUES.filter(lambda v: "\x00" not in v), max_size=8))
+def test_fuzz_environment_configuration(environ: Dict[str, str]) -> None:
+    try:
+        loaded = load_config(None, environ=environ)
+    except ConfigError as exc:
+        assert exc.lines
+        return
+    effective_config(loaded, None)
