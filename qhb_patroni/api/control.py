@@ -42,7 +42,7 @@ def read_json(req: Request, optional: bool = False) -> Body:
         return error_response(411)
     try:
         doc = json.loads(req.body.decode("utf-8")) if req.body.strip() else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested 1000s deep
         doc = None
     if doc is None and optional and not req.body.strip():
         return {}

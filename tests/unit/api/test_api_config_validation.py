@@ -71,3 +71,11 @@ def test_a_valid_change_still_goes_through_and_a_fix_of_a_bad_stored_value_too(
     assert code == 400 and "loop_wait: expected an integer, got 'x'" in body
     code, body = n0.call("PATCH", "/config", {"loop_wait": 5})
     assert code == 200 and json.loads(body) == {"ttl": 30, "loop_wait": 5}
+
+
+def test_a_body_nested_too_deep_for_the_json_parser_is_400_not_500(trio: Tuple[Node, Node, Node]) -> None:
+    n0 = trio[0]
+    for method in ("PATCH", "PUT"):
+        code, _ = _raw(n0, method, "[" * 100_000 + "]" * 100_000)
+        assert code == 400
+    assert _stored(n0) == STORED
