@@ -8,7 +8,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from ..core.local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT
 from .conffiles import parse_history, pgpass_line
-from .names import Layout
+from .names import LOST_FOUND, Layout
 from .settings import ManagerError
 
 # Re-exported: the removal lives in wipe.py.
@@ -50,7 +50,7 @@ def data_dir_state(data_dir: str) -> Tuple[str, Optional[str]]:
         return DATA_EMPTY, None
     except OSError as exc:
         return DATA_INACCESSIBLE, str(exc)
-    meaningful = [e for e in entries if not e.startswith(".") and e != "lost+found"]
+    meaningful = [e for e in entries if not e.startswith(".") and e != LOST_FOUND]
     if not meaningful:
         return DATA_EMPTY, None
     if os.path.exists(os.path.join(data_dir, "global", "pg_control")):

@@ -38,6 +38,8 @@ PG_VERSION = "PG_VERSION"
 POSTMASTER_PID = "postmaster.pid"
 WAL_DIR = "pg_wal"
 TABLESPACE_DIR = "pg_tblspc"  # one symlink per tablespace, named by its OID
+# A file system's own directory at a mount point: not ours, and not a sign of anything.
+LOST_FOUND = "lost+found"
 # What a WAL directory holds (segments, .history/.partial/.backup files, the
 # archiver's status and the WAL summaries of PG 17, temporary files); a pg_wal
 # symlink target holding anything else is not a WAL directory.

@@ -33,7 +33,7 @@ _SYSTEM_DIRS = frozenset({
 _WAL_ENTRY = re.compile(names.WAL_ENTRY_PATTERN)
 # A file system's own directory when a location is a mount point: never ours to delete
 # (root owns it), and not a sign that the location is something else.
-_LOST_FOUND = "lost+found"
+_LOST_FOUND = names.LOST_FOUND
 
 
 @dataclass
