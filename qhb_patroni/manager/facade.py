@@ -21,6 +21,7 @@ from .callbacks import Callbacks
 from .files import local_history, remove_data_directory
 from .server import LocalServer
 from .settings import ManagerError, PgSettings, load_settings
+from .wipe import plan_removal
 
 _DEMOTE_STOP_MODES = {"offline": "fast", "graceful": "fast", "immediate": "immediate", "immediate-nolock": "immediate"}
 
@@ -281,6 +282,7 @@ class Manager:
 
     def remove_data_directory(self) -> None:
         with self._ops:
+            plan_removal(self.settings.data_dir)  # refused (ManagerError) before the server is stopped
             if self.server.is_running():
                 self.server.stop("immediate")
             remove_data_directory(self.settings.data_dir)

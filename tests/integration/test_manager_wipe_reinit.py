@@ -92,6 +92,12 @@ def test_reinitialize_with_nothing_to_clone_from_keeps_the_data(node: Dict[str, 
 def test_remove_data_directory_empties_what_the_server_owns_and_nothing_else(node: Dict[str, Any]) -> None:
     manager: Manager = node["manager"]
     link, disk, wal, tablespace = node["link"], node["disk"], node["wal"], node["tablespace"]
+    # Something that is not WAL in the WAL directory: refused before the server is even stopped.
+    (wal / "notes.txt").write_text("not WAL")
+    with pytest.raises(ManagerError, match="notes.txt, which is not WAL"):
+        manager.remove_data_directory()
+    assert manager.server.is_running() and (disk / "PG_VERSION").exists()
+    (wal / "notes.txt").unlink()
     manager.remove_data_directory()
     assert not manager.server.is_running()
     assert os.path.islink(link) and os.path.realpath(link) == str(disk)  # still a symlink
