@@ -1,12 +1,13 @@
 """Validation of a whole dynamic configuration (/config, bootstrap.dcs) before it
-is written or used, and of the values any configuration writes into files.
+is written or used.
 
 `dynamic_problems` = the schema checks of `validator.validate_dynamic` (types,
 ranges, the timing rule - not repeated here) plus what the schema cannot say:
 every number finite, nesting within what the DCS key codec reads back, and
 parameter names / values that can be written into the config files
-(`gucnames`).  Used by PATCH and PUT /config, `patronictl edit-config` and the
-daemon when it reads /config; `filevalues` does the same for `validate_local`."""
+(`filevalues`), and what the merge itself refuses.  Used by PATCH and PUT
+/config, `patronictl edit-config` and the daemon when it reads /config
+(`DynamicTracker`: the last valid one stays in use)."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -17,6 +18,7 @@ from .filevalues import file_value_problems, shape_problems
 from .validator import validate_dynamic
 
 DYNAMIC_SOURCE = "dynamic configuration"
+
 
 def dynamic_problems(data: Any, source: str = DYNAMIC_SOURCE) -> List[Problem]:
     """Everything wrong with a dynamic configuration, [] when it can be used."""
