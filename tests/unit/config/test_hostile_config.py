@@ -19,6 +19,7 @@ from qhb_patroni.config.dynamic import effective_config
 from qhb_patroni.config.dynvalid import DynamicTracker, dynamic_problems, require_valid_dynamic
 from qhb_patroni.config.errors import ConfigError
 from qhb_patroni.config.gucnames import name_problem, value_problem
+from qhb_patroni.config.validator import validate_dynamic
 from qhb_patroni.manager import conffiles as cf
 from qhb_patroni.manager.settings import ManagerError
 
@@ -38,7 +39,6 @@ def lines(data: Any) -> List[str]:
     ({"ttl": 0, "loop_wait": -1}, "dynamic configuration: ttl: must be at least 2, got 0"),
     ({"ttl": 1.5}, "dynamic configuration: ttl: expected an integer, got 1.5"),
     ({"ttl": [30]}, "dynamic configuration: ttl: expected an integer, got a list"),
-    ({"retry_timeout": 30}, "dynamic configuration: loop_wait + 2*retry_timeout must not exceed ttl (10 + 2*30 > 30)"),
     ({"postgresql": {"parameters": {"a=1\ninclude '/etc/passwd'\nb": 1}}}, "invalid parameter name"),
     ({"postgresql": {"parameters": {"work_mem": "1MB\n"}}}, "control character '\\n'"),
     ({"postgresql": {"recovery_conf": {"restore_command\n": "x"}}}, "invalid parameter name"),
@@ -50,6 +50,11 @@ def lines(data: Any) -> List[str]:
 def test_dynamic_problems(data: Any, expected: str) -> None:
     found = lines(data)
     assert any(expected in line for line in found), found
+
+
+def test_the_timing_rule_is_the_validators() -> None:
+    timing = [p.line() for p in validate_dynamic({"retry_timeout": 30}) if "loop_wait + 2*retry_timeout" in p.message]
+    assert [line for line in lines({"retry_timeout": 30}) if "loop_wait + 2*retry_timeout" in line] == timing
 
 
 def test_deep_nesting_is_one_problem_not_a_recursion_error() -> None:

@@ -164,7 +164,6 @@ def test_apply_pairs_errors_and_cleanup() -> None:
     (("-s", "ttl=.inf"), "ttl: expected a finite number, got inf"),
     (("-s", "ttl=.nan"), "ttl: expected a finite number, got nan"),
     (("-s", "loop_wait=-1", "-s", "ttl=0"), "ttl: must be at least 2, got 0"),
-    (("-s", "loop_wait=25"), "loop_wait + 2*retry_timeout must not exceed ttl (25 + 2*10 > 30)"),
     (("-s", "ttl=[1"), "ttl=[1: invalid YAML"),
     (("-p", 'work_mem="1MB\\ninclude /etc/passwd"'), "postgresql.parameters.work_mem: control character"),
     (("-s", "postgresql.parameters={'bad name': 1}"), "invalid parameter name 'bad name'"),
@@ -186,3 +185,17 @@ def test_invalid_file_is_refused(etcd_server: EtcdProcess, scope: str, tmp_path:
                                        str(bad), "--force"], env={"PATRONICTL_CONFIG_FILE": "", "DCS_URL": ""})
     assert result.exit_code == 1 and "ttl: expected an integer, got '1e400'" in result.stderr
     assert stored(etcd_server, scope) == CONFIG
+
+
+def test_the_timing_rule_is_applied_as_the_config_validator_applies_it(etcd_server: EtcdProcess, scope: str) -> None:
+    from qhb_patroni.config.validator import validate_dynamic
+
+    refused = any("loop_wait + 2*retry_timeout" in p.message for p in validate_dynamic({**CONFIG, "loop_wait": 25}))
+    result = CliRunner().invoke(main, ["-d", f"etcd://{etcd_server.host_port}", "edit-config", scope, "-s",
+                                       "loop_wait=25", "--force"], env={"PATRONICTL_CONFIG_FILE": "", "DCS_URL": ""})
+    assert (result.exit_code == 1) is refused, result.output
+    if refused:
+        assert "loop_wait + 2*retry_timeout must not exceed ttl (25 + 2*10 > 30)" in result.stderr
+        assert stored(etcd_server, scope) == CONFIG
+    else:
+        assert stored(etcd_server, scope)["loop_wait"] == 25
