@@ -189,3 +189,12 @@ def test_patronictl_lists_members_whose_tags_are_garbage() -> None:
               "members/c": '{"role":"replica","state":"running","tags":{"replicatefrom":["b"]}}'}
     text = list_output(keys.decode(keys.snapshot_of(values)), "demo", True, "topology")
     assert "| + b " in text and "| + c " in text  # both hang off the leader
+
+
+@pytest.mark.parametrize("value, valid", [
+    ("7214159812345678901", True), ("1234567890", True), ("18446744073709551615", True),
+    ("18446744073709551616", False), ("9" * 5000, False), ("123456789", False), ("", False),
+    ("\uff11" * 12, False),  # full-width digits are digits to str.isdigit(), not to pg_control
+])
+def test_initialize_is_a_system_identifier_only_when_it_fits_64_bits(value: str, valid: bool) -> None:
+    assert keys.decode(keys.snapshot_of({"initialize": value})).has_valid_initialize is valid
