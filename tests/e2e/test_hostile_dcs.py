@@ -62,6 +62,7 @@ ROUNDS: List[List[Tuple[str, bytes]]] = [
         ("failsafe", b'["node0"]'),
         ("failover", b'{"leader": "node0", "member": "node1", "scheduled_at": "2030-01-01T00:00:00"}'),
         ("members/evil", b'[1, 2, 3]'),
+        ("initialize", b"9" * 5000),  # digits, but no 64-bit system identifier
     ],
 ]
 
