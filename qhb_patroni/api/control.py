@@ -58,6 +58,8 @@ def parse_schedule(value: Any, action: str, now: float) -> Tuple[Optional[int], 
         return 422, "Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601", None
     if when.tzinfo is None:
         return 400, f"Timezone information is mandatory for the scheduled {action}", None
+    if not keys.representable(when):  # the DCS value would be unreadable (and ignored) everywhere
+        return 422, f"Scheduled {action} time is out of range", None
     if when.timestamp() < now:
         return 422, f"Cannot schedule {action} in the past", None
     return None, "", when

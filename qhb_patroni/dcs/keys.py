@@ -31,6 +31,8 @@ from qhb_patroni.core.model import (
 )
 from qhb_patroni.dcs import safejson
 from qhb_patroni.dcs.base import Node, Snapshot
+from qhb_patroni.dcs.isotime import parse_iso as parse_iso  # re-exported: keys.parse_iso is the API
+from qhb_patroni.dcs.isotime import representable as representable
 
 # ---- key names, relative to the base path ----------------------------------
 INITIALIZE = "initialize"
@@ -81,30 +83,6 @@ def base_path(namespace: Optional[str], scope: str, group: Optional[int] = None)
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-# ---- dates ------------------------------------------------------------------
-_FRACTION = re.compile(r"(\.\d+)")
-
-
-def parse_iso(value: str) -> Optional[_dt.datetime]:
-    """Parse an ISO-8601 timestamp as Patroni writes it (`datetime.isoformat()`),
-    tolerating `Z`, a space separator and 1-9 fraction digits. None if unparsable."""
-    text = value.strip()
-    if not text:
-        return None
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    match = _FRACTION.search(text)
-    if match:
-        digits = match.group(1)[1:]
-        text = text[: match.start()] + "." + (digits + "000000")[:6] + text[match.end():]
-    # "+0100" -> "+01:00" (fromisoformat on 3.9 wants the colon)
-    text = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text)
-    try:
-        return _dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 # ---- decoding ---------------------------------------------------------------
@@ -215,10 +193,7 @@ def _usable_time(raw: Any, key: str, problems: Optional[Problems]) -> Optional[_
     if when.tzinfo is None or when.utcoffset() is None:
         _note(problems, key, f"scheduled_at: timestamp without a time zone: {_short(raw)}")
         return None
-    try:
-        when.astimezone(_dt.timezone.utc)
-        when.timestamp()
-    except (OverflowError, ValueError, OSError):
+    if not representable(when):
         _note(problems, key, f"scheduled_at: timestamp out of range: {_short(raw)}")
         return None
     return when

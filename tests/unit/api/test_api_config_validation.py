@@ -92,3 +92,10 @@ def test_the_timing_rule_is_applied_as_the_config_validator_applies_it(trio: Tup
     if refused:
         assert "loop_wait + 2*retry_timeout must not exceed ttl (20 + 2*10 > 30)" in body
         assert _stored(n0) == STORED
+
+
+def test_a_switchover_time_the_dcs_could_not_hold_is_refused(trio: Tuple[Node, Node, Node]) -> None:
+    n0 = trio[0]
+    body = {"leader": "node0", "candidate": "node1", "scheduled_at": "9999-12-31T23:59:59-01:00"}
+    assert n0.call("POST", "/switchover", body) == (422, "Scheduled switchover time is out of range")
+    assert n0.dcs.get_cluster().failover is None
