@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterator, List, Mapping, Sequence, Tuple
 
-from ..dcs.safejson import MAX_DEPTH
+from ..dcs.safejson import MAX_DEPTH, text_problem
 from .errors import KeyPath, Problem
 from .gucnames import name_problem, value_problem
 
@@ -95,7 +95,12 @@ def shape_problems(value: Any, source: str) -> List[Problem]:
             break
         if isinstance(node, float) and not math.isfinite(node):
             problems.append(Problem(source, path, f"expected a finite number, got {node}"))
+        elif isinstance(node, str) and text_problem(node):
+            problems.append(Problem(source, path, f"not valid Unicode: {text_problem(node)}"))
         elif isinstance(node, Mapping):
+            for key in node:
+                if isinstance(key, str) and text_problem(key):
+                    problems.append(Problem(source, path, f"a key is not valid Unicode: {text_problem(key)}"))
             stack.extend((path + (str(k),), v) for k, v in node.items())
         elif isinstance(node, list):
             stack.extend((path + (i,), v) for i, v in enumerate(node))

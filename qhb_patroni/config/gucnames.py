@@ -15,6 +15,7 @@ from typing import Any
 _GUC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 # C0 controls except TAB (a tab inside a quoted value is harmless), and DEL.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # what JSON's "\\udcff" decodes to: no UTF-8 for it
 MAX_NAME_LENGTH = 127
 
 
@@ -33,6 +34,8 @@ def value_problem(value: Any) -> str:
     """'' when `value` (a scalar) can be written into a config file line, else why not."""
     text = value if isinstance(value, str) else str(value)
     match = _CONTROL.search(text)
-    if match is None:
-        return ""
-    return f"control character {match.group(0)!r} not allowed in a value written to a config file"
+    if match is not None:
+        return f"control character {match.group(0)!r} not allowed in a value written to a config file"
+    if _SURROGATE.search(text):
+        return "a lone surrogate cannot be written to a config file (not valid Unicode)"
+    return ""

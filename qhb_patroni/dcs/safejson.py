@@ -2,15 +2,17 @@
 
 Anyone who can write to the DCS can put anything in a key.  Python's json
 module reads `NaN`, `Infinity` and `1e400` (as float infinity), recurses once
-per nesting level (RecursionError on deep input) and refuses integers longer
-than 4300 digits - each of which, left to travel, raises somewhere far from the
-decoder (int(inf) is an OverflowError).  `loads` turns all of them into one
-`InvalidValue` with a short reason, so a decoder can read the value as absent.
+per nesting level (RecursionError on deep input), refuses integers longer than
+4300 digits and decodes "\\udcff" into a str no UTF-8 encoder takes - each of
+which, left to travel, raises somewhere far from the decoder (int(inf) is an
+OverflowError).  `loads` turns all of them into one `InvalidValue` with a short
+reason, so a decoder can read the value as absent.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, List, Optional, Tuple
 
 # Patroni's values are at most four levels deep (/config: postgresql.parameters.x,
@@ -39,24 +41,47 @@ def _float(text: str) -> float:
     return number
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(text: str) -> Optional[str]:
+    # JSON may spell a lone UTF-16 surrogate ("\udcff"): a str that no UTF-8 encoder
+    # (the REST API, patronictl, the config writer) can encode.
+    return "a lone surrogate in a string" if _SURROGATE.search(text) else None
+
+
 def depth(value: Any) -> int:
     """Nesting depth of a decoded JSON value (a scalar is 0), without recursion."""
+    return _inspect(value)[0]
+
+
+def _inspect(value: Any) -> Tuple[int, Optional[str]]:
+    """(nesting depth, a reason the value cannot be used or None), without recursion;
+    the walk stops once deeper than MAX_DEPTH."""
     deepest = 0
     stack: List[Tuple[Any, int]] = [(value, 0)]
     while stack:
         node, level = stack.pop()
         if isinstance(node, dict):
+            for key in node:
+                problem = text_problem(key)
+                if problem:
+                    return deepest, problem
             children: Any = node.values()
         elif isinstance(node, list):
             children = node
         else:
+            if isinstance(node, str):
+                problem = text_problem(node)
+                if problem:
+                    return deepest, problem
             deepest = max(deepest, level)
             continue
         deepest = max(deepest, level + 1)
         if level + 1 > MAX_DEPTH:
-            return level + 1
+            return level + 1, None
         stack.extend((child, level + 1) for child in children)
-    return deepest
+    return deepest, None
 
 
 def loads(text: str) -> Any:
@@ -69,8 +94,11 @@ def loads(text: str) -> Any:
         raise InvalidValue(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, TypeError) as exc:  # JSONDecodeError, an over-long integer
         raise NotJSON(f"not valid JSON ({str(exc)[:80]})") from None
-    if depth(value) > MAX_DEPTH:
+    deepest, problem = _inspect(value)
+    if deepest > MAX_DEPTH:
         raise InvalidValue(f"JSON nested deeper than {MAX_DEPTH} levels")
+    if problem:
+        raise InvalidValue(problem)
     return value
 
 

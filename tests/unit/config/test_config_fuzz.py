@@ -23,7 +23,7 @@ from .helpers import base
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**66), max_value=2**66),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-    st.sampled_from(["30", ".inf", "on", "yes", "8MB", "a\nb", "x'y", "\\", "include '/etc/passwd'"]),
+    st.sampled_from(["30", ".inf", "on", "yes", "8MB", "a\nb", "x'y", "\\", "include '/etc/passwd'", "\udcff"]),
 )
 VALUES = st.recursive(SCALARS, lambda kids: st.one_of(
     st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=8), kids, max_size=3)), max_leaves=12)

@@ -45,6 +45,7 @@ def lines(data: Any) -> List[str]:
     ({"postgresql": {"pg_hba": ["host all all 0.0.0.0/0 trust\nlocal all all trust"]}}, "pg_hba[0]: control"),
     ({"standby_cluster": {"host": "a\rb"}}, "standby_cluster.host: control character '\\r'"),
     ([1, 2], "dynamic configuration: expected a mapping, got list"),
+    ({"postgresql": {"parameters": {"work_mem": "\udcff"}}}, "postgresql.parameters.work_mem: not valid Unicode"),
     ({"ttl": None}, "dynamic configuration: ttl: expected an integer, got null"),  # the merge refuses it
 ])
 def test_dynamic_problems(data: Any, expected: str) -> None:
@@ -94,7 +95,7 @@ def test_guc_names(name: str, ok: bool) -> None:
 
 def test_guc_values() -> None:
     assert value_problem("it's a \\ path\twith tab") == ""
-    for bad in ("a\nb", "a\rb", "a\x00b", "a\x1bb", "a\x7fb"):
+    for bad in ("a\nb", "a\rb", "a\x00b", "a\x1bb", "a\x7fb", "a\udcffb"):
         assert value_problem(bad)
 
 

@@ -21,7 +21,7 @@ HOSTILE_SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
     st.sampled_from(["0001-01-01T00:00:00+01:00", "2030-01-01T00:00:00", "9999-12-31T23:59:59-01:00",
-                     "2030-01-01T00:00:00+00:00", "postgres://h:99999/d", "\x00\n'", "Infinity"]),
+                     "2030-01-01T00:00:00+00:00", "postgres://h:99999/d", "\x00\n'", "Infinity", "\udcff"]),
 )
 JSON_VALUES = st.recursive(HOSTILE_SCALARS, lambda kids: st.one_of(
     st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=8), kids, max_size=4)), max_leaves=20)
@@ -63,12 +63,12 @@ def test_fuzz_decode_never_raises_and_the_view_is_sane(values: Dict[str, str]) -
         view.failover.scheduled_at.timestamp()
     assert view.timeline >= 1
     # The REST API renders whatever was decoded, as strict JSON.
-    json.dumps(cluster_json(view), allow_nan=False)
-    json.dumps(history_json(view), allow_nan=False)
+    json.dumps(cluster_json(view), allow_nan=False, ensure_ascii=False).encode("utf-8")
+    json.dumps(history_json(view), allow_nan=False, ensure_ascii=False).encode("utf-8")
     if view.config is not None:
         json.dumps(dict(view.config.data), allow_nan=False)
     for fmt in ("pretty", "tsv", "json", "yaml", "topology"):  # and so does `patronictl list`
-        list_output(view, "demo", True, fmt)
+        list_output(view, "demo", True, fmt).encode("utf-8")  # printable
 
 
 NAMES = st.text(alphabet=st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=10)

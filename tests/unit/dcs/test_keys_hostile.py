@@ -198,3 +198,13 @@ def test_patronictl_lists_members_whose_tags_are_garbage() -> None:
 ])
 def test_initialize_is_a_system_identifier_only_when_it_fits_64_bits(value: str, valid: bool) -> None:
     assert keys.decode(keys.snapshot_of({"initialize": value})).has_valid_initialize is valid
+
+
+def test_a_lone_surrogate_makes_a_value_invalid() -> None:
+    problems: List = []
+    member = keys.decode_member("m", '{"state": "\\udcff", "conn_url": "postgres://h:1/d"}', 1, problems)
+    assert member.state is None and member.conn_url is None
+    assert problems == [("members/m", "a lone surrogate in a string")]
+    with pytest.raises(safejson.InvalidValue):
+        safejson.loads('{"\\ud800": 1}')
+    assert safejson.loads('"\\u00e9\\ud83d\\ude00"') == "\u00e9\U0001f600"  # a proper pair is fine
