@@ -13,7 +13,7 @@ from qhb_patroni import PATRONI_COMPAT_VERSION
 
 from . import render
 from .client import CONFIG_FILE_PATH, CtlError, load_ctl_config
-from .commands import configcmds, opcmds, query
+from .commands import configcmds, membercmds, opcmds, query
 from .context import Context, timestamp, watching
 from .select import ROLE_CHOICES, members_with_role
 
@@ -143,7 +143,7 @@ def version(obj: Context, cluster_name: Optional[str], member_names: Tuple[str, 
             click.echo(f"{m.name}: failed to get version: {e}")
 
 
-for _command in configcmds.COMMANDS + opcmds.COMMANDS + query.COMMANDS:
+for _command in configcmds.COMMANDS + opcmds.COMMANDS + membercmds.COMMANDS + query.COMMANDS:
     main.add_command(_command)
 
 

@@ -43,8 +43,9 @@ def _topology_order(members: List[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
     for m in members:
         if str(m["role"]).endswith("leader"):
             continue
-        parent = (m.get("tags") or {}).get("replicatefrom")
-        if not (parent and parent != m["name"] and parent in replicas):
+        tags = m.get("tags")
+        parent = tags.get("replicatefrom") if isinstance(tags, Mapping) else None  # tags come from the DCS as-is
+        if not (isinstance(parent, str) and parent and parent != m["name"] and parent in replicas):
             parent = leader_name
         children.setdefault(parent, []).append(m)
 

@@ -13,6 +13,7 @@ from . import PATRONI_COMPAT_VERSION
 from .api.control import ControlApi
 from .api.views import scheduled_restart_json
 from .config.dynamic import effective_config, settings_from
+from .config.dynvalid import DynamicTracker, dynamic_problems, summary
 from .config.reloadable import restart_only_changes
 from .core.model import ClusterView
 from .core.observation import Settings
@@ -68,9 +69,7 @@ class Daemon:
         self.name = str(config["name"])
         self.scope = str(config["scope"])
         self._stop = threading.Event()
-        self._dynamic: Optional[Dict[str, Any]] = None
-        self._dynamic_version: Optional[int] = None
-        self._dynamic_loaded = False
+        self._dynamic = DynamicTracker()
         self.effective = effective_config(config, self._initial_dynamic())
 
         from .manager import Manager  # imported here: needs psycopg2
@@ -118,9 +117,9 @@ class Daemon:
         try:
             with open(self._cache_path(), encoding="utf-8") as f:
                 data = json.load(f)
-            if isinstance(data, dict):
+            if isinstance(data, dict) and not dynamic_problems(data):
                 return data
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             pass
         bootstrap = self.local_config.get("bootstrap") or {}
         dcs = bootstrap.get("dcs")
@@ -128,15 +127,14 @@ class Daemon:
 
     def _settings_for(self, cluster: Optional[ClusterView]) -> Settings:
         if cluster is not None and cluster.config is not None and cluster.config.data:
-            if not self._dynamic_loaded or cluster.config.version != self._dynamic_version:
-                try:
-                    self.effective = effective_config(self.local_config, dict(cluster.config.data))
-                    self._dynamic_version = cluster.config.version
-                    self._dynamic_loaded = True
-                    self._apply_effective()
-                    self._save_cache(dict(cluster.config.data))
-                except ValueError as exc:
-                    log.error("ignoring the dynamic configuration in the DCS: %s", exc)
+            effective, error = self._dynamic.offer(self.local_config, cluster.config.data, cluster.config.version)
+            if error is not None:  # once per version, not every cycle
+                log.error("ignoring the dynamic configuration in the DCS (%s); keeping the last valid one",
+                          summary(error))
+            if effective is not None:
+                self.effective = effective
+                self._apply_effective()
+                self._save_cache(dict(cluster.config.data))
         return settings_from(self.effective)
 
     def _apply_effective(self) -> None:
@@ -191,8 +189,7 @@ class Daemon:
             except Exception as exc:
                 log.error("reload: %s; keeping the running configuration", exc)
                 return
-        cluster = self.loop.cluster
-        dynamic = dict(cluster.config.data) if cluster is not None and cluster.config is not None else None
+        dynamic = self._dynamic.valid  # the last valid /config (an invalid one is never applied)
         try:
             effective = effective_config(new, dynamic or self._initial_dynamic())
         except ValueError as exc:

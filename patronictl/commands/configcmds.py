@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import click
 import yaml
 
+from qhb_patroni.config.dynvalid import dynamic_problems, summary
+from qhb_patroni.config.errors import ConfigError
 from qhb_patroni.config.merge import deep_merge
 from qhb_patroni.dcs import DCSError
 
@@ -61,15 +63,37 @@ def apply_pairs(data: Dict[str, Any], pairs: Sequence[str]) -> Dict[str, Any]:
         if not pair or "=" not in pair:
             raise CtlError(f"Invalid parameter setting {pair}")
         key, value = pair.split("=", 1)
-        set_path(changed, key.strip().split("."), yaml.safe_load(value))
+        set_path(changed, key.strip().split("."), _load_yaml(value, pair))
     return changed
+
+
+def _load_yaml(text: Any, what: str) -> Any:
+    """yaml.safe_load with a CtlError naming `what` instead of a traceback."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CtlError(f"{what}: invalid YAML: {exc}") from None
+    except RecursionError:
+        raise CtlError(f"{what}: nested too deeply") from None
 
 
 def _read_yaml(filename: str) -> Any:
     if filename == "-":
-        return yaml.safe_load(sys.stdin)
-    with open(filename, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        return _load_yaml(sys.stdin, "stdin")
+    try:
+        with open(filename, encoding="utf-8") as f:
+            return _load_yaml(f, filename)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CtlError(f"{filename}: {exc}") from None
+
+
+def check_dynamic(data: Dict[str, Any]) -> None:
+    """Refuse (CtlError, nothing written) what the daemons would refuse to use:
+    wrong types, non-finite numbers (-s ttl=.inf), out-of-range values, the
+    timing rule, parameter names and values that cannot be written to qhb.conf."""
+    problems = dynamic_problems(data, source="")
+    if problems:
+        raise CtlError(f"Invalid dynamic configuration, not applied: {summary(ConfigError(problems))}")
 
 
 def apply_yaml_file(data: Dict[str, Any], filename: str) -> Dict[str, Any]:
@@ -112,7 +136,7 @@ def invoke_editor(before: str, cluster_name: str) -> Tuple[str, Dict[str, Any]]:
             after = f.read()
     finally:
         os.unlink(path)
-    data = yaml.safe_load(after)
+    data = _load_yaml(after, "the edited configuration")
     if data is not None and not isinstance(data, dict):
         raise CtlError("The edited configuration is not a YAML mapping")
     return after, data or {}
@@ -157,6 +181,7 @@ def edit_config(obj: Context, cluster_name: Optional[str], quiet: bool, kvpairs:
         if not quiet:
             click.echo("Not changed")
         return
+    check_dynamic(changed)
     if not quiet:
         for line in unified_diff(before, after):
             click.echo(line)

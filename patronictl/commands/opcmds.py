@@ -4,9 +4,7 @@ messages and exit codes follow patronictl 3.0.2."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import random
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -39,8 +37,13 @@ def parse_scheduled(scheduled: Optional[str]) -> Optional[dt.datetime]:
         raise CtlError(
             f"Unable to parse scheduled timestamp ({scheduled}). It should be in an unambiguous format (e.g. ISO 8601)"
         )
-    if when.tzinfo is None:
-        when = when.astimezone()  # local time zone
+    try:
+        if when.tzinfo is None:
+            when = when.astimezone()  # local time zone
+        when.astimezone(dt.timezone.utc)  # representable in UTC (year 1 with an offset is not)
+        when.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise CtlError(f"Scheduled timestamp {scheduled} is out of range") from None
     return when
 
 
@@ -187,136 +190,7 @@ def failover(obj: Context, cluster_name: Optional[str], group: Optional[int], le
     do_failover(obj, "switchover" if leader else "failover", cluster_name, leader, candidate, force, None)
 
 
-# ---- restart / reload / reinit / flush ------------------------------------------------
-
-
-@click.command("restart", help="Restart selected members")
-@click.argument("cluster_name")
-@click.argument("member_names", nargs=-1)
-@click.option("--group", type=int, help="Citus group")
-@click.option("--role", "-r", type=click.Choice(list(ROLE_CHOICES)), default="any",
-              help="Restart only members with this role")
-@click.option("--any", "p_any", is_flag=True, help="Restart a single member only")
-@click.option("--scheduled", help="Timestamp of a scheduled restart in unambiguous format (e.g. ISO 8601)",
-              default=None)
-@click.option("--pg-version", "version", help="Restart if the PostgreSQL version is less than provided (e.g. 9.5.2)",
-              default=None)
-@click.option("--pending", is_flag=True, help="Restart if pending")
-@click.option("--timeout", help="Return error and fail over if necessary when restarting takes longer than this.")
-@click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
-@click.pass_obj
-def restart(obj: Context, cluster_name: str, member_names: Tuple[str, ...], group: Optional[int], role: str,
-            p_any: bool, scheduled: Optional[str], version: Optional[str], pending: bool, timeout: Optional[str],
-            force: bool) -> None:
-    cluster = obj.get_cluster(obj.dcs(cluster_name))
-    members = get_members(obj, cluster, cluster_name, member_names, role, force, "restart", False)
-    if scheduled is None and not force:
-        next_hour = (dt.datetime.now() + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
-        scheduled = click.prompt(f"When should the restart take place (e.g. {next_hour}) ", type=str, default="now")
-    if p_any:
-        random.shuffle(members)
-        members = members[:1]
-    if version is None and not force:
-        version = click.prompt("Restart if the PostgreSQL version is less than provided (e.g. 9.5.2) ",
-                               type=str, default="")
-    content: Dict[str, Any] = {}
-    if pending:
-        content["restart_pending"] = True
-    if version:
-        from qhb_patroni.core.operator import version_to_int
-
-        try:
-            version_to_int(version)
-        except ValueError as e:
-            raise CtlError(str(e)) from None
-        content["postgres_version"] = version
-    when = parse_scheduled(scheduled)
-    if when is not None:
-        if cluster.paused:
-            raise CtlError("Can't schedule restart in the paused state")
-        content["schedule"] = when.isoformat()
-    if timeout is not None:
-        content["timeout"] = timeout
-    if not force:
-        at = f" at {when.isoformat()}" if when is not None else ""
-        if not click.confirm(f"Are you sure you want to restart members {', '.join(m.name for m in members)}{at}?"):
-            raise CtlError("Aborted restart")
-    for member in members:
-        if "schedule" in content and force and member.data.get("scheduled_restart"):
-            check_response(obj.request(member, "DELETE", "restart"), member.name, "flush scheduled restart")
-        r = obj.request(member, "POST", "restart", content, timeout=LONG_CALL)
-        if r.status == 200:
-            click.echo(f"Success: restart on member {member.name}")
-        elif r.status == 202:
-            click.echo(f"Success: restart scheduled on member {member.name}")
-        elif r.status == 409:
-            click.echo(f"Failed: another restart is already scheduled on member {member.name}")
-        else:
-            click.echo(f"Failed: restart for member {member.name}, status code={r.status}, ({_body(r)})")
-
-
-@click.command("reload", help="Reload cluster member configuration")
-@click.argument("cluster_name")
-@click.argument("member_names", nargs=-1)
-@click.option("--group", type=int, help="Citus group")
-@click.option("--role", "-r", type=click.Choice(list(ROLE_CHOICES)), default="any",
-              help="Reload only members with this role")
-@click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
-@click.pass_obj
-def reload(obj: Context, cluster_name: str, member_names: Tuple[str, ...], group: Optional[int], role: str,
-           force: bool) -> None:
-    cluster = obj.get_cluster(obj.dcs(cluster_name))
-    members = get_members(obj, cluster, cluster_name, member_names, role, force, "reload")
-    loop_wait = (cluster.config.data.get("loop_wait") if cluster.config is not None else None) or 10
-    for member in members:
-        r = obj.request(member, "POST", "reload")
-        if r.status == 200:
-            click.echo(f"No changes to apply on member {member.name}")
-        elif r.status == 202:
-            click.echo(f"Reload request received for member {member.name} and will be processed within "
-                       f"{loop_wait} seconds")
-        else:
-            click.echo(f"Failed: reload for member {member.name}, status code={r.status}, ({_body(r)})")
-
-
-@click.command("reinit", help="Reinitialize cluster member")
-@click.argument("cluster_name")
-@click.argument("member_names", nargs=-1)
-@click.option("--group", type=int, help="Citus group")
-@click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
-@click.option("--wait", is_flag=True, help="Wait until reinitialization completes")
-@click.pass_obj
-def reinit(obj: Context, cluster_name: str, member_names: Tuple[str, ...], group: Optional[int], force: bool,
-           wait: bool) -> None:
-    cluster = obj.get_cluster(obj.dcs(cluster_name))
-    members = get_members(obj, cluster, cluster_name, member_names, "replica", force, "reinitialize")
-    waiting: List[Member] = []
-    for member in members:
-        body = {"force": force}
-        while True:
-            r = obj.request(member, "POST", "reinitialize", body, timeout=LONG_CALL)
-            started = check_response(r, member.name, "reinitialize")
-            if (not started and _body(r).endswith(" already in progress") and not force
-                    and click.confirm("Do you want to cancel it and reinitialize anyway?")):
-                body["force"] = True
-                continue
-            break
-        if started and wait:
-            waiting.append(member)
-    shown: List[Member] = []
-    while waiting:
-        if waiting != shown:
-            click.echo(f"Waiting for reinitialize to complete on: {', '.join(m.name for m in waiting)}")
-            shown = list(waiting)
-        time.sleep(2)
-        for member in list(waiting):
-            try:
-                data = json.loads(_body(obj.request(member, "GET", "patroni")))
-            except Exception:
-                continue  # still restarting its REST API? ask again
-            if data.get("state") != "creating replica":
-                click.echo(f"Reinitialize is completed on: {member.name}")
-                waiting.remove(member)
+# ---- flush (restart / reload / reinit: membercmds.py) ----------------------------------
 
 
 @click.command("flush", help="Discard scheduled events")
@@ -366,7 +240,12 @@ def flush(obj: Context, cluster_name: str, member_names: Tuple[str, ...], target
 
 def _wait_pause(dcs: ClusterDCS, paused: bool, old: ClusterView) -> None:
     names = {m.name for m in old.members if m.api_url}
-    loop_wait = float((old.config.data.get("loop_wait") if old.config is not None else None) or 10)
+    try:  # /config holds whatever someone wrote
+        loop_wait = float((old.config.data.get("loop_wait") if old.config is not None else None) or 10)
+    except (TypeError, ValueError):
+        loop_wait = 10.0
+    if not 0 < loop_wait <= 3600:
+        loop_wait = 10.0
     deadline = time.monotonic() + loop_wait + 1
     cluster = old
     while True:
@@ -431,4 +310,4 @@ def resume(obj: Context, cluster_name: Optional[str], group: Optional[int], wait
     toggle_pause(obj, cluster_name, False, wait)
 
 
-COMMANDS = (switchover, failover, restart, reload, reinit, flush, pause, resume)
+COMMANDS = (switchover, failover, flush, pause, resume)

@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple, Union
 
+from ..config.dynvalid import dynamic_problems, summary
+from ..config.errors import ConfigError
 from ..core.eligibility import candidate_members, peer_can_take_over
 from ..core.model import ClusterView, Member
 from ..core.operator import ReinitCommand, RestartCommand, restart_mismatch, version_to_int
@@ -50,7 +52,7 @@ def read_json(req: Request, optional: bool = False) -> Body:
         return error_response(411)
     try:
         doc = json.loads(req.body.decode("utf-8")) if req.body.strip() else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested 1000s deep
         doc = None
     if doc is None and optional and not req.body.strip():
         return {}
@@ -65,17 +67,14 @@ MAX_TIMEOUT = 86400.0  # longest POST /restart timeout accepted (s): a day, a fi
 def parse_schedule(value: Any, action: str, now: float) -> Tuple[Optional[int], str, Optional[_dt.datetime]]:
     """(status code or None, error, timestamp) like 3.0.2's parse_schedule. A time
     that cannot be expressed in UTC (year 1 ahead of UTC, year 9999 behind) is refused
-    like an unparsable one, so no later conversion can raise."""
+    as out of range, so no later conversion (here or in any decoder) can raise."""
     when = keys.parse_iso(value) if isinstance(value, str) else None
-    if when is not None and when.tzinfo is not None:
-        try:
-            when.astimezone(_dt.timezone.utc)
-        except (OverflowError, ValueError):
-            when = None
     if when is None:
         return 422, "Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601", None
     if when.tzinfo is None or when.utcoffset() is None:
         return 400, f"Timezone information is mandatory for the scheduled {action}", None
+    if not keys.representable(when):  # the DCS value would be unreadable (and ignored) everywhere
+        return 422, f"Scheduled {action} time is out of range", None
     if when.timestamp() < now:
         return 422, f"Cannot schedule {action} in the past", None
     return None, "", when
@@ -143,6 +142,16 @@ def patch_config(config: Dict[str, Any], patch: Mapping[str, Any]) -> bool:
             config[name] = value
             changed = True
     return changed
+
+
+def config_refusal(data: Mapping[str, Any]) -> Optional[Response]:
+    """400 naming every problem of a dynamic configuration about to be written
+    (types, finite numbers, ranges, the timing rule, parameter names and values), else None."""
+    problems = dynamic_problems(data, source="")
+    if not problems:
+        return None
+    log.warning("refused a dynamic configuration change: %s", summary(ConfigError(problems)))
+    return text_response(400, f"Invalid dynamic configuration: {summary(ConfigError(problems))}")
 
 
 def _deep_equal(a: Any, b: Any) -> bool:
@@ -339,6 +348,9 @@ class ControlApi:
                 return error_response(503)
             data = json.loads(json.dumps(dict(cluster.config.data)))
             if patch_config(data, body):
+                refusal = config_refusal(data)
+                if refusal is not None:
+                    return refusal
                 value = json.dumps(data, separators=(",", ":"))
                 if not self._call(self.dcs.set_config_value, value, version=cluster.config.version):
                     return error_response(409)
@@ -351,6 +363,9 @@ class ControlApi:
         body = read_json(req)
         if isinstance(body, Response):
             return body
+        refusal = config_refusal(body)
+        if refusal is not None:
+            return refusal
         try:
             cluster = self._cluster()
             if cluster.config is None or not _deep_equal(body, dict(cluster.config.data)):

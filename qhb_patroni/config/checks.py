@@ -5,6 +5,7 @@ message) pairs; an empty list means the value is acceptable."""
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from typing import Any, List, Sequence, Tuple
 
@@ -52,7 +53,7 @@ def as_int(value: Any) -> Any:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return int(value)
+        return int(value) if math.isfinite(value) else None  # int(inf) raises OverflowError
     if isinstance(value, str):
         try:
             return int(value.strip())

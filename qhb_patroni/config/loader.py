@@ -54,6 +54,8 @@ def parse_yaml(text: str, label: str) -> Any:
         what = exc.problem or exc.context or "invalid YAML"
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise ConfigError(f"{label}: {where}{what}") from None
+    except RecursionError:
+        raise ConfigError(f"{label}: nested too deeply") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{label}: {exc}") from None
 
@@ -117,6 +119,13 @@ def _load_path(path: str) -> Tuple[Dict[str, Any], Dict[KeyPath, str]]:
 def read_config(path: Optional[str], environ: Optional[Mapping[str, str]] = None) -> Loaded:
     """The local configuration, not validated. Raises ConfigError for a
     missing/unreadable file, a YAML syntax error or an empty configuration."""
+    try:
+        return _read_config(path, environ)
+    except RecursionError:  # YAML aliases can make a mapping contain itself
+        raise ConfigError(f"{path or CONFIGURATION_VARIABLE}: nested too deeply or contains itself") from None
+
+
+def _read_config(path: Optional[str], environ: Optional[Mapping[str, str]]) -> Loaded:
     env: Mapping[str, str] = os.environ if environ is None else environ
     if path:
         config, origins = _load_path(path)

@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .checks import as_int, check
 from .errors import KeyPath, Problem
+from .filevalues import file_value_problems, shape_problems
 from .schema import DYNAMIC_KEYS, LOCAL_KEYS, SUPPORTED_DCS, UNSUPPORTED_DCS, Key, Kind, dynamic_default
 
 Origin = Callable[[KeyPath], str]
@@ -138,12 +139,16 @@ def validate_local(config: Dict[str, Any], origin: Optional[Origin] = None) -> L
     """Every problem of a local configuration, in schema order.
     `origin(path)` names where the value at `path` came from."""
     where: Origin = origin or (lambda _path: "")
+    shape = shape_problems(config, "")
+    if shape:  # the checks below assume finite, reasonably shaped values
+        return [Problem(where(p.path), p.path, p.message) for p in shape]
     problems = _check_table(LOCAL_KEYS, config, where)
     problems += _dcs_problems(config, where)
     bootstrap = config.get("bootstrap")
     if isinstance(bootstrap, dict):
         problems += _timing_problems(bootstrap.get("dcs"), ("bootstrap", "dcs"), where)
     problems += _extra_problems(config, where)
+    problems += [Problem(where(p.path), p.path, p.message) for p in file_value_problems(config, "", local=True)]
     return _dedup(problems)
 
 

@@ -152,8 +152,10 @@ class ClusterView:
 
     @property
     def has_valid_initialize(self) -> bool:
-        """A system identifier is at least 10 digits (Patroni's test)."""
-        return bool(self.initialize) and len(self.initialize or "") >= 10 and (self.initialize or "").isdigit()
+        """A system identifier is at least 10 digits (Patroni's test) and fits the
+        64 bits pg_control holds: a longer number is garbage, not another cluster."""
+        value = self.initialize or ""
+        return 10 <= len(value) <= 20 and value.isascii() and value.isdigit() and int(value) < 2**64
 
     @property
     def timeline(self) -> int:

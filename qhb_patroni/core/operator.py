@@ -40,6 +40,7 @@ NOT_SATISFIED = "restart conditions are not satisfied"
 RESTARTED_MEANWHILE = "scheduled restart cancelled: postgres was restarted meanwhile"
 NO_LEADER = "Cluster has no leader, can not reinitialize"
 I_AM_LEADER = "I am the leader, can not reinitialize"
+NO_CLONE_SOURCE = "Leader has no connection URL to clone from, can not reinitialize"
 
 
 def version_to_int(text: str) -> int:
@@ -83,6 +84,9 @@ def operator_actions(obs: Observation, settings: Settings) -> Tuple[List[A.Actio
                 rejects.append(A.RejectCommand(cmd.ident, "restart already in progress"))
             else:
                 leader = cluster.leader.member or cluster.member(cluster.leader.name)
+                if leader is None or not leader.conn_url:  # checked before anything is wiped
+                    rejects.append(A.RejectCommand(cmd.ident, NO_CLONE_SOURCE))
+                    continue
                 chosen = A.Reinitialize(cmd.ident, leader)
             continue
         started_then, started_now = cmd.postmaster_start_time, obs.local.postmaster_start_time

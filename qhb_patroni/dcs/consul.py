@@ -295,7 +295,8 @@ class ConsulStore:
             if not key.startswith(self.prefix) or key.endswith("/"):
                 continue
             raw = entry.get("Value")
-            value = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw or "")
+            # Not UTF-8 (anyone may write such bytes): U+FFFD, never an exception.
+            value = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
             nodes[key[len(self.prefix):]] = Node(value=value, version=int(entry["ModifyIndex"]),
                                                  ephemeral_owner=entry.get("Session"))
         return Snapshot(nodes=nodes, index=int(index) if index is not None else None)

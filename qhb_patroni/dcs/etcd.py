@@ -210,7 +210,7 @@ class EtcdStore:
 
     @staticmethod
     def _json(response: Any) -> Dict[str, Any]:
-        data = json.loads(response.data.decode("utf-8"))
+        data = json.loads(response.data.decode("utf-8", "replace"))
         if not isinstance(data, dict):
             raise etcd.EtcdException(f"unexpected etcd answer {data!r}")
         return data

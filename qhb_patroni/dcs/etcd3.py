@@ -58,7 +58,9 @@ def _b64(text: str) -> str:
 
 
 def _unb64(text: str) -> str:
-    return base64.b64decode(text).decode("utf-8")
+    # Bytes that are not UTF-8 (anyone may write them) read as U+FFFD, which the
+    # key codec then finds invalid where it matters; they never raise here.
+    return base64.b64decode(text).decode("utf-8", "replace")
 
 
 def prefix_end(prefix: str) -> str:

@@ -7,11 +7,14 @@ None when a condition failed.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Optional, Sequence
+import logging
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from qhb_patroni.core.model import ClusterView
 from qhb_patroni.dcs import keys
-from qhb_patroni.dcs.base import Store
+from qhb_patroni.dcs.base import Snapshot, Store
+
+log = logging.getLogger(__name__)
 
 
 class ClusterDCS:
@@ -26,6 +29,9 @@ class ClusterDCS:
         self._retry_timeout = float(retry_timeout)
         self._last_status: Optional[str] = None
         self._last_failsafe: Optional[str] = None
+        # key -> (value, reasons) last logged as invalid: each bad value is logged once,
+        # not every cycle; a key that reads fine again is forgotten.
+        self._reported: Dict[str, Tuple[str, Tuple[str, ...]]] = {}
         store.set_ttl(self._ttl)
 
     # ---- settings ------------------------------------------------------------
@@ -54,7 +60,27 @@ class ClusterDCS:
 
     # ---- reading -------------------------------------------------------------
     def get_cluster(self) -> ClusterView:
-        return keys.decode(self.store.load())
+        snapshot = self.store.load()
+        view, problems = keys.decode_checked(snapshot)
+        self._report(snapshot, problems)
+        return view
+
+    def _report(self, snapshot: Snapshot, problems: List[Tuple[str, str]]) -> None:
+        """Log what the decoder ignored, once per key and value."""
+        by_key: Dict[str, List[str]] = {}
+        for key, reason in problems:
+            by_key.setdefault(key, []).append(reason)
+        for key in [k for k in self._reported if k not in by_key]:
+            del self._reported[key]
+        for key, reasons in by_key.items():
+            node = snapshot.nodes.get(key)
+            value = node.value if node is not None else ""
+            entry = (value, tuple(reasons))
+            if self._reported.get(key) == entry:
+                continue
+            self._reported[key] = entry
+            where = f"{self.base.rstrip('/')}/{key}" if self.base else key
+            log.warning("ignoring invalid DCS value at %s: %s", where or "(cluster)", "; ".join(reasons[:5]))
 
     def watch_leader(self, cluster: Optional[ClusterView], timeout: float) -> bool:
         """Sleep up to `timeout` s, waking early when the leader key changes

@@ -11,6 +11,7 @@ from ..core.local import STATE_RUNNING, STATE_STARTING, STATE_STOPPED, LocalStat
 from ..core.model import ROLE_DEMOTED, ROLE_MASTER, ROLE_PROMOTED, ROLE_UNINITIALIZED
 from ..runtime.status import ServerStatus
 from . import bootstrap as _bootstrap
+from . import clonesource as _clonesource
 from . import observe as _observe
 from . import replica as _replica
 from . import rewind as _rewind
@@ -20,6 +21,7 @@ from .callbacks import Callbacks
 from .files import local_history, remove_data_directory
 from .server import LocalServer
 from .settings import ManagerError, PgSettings, load_settings
+from .wipe import plan_removal
 
 _DEMOTE_STOP_MODES = {"offline": "fast", "graceful": "fast", "immediate": "immediate", "immediate-nolock": "immediate"}
 
@@ -121,6 +123,10 @@ class Manager:
                 raise ManagerError(f"bootstrap failed: {exc}") from exc
             self.callbacks.fire("on_start", self.role)
             return True
+
+    def check_clone_source(self, source_conn_url: Optional[str]) -> None:
+        """ManagerError unless the source accepts connections (asked before a wipe)."""
+        _clonesource.check_clone_source(self.server, source_conn_url)
 
     def clone(self, source_conn_url: Optional[str], leader_conn_url: Optional[str]) -> bool:
         with self._ops:
@@ -276,6 +282,7 @@ class Manager:
 
     def remove_data_directory(self) -> None:
         with self._ops:
+            plan_removal(self.settings.data_dir)  # refused (ManagerError) before the server is stopped
             if self.server.is_running():
                 self.server.stop("immediate")
             remove_data_directory(self.settings.data_dir)

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import shutil
 import tempfile
 from typing import Any, List, Optional, Sequence, Tuple
 
 from ..core.local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT
 from .conffiles import parse_history, pgpass_line
-from .names import Layout
+from .names import LOST_FOUND, Layout
 from .settings import ManagerError
+
+# Re-exported: the removal lives in wipe.py.
+from .wipe import empty_directory as empty_directory
+from .wipe import remove_data_directory as remove_data_directory
 
 
 def write_file(path: str, text: str, mode: int = 0o600) -> None:
@@ -47,7 +50,7 @@ def data_dir_state(data_dir: str) -> Tuple[str, Optional[str]]:
         return DATA_EMPTY, None
     except OSError as exc:
         return DATA_INACCESSIBLE, str(exc)
-    meaningful = [e for e in entries if not e.startswith(".") and e != "lost+found"]
+    meaningful = [e for e in entries if not e.startswith(".") and e != LOST_FOUND]
     if not meaningful:
         return DATA_EMPTY, None
     if os.path.exists(os.path.join(data_dir, "global", "pg_control")):
@@ -67,33 +70,6 @@ def major_version(layout: Layout) -> Optional[int]:
         return int(text.split(".")[0])
     except ValueError:
         return None
-
-
-def remove_data_directory(data_dir: str) -> None:
-    """Delete the data directory content (and symlinked WAL directory targets)."""
-    if not os.path.lexists(data_dir):
-        return
-    if os.path.islink(data_dir) or not os.path.isdir(data_dir):
-        os.unlink(data_dir)
-        return
-    wal = os.path.join(data_dir, "pg_wal")
-    if os.path.islink(wal):
-        target = os.path.realpath(wal)
-        shutil.rmtree(target, ignore_errors=True)
-    for entry in os.listdir(data_dir):
-        path = os.path.join(data_dir, entry)
-        if os.path.islink(path) or not os.path.isdir(path):
-            os.unlink(path)
-        else:
-            shutil.rmtree(path)
-
-
-def empty_directory(data_dir: str) -> None:
-    """Make sure data_dir exists, is empty and has mode 0700."""
-    if os.path.exists(data_dir):
-        remove_data_directory(data_dir)
-    os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    os.chmod(data_dir, 0o700)
 
 
 def local_history(layout: Layout, leader_name: str) -> List[List[Any]]:

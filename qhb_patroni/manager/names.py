@@ -37,6 +37,19 @@ PG_CONTROL = os.path.join("global", "pg_control")
 PG_VERSION = "PG_VERSION"
 POSTMASTER_PID = "postmaster.pid"
 WAL_DIR = "pg_wal"
+TABLESPACE_DIR = "pg_tblspc"  # one symlink per tablespace, named by its OID
+# A file system's own directory at a mount point: not ours, and not a sign of anything.
+LOST_FOUND = "lost+found"
+# What a WAL directory holds (segments, .history/.partial/.backup files, the
+# archiver's status and the WAL summaries of PG 17, temporary files); a pg_wal
+# symlink target holding anything else is not a WAL directory.
+WAL_ENTRY_PATTERN = (r"[0-9A-F]{8}(\.history|[0-9A-F]{16}(\.partial|\.[0-9A-F]{8}\.backup)?)(\.tmp)?"
+                     r"|archive_status|summaries|xlogtemp\.\d+|.*\.tmp")
+# The directory a server creates inside a tablespace location: PG_<major>_<catalog version>.
+TABLESPACE_VERSION_DIR = r"PG_{major}_\d+"
+# Entries that mark a directory as a data directory.
+DATA_DIR_MARKERS = (PG_VERSION, "global", "base", WAL_DIR, "pg_xlog", "pg_xact", "pg_clog", TABLESPACE_DIR,
+                    "backup_label", "postmaster.opts")
 # Cache of the dynamic configuration, same name as Patroni's.
 DYNAMIC_CACHE = "patroni.dynamic.json"
 DEFAULT_CONFIG_BASE_NAME = "postgresql"

@@ -248,8 +248,9 @@ class Executor:
             ident, leader = action.ident, action.leader
 
             def reinitialize() -> bool:
-                mgr.remove_data_directory()  # stops the server first
                 url = _conn_url(leader)
+                mgr.check_clone_source(url)  # before the wipe: nothing to clone from = keep the data
+                mgr.remove_data_directory()  # stops the server first
                 return bool(mgr.clone(url, url))
 
             started = bool(self.tasks.start(action.kind, "reinitialize", reinitialize))

@@ -159,6 +159,11 @@ class SimManager:
         self.db.sync_names = value or ""
         return changed
 
+    def check_clone_source(self, source_conn_url: Optional[str]) -> None:
+        src = self._source(source_conn_url)
+        if src is None or not src.db.running:
+            raise RuntimeError(f"nothing answers at {source_conn_url}")
+
     def remove_data_directory(self) -> None:
         self.db.remove_data()
 

@@ -12,6 +12,7 @@ from qhb_patroni.core.decide import decide
 from qhb_patroni.core.observation import Decision, FailedAction, Observation
 from qhb_patroni.core.operator import (
     I_AM_LEADER,
+    NO_CLONE_SOURCE,
     NO_LEADER,
     NOT_SATISFIED,
     ReinitCommand,
@@ -19,7 +20,7 @@ from qhb_patroni.core.operator import (
     restart_mismatch,
     version_to_int,
 )
-from tests.unit.core.builders import STARTED, cluster, make_obs, primary, replica, settings, task
+from tests.unit.core.builders import STARTED, cluster, make_obs, member, primary, replica, settings, task
 
 
 def run(obs: Observation, *commands: Any, me: str = "n0", **obs_changes: Any) -> Decision:
@@ -100,6 +101,17 @@ def test_reinitialize_rules() -> None:
     assert d.actions[0] == A.RejectCommand(4, "running pg_rewind from n0 already in progress")
     d = run(busy, ReinitCommand(5), me="n1")  # not forced: refused at once
     assert d.actions[0] == A.RejectCommand(5, "running pg_rewind from n0 already in progress")
+
+
+def test_reinitialize_needs_a_leader_to_clone_from_before_anything_is_wiped() -> None:
+    # The leader key names a member that has no member key (or one without conn_url):
+    # nothing to clone from, so no Reinitialize (whose task would wipe the data first).
+    for members in ((member("n1"), member("n2")),
+                    (replace(member("n0", role="master"), conn_url=None), member("n1"))):
+        obs = make_obs(cluster("n0", members=members), replica(following="127.0.0.1:5432"), me="n1")
+        d = run(obs, ReinitCommand(5), me="n1")
+        assert A.RejectCommand(5, NO_CLONE_SOURCE) in d.actions
+        assert A.Reinitialize not in kinds(d) and A.RemoveDataDir not in kinds(d)
 
 
 def test_two_commands_one_task() -> None:

@@ -84,9 +84,9 @@ def test_apply_and_replace(etcd_server: EtcdProcess, scope: str, tmp_path: Path)
         "ttl": 60, "loop_wait": 10, "postgresql": {"parameters": {"max_connections": 100, "work_mem": "4MB"}},
     }  # fmt: skip
     replacement = tmp_path / "new.yaml"
-    replacement.write_text("ttl: 20\nmaximum_lag_on_failover: 1048576\n")
+    replacement.write_text("ttl: 40\nmaximum_lag_on_failover: 1048576\n")
     ctl(etcd_server, "edit-config", scope, "--replace", str(replacement), "--force")
-    assert stored(etcd_server, scope) == {"ttl": 20, "maximum_lag_on_failover": 1048576}
+    assert stored(etcd_server, scope) == {"ttl": 40, "maximum_lag_on_failover": 1048576}
 
 
 def editor_script(tmp_path: Path, body: str) -> str:
@@ -158,3 +158,44 @@ def test_apply_pairs_errors_and_cleanup() -> None:
     config: Dict[str, Any] = {"a": {"b": 1}}
     set_path(config, ["a", "b"], None)
     assert config == {}
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("-s", "ttl=.inf"), "ttl: expected a finite number, got inf"),
+    (("-s", "ttl=.nan"), "ttl: expected a finite number, got nan"),
+    (("-s", "loop_wait=-1", "-s", "ttl=0"), "ttl: must be at least 2, got 0"),
+    (("-s", "ttl=[1"), "ttl=[1: invalid YAML"),
+    (("-p", 'work_mem="1MB\\ninclude /etc/passwd"'), "postgresql.parameters.work_mem: control character"),
+    (("-s", "postgresql.parameters={'bad name': 1}"), "invalid parameter name 'bad name'"),
+])
+def test_invalid_values_are_refused_before_writing(etcd_server: EtcdProcess, scope: str, args: Any,
+                                                   expected: str) -> None:
+    result = CliRunner().invoke(main, ["-d", f"etcd://{etcd_server.host_port}", "edit-config", scope, *args,
+                                       "--force"], env={"PATRONICTL_CONFIG_FILE": "", "DCS_URL": ""})
+    assert result.exit_code == 1
+    assert "Error: " in result.stderr and expected in result.stderr, result.stderr
+    assert "Configuration changed" not in result.stdout
+    assert stored(etcd_server, scope) == CONFIG
+
+
+def test_invalid_file_is_refused(etcd_server: EtcdProcess, scope: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ttl: 1e400\n")  # YAML reads it as a string: not an integer
+    result = CliRunner().invoke(main, ["-d", f"etcd://{etcd_server.host_port}", "edit-config", scope, "--replace",
+                                       str(bad), "--force"], env={"PATRONICTL_CONFIG_FILE": "", "DCS_URL": ""})
+    assert result.exit_code == 1 and "ttl: expected an integer, got '1e400'" in result.stderr
+    assert stored(etcd_server, scope) == CONFIG
+
+
+def test_the_timing_rule_is_applied_as_the_config_validator_applies_it(etcd_server: EtcdProcess, scope: str) -> None:
+    from qhb_patroni.config.validator import validate_dynamic
+
+    refused = any("loop_wait + 2*retry_timeout" in p.message for p in validate_dynamic({**CONFIG, "loop_wait": 25}))
+    result = CliRunner().invoke(main, ["-d", f"etcd://{etcd_server.host_port}", "edit-config", scope, "-s",
+                                       "loop_wait=25", "--force"], env={"PATRONICTL_CONFIG_FILE": "", "DCS_URL": ""})
+    assert (result.exit_code == 1) is refused, result.output
+    if refused:
+        assert "loop_wait + 2*retry_timeout must not exceed ttl (25 + 2*10 > 30)" in result.stderr
+        assert stored(etcd_server, scope) == CONFIG
+    else:
+        assert stored(etcd_server, scope)["loop_wait"] == 25

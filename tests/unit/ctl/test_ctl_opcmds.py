@@ -145,7 +145,9 @@ def test_restart_scheduled_and_reload(etcd_server: EtcdProcess, etcd_scope: str,
     scheduled = members.queues["n1"].scheduled_restart()
     assert scheduled is not None and scheduled.postgres_version == "99.1"
     r = ctl(etcd_server, "restart", etcd_scope, "n1", "--scheduled", when, "--force")
-    assert r.output.strip().splitlines()[-1] == "Failed: another restart is already scheduled on member n1"
+    assert r.exit_code == 1
+    assert r.stdout.strip().splitlines()[-1] == "Failed: another restart is already scheduled on member n1"
+    assert r.stderr.strip() == "Error: restart failed on 1 of 1 member(s): n1"
     r = ctl(etcd_server, "restart", etcd_scope, "n1", "--pg-version", "abc", "--force")
     assert r.exit_code == 1 and "is not a valid PostgreSQL version" in r.stderr
     r = ctl(etcd_server, "restart", etcd_scope, "ghost", "--force")
@@ -169,6 +171,9 @@ def test_parse_scheduled() -> None:
     assert when is not None and when.tzinfo is not None
     with pytest.raises(CtlError):
         parse_scheduled("whenever")
+    for out_of_range in ("0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00", "9999-12-31T23:59:59-01:00"):
+        with pytest.raises(CtlError, match="out of range"):
+            parse_scheduled(out_of_range)
 
 
 def test_credentials_from_the_config_file(etcd_server: EtcdProcess, etcd_scope: str, tmp_path: Path,

@@ -50,6 +50,9 @@ class SlowCloneManager:
     def remove_data_directory(self) -> None:
         self.calls.append("remove data directory")
 
+    def check_clone_source(self, source: Optional[str]) -> None:
+        self.calls.append(f"check {source}")
+
 
 def make_loop() -> tuple[HALoop, SlowCloneManager, CommandQueue]:
     store = MemoryServer()
@@ -93,8 +96,8 @@ def test_forced_reinit_cancels_the_clone_and_starts_at_once() -> None:
     assert manager.clone_started.wait(10)
     running = loop.tasks.peek()
     assert running is not None and running.kind == "Reinitialize" and not running.done
-    assert manager.calls == [f"clone from {LEADER_URL}", "clone killed", "remove data directory",
-                             f"clone from {LEADER_URL}"]
+    assert manager.calls == [f"clone from {LEADER_URL}", "clone killed", f"check {LEADER_URL}",
+                             "remove data directory", f"clone from {LEADER_URL}"]
     manager.finish.set()
     loop.tasks.join(10)
     finished = loop.tasks.status()
