@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence
 
 from . import PATRONI_COMPAT_VERSION
 from .api.control import ControlApi
@@ -339,8 +339,10 @@ class Daemon:
                 pass
 
 
-def run(config: Dict[str, Any], config_path: Optional[str] = None) -> int:
+def run(config: Dict[str, Any], config_path: Optional[str] = None, warnings: Sequence[str] = ()) -> int:
     setup_logging(config.get("log"))
+    for line in warnings:  # configuration 3.0.2 starts with, but not as it should be
+        log.warning("%s", line)
     try:
         daemon = Daemon(config, config_path)
     except (ValueError, DCSError) as exc:

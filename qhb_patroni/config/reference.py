@@ -88,14 +88,14 @@ NOTES: Dict[str, str] = {
     "postgresql.remove_data_directory_on_rewind_failure": "re-clone when the rewind fails",
     "postgresql.remove_data_directory_on_diverged_timelines": "re-clone when the timelines diverged",
     "postgresql.krbsrvname": "Kerberos service name for replication connections",
-    "watchdog": "Linux watchdog device (not implemented yet: accepted and ignored)",
+    "watchdog": "Linux watchdog device (not implemented: named in the warning at start)",
     "tags": "published in the member key; matched by `?tag_<name>=` health checks",
     "tags.nofailover": "never becomes leader",
     "tags.clonefrom": "preferred source for new replicas",
     "tags.noloadbalance": "`GET /replica` answers 503",
     "tags.nosync": "never chosen as synchronous standby",
     "tags.replicatefrom": "stream from this member instead of the leader (cascading)",
-    "citus": "accepted, not supported",
+    "citus": "not supported: named in the warning at start",
 }
 
 
