@@ -27,6 +27,7 @@ from .runtime.commands import CommandQueue
 from .runtime.executor import FatalError
 from .runtime.loop import HALoop
 from .runtime.notify import sd_notify
+from .runtime.probe import PeerProber
 from .runtime.status import StatusBoard, StatusView
 
 log = logging.getLogger("qhb_patroni")
@@ -97,6 +98,7 @@ class Daemon:
         self.api = RestApiServer.from_config(restapi, self.board)
         self.commands = CommandQueue()
         self.api_dcs = from_config(self.effective, self.name)  # the REST threads' own client
+        self.prober = PeerProber(config=config)  # member-to-member calls: ctl.* / restapi.* TLS and auth
         self.loop = HALoop(
             dcs=self.dcs,
             watch_dcs=self.watch_dcs,
@@ -106,8 +108,10 @@ class Daemon:
             member_extra=self._member_extra,
             commands=self.commands,
             on_reload=self.reload,
+            prober=self.prober,
         )
-        ControlApi(dcs=self.api_dcs, commands=self.commands, wake=self.loop.wake.set).install(self.api)
+        ControlApi(dcs=self.api_dcs, commands=self.commands, wake=self.loop.wake.set,
+                   prober=self.prober).install(self.api)
         self.loop.executor.stop_guard = self._sync_duty_handed_over
 
     # ---- dynamic configuration -----------------------------------------------
@@ -210,6 +214,7 @@ class Daemon:
         self.api_url = _api_url(new)
         self.board.update(tags=self.tags, api_url=self.api_url)
         self._apply_effective()
+        self.prober.reconfigure(new)
         try:
             self.api.reload(self.local_config.get("restapi") or {})
         except Exception as exc:
