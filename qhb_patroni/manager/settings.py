@@ -29,6 +29,13 @@ def _as_bool(value: Any, default: bool = False) -> bool:
     return bool(value)
 
 
+def _lines(value: Any) -> Optional[List[str]]:
+    """A pg_hba / pg_ident list as file lines; None when not set (or not a list)."""
+    if not isinstance(value, list) or not value:
+        return None
+    return [str(line) for line in value]
+
+
 def split_listen(listen: str) -> Tuple[str, int]:
     """'addr[,addr...]:port' -> ('addr,addr', port)."""
     listen = str(listen).strip()
@@ -78,8 +85,8 @@ class PgSettings:
     bootstrap_users: Mapping[str, Any]
     server_log: Optional[str]
     callbacks: Mapping[str, Any] = field(default_factory=dict)
-    # postgresql.pg_hba / pg_ident: whole file contents, written only when no
-    # custom hba_file / ident_file is configured (7.5).
+    # postgresql.pg_hba / pg_ident: whole file contents, written into the file
+    # hba_file / ident_file names (QHB: qhb_hba.conf); None = leave the file alone.
     pg_hba: Optional[List[str]] = None
     pg_ident: Optional[List[str]] = None
 
@@ -165,6 +172,6 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
         bootstrap_users=dict(bootstrap.get("users") or {}),
         server_log=str(pg["server_log"]) if pg.get("server_log") else None,
         callbacks=dict(pg.get("callbacks") or {}),
-        pg_hba=None if custom_hba or not pg.get("pg_hba") else [str(x) for x in pg["pg_hba"]],
-        pg_ident=None if custom_ident or not pg.get("pg_ident") else [str(x) for x in pg["pg_ident"]],
+        pg_hba=_lines(pg.get("pg_hba")),
+        pg_ident=_lines(pg.get("pg_ident")),
     )
