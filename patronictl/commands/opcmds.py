@@ -17,7 +17,7 @@ from qhb_patroni.dcs import ClusterDCS, DCSError, keys
 
 from .. import render
 from ..client import CtlError
-from ..context import Context
+from ..context import Context, group_option
 from ..select import ROLE_CHOICES, leader_member, members_with_role
 
 logger = logging.getLogger("patronictl")
@@ -161,26 +161,26 @@ def do_failover(obj: Context, action: str, cluster_name: Optional[str], leader: 
 
 @click.command("switchover", help="Switchover to a replica")
 @click.argument("cluster_name", required=False)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--leader", "--primary", "--master", "leader", help="The name of the current leader", default=None)
 @click.option("--candidate", help="The name of the candidate", default=None)
 @click.option("--scheduled", help="Timestamp of a scheduled switchover in unambiguous format (e.g. ISO 8601)",
               default=None)
 @click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
 @click.pass_obj
-def switchover(obj: Context, cluster_name: Optional[str], group: Optional[int], leader: Optional[str],
+def switchover(obj: Context, cluster_name: Optional[str], leader: Optional[str],
                candidate: Optional[str], scheduled: Optional[str], force: bool) -> None:
     do_failover(obj, "switchover", cluster_name, leader, candidate, force, scheduled)
 
 
 @click.command("failover", help="Failover to a replica")
 @click.argument("cluster_name", required=False)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--leader", "--primary", "--master", "leader", help="The name of the current leader", default=None)
 @click.option("--candidate", help="The name of the candidate", default=None)
 @click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
 @click.pass_obj
-def failover(obj: Context, cluster_name: Optional[str], group: Optional[int], leader: Optional[str],
+def failover(obj: Context, cluster_name: Optional[str], leader: Optional[str],
              candidate: Optional[str], force: bool) -> None:
     # 3.0.2 quirk: naming the leader turns the failover into a switchover.
     do_failover(obj, "switchover" if leader else "failover", cluster_name, leader, candidate, force, None)
@@ -192,7 +192,7 @@ def failover(obj: Context, cluster_name: Optional[str], group: Optional[int], le
 @click.command("restart", help="Restart selected members")
 @click.argument("cluster_name")
 @click.argument("member_names", nargs=-1)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--role", "-r", type=click.Choice(list(ROLE_CHOICES)), default="any",
               help="Restart only members with this role")
 @click.option("--any", "p_any", is_flag=True, help="Restart a single member only")
@@ -204,7 +204,7 @@ def failover(obj: Context, cluster_name: Optional[str], group: Optional[int], le
 @click.option("--timeout", help="Return error and fail over if necessary when restarting takes longer than this.")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
 @click.pass_obj
-def restart(obj: Context, cluster_name: str, member_names: Tuple[str, ...], group: Optional[int], role: str,
+def restart(obj: Context, cluster_name: str, member_names: Tuple[str, ...], role: str,
             p_any: bool, scheduled: Optional[str], version: Optional[str], pending: bool, timeout: Optional[str],
             force: bool) -> None:
     cluster = obj.get_cluster(obj.dcs(cluster_name))
@@ -257,12 +257,12 @@ def restart(obj: Context, cluster_name: str, member_names: Tuple[str, ...], grou
 @click.command("reload", help="Reload cluster member configuration")
 @click.argument("cluster_name")
 @click.argument("member_names", nargs=-1)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--role", "-r", type=click.Choice(list(ROLE_CHOICES)), default="any",
               help="Reload only members with this role")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
 @click.pass_obj
-def reload(obj: Context, cluster_name: str, member_names: Tuple[str, ...], group: Optional[int], role: str,
+def reload(obj: Context, cluster_name: str, member_names: Tuple[str, ...], role: str,
            force: bool) -> None:
     cluster = obj.get_cluster(obj.dcs(cluster_name))
     members = get_members(obj, cluster, cluster_name, member_names, role, force, "reload")
@@ -281,11 +281,11 @@ def reload(obj: Context, cluster_name: str, member_names: Tuple[str, ...], group
 @click.command("reinit", help="Reinitialize cluster member")
 @click.argument("cluster_name")
 @click.argument("member_names", nargs=-1)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
 @click.option("--wait", is_flag=True, help="Wait until reinitialization completes")
 @click.pass_obj
-def reinit(obj: Context, cluster_name: str, member_names: Tuple[str, ...], group: Optional[int], force: bool,
+def reinit(obj: Context, cluster_name: str, member_names: Tuple[str, ...], force: bool,
            wait: bool) -> None:
     cluster = obj.get_cluster(obj.dcs(cluster_name))
     members = get_members(obj, cluster, cluster_name, member_names, "replica", force, "reinitialize")
@@ -322,12 +322,12 @@ def reinit(obj: Context, cluster_name: str, member_names: Tuple[str, ...], group
 @click.argument("cluster_name")
 @click.argument("member_names", nargs=-1)
 @click.argument("target", type=click.Choice(["restart", "switchover"]))
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--role", "-r", type=click.Choice(list(ROLE_CHOICES)), default="any",
               help="Flush only members with this role")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
 @click.pass_obj
-def flush(obj: Context, cluster_name: str, member_names: Tuple[str, ...], target: str, group: Optional[int],
+def flush(obj: Context, cluster_name: str, member_names: Tuple[str, ...], target: str,
           role: str, force: bool) -> None:
     dcs = obj.dcs(cluster_name)
     cluster = obj.get_cluster(dcs)
@@ -414,19 +414,19 @@ def toggle_pause(obj: Context, cluster_name: Optional[str], paused: bool, wait: 
 
 @click.command("pause", help="Disable auto failover")
 @click.argument("cluster_name", required=False)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--wait", is_flag=True, help="Wait until pause is applied on all nodes")
 @click.pass_obj
-def pause(obj: Context, cluster_name: Optional[str], group: Optional[int], wait: bool) -> None:
+def pause(obj: Context, cluster_name: Optional[str], wait: bool) -> None:
     toggle_pause(obj, cluster_name, True, wait)
 
 
 @click.command("resume", help="Resume auto failover")
 @click.argument("cluster_name", required=False)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--wait", is_flag=True, help="Wait until pause is cleared on all nodes")
 @click.pass_obj
-def resume(obj: Context, cluster_name: Optional[str], group: Optional[int], wait: bool) -> None:
+def resume(obj: Context, cluster_name: Optional[str], wait: bool) -> None:
     toggle_pause(obj, cluster_name, False, wait)
 
 
