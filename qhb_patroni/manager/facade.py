@@ -97,6 +97,8 @@ class Manager:
     def member_data(self) -> Dict[str, Any]:
         """Member key fields owned by the manager (api_url/version/tags come from the runtime)."""
         data: Dict[str, Any] = {"conn_url": self.conn_url, "state": self.state, "role": self.role}
+        if self.settings.proxy_url:
+            data["proxy_url"] = self.settings.proxy_url
         last = self._last
         if last is not None:
             if last.pending_restart:

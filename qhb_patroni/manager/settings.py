@@ -89,6 +89,31 @@ class PgSettings:
     # hba_file / ident_file names (QHB: qhb_hba.conf); None = leave the file alone.
     pg_hba: Optional[List[str]] = None
     pg_ident: Optional[List[str]] = None
+    # Local connections (superuser / replication) through the socket directory.
+    use_unix_socket: bool = False
+    use_unix_socket_repl: bool = False
+    proxy_address: Optional[str] = None  # published as proxy_url in the member key
+    custom_conf: Optional[str] = None  # included by the main config instead of <base>.base.conf
+
+    @property
+    def socket_directory(self) -> Optional[str]:
+        """The first absolute directory of unix_socket_directories (None: none set)."""
+        value = self.parameters.get("unix_socket_directories")
+        for directory in str(value or "").split(","):
+            if directory.strip().startswith("/"):
+                return directory.strip()
+        return None
+
+    @property
+    def local_connect_host(self) -> str:
+        """Host of the daemon's own connections: the socket directory with use_unix_socket
+        (TCP when no absolute socket directory is set, as 3.0.2 falls back)."""
+        return (self.socket_directory if self.use_unix_socket else None) or self.local_host
+
+    @property
+    def local_replication_host(self) -> str:
+        """The same for local replication connections (use_unix_socket_repl)."""
+        return (self.socket_directory if self.use_unix_socket_repl else None) or self.local_host
 
     @property
     def local_host(self) -> str:
@@ -108,6 +133,10 @@ class PgSettings:
     @property
     def conn_url(self) -> str:
         return f"postgres://{self.connect_address}/{self.database}"
+
+    @property
+    def proxy_url(self) -> Optional[str]:
+        return f"postgres://{self.proxy_address}/{self.database}" if self.proxy_address else None
 
 
 def load_settings(config: Mapping[str, Any]) -> PgSettings:
@@ -172,6 +201,10 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
         bootstrap_users=dict(bootstrap.get("users") or {}),
         server_log=str(pg["server_log"]) if pg.get("server_log") else None,
         callbacks=dict(pg.get("callbacks") or {}),
+        proxy_address=str(pg["proxy_address"]) if pg.get("proxy_address") else None,
+        custom_conf=str(pg["custom_conf"]) if pg.get("custom_conf") else None,
+        use_unix_socket=_as_bool(pg.get("use_unix_socket")),
+        use_unix_socket_repl=_as_bool(pg.get("use_unix_socket_repl")),
         pg_hba=_lines(pg.get("pg_hba")),
         pg_ident=_lines(pg.get("pg_ident")),
     )
