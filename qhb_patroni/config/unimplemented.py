@@ -50,7 +50,6 @@ ROWS: Tuple[Tuple[str, str, Present, str], ...] = (
     ("dynamic", "max_timelines_history", _positive, "/history keeps every timeline"),
     ("dynamic", "primary_stop_timeout", _positive, "the postmaster is never killed on a slow stop"),
     ("dynamic", "master_stop_timeout", _positive, "the postmaster is never killed on a slow stop"),
-    ("dynamic", "postgresql.pre_promote", _set, "no fencing command is run before promote"),
     ("dynamic", "failsafe_mode", _true, "no DCS failsafe mode: a leader that loses the DCS demotes"),
     ("dynamic", "slots", _set, "permanent replication slots are not created"),
     ("dynamic", "permanent_slots", _set, "permanent replication slots are not created"),

@@ -72,6 +72,7 @@ BOOTSTRAP_FAILED = "bootstrap_failed"
 BOOTSTRAP_START_FAILED = "bootstrap_start_failed"
 CLONE_FAILED = "clone_failed"
 REWIND_FAILED_REMOVE = "rewind_failed_remove"
+PRE_PROMOTE_FAILED = "pre_promote_failed"
 BOOTSTRAP_DONE = "bootstrap_done"
 DATA_EMPTY_HOLDER = "data_empty_holder"
 DATA_INACCESSIBLE_HOLDER = "data_inaccessible_holder"
@@ -149,6 +150,7 @@ TRANSITIONS: Tuple[Transition, ...] = (
     _t(ANY, BOOTSTRAP_START_FAILED, UNINITIALIZED, R.TASK_FAILED),
     _t(ANY, CLONE_FAILED, UNINITIALIZED, R.TASK_FAILED),
     _t(ANY, REWIND_FAILED_REMOVE, UNINITIALIZED, R.REWIND_FAILED_REMOVE),
+    _t(ANY, PRE_PROMOTE_FAILED, SAME, R.PRE_PROMOTE_FAILED),
     _t(ANY, BOOTSTRAP_DONE, PRIMARY, R.INITIALIZED),
     # D: empty or inaccessible data directory.
     _t(UNINITIALIZED, DATA_EMPTY_HOLDER, UNINITIALIZED, R.RELEASED_EMPTY),

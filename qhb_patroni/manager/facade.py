@@ -3,11 +3,19 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import threading
 from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..core.local import STATE_RUNNING, STATE_STARTING, STATE_STOPPED, LocalState, ReplicationState
+from ..core.local import (
+    PRE_PROMOTE_FAILED_ERROR,
+    STATE_RUNNING,
+    STATE_STARTING,
+    STATE_STOPPED,
+    LocalState,
+    ReplicationState,
+)
 from ..core.model import ROLE_DEMOTED, ROLE_MASTER, ROLE_PROMOTED, ROLE_UNINITIALIZED
 from ..runtime.status import ServerStatus
 from . import bootstrap as _bootstrap
@@ -18,12 +26,15 @@ from . import slots as _slots
 from . import syncrep as _syncrep
 from .callbacks import Callbacks
 from .files import local_history, remove_data_directory
+from .process import run_watched
 from .server import LocalServer
 from .settings import ManagerError, PgSettings, load_settings
 
 _DEMOTE_STOP_MODES = {"offline": "fast", "graceful": "fast", "immediate": "immediate", "immediate-nolock": "immediate"}
 
 log = logging.getLogger(__name__)
+# 3.0.2 waits for the fencing command without a limit; ours ends it after an hour.
+PRE_PROMOTE_TIMEOUT = 3600.0
 
 # Control data states of a cluster that stopped without a shutdown checkpoint.
 _CRASHED_STATES = ("in production", "shutting down", "in crash recovery")
@@ -189,6 +200,7 @@ class Manager:
             if self.server.in_recovery() is False:
                 self.server.role = ROLE_MASTER
                 return True
+            self._pre_promote()
             self.server.role = ROLE_PROMOTED
             self.server.promote()
             if not self.server.wait_recovery_state(False, wait_seconds):
@@ -198,6 +210,21 @@ class Manager:
             self.server.write_config()
             self.callbacks.fire("on_role_change", ROLE_MASTER)
             return True
+
+    def _pre_promote(self) -> None:
+        """postgresql.pre_promote: run the fencing command; a non-zero exit (or one that
+        cannot run) refuses the promotion and the core gives the lock up."""
+        command = self.settings.pre_promote
+        if not command:
+            return
+        try:
+            rc, _out, err = run_watched(shlex.split(command), PRE_PROMOTE_TIMEOUT)
+        except ManagerError as exc:
+            log.error("pre_promote script `%s` failed: %s", command, exc)
+            raise ManagerError(PRE_PROMOTE_FAILED_ERROR) from exc
+        log.info("pre_promote script `%s` exited with %s", command, rc)
+        if rc != 0:
+            raise ManagerError(PRE_PROMOTE_FAILED_ERROR)
 
     def follow(self, leader_conn_url: Optional[str]) -> bool:
         with self._ops:

@@ -94,6 +94,7 @@ class PgSettings:
     use_unix_socket_repl: bool = False
     proxy_address: Optional[str] = None  # published as proxy_url in the member key
     custom_conf: Optional[str] = None  # included by the main config instead of <base>.base.conf
+    pre_promote: Optional[str] = None  # fencing command run before promote; non-zero exit refuses it
 
     @property
     def socket_directory(self) -> Optional[str]:
@@ -203,6 +204,7 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
         callbacks=dict(pg.get("callbacks") or {}),
         proxy_address=str(pg["proxy_address"]) if pg.get("proxy_address") else None,
         custom_conf=str(pg["custom_conf"]) if pg.get("custom_conf") else None,
+        pre_promote=str(pg["pre_promote"]) if pg.get("pre_promote") else None,
         use_unix_socket=_as_bool(pg.get("use_unix_socket")),
         use_unix_socket_repl=_as_bool(pg.get("use_unix_socket_repl")),
         pg_hba=_lines(pg.get("pg_hba")),
