@@ -148,6 +148,7 @@ _DYNAMIC: Tuple[Tuple[str, Kind, Any, str], ...] = (
 DYNAMIC_INT_KEYS: Tuple[str, ...] = (
     "ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover", "maximum_lag_on_syncnode",
     "primary_start_timeout", "primary_stop_timeout", "check_timeline", "synchronous_node_count",
+    "max_timelines_history",
 )
 DYNAMIC_AS_IS_KEYS: Tuple[str, ...] = ("synchronous_mode", "synchronous_mode_strict", "failsafe_mode")
 LEGACY_DYNAMIC_ALIASES: Dict[str, str] = {

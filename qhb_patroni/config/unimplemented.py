@@ -22,13 +22,6 @@ def _true(value: Any) -> bool:
     return bool(parse_bool(value)) if not isinstance(value, bool) else value
 
 
-def _positive(value: Any) -> bool:
-    try:
-        return int(value) > 0
-    except (TypeError, ValueError):
-        return False
-
-
 def _watchdog_on(value: Any) -> bool:
     if value is None or value is False:
         return False
@@ -46,10 +39,6 @@ ROWS: Tuple[Tuple[str, str, Present, str], ...] = (
      "custom bootstrap methods are not run; initdb is used"),
     ("local", "bootstrap.post_bootstrap", _set, "the script is not run"),
     ("local", "bootstrap.post_init", _set, "the script is not run"),
-    ("dynamic", "check_timeline", _true, "candidates are not compared by timeline"),
-    ("dynamic", "max_timelines_history", _positive, "/history keeps every timeline"),
-    ("dynamic", "primary_stop_timeout", _positive, "the postmaster is never killed on a slow stop"),
-    ("dynamic", "master_stop_timeout", _positive, "the postmaster is never killed on a slow stop"),
     ("dynamic", "failsafe_mode", _true, "no DCS failsafe mode: a leader that loses the DCS demotes"),
     ("dynamic", "slots", _set, "permanent replication slots are not created"),
     ("dynamic", "permanent_slots", _set, "permanent replication slots are not created"),

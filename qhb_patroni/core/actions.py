@@ -76,7 +76,10 @@ class ClearFailover:
 
 @dataclass(frozen=True)
 class WriteHistory:
-    """Refresh /history from the local timeline history files (shell reads them)."""
+    """Refresh /history from the local timeline history files (shell reads them),
+    keeping the last `keep` lines (max_timelines_history; 0 = all)."""
+
+    keep: int = 0
 
 
 # ---- database: immediate ----------------------------------------------------

@@ -94,6 +94,7 @@ START_LOCK_LOST = "start_lock_lost"
 STARTING_FOLLOWER = "starting_follower"
 STARTING_LEADERLESS = "starting_leaderless"
 START_FAILED_HOLDER = "start_failed_holder"
+CRASH_FAILOVER = "crash_failover"
 START_READONLY_LEADER = "start_readonly_leader"
 START_SECONDARY = "start_secondary"
 PROBE_DIVERGENCE = "probe_divergence"
@@ -175,6 +176,7 @@ TRANSITIONS: Tuple[Transition, ...] = (
     _t(STARTING, STARTING_FOLLOWER, STARTING, R.NO_ACTION_SECONDARY),
     _t(STARTING, STARTING_LEADERLESS, STARTING, R.NO_ACTION),
     _t(STOPPED, START_FAILED_HOLDER, STOPPED, R.START_FAILED_RELEASED),
+    _t(STOPPED, CRASH_FAILOVER, STOPPED, R.CRASH_FAILOVER),
     _t(STOPPED, START_READONLY_LEADER, REPLICA, R.STARTING_READONLY_LEADER),
     _t(STOPPED, START_SECONDARY, REPLICA, R.STARTING_SECONDARY),
     # Divergence from the leader's timeline (stopped or running replica).

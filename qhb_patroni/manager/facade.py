@@ -171,10 +171,16 @@ class Manager:
                 self.callbacks.fire("on_start", self.role)
             return ok
 
+    def _primary_stop_timeout(self, timeout: Optional[float]) -> Optional[float]:
+        """primary_stop_timeout bounds the stop of a primary (synchronous mode only)."""
+        if timeout is None and self.settings.primary_stop_timeout and self.role == ROLE_MASTER:
+            return self.settings.primary_stop_timeout
+        return timeout
+
     def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
         with self._ops:
             was_running = self.server.is_running()
-            ok = self.server.stop(mode, timeout)
+            ok = self.server.stop(mode, self._primary_stop_timeout(timeout))
             if ok and was_running:
                 self.callbacks.fire("on_stop", self.role)
             return ok
@@ -241,7 +247,7 @@ class Manager:
                     self.server.checkpoint()
                 except ManagerError:
                     pass  # the shutdown checkpoint follows anyway
-            if not self.server.stop(_DEMOTE_STOP_MODES[mode]):
+            if not self.server.stop(_DEMOTE_STOP_MODES[mode], self._primary_stop_timeout(None)):
                 raise ManagerError("server did not stop")
             self.server.sync_standby_names = None  # a replica waits for nobody
             self.server.role = ROLE_DEMOTED

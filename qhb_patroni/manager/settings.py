@@ -36,6 +36,18 @@ def _lines(value: Any) -> Optional[List[str]]:
     return [str(line) for line in value]
 
 
+def _stop_timeout(config: Mapping[str, Any]) -> Optional[float]:
+    """primary_stop_timeout (legacy master_stop_timeout): only in synchronous mode and > 0 (3.0.2)."""
+    value = config.get("primary_stop_timeout")
+    if value is None:
+        value = config.get("master_stop_timeout")
+    try:
+        seconds = float(value) if value is not None else 0.0
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 and _as_bool(config.get("synchronous_mode")) else None
+
+
 def split_listen(listen: str) -> Tuple[str, int]:
     """'addr[,addr...]:port' -> ('addr,addr', port)."""
     listen = str(listen).strip()
@@ -95,6 +107,9 @@ class PgSettings:
     proxy_address: Optional[str] = None  # published as proxy_url in the member key
     custom_conf: Optional[str] = None  # included by the main config instead of <base>.base.conf
     pre_promote: Optional[str] = None  # fencing command run before promote; non-zero exit refuses it
+    # primary_stop_timeout (dynamic): in synchronous mode, the longest wait for a primary's
+    # postmaster to stop before it is killed; None = pg_ctl_timeout as usual.
+    primary_stop_timeout: Optional[float] = None
 
     @property
     def socket_directory(self) -> Optional[str]:
@@ -205,6 +220,7 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
         proxy_address=str(pg["proxy_address"]) if pg.get("proxy_address") else None,
         custom_conf=str(pg["custom_conf"]) if pg.get("custom_conf") else None,
         pre_promote=str(pg["pre_promote"]) if pg.get("pre_promote") else None,
+        primary_stop_timeout=_stop_timeout(config),
         use_unix_socket=_as_bool(pg.get("use_unix_socket")),
         use_unix_socket_repl=_as_bool(pg.get("use_unix_socket_repl")),
         pg_hba=_lines(pg.get("pg_hba")),

@@ -139,7 +139,8 @@ class Executor:
         if isinstance(action, A.ClearFailover):
             return bool(dcs.set_failover({}, version=action.version))
         if isinstance(action, A.WriteHistory):
-            return bool(dcs.set_history(mgr.timeline_history()))
+            history = mgr.timeline_history()
+            return bool(dcs.set_history(history[-action.keep:] if action.keep > 0 else history))
         if isinstance(action, (A.WriteSync, A.DeleteSync, A.SetSyncStandbyNames)):
             return self._sync(action, result)
         if isinstance(action, A.Demote):

@@ -41,3 +41,13 @@ def test_custom_conf_is_included_instead_of_the_base_conf(tmp_path: Path) -> Non
     assert settings.custom_conf == "/etc/qhb/custom.conf"
     text = conffiles.render_main_conf(settings.custom_conf or settings.layout.base_conf_name, {}, "h", "i")
     assert "include '/etc/qhb/custom.conf'" in text and "qhb.base.conf" not in text
+
+
+def test_primary_stop_timeout_only_in_synchronous_mode(tmp_path: Path) -> None:
+    def timeout(**top: Any) -> Any:
+        return load_settings({**_pg(tmp_path), **top}).primary_stop_timeout
+
+    assert timeout(primary_stop_timeout=30) is None  # 3.0.2: only in synchronous mode
+    assert timeout(primary_stop_timeout=30, synchronous_mode=True) == 30.0
+    assert timeout(master_stop_timeout="15", synchronous_mode="on") == 15.0
+    assert timeout(primary_stop_timeout=0, synchronous_mode=True) is None

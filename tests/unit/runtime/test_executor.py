@@ -128,3 +128,16 @@ def test_parse_peer_status_shapes() -> None:
     assert replica.in_recovery and replica.wal_position == 300 and replica.nofailover
     stopped = parse_peer_status("c", {"state": "stopped", "role": "demoted"})
     assert stopped.in_recovery and stopped.wal_position == 0
+
+
+def test_write_history_keeps_the_last_max_timelines_history_lines() -> None:
+    server = MemoryServer(clock=Clock())
+    ex, dcs, mgr, tasks, lease, clock, _ = make("n0", server)
+    lines = [[tl, tl * 100, "no recovery target specified", "", "n0"] for tl in range(1, 6)]
+    mgr.timeline_history = lambda: lines  # type: ignore[attr-defined]
+    assert ex.execute([A.WriteHistory(keep=2)], dcs.get_cluster()).failed is None
+    history = dcs.get_cluster().history
+    assert history is not None and [line[0] for line in history] == [4, 5]
+    assert ex.execute([A.WriteHistory()], dcs.get_cluster()).failed is None
+    history = dcs.get_cluster().history
+    assert history is not None and [line[0] for line in history] == [1, 2, 3, 4, 5]
