@@ -16,6 +16,7 @@ from .api.control import ControlApi
 from .api.views import scheduled_restart_json
 from .config.dynamic import effective_config, settings_from
 from .config.reloadable import restart_only_changes
+from .config.unimplemented import warning_line
 from .core.model import ClusterView
 from .core.observation import Settings
 from .core.operator import RestartCommand
@@ -98,6 +99,7 @@ class Daemon:
         self.api = RestApiServer.from_config(restapi, self.board)
         self.commands = CommandQueue()
         self.api_dcs = from_config(self.effective, self.name)  # the REST threads' own client
+        self._unimplemented_logged = ""
         self.prober = PeerProber(config=config)  # member-to-member calls: ctl.* / restapi.* TLS and auth
         self.loop = HALoop(
             dcs=self.dcs,
@@ -139,9 +141,17 @@ class Daemon:
                     self._dynamic_loaded = True
                     self._apply_effective()
                     self._save_cache(dict(cluster.config.data))
+                    self._warn_unimplemented(dict(cluster.config.data))
                 except ValueError as exc:
                     log.error("ignoring the dynamic configuration in the DCS: %s", exc)
         return settings_from(self.effective)
+
+    def _warn_unimplemented(self, dynamic: Dict[str, Any]) -> None:
+        """/config holds keys qhb-patroni does not implement: say so once per change."""
+        line = warning_line(None, dynamic)
+        if line and line != self._unimplemented_logged:
+            log.warning("dynamic configuration: %s", line)
+        self._unimplemented_logged = line
 
     def _apply_effective(self) -> None:
         ttl = float(self.effective.get("ttl", 30))

@@ -3,7 +3,11 @@ lists written into QHB's file names, pause with a manual switchover, a crashed
 primary with primary_start_timeout 0. One 3-member cluster, tests in file order."""
 from __future__ import annotations
 
+import json
 import os
+import signal
+import time
+import urllib.request
 from typing import Any, Callable, Dict, Iterator, List
 
 import psycopg2
@@ -104,3 +108,69 @@ def test_pg_hba_from_edit_config_lands_in_qhb_hba_conf_and_takes_effect(cluster:
     assert out.returncode == 0, out.stderr + out.stdout
     healthy(cluster)
     assert _hba_lines(primary) == HBA  # unset: the file is left as it is
+
+
+def _role(node: Node) -> str:
+    return str((node.status() or {}).get("role", ""))
+
+
+def test_switchover_in_pause_is_performed_and_nothing_else_moves(cluster: LocalCluster) -> None:
+    old = healthy(cluster)
+    candidate = next(n for n in cluster.nodes if n is not old)
+    other = next(n for n in cluster.nodes if n not in (old, candidate))
+    out = patronictl(cluster, "pause", "--wait")
+    assert out.returncode == 0 and "Success: cluster management is paused" in out.stdout, out.stdout + out.stderr
+    try:
+        when = "2999-01-01T00:00:00+00:00"
+        out = patronictl(cluster, "switchover", "--leader", old.name, "--candidate", candidate.name,
+                         "--scheduled", when, "--force")
+        assert out.returncode != 0 and "Can't schedule switchover in the paused state" in out.stderr + out.stdout
+        out = patronictl(cluster, "switchover", "--leader", old.name, "--candidate", candidate.name, "--force")
+        assert out.returncode == 0, out.stderr + out.stdout
+        assert f'Successfully switched over to "{candidate.name}"' in out.stdout, out.stdout
+        wait_for(candidate.is_primary, 60, "the candidate to be the primary while paused")
+        wait_for(lambda: _role(old) == "replica", 60, "the old primary to run as a replica")
+        assert cluster.primaries() == [candidate]
+        # Paused: a replica whose server dies is not started again by its daemon.
+        pm = other.postmaster_pid()
+        assert pm is not None
+        os.kill(pm, signal.SIGKILL)
+        wait_for(lambda: other.postmaster_pid() is None, 20, f"{other.name}'s postmaster to be gone")
+        for _ in range(3):  # three HA cycles (loop_wait 2 s) and it is still down
+            wait_for(lambda: (other.status() or {}).get("state") == "stopped", 20, f"{other.name} to read stopped")
+            time.sleep(2)
+            assert other.postmaster_pid() is None, f"{other.name} was restarted in pause"
+        assert cluster.primaries() == [candidate]
+        # ... and back through the REST API, still paused.
+        body = json.dumps({"leader": candidate.name, "candidate": old.name}).encode()
+        req = urllib.request.Request(candidate.api + "/switchover", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            assert (resp.status, resp.read().decode()) == (200, f'Successfully switched over to "{old.name}"')
+        wait_for(old.is_primary, 60, "the old primary to be primary again while paused")
+        wait_for(lambda: _role(candidate) == "replica", 60, "the candidate to run as a replica again")
+        assert cluster.primaries() == [old]
+    finally:
+        out = patronictl(cluster, "resume", "--wait")
+        assert out.returncode == 0, out.stdout + out.stderr
+    healthy(cluster)  # resumed: the stopped replica is started again
+
+
+def test_crashed_primary_with_start_timeout_0_fails_over(cluster: LocalCluster) -> None:
+    out = patronictl(cluster, "edit-config", "--force", "-s", "primary_start_timeout=0")
+    assert out.returncode == 0, out.stderr + out.stdout
+    old = healthy(cluster)
+    wait_for(lambda: all((n.status() or {}).get("state") == "running" for n in cluster.nodes), 30, "all running")
+    pm = old.postmaster_pid()
+    assert pm is not None
+    os.kill(pm, signal.SIGKILL)
+    survivors = [n for n in cluster.nodes if n is not old]
+    new = wait_for(lambda: next((n for n in survivors if n.is_primary()), None), 60, "a replica to take over")
+    wait_for(lambda: "Primary crashed. Failing over." in old.log_tail(400), 30, "the crash failover log line")
+    assert "stopped PostgreSQL to fail over after a crash" in old.log_tail(400)
+    # The crashed primary was not started again as the primary: it comes back as a replica.
+    wait_for(lambda: _role(old) == "replica", 120, "the crashed primary to follow the new one")
+    assert cluster.primaries() == [new]
+    out = patronictl(cluster, "edit-config", "--force", "-s", "primary_start_timeout=null")
+    assert out.returncode == 0, out.stderr + out.stdout
+    healthy(cluster)
