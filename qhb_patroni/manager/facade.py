@@ -5,6 +5,7 @@ import logging
 import os
 import shlex
 import threading
+import time
 from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -52,6 +53,10 @@ class Manager:
         self._ops = threading.RLock()  # one state-changing operation at a time
         self.last_divergence_detail = ""
         self.callbacks = Callbacks(self.settings.callbacks, self.settings.scope)
+        # Promoted, and the CHECKPOINT that writes the new timeline into pg_control is not done
+        # yet: the member key says checkpoint_after_promote: false, and Patroni 3.0.2 members
+        # wait for it before they rewind from this node (a rewind before it breaks them).
+        self.checkpoint_pending = False
         if self.server.is_running():
             self.server.state = STATE_RUNNING  # joined an already running postmaster (7.6)
 
@@ -110,6 +115,8 @@ class Manager:
         data: Dict[str, Any] = {"conn_url": self.conn_url, "state": self.state, "role": self.role}
         if self.settings.proxy_url:
             data["proxy_url"] = self.settings.proxy_url
+        if self.checkpoint_pending and self.role == ROLE_MASTER:
+            data["checkpoint_after_promote"] = False
         last = self._last
         if last is not None:
             if last.pending_restart:
@@ -213,9 +220,28 @@ class Manager:
                 return False
             self.server.recovery = None
             self.server.role = ROLE_MASTER
+            self.checkpoint_pending = True
+            threading.Thread(target=self._checkpoint_after_promote, name="checkpoint-after-promote",
+                             daemon=True).start()
             self.server.write_config()
             self.callbacks.fire("on_role_change", ROLE_MASTER)
             return True
+
+    def _checkpoint_after_promote(self) -> None:
+        """CHECKPOINT right after a promote (3.0.2 does it too), retried while still the primary."""
+        pause = 1.0
+        while self.checkpoint_pending:
+            if self.server.role != ROLE_MASTER:
+                self.checkpoint_pending = False
+                return
+            try:
+                self.server.checkpoint()
+                self.checkpoint_pending = False
+                return
+            except ManagerError as exc:
+                log.warning("CHECKPOINT after promote failed: %s", exc)
+            time.sleep(pause)
+            pause = min(10.0, pause * 2)
 
     def _pre_promote(self) -> None:
         """postgresql.pre_promote: run the fencing command; a non-zero exit (or one that

@@ -167,6 +167,11 @@ def test_switchover_demote_then_promote(nodes: Dict[str, Any]) -> None:
     b.settings = replace(b.settings, pre_promote=f"touch {marker}")
     assert b.promote(30) is True
     assert os.path.exists(marker)
+    # The CHECKPOINT after the promote puts the new timeline into pg_control; until then the
+    # member key says checkpoint_after_promote: false (3.0.2 members wait before rewinding).
+    eventually(lambda: "checkpoint_after_promote" not in b.member_data(), what="the post-promote checkpoint")
+    control = b.server.controldata()
+    assert control is not None and control.checkpoint_timeline == 2
     b.settings = replace(b.settings, pre_promote=None)
     assert b.role == "master"
     assert b.observe().is_primary and b.observe().timeline == 2

@@ -51,3 +51,17 @@ def test_primary_stop_timeout_only_in_synchronous_mode(tmp_path: Path) -> None:
     assert timeout(primary_stop_timeout=30, synchronous_mode=True) == 30.0
     assert timeout(master_stop_timeout="15", synchronous_mode="on") == 15.0
     assert timeout(primary_stop_timeout=0, synchronous_mode=True) is None
+
+
+def test_member_key_says_checkpoint_after_promote_false_until_the_checkpoint(tmp_path: Path) -> None:
+    from qhb_patroni.core.model import ROLE_MASTER, ROLE_REPLICA
+    from qhb_patroni.manager import Manager
+
+    manager = Manager(_pg(tmp_path, proxy_address="10.0.0.9:6432", authentication={}))
+    assert "checkpoint_after_promote" not in manager.member_data()
+    assert manager.member_data()["proxy_url"] == "postgres://10.0.0.9:6432/qhb"
+    manager.server.role = ROLE_MASTER
+    manager.checkpoint_pending = True
+    assert manager.member_data()["checkpoint_after_promote"] is False
+    manager.server.role = ROLE_REPLICA  # demoted meanwhile: not a leader's field any more
+    assert "checkpoint_after_promote" not in manager.member_data()
