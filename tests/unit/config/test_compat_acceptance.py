@@ -130,6 +130,9 @@ def test_unimplemented_keys_only_when_they_would_do_something() -> None:
     config["bootstrap"]["method"] = "initdb"
     assert unimplemented(config) == []
     assert [p for p, _ in unimplemented(None, {"failsafe_mode": "on", "ttl": 30})] == ["failsafe_mode"]
+    assert unimplemented(None, {"standby_cluster": {"primary_slot_name": "x"}}) == []
+    assert [p for p, _ in unimplemented(None, {"standby_cluster": {"host": "10.0.0.1", "port": 5432}})] == [
+        "standby_cluster"]
 
 
 def test_unimplemented_keys_are_warned_at_start_and_by_validate_config(tmp_path: Any) -> None:
