@@ -126,9 +126,9 @@ _DYNAMIC: Tuple[Tuple[str, Kind, Any, str], ...] = (
     ("synchronous_mode", Kind.BOOL, False, "managed synchronous replication"),
     ("synchronous_mode_strict", Kind.BOOL, False, "keep synchronous_standby_names='*' without candidates"),
     ("synchronous_node_count", Kind.INT, 1, "number of synchronous standbys"),
-    ("failsafe_mode", Kind.BOOL, False, "DCS failsafe mode"),
+    ("failsafe_mode", Kind.BOOL, False, "DCS failsafe mode (not implemented, warned at start)"),
     ("pause", Kind.BOOL, None, "maintenance mode"),
-    ("standby_cluster", Kind.MAP, None, "replicate from a remote primary"),
+    ("standby_cluster", Kind.MAP, None, "replicate from a remote primary (not implemented, warned at start)"),
     ("standby_cluster.host", Kind.STR, None, "remote primary host"),
     ("standby_cluster.port", Kind.INT, None, "remote primary port"),
     ("standby_cluster.primary_slot_name", Kind.STR, None, "slot on the remote (none if absent)"),
@@ -136,11 +136,11 @@ _DYNAMIC: Tuple[Tuple[str, Kind, Any, str], ...] = (
     ("standby_cluster.restore_command", Kind.STR, None, ""),
     ("standby_cluster.archive_cleanup_command", Kind.STR, None, ""),
     ("standby_cluster.recovery_min_apply_delay", Kind.SCALAR, None, ""),
-    ("slots", Kind.MAP, None, "permanent replication slots"),
+    ("slots", Kind.MAP, None, "permanent replication slots (not implemented, warned at start)"),
     ("slots.*", Kind.MAP, None, "{type: physical} or {type: logical, database, plugin}"),
     ("permanent_slots", Kind.MAP, None, "alias of slots"),
     ("permanent_replication_slots", Kind.MAP, None, "alias of slots"),
-    ("ignore_slots", Kind.LIST, None, "slot matchers {name, type, database, plugin}"),
+    ("ignore_slots", Kind.LIST, None, "matchers {name, type, database, plugin} (not implemented, warned at start)"),
 )
 
 # Keys of the dynamic section that Patroni int()-coerces (a failure rejects the
