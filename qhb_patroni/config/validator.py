@@ -50,8 +50,12 @@ def _check_key(key: Key, root: Dict[str, Any], origin: Origin, problems: List[Pr
                                     f"expected a boolean, got {show(value)} (Patroni 3.0.2 starts with it; "
                                     f"qhb-patroni reads it as {'true' if spelled else 'false'})", lenient=True))
             continue
+        # 3.0.2 turns an unknown watchdog mode off (with a warning) and starts.
+        lenient = key.kind is Kind.WATCHDOG_MODE and isinstance(value, str)
         for sub, message in check(key.kind, value, key.choices):
-            problems.append(Problem(origin(path + sub), path + sub, message))
+            if lenient:
+                message += " (Patroni 3.0.2 starts with it and turns the watchdog off)"
+            problems.append(Problem(origin(path + sub), path + sub, message, lenient=lenient))
         if key.required and key.kind is Kind.STR and isinstance(value, str) and not value.strip():
             problems.append(Problem(origin(path), path, "must not be empty"))
         message = range_problem(key, value)

@@ -145,3 +145,13 @@ def test_unimplemented_keys_are_warned_at_start_and_by_validate_config(tmp_path:
     err = io.StringIO()
     validate_command(path, environ={}, err=err)
     assert f"warning: {warnings[0]}" in err.getvalue().splitlines()
+
+
+def test_unknown_watchdog_mode_starts_as_in_patroni_302(tmp_path: Any) -> None:
+    config = base()
+    config["watchdog"] = {"mode": "sometimes"}
+    problems = read_config(_write(tmp_path, config), environ={}).problems()
+    assert [(p.line().split(": ", 1)[1], p.lenient) for p in problems] == [
+        ("watchdog.mode: expected one of off, automatic, required, got 'sometimes' "
+         "(Patroni 3.0.2 starts with it and turns the watchdog off)", True)]
+    assert load_config(_write(tmp_path, config), environ={})["watchdog"] == {"mode": "sometimes"}
