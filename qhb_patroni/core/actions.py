@@ -38,10 +38,13 @@ class TakeLock:
 
 @dataclass(frozen=True)
 class ReleaseLock:
-    """Delete the leader key if still mine (CAS); `last_lsn` goes to /status first."""
+    """Delete the leader key if still mine (CAS); `last_lsn` goes to /status first.
+    `demoted`: the server is down and gives up being the primary - its role becomes
+    `demoted` first (as 3.0.2's demote), so no member takes it for a live primary."""
 
     version: Optional[int] = None
     last_lsn: Optional[int] = None
+    demoted: bool = False
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,7 @@ def _stopped(ctx: Ctx, memory: Memory) -> Decision:
                 # ttl so that a replica, not this crashed primary, takes over.
                 lead = ctx.leader
                 memory = replace(memory, crash_start_at=None, release_backoff_until=ctx.obs.now + ctx.settings.ttl)
-                release = A.ReleaseLock(version=lead.version if lead else None)
+                release = A.ReleaseLock(version=lead.version if lead else None, demoted=True)
                 return ctx.out(roles.CRASH_FAILOVER, [release], memory, note="Primary crashed. Failing over.")
         memory = replace(memory, crash_start_at=ctx.obs.now, rewind_state="idle")
         return ctx.out(roles.START_READONLY_LEADER, [_renew(ctx), A.StartReadOnlyLeader()], memory)

@@ -227,6 +227,13 @@ class Manager:
             self.callbacks.fire("on_role_change", ROLE_MASTER)
             return True
 
+    def mark_demoted(self) -> None:
+        """A primary whose server is down gives the role up (crash failover): member key
+        and REST API say `demoted`, not `master`, until it starts as a replica."""
+        with self._ops:
+            if not self.server.is_running():
+                self.server.role = ROLE_DEMOTED
+
     def _checkpoint_after_promote(self) -> None:
         """CHECKPOINT right after a promote (3.0.2 does it too), retried while still the primary."""
         pause = 1.0

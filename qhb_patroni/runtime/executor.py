@@ -129,6 +129,8 @@ class Executor:
         if isinstance(action, A.ReleaseLock):
             self.lease.lost()
             result.lock_changed = True
+            if action.demoted:
+                mgr.mark_demoted()
             return bool(dcs.delete_leader(action.version, last_lsn=action.last_lsn))
         if isinstance(action, A.WriteInitialize):
             return bool(dcs.initialize(action.value, create=action.create, version=action.version))

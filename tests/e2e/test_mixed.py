@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from typing import Any, Callable, Dict, Iterator, List
 
@@ -181,6 +182,31 @@ def test_kill9_of_their_leader_and_it_rejoins(cluster: LocalCluster) -> None:
     assert new is not theirs
     log = theirs.log_tail(2000)
     assert "requested timeline" not in log and "does not contain minimum recovery point" not in log, log
+
+
+def test_crash_of_our_primary_with_start_timeout_0(cluster: LocalCluster) -> None:
+    leader = _healthy_and_listed(cluster)
+    if leader is _theirs(cluster):
+        out = patronictl(cluster, "switchover", "--leader", leader.name, "--candidate", cluster.nodes[0].name,
+                         "--force")
+        assert out.returncode == 0, out.stdout + out.stderr
+        leader = cluster.nodes[0]
+        _wait(cluster, leader.is_primary, 90, "our node to be the primary")
+        _healthy_and_listed(cluster)
+    out = patronictl(cluster, "edit-config", "--force", "-s", "primary_start_timeout=0")
+    assert out.returncode == 0, out.stdout + out.stderr
+    theirs_log_before = len(_theirs(cluster).log_tail(100000))
+    pm = leader.postmaster_pid()
+    assert pm is not None
+    os.kill(pm, signal.SIGKILL)  # the database only: our daemon sees it crashed
+    survivors = [n for n in cluster.nodes if n is not leader]
+    _wait(cluster, lambda: next((n for n in survivors if n.is_primary()), None), 90, "a replica to take over")
+    assert "Primary crashed. Failing over." in leader.log_tail(500)
+    # Their node never took our crashed, demoted primary for a live one.
+    assert f"Primary ({leader.name}) is still alive" not in _theirs(cluster).log_tail(100000)[theirs_log_before:]
+    out = patronictl(cluster, "edit-config", "--force", "-s", "primary_start_timeout=null")
+    assert out.returncode == 0, out.stdout + out.stderr
+    _healthy_and_listed(cluster)
 
 
 def test_both_patronictls_list_the_same_cluster(cluster: LocalCluster) -> None:

@@ -63,7 +63,7 @@ def test_crashed_holder_asks_the_others_first() -> None:
 def test_crashed_holder_fails_over_when_a_replica_can_take_over() -> None:
     peers = {"n1": _timed_peer("n1"), "n2": None}
     d = run(make_obs(cluster(leader="n0", last_lsn=100), CRASHED, peers=peers), s=ZERO)
-    assert d.actions == (A.ReleaseLock(version=7),)  # released; the server is not started
+    assert d.actions == (A.ReleaseLock(version=7, demoted=True),)  # released; the server is not started
     assert render(d.reason) == "stopped PostgreSQL to fail over after a crash"
     assert d.reason.args["note"] == "Primary crashed. Failing over."
     assert d.memory.release_backoff_until == NOW + ZERO.ttl and d.memory.crash_start_at is None

@@ -65,3 +65,13 @@ def test_member_key_says_checkpoint_after_promote_false_until_the_checkpoint(tmp
     assert manager.member_data()["checkpoint_after_promote"] is False
     manager.server.role = ROLE_REPLICA  # demoted meanwhile: not a leader's field any more
     assert "checkpoint_after_promote" not in manager.member_data()
+
+
+def test_a_primary_that_is_down_can_give_the_role_up(tmp_path: Path) -> None:
+    from qhb_patroni.core.model import ROLE_MASTER
+    from qhb_patroni.manager import Manager
+
+    manager = Manager(_pg(tmp_path, authentication={}))
+    manager.server.role = ROLE_MASTER
+    manager.mark_demoted()  # nothing runs in tmp_path: a crashed primary
+    assert manager.member_data()["role"] == "demoted"
