@@ -14,7 +14,7 @@ from qhb_patroni import PATRONI_COMPAT_VERSION
 from . import render
 from .client import CONFIG_FILE_PATH, CtlError, load_ctl_config
 from .commands import configcmds, membercmds, opcmds, query
-from .context import Context, timestamp, watching
+from .context import Context, group_option, timestamp, watching
 from .select import ROLE_CHOICES, members_with_role
 
 logger = logging.getLogger("patronictl")
@@ -71,6 +71,7 @@ def _list(obj: Context, cluster_names: Tuple[str, ...], extended: bool, ts: bool
 
 @main.command("list", help="List the Patroni members for a given Patroni")
 @click.argument("cluster_names", nargs=-1)
+@group_option
 @click.option("--extended", "-e", is_flag=True, help="Show some extra information")
 @click.option("--timestamp", "-t", "ts", is_flag=True, help="Print timestamp")
 @click.option("--format", "-f", "fmt", default="pretty", help="Output format (pretty, tsv, json, yaml)")
@@ -83,6 +84,7 @@ def list_members(obj: Context, cluster_names: Tuple[str, ...], extended: bool, t
 
 @main.command("topology", help="Prints ASCII topology for given cluster")
 @click.argument("cluster_names", nargs=-1)
+@group_option
 @_watch_option
 @click.pass_obj
 def topology(obj: Context, cluster_names: Tuple[str, ...], w: bool, watch: Optional[float]) -> None:
@@ -91,6 +93,7 @@ def topology(obj: Context, cluster_names: Tuple[str, ...], w: bool, watch: Optio
 
 @main.command("history", help="Show the history of failovers/switchovers")
 @click.argument("cluster_name", required=False)
+@group_option
 @click.option("--format", "-f", "fmt", default="pretty", help="Output format (pretty, tsv, json, yaml)")
 @click.pass_obj
 def history(obj: Context, cluster_name: Optional[str], fmt: str) -> None:
@@ -102,6 +105,7 @@ def history(obj: Context, cluster_name: Optional[str], fmt: str) -> None:
 
 @main.command("dsn", help="Generate a dsn for the provided member, defaults to a dsn of the leader")
 @click.argument("cluster_name", required=False)
+@group_option
 @click.option("--role", "-r", type=click.Choice(list(ROLE_CHOICES)), default=None,
               help="Give a dsn of any member with this role")
 @click.option("--member", "-m", help="Generate a dsn for this member")
@@ -121,6 +125,7 @@ def dsn(obj: Context, cluster_name: Optional[str], role: Optional[str], member: 
 @main.command("version", help="Output version of patronictl command or a running Patroni instance")
 @click.argument("cluster_name", required=False)
 @click.argument("member_names", nargs=-1)
+@group_option
 @click.pass_obj
 def version(obj: Context, cluster_name: Optional[str], member_names: Tuple[str, ...]) -> None:
     click.echo(f"patronictl version {PATRONI_COMPAT_VERSION}")

@@ -14,6 +14,18 @@ from qhb_patroni.dcs import ClusterDCS, DCSError
 from .client import CtlError, PatroniRequest, get_dcs
 
 
+def _refuse_group(_ctx: click.Context, _param: click.Parameter, value: Optional[int]) -> None:
+    """--group is accepted where Patroni 3.0.2 accepts it, and refused plainly: it names
+    a Citus group (keys under /<namespace>/<scope>/<group>/), which qhb-patroni has not."""
+    if value is not None:
+        raise CtlError(f"--group {value}: Citus groups are not supported by qhb-patroni "
+                       "(the cluster has no groups; run the command without --group)")
+
+
+group_option = click.option("--group", type=int, expose_value=False, callback=_refuse_group,
+                            help="Citus group (not supported by qhb-patroni)")
+
+
 class Context:
     """What every command gets: the loaded configuration and lazily built clients."""
 

@@ -8,9 +8,11 @@ import sys
 from typing import List, Mapping, Optional, TextIO
 
 from . import PATRONI_COMPAT_VERSION, __version__
-from .config.errors import ConfigError
+from .config.errors import ConfigError, Problem
 from .config.loader import read_config
 from .config.system import system_problems
+from .config.unimplemented import warning_line
+from .config.validator import normalized
 
 
 def version_line() -> str:
@@ -49,10 +51,13 @@ def validate_command(path: Optional[str], environ: Optional[Mapping[str, str]] =
             print(line, file=out)
         return 1
     problems = loaded.problems()
-    if not problems:  # machine checks only make sense for a well-formed configuration
-        problems = system_problems(loaded.config, loaded.origin)
+    if not [p for p in problems if not p.lenient]:  # machine checks need a well-formed configuration
+        problems += system_problems(normalized(loaded.config), loaded.origin)
     for problem in problems:
         print(problem.line(), file=out)
+    unimplemented = warning_line(loaded.config)
+    if unimplemented:  # not an error: the daemon starts with them (and says the same)
+        print(f"warning: {unimplemented}", file=out)
     return 1 if problems else 0
 
 
@@ -69,8 +74,8 @@ def main(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] 
     try:
         loaded = read_config(args.configfile, env)
         problems = loaded.problems()
-        if problems:
-            raise ConfigError(problems)
+        if [p for p in problems if not p.lenient]:
+            raise ConfigError([p for p in problems if not p.lenient])
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)  # nothing on disk has been touched yet
         return 1
@@ -79,4 +84,12 @@ def main(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] 
     raise_nofile_limit()  # before any descriptor is opened: REST API connections + the HA loop's reserve
     from .daemon import run  # the daemon pulls in everything else; import it only to run
 
-    return int(run(loaded.config, args.configfile or None))
+    return int(run(normalized(loaded.config), args.configfile or None, start_warnings(loaded.config, problems)))
+
+
+def start_warnings(config: Mapping[str, object], problems: List[Problem]) -> List[str]:
+    """What the daemon logs at start about a configuration it accepts as 3.0.2 does:
+    the lenient problems, then the one line naming the unimplemented keys."""
+    lines = [p.line() for p in problems if p.lenient]
+    unimplemented = warning_line(config)
+    return lines + ([unimplemented] if unimplemented else [])

@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 from types import FrameType
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from . import PATRONI_COMPAT_VERSION
 from .api.control import ControlApi
@@ -15,6 +15,7 @@ from .api.views import scheduled_restart_json
 from .config.dynamic import effective_config, settings_from
 from .config.dynvalid import DynamicTracker, dynamic_problems, summary
 from .config.reloadable import restart_only_changes
+from .config.unimplemented import warning_line
 from .core.model import ClusterView
 from .core.observation import Settings
 from .core.operator import RestartCommand
@@ -27,6 +28,7 @@ from .runtime.executor import FatalError
 from .runtime.loop import HALoop
 from .runtime.notify import sd_notify
 from .runtime.ports import SystemClock
+from .runtime.probe import PeerProber
 from .runtime.status import StatusBoard, StatusView
 
 log = logging.getLogger("qhb_patroni")
@@ -95,6 +97,8 @@ class Daemon:
         self.api = RestApiServer.from_config(restapi, self.board)
         self.commands = CommandQueue()
         self.api_dcs = from_config(self.effective, self.name, self.clock.monotonic)  # the REST threads' own client
+        self._unimplemented_logged = ""
+        self.prober = PeerProber(config=config)  # member-to-member calls: ctl.* / restapi.* TLS and auth
         self.loop = HALoop(
             dcs=self.dcs,
             watch_dcs=self.watch_dcs,
@@ -105,9 +109,10 @@ class Daemon:
             clock=self.clock,
             commands=self.commands,
             on_reload=self.reload,
+            prober=self.prober,
         )
         ControlApi(dcs=self.api_dcs, commands=self.commands, wake=self.loop.wake.set,
-                   clock=self.clock).install(self.api)
+                   clock=self.clock, prober=self.prober).install(self.api)
 
     # ---- dynamic configuration -----------------------------------------------
     def _cache_path(self) -> str:
@@ -135,7 +140,15 @@ class Daemon:
                 self.effective = effective
                 self._apply_effective()
                 self._save_cache(dict(cluster.config.data))
+                self._warn_unimplemented(dict(cluster.config.data))
         return settings_from(self.effective)
+
+    def _warn_unimplemented(self, dynamic: Dict[str, Any]) -> None:
+        """/config holds keys qhb-patroni does not implement: say so once per change."""
+        line = warning_line(None, dynamic)
+        if line and line != self._unimplemented_logged:
+            log.warning("dynamic configuration: %s", line)
+        self._unimplemented_logged = line
 
     def _apply_effective(self) -> None:
         ttl = float(self.effective.get("ttl", 30))
@@ -204,6 +217,7 @@ class Daemon:
         self.api_url = _api_url(new)
         self.board.update(tags=self.tags, api_url=self.api_url)
         self._apply_effective()
+        self.prober.reconfigure(new)
         try:
             self.api.reload(self.local_config.get("restapi") or {})
         except Exception as exc:
@@ -264,8 +278,10 @@ class Daemon:
                 pass
 
 
-def run(config: Dict[str, Any], config_path: Optional[str] = None) -> int:
+def run(config: Dict[str, Any], config_path: Optional[str] = None, warnings: Sequence[str] = ()) -> int:
     setup_logging(config.get("log"))
+    for line in warnings:  # configuration 3.0.2 starts with, but not as it should be
+        log.warning("%s", line)
     try:
         daemon = Daemon(config, config_path)
     except (ValueError, DCSError) as exc:

@@ -85,6 +85,7 @@ MESSAGES: Dict[str, str] = {
     R.START_TIMEOUT_WAIT: "primary start has timed out, but continuing to wait because failover is not possible",
     R.START_LOCK_LOST: "stopped PostgreSQL while starting up because leader key was lost",
     R.START_FAILED_RELEASED: "removed leader key after trying and failing to start postgres",
+    R.CRASH_FAILOVER: "stopped PostgreSQL to fail over after a crash",
     R.START_FAILED: "failed to start postgres",
     R.NOT_RUNNING: "postgres is not running",
     R.NOT_RUNNING_RELEASED: "removed leader lock because postgres is not running",

@@ -46,3 +46,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 chmod -R a+rX "$(dirname "$VENV")"
+
+# A real Patroni 3.0.2 for the mixed-cluster end-to-end test (tests/e2e/test_mixed.py,
+# skipped without it), in its own venv built from the system Python so that the
+# unprivileged test user can run it. Used as a reference only.
+PATRONI_302=${PATRONI_302_VENV:-/opt/patroni-3.0.2}
+if [ ! -x "$PATRONI_302/bin/patroni" ]; then
+    echo "setup-env: installing Patroni 3.0.2 into $PATRONI_302"
+    /usr/bin/python3 -m venv "$PATRONI_302"
+    "$PATRONI_302/bin/pip" install -q 'patroni[etcd]==3.0.2' psycopg2-binary ydiff==1.2
+    chmod -R a+rX "$PATRONI_302"
+fi

@@ -22,11 +22,12 @@ from qhb_patroni.dcs import DCSError
 
 from .. import render
 from ..client import CtlError
-from ..context import Context
+from ..context import Context, group_option
 
 
 @click.command("show-config", help="Show cluster configuration")
 @click.argument("cluster_name", required=False)
+@group_option
 @click.pass_obj
 def show_config(obj: Context, cluster_name: Optional[str]) -> None:
     _, cluster = obj.named_cluster(cluster_name)
@@ -144,6 +145,7 @@ def invoke_editor(before: str, cluster_name: str) -> Tuple[str, Dict[str, Any]]:
 
 @click.command("edit-config", help="Edit cluster configuration")
 @click.argument("cluster_name", required=False)
+@group_option
 @click.option("--quiet", "-q", is_flag=True, help="Do not show changes")
 @click.option("--set", "-s", "kvpairs", multiple=True,
               help="Set specific configuration value. Can be specified multiple times")
@@ -203,6 +205,7 @@ def edit_config(obj: Context, cluster_name: Optional[str], quiet: bool, kvpairs:
 
 @click.command("remove", help="Remove cluster from DCS")
 @click.argument("cluster_name")
+@group_option
 @click.option("--format", "-f", "fmt", default="pretty", help="Output format (pretty, tsv, json, yaml)")
 @click.pass_obj
 def remove(obj: Context, cluster_name: str, fmt: str) -> None:

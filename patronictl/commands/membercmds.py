@@ -18,7 +18,7 @@ import click
 from qhb_patroni.core.model import Member
 
 from ..client import CtlError
-from ..context import Context
+from ..context import Context, group_option
 from ..select import ROLE_CHOICES
 from .opcmds import LONG_CALL, _body, get_members, parse_scheduled
 
@@ -49,7 +49,7 @@ def finish(action: str, failed: List[str], total: int) -> None:
 @click.command("restart", help="Restart selected members")
 @click.argument("cluster_name")
 @click.argument("member_names", nargs=-1)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--role", "-r", type=click.Choice(list(ROLE_CHOICES)), default="any",
               help="Restart only members with this role")
 @click.option("--any", "p_any", is_flag=True, help="Restart a single member only")
@@ -61,7 +61,7 @@ def finish(action: str, failed: List[str], total: int) -> None:
 @click.option("--timeout", help="Return error and fail over if necessary when restarting takes longer than this.")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
 @click.pass_obj
-def restart(obj: Context, cluster_name: str, member_names: Tuple[str, ...], group: Optional[int], role: str,
+def restart(obj: Context, cluster_name: str, member_names: Tuple[str, ...], role: str,
             p_any: bool, scheduled: Optional[str], version: Optional[str], pending: bool, timeout: Optional[str],
             force: bool) -> None:
     cluster = obj.get_cluster(obj.dcs(cluster_name))
@@ -126,12 +126,12 @@ def restart(obj: Context, cluster_name: str, member_names: Tuple[str, ...], grou
 @click.command("reload", help="Reload cluster member configuration")
 @click.argument("cluster_name")
 @click.argument("member_names", nargs=-1)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--role", "-r", type=click.Choice(list(ROLE_CHOICES)), default="any",
               help="Reload only members with this role")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
 @click.pass_obj
-def reload(obj: Context, cluster_name: str, member_names: Tuple[str, ...], group: Optional[int], role: str,
+def reload(obj: Context, cluster_name: str, member_names: Tuple[str, ...], role: str,
            force: bool) -> None:
     cluster = obj.get_cluster(obj.dcs(cluster_name))
     members = get_members(obj, cluster, cluster_name, member_names, role, force, "reload")
@@ -214,13 +214,13 @@ def wait_reinit(obj: Context, waiting: List[Member], deadline: float,
 @click.command("reinit", help="Reinitialize cluster member")
 @click.argument("cluster_name")
 @click.argument("member_names", nargs=-1)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
 @click.option("--wait", is_flag=True, help="Wait until reinitialization completes")
 @click.option("--wait-timeout", type=click.FloatRange(min=1), default=DEFAULT_WAIT_TIMEOUT, show_default=True,
               help="With --wait: give up after this many seconds")
 @click.pass_obj
-def reinit(obj: Context, cluster_name: str, member_names: Tuple[str, ...], group: Optional[int], force: bool,
+def reinit(obj: Context, cluster_name: str, member_names: Tuple[str, ...], force: bool,
            wait: bool, wait_timeout: float) -> None:
     cluster = obj.get_cluster(obj.dcs(cluster_name))
     members = get_members(obj, cluster, cluster_name, member_names, "replica", force, "reinitialize")

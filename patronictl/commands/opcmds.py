@@ -16,7 +16,7 @@ from qhb_patroni.dcs import ClusterDCS, DCSError, keys
 
 from .. import render
 from ..client import CtlError
-from ..context import Context
+from ..context import Context, group_option
 from ..select import ROLE_CHOICES, leader_member, members_with_role
 
 logger = logging.getLogger("patronictl")
@@ -165,26 +165,26 @@ def do_failover(obj: Context, action: str, cluster_name: Optional[str], leader: 
 
 @click.command("switchover", help="Switchover to a replica")
 @click.argument("cluster_name", required=False)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--leader", "--primary", "--master", "leader", help="The name of the current leader", default=None)
 @click.option("--candidate", help="The name of the candidate", default=None)
 @click.option("--scheduled", help="Timestamp of a scheduled switchover in unambiguous format (e.g. ISO 8601)",
               default=None)
 @click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
 @click.pass_obj
-def switchover(obj: Context, cluster_name: Optional[str], group: Optional[int], leader: Optional[str],
+def switchover(obj: Context, cluster_name: Optional[str], leader: Optional[str],
                candidate: Optional[str], scheduled: Optional[str], force: bool) -> None:
     do_failover(obj, "switchover", cluster_name, leader, candidate, force, scheduled)
 
 
 @click.command("failover", help="Failover to a replica")
 @click.argument("cluster_name", required=False)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--leader", "--primary", "--master", "leader", help="The name of the current leader", default=None)
 @click.option("--candidate", help="The name of the candidate", default=None)
 @click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
 @click.pass_obj
-def failover(obj: Context, cluster_name: Optional[str], group: Optional[int], leader: Optional[str],
+def failover(obj: Context, cluster_name: Optional[str], leader: Optional[str],
              candidate: Optional[str], force: bool) -> None:
     # 3.0.2 quirk: naming the leader turns the failover into a switchover.
     do_failover(obj, "switchover" if leader else "failover", cluster_name, leader, candidate, force, None)
@@ -197,12 +197,12 @@ def failover(obj: Context, cluster_name: Optional[str], group: Optional[int], le
 @click.argument("cluster_name")
 @click.argument("member_names", nargs=-1)
 @click.argument("target", type=click.Choice(["restart", "switchover"]))
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--role", "-r", type=click.Choice(list(ROLE_CHOICES)), default="any",
               help="Flush only members with this role")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation at any point")
 @click.pass_obj
-def flush(obj: Context, cluster_name: str, member_names: Tuple[str, ...], target: str, group: Optional[int],
+def flush(obj: Context, cluster_name: str, member_names: Tuple[str, ...], target: str,
           role: str, force: bool) -> None:
     dcs = obj.dcs(cluster_name)
     cluster = obj.get_cluster(dcs)
@@ -294,19 +294,19 @@ def toggle_pause(obj: Context, cluster_name: Optional[str], paused: bool, wait: 
 
 @click.command("pause", help="Disable auto failover")
 @click.argument("cluster_name", required=False)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--wait", is_flag=True, help="Wait until pause is applied on all nodes")
 @click.pass_obj
-def pause(obj: Context, cluster_name: Optional[str], group: Optional[int], wait: bool) -> None:
+def pause(obj: Context, cluster_name: Optional[str], wait: bool) -> None:
     toggle_pause(obj, cluster_name, True, wait)
 
 
 @click.command("resume", help="Resume auto failover")
 @click.argument("cluster_name", required=False)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--wait", is_flag=True, help="Wait until pause is cleared on all nodes")
 @click.pass_obj
-def resume(obj: Context, cluster_name: Optional[str], group: Optional[int], wait: bool) -> None:
+def resume(obj: Context, cluster_name: Optional[str], wait: bool) -> None:
     toggle_pause(obj, cluster_name, False, wait)
 
 

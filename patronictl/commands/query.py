@@ -11,7 +11,7 @@ from qhb_patroni.core.model import ClusterView, Member
 
 from .. import render
 from ..client import CtlError
-from ..context import Context, watching
+from ..context import Context, group_option, watching
 from ..select import ROLE_CHOICES, members_with_role
 
 logger = logging.getLogger("patronictl")
@@ -108,7 +108,7 @@ def print_output(header: Optional[List[str]], rows: Rows, fmt: str, delimiter: s
 
 @click.command("query", help="Query a Patroni PostgreSQL member")
 @click.argument("cluster_name", required=False)
-@click.option("--group", type=int, help="Citus group")
+@group_option
 @click.option("--format", "fmt", default="tsv", help="Output format (pretty, tsv, json, yaml)")
 @click.option("--file", "-f", "p_file", type=click.File("rb"), help="Execute the SQL commands from this file")
 @click.option("--password", is_flag=True, help="force password prompt")
@@ -122,7 +122,7 @@ def print_output(header: Optional[List[str]], rows: Rows, fmt: str, delimiter: s
 @click.option("--command", "-c", help="The SQL commands to execute")
 @click.option("-d", "--dbname", help="database name to connect to", type=str)
 @click.pass_obj
-def query(obj: Context, cluster_name: Optional[str], group: Optional[int], fmt: str, p_file: Optional[IO[bytes]],
+def query(obj: Context, cluster_name: Optional[str], fmt: str, p_file: Optional[IO[bytes]],
           password: bool, username: Optional[str], w: bool, watch: Optional[float], role: Optional[str],
           member: Optional[str], delimiter: str, command: Optional[str], dbname: Optional[str]) -> None:
     if role is not None and member is not None:

@@ -189,6 +189,8 @@ def settings_from(effective: Mapping[str, Any]) -> Settings:
         has_bootstrap=isinstance(bootstrap, Mapping),
         bootstrap_dcs=initial_dynamic(effective),
         primary_start_timeout=_number(effective.get("primary_start_timeout"), 300),
+        check_timeline=bool(_number(effective.get("check_timeline"), 0)),
+        max_timelines_history=max(0, int(_number(effective.get("max_timelines_history"), 0))),
         synchronous_mode=_flag(effective.get("synchronous_mode")),
         synchronous_mode_strict=_flag(effective.get("synchronous_mode_strict")),
         synchronous_node_count=max(1, int(_number(effective.get("synchronous_node_count"), 1))),

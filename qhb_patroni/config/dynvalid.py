@@ -10,12 +10,15 @@ parameter names / values that can be written into the config files
 (`DynamicTracker`: the last valid one stays in use)."""
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .dynamic import effective_config
 from .errors import ConfigError, Problem
 from .filevalues import file_value_problems, shape_problems
 from .validator import validate_dynamic
+
+log = logging.getLogger(__name__)
 
 DYNAMIC_SOURCE = "dynamic configuration"
 
@@ -27,7 +30,9 @@ def dynamic_problems(data: Any, source: str = DYNAMIC_SOURCE) -> List[Problem]:
     problems = shape_problems(data, source)
     if problems:  # the schema checks assume finite, reasonably shaped values
         return problems
-    problems = validate_dynamic(dict(data), source) + file_value_problems(data, source)
+    # lenient problems (what 3.0.2 accepts, such as the timing rule) do not make it unusable
+    problems = [p for p in validate_dynamic(dict(data), source) if not p.lenient]
+    problems += file_value_problems(data, source)
     if not problems:
         try:  # what the schema lets through (null for an integer key) the merge may still refuse
             effective_config({}, data)
@@ -72,5 +77,8 @@ class DynamicTracker:
             effective = effective_config(local, candidate)
         except ConfigError as exc:
             return None, exc
+        for problem in validate_dynamic(candidate):
+            if problem.lenient:  # used as 3.0.2 uses it, but said once per version
+                log.warning("dynamic configuration: %s", problem.message)
         self.valid = candidate
         return effective, None

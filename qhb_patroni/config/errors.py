@@ -25,11 +25,14 @@ class Problem:
 
     `source` names where the offending value came from (a file, a directory,
     an environment variable, `PATRONI_CONFIGURATION`, `dynamic configuration`).
-    `path` is empty when the problem is about the configuration as a whole."""
+    `path` is empty when the problem is about the configuration as a whole.
+    `lenient`: Patroni 3.0.2 starts with this value, so the daemon starts too
+    (with a warning); only --validate-config counts it as an error."""
 
     source: str
     path: KeyPath
     message: str
+    lenient: bool = False
 
     def line(self) -> str:
         parts = [self.source] if self.source else []

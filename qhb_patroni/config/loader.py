@@ -15,7 +15,7 @@ import yaml
 from .env import CONFIGURATION_VARIABLE, environment_config
 from .errors import ConfigError, KeyPath, Problem
 from .merge import deep_merge
-from .validator import validate_local
+from .validator import normalized, validate_local
 
 EMPTY_MESSAGE = "Config is empty."
 ENVIRONMENT_LABEL = "environment"
@@ -149,10 +149,12 @@ def load_config(path: Optional[str], environ: Optional[Mapping[str, str]] = None
                 validate: bool = True) -> Dict[str, Any]:
     """The local configuration (file or directory + PATRONI_* overrides, or the
     environment alone when `path` is empty). With `validate`, the first problem
-    found raises ConfigError (all problems are in its `problems`)."""
+    found raises ConfigError (all problems are in its `problems`); lenient ones
+    (values Patroni 3.0.2 starts with) do not. Booleans spelled 'yes', 'off', 1...
+    come back as real booleans."""
     loaded = read_config(path, environ)
     if validate:
-        problems = loaded.problems()
+        problems = [p for p in loaded.problems() if not p.lenient]
         if problems:
             raise ConfigError(problems)
-    return loaded.config
+    return normalized(loaded.config)

@@ -126,9 +126,9 @@ _DYNAMIC: Tuple[Tuple[str, Kind, Any, str], ...] = (
     ("synchronous_mode", Kind.BOOL, False, "managed synchronous replication"),
     ("synchronous_mode_strict", Kind.BOOL, False, "keep synchronous_standby_names='*' without candidates"),
     ("synchronous_node_count", Kind.INT, 1, "number of synchronous standbys"),
-    ("failsafe_mode", Kind.BOOL, False, "DCS failsafe mode"),
+    ("failsafe_mode", Kind.BOOL, False, "DCS failsafe mode (not implemented, warned at start)"),
     ("pause", Kind.BOOL, None, "maintenance mode"),
-    ("standby_cluster", Kind.MAP, None, "replicate from a remote primary"),
+    ("standby_cluster", Kind.MAP, None, "replicate from a remote primary (not implemented, warned at start)"),
     ("standby_cluster.host", Kind.STR, None, "remote primary host"),
     ("standby_cluster.port", Kind.INT, None, "remote primary port"),
     ("standby_cluster.primary_slot_name", Kind.STR, None, "slot on the remote (none if absent)"),
@@ -136,11 +136,11 @@ _DYNAMIC: Tuple[Tuple[str, Kind, Any, str], ...] = (
     ("standby_cluster.restore_command", Kind.STR, None, ""),
     ("standby_cluster.archive_cleanup_command", Kind.STR, None, ""),
     ("standby_cluster.recovery_min_apply_delay", Kind.SCALAR, None, ""),
-    ("slots", Kind.MAP, None, "permanent replication slots"),
+    ("slots", Kind.MAP, None, "permanent replication slots (not implemented, warned at start)"),
     ("slots.*", Kind.MAP, None, "{type: physical} or {type: logical, database, plugin}"),
     ("permanent_slots", Kind.MAP, None, "alias of slots"),
     ("permanent_replication_slots", Kind.MAP, None, "alias of slots"),
-    ("ignore_slots", Kind.LIST, None, "slot matchers {name, type, database, plugin}"),
+    ("ignore_slots", Kind.LIST, None, "matchers {name, type, database, plugin} (not implemented, warned at start)"),
 )
 
 # Keys of the dynamic section that Patroni int()-coerces (a failure rejects the
@@ -148,6 +148,7 @@ _DYNAMIC: Tuple[Tuple[str, Kind, Any, str], ...] = (
 DYNAMIC_INT_KEYS: Tuple[str, ...] = (
     "ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover", "maximum_lag_on_syncnode",
     "primary_start_timeout", "primary_stop_timeout", "check_timeline", "synchronous_node_count",
+    "max_timelines_history",
 )
 DYNAMIC_AS_IS_KEYS: Tuple[str, ...] = ("synchronous_mode", "synchronous_mode_strict", "failsafe_mode")
 LEGACY_DYNAMIC_ALIASES: Dict[str, str] = {
@@ -340,6 +341,9 @@ def _build_local() -> List[Key]:
         Key("ctl.certfile", Kind.STR, env="PATRONI_CTL_CERTFILE"),
         Key("ctl.keyfile", Kind.STR, env="PATRONI_CTL_KEYFILE"),
         Key("ctl.keyfile_password", Kind.SCALAR, env="PATRONI_CTL_KEYFILE_PASSWORD"),
+        Key("ctl.authentication", Kind.MAP, doc="basic auth of patronictl and member-to-member calls"),
+        Key("ctl.authentication.username", Kind.SCALAR),
+        Key("ctl.authentication.password", Kind.SCALAR),
         Key("log", Kind.MAP),
         Key("log.level", Kind.STR, default="INFO", env="PATRONI_LOG_LEVEL",
             choices=("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL", "NOTSET")),

@@ -4,9 +4,10 @@ configuration, driven by the schema table.
 Reachability and port-in-use checks are not done here (they need I/O)."""
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from .checks import as_int, check
+from .checks import as_int, check, parse_bool, show
 from .errors import KeyPath, Problem
 from .filevalues import file_value_problems, shape_problems
 from .schema import DYNAMIC_KEYS, LOCAL_KEYS, SUPPORTED_DCS, UNSUPPORTED_DCS, Key, Kind, dynamic_default
@@ -44,13 +45,32 @@ def _check_key(key: Key, root: Dict[str, Any], origin: Origin, problems: List[Pr
             if key.required and key.kind is not Kind.MAP:
                 problems.append(Problem(origin(path), path, "missing required value"))
             continue
+        spelled = bool_spelling(key, value)
+        if spelled is not None:
+            problems.append(Problem(origin(path), path,
+                                    f"expected a boolean, got {show(value)} (Patroni 3.0.2 starts with it; "
+                                    f"qhb-patroni reads it as {'true' if spelled else 'false'})", lenient=True))
+            continue
+        # 3.0.2 turns an unknown watchdog mode off (with a warning) and starts.
+        lenient = key.kind is Kind.WATCHDOG_MODE and isinstance(value, str)
         for sub, message in check(key.kind, value, key.choices):
-            problems.append(Problem(origin(path + sub), path + sub, message))
+            if lenient:
+                message += " (Patroni 3.0.2 starts with it and turns the watchdog off)"
+            problems.append(Problem(origin(path + sub), path + sub, message, lenient=lenient))
         if key.required and key.kind is Kind.STR and isinstance(value, str) and not value.strip():
             problems.append(Problem(origin(path), path, "must not be empty"))
         message = range_problem(key, value)
         if message:
             problems.append(Problem(origin(path), path, message))
+
+
+def bool_spelling(key: Key, value: Any) -> Optional[bool]:
+    """The boolean a BOOL key's non-boolean value spells ('yes', 'off', 1, 0...),
+    None when the value is a real boolean or spells nothing."""
+    if key.kind is not Kind.BOOL or isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    parsed = parse_bool(value)
+    return None if parsed is None else bool(parsed)
 
 
 def range_problem(key: Key, value: Any) -> str:
@@ -100,9 +120,12 @@ def _dcs_problems(config: Dict[str, Any], origin: Origin) -> List[Problem]:
     return problems
 
 
-def _timing_problems(dcs: Any, path: KeyPath, origin: Origin) -> List[Problem]:
+def _timing_problems(dcs: Any, path: KeyPath, origin: Origin, local: bool = False) -> List[Problem]:
     """loop_wait + 2*retry_timeout <= ttl, when one of the three is given (the
-    others take their defaults) and all are valid integers."""
+    others take their defaults) and all are valid integers. In the local file
+    (bootstrap.dcs) and in /config alike it is lenient: 3.0.2 neither checks it nor
+    refuses such a configuration, so a node of ours must not ignore one a 3.0.2 node
+    wrote; --validate-config still reports it."""
     names = ("ttl", "loop_wait", "retry_timeout")
     if not isinstance(dcs, dict) or not any(k in dcs for k in names):
         return []
@@ -113,9 +136,11 @@ def _timing_problems(dcs: Any, path: KeyPath, origin: Origin) -> List[Problem]:
         return []
     if loop_wait + 2 * retry_timeout <= ttl:
         return []
-    return [Problem(origin(path + ("ttl",)), path,
-                    f"loop_wait + 2*retry_timeout must not exceed ttl "
-                    f"({loop_wait} + 2*{retry_timeout} > {ttl})")]
+    message = f"loop_wait + 2*retry_timeout must not exceed ttl ({loop_wait} + 2*{retry_timeout} > {ttl})"
+    if local:
+        message += ("; Patroni 3.0.2 does not check this and starts: a leader cut off from the DCS "
+                    "may not notice before its key expires")
+    return [Problem(origin(path + ("ttl",)), path, message, lenient=True)]
 
 
 def _extra_problems(config: Dict[str, Any], origin: Origin) -> List[Problem]:
@@ -146,10 +171,27 @@ def validate_local(config: Dict[str, Any], origin: Optional[Origin] = None) -> L
     problems += _dcs_problems(config, where)
     bootstrap = config.get("bootstrap")
     if isinstance(bootstrap, dict):
-        problems += _timing_problems(bootstrap.get("dcs"), ("bootstrap", "dcs"), where)
+        problems += _timing_problems(bootstrap.get("dcs"), ("bootstrap", "dcs"), where, local=True)
     problems += _extra_problems(config, where)
     problems += [Problem(where(p.path), p.path, p.message) for p in file_value_problems(config, "", local=True)]
     return _dedup(problems)
+
+
+def normalized(config: Dict[str, Any]) -> Dict[str, Any]:
+    """A copy of `config` where every boolean key spelled as 3.0.2 accepts it
+    ('yes', 'off', 1...) holds the real boolean, so the daemon reads one type."""
+    out = copy.deepcopy(config)
+    for key in LOCAL_KEYS:
+        if key.kind is not Kind.BOOL:
+            continue
+        for path, value in list(_walk(out, key.parts, ())):
+            spelled = bool_spelling(key, value)
+            if spelled is not None:
+                parent: Any = out
+                for part in path[:-1]:
+                    parent = parent[part]
+                parent[path[-1]] = spelled
+    return out
 
 
 def validate_dynamic(dynamic: Dict[str, Any], source: str = "dynamic configuration") -> List[Problem]:

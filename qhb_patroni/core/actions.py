@@ -42,11 +42,14 @@ class ReleaseLock:
     """Delete the leader key if still mine (CAS on `version`; None = by name);
     `last_lsn` goes to /status first.  `stopped_position`: publish instead the
     position of the (just stopped) local server, known only once it stopped - the
-    shutdown checkpoint, so the candidate knows it has everything."""
+    shutdown checkpoint, so the candidate knows it has everything.  `demoted`: the
+    server is down and gives up being the primary - its role becomes `demoted` first
+    (as 3.0.2's demote), so no member takes it for a live primary."""
 
     version: Optional[int] = None
     last_lsn: Optional[int] = None
     stopped_position: bool = False
+    demoted: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,10 @@ class ClearFailover:
 
 @dataclass(frozen=True)
 class WriteHistory:
-    """Refresh /history from the local timeline history files (shell reads them)."""
+    """Refresh /history from the local timeline history files (shell reads them),
+    keeping the last `keep` lines (max_timelines_history; 0 = all)."""
+
+    keep: int = 0
 
 
 # offline: the DCS view is unusable, restart following nobody; immediate: stop at once and

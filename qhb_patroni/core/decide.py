@@ -25,7 +25,7 @@ from . import actions as A
 from . import roles
 from .cancel import cancels_for_forced_reinit
 from .context import Ctx, arm_rewind_check
-from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT, TaskKind
+from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT, PRE_PROMOTE_FAILED_ERROR, TaskKind
 from .model import Member
 from .observation import Decision, Memory, Observation, Settings
 from .operator import operator_actions
@@ -182,6 +182,13 @@ def _task_finished(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory
             memory = replace(memory, rewind_state="idle")
             return ctx.out(roles.REWIND_FAILED_REMOVE, [A.RemoveDataDir()], memory), memory, False
         return None, replace(memory, rewind_state="failed"), False
+    if task.kind == TaskKind.PROMOTE and not task.ok and (task.error or "").endswith(PRE_PROMOTE_FAILED_ERROR) \
+            and ctx.i_am_leader and not ctx.local.is_primary:
+        # The fencing command refused: give the lock up and stay out of the race for a ttl (3.0.2).
+        lead = ctx.leader
+        memory = replace(memory, release_backoff_until=ctx.obs.now + ctx.settings.ttl)
+        release = A.ReleaseLock(version=lead.version if lead is not None else None)
+        return ctx.out(roles.PRE_PROMOTE_FAILED, [release], memory), memory, False
     return None, memory, task.kind == TaskKind.PROMOTE and task.ok
 
 

@@ -53,6 +53,8 @@ def is_healthiest(obs: Observation, memory: Memory, settings: Settings) -> Verdi
     my_lsn = local.lsn or 0
     if rule.check_lag and cluster.last_lsn - my_lsn > settings.maximum_lag_on_failover:
         return Verdict(False, "My wal position exceeds maximum replication lag")
+    if settings.check_timeline and (local.timeline or 0) < cluster.timeline:
+        return Verdict(False, f"My timeline {local.timeline} is behind last known cluster timeline {cluster.timeline}")
     if obs.peers is None:
         names = set(race_candidates(cluster, settings.name)) | set(rule.probe or ())
         if allowed:

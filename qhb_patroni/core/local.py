@@ -21,6 +21,10 @@ STATE_INITIALIZING = "initializing new cluster"
 STATE_INITDB_FAILED = "initdb failed"
 STATE_CREATING_REPLICA = "creating replica"
 
+# Error of a Promote task whose postgresql.pre_promote (fencing) command failed: the
+# lock holder gives the lock up instead of promoting (3.0.2).
+PRE_PROMOTE_FAILED_ERROR = "pre-promote script failed"
+
 # Control data states of a cluster that stopped without a shutdown checkpoint.
 CRASHED_CONTROLDATA_STATES = ("in production", "shutting down", "in crash recovery")
 

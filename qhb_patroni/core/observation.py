@@ -53,6 +53,8 @@ class Settings:
     has_bootstrap: bool = True  # a `bootstrap` section is configured
     bootstrap_dcs: Mapping[str, Any] = field(default_factory=dict)  # written as /config after bootstrap
     primary_start_timeout: float = 300
+    check_timeline: bool = False  # exclude failover candidates behind the cluster timeline
+    max_timelines_history: int = 0  # lines kept in /history (0 = all)
     # Synchronous replication (dynamic configuration, spec 5.11).
     synchronous_mode: bool = False
     synchronous_mode_strict: bool = False

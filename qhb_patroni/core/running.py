@@ -14,6 +14,7 @@ from typing import List, Optional
 from . import actions as A
 from . import roles
 from .context import Ctx, arm_rewind_check
+from .crash import failover_candidates, failover_possible
 from .election import is_healthiest
 from .local import CRASHED_CONTROLDATA_STATES, STATE_START_FAILED, STATE_STARTING
 from .model import Member
@@ -85,9 +86,14 @@ def _promote(ctx: Ctx) -> A.Promote:
     return A.Promote(slots=member_slots(ctx.cluster, ctx.me) if ctx.settings.use_slots else ())
 
 
-def _failover_possible(ctx: Ctx) -> bool:
-    """Some other member could take over (running, may fail over)."""
-    return any(m.name != ctx.me and m.is_running and not m.nofailover for m in ctx.cluster.members)
+def _failover_check(ctx: Ctx) -> Optional[bool]:
+    """Could another member take over (core.crash)? None: its status must be asked first."""
+    names = failover_candidates(ctx.cluster, ctx.settings)
+    if not names:
+        return False
+    if ctx.obs.peers is None:
+        return None
+    return failover_possible(ctx.cluster, ctx.settings, ctx.obs.peers)
 
 
 def follow_target(ctx: Ctx) -> Optional[Member]:
@@ -126,7 +132,11 @@ def _starting(ctx: Ctx, memory: Memory) -> Decision:
     if memory.crash_start_at is None:
         memory = replace(memory, crash_start_at=now)
     if deadline_passed(memory.crash_start_at, timeout, now):
-        if _failover_possible(ctx):
+        possible = _failover_check(ctx)
+        if possible is None:
+            names = failover_candidates(ctx.cluster, ctx.settings)
+            return ctx.out(roles.PROBE_PEERS, [A.ProbePeers(names)], memory)
+        if possible:
             memory = replace(memory, crash_start_at=None)
             return ctx.out(roles.START_TIMEOUT_DEMOTE, [A.Demote("immediate"), A.ReleaseLock()], memory)
         return ctx.out(roles.START_TIMEOUT_WAIT, [_renew(ctx)], memory)
@@ -140,6 +150,18 @@ def _stopped(ctx: Ctx, memory: Memory) -> Decision:
             memory = replace(memory, crash_start_at=None)
             lead = ctx.leader
             return ctx.out(roles.START_FAILED_HOLDER, [A.ReleaseLock(version=lead.version if lead else None)], memory)
+        if ctx.settings.primary_start_timeout == 0:  # fail over rather than restart, when possible
+            possible = _failover_check(ctx)
+            if possible is None:
+                names = failover_candidates(ctx.cluster, ctx.settings)
+                return ctx.out(roles.PROBE_PEERS, [A.ProbePeers(names)], memory)
+            if possible:
+                # Give the key up without starting the server; keep out of the race for a
+                # ttl so that a replica, not this crashed primary, takes over.
+                lead = ctx.leader
+                memory = replace(memory, crash_start_at=None, release_backoff_until=ctx.obs.now + ctx.settings.ttl)
+                release = A.ReleaseLock(version=lead.version if lead else None, demoted=True)
+                return ctx.out(roles.CRASH_FAILOVER, [release], memory, note="Primary crashed. Failing over.")
         memory = replace(memory, crash_start_at=ctx.obs.now, rewind_state="idle")
         return ctx.out(roles.START_READONLY_LEADER, [_renew(ctx), A.StartReadOnlyLeader()], memory)
     if ctx.other_leader is None:
@@ -261,7 +283,7 @@ def _mine(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
         if tuple(sorted(local.slots)) != wanted:
             acts.append(A.SyncSlots(wanted))
     if promoted:
-        acts.append(A.WriteHistory())
+        acts.append(A.WriteHistory(keep=ctx.settings.max_timelines_history))
     return ctx.out(roles.LOCK_HELD, acts, memory, **args)
 
 

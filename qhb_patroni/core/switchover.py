@@ -46,10 +46,13 @@ def _epoch(when: _dt.datetime) -> float:
 
 
 def eligible(peer: Optional[PeerStatus], cluster: ClusterView, settings: Settings, check_lag: bool = True) -> bool:
-    """Reachable, allowed to fail over, and not lagging too far behind."""
+    """Reachable, allowed to fail over, not lagging too far behind and, with
+    check_timeline, not behind the cluster timeline."""
     if peer is None or not peer_can_take_over(peer):
         return False
     if check_lag and cluster.last_lsn and cluster.last_lsn - peer.wal_position > settings.maximum_lag_on_failover:
+        return False
+    if settings.check_timeline and (not peer.timeline or peer.timeline < cluster.timeline):
         return False
     return True
 

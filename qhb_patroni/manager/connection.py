@@ -40,7 +40,7 @@ def credential_params(credentials: Credentials) -> Dict[str, Any]:
 def local_params(settings: PgSettings, statement_timeout_ms: Optional[int] = STATEMENT_TIMEOUT_MS) -> Dict[str, Any]:
     """Superuser connection to the local server (7.3)."""
     params: Dict[str, Any] = {
-        "host": settings.local_host,
+        "host": settings.local_connect_host,
         "port": settings.port,
         "dbname": settings.database,
         "fallback_application_name": "Patroni",

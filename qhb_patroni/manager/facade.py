@@ -3,11 +3,20 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import threading
+import time
 from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..core.local import STATE_RUNNING, STATE_STARTING, STATE_STOPPED, LocalState, ReplicationState
+from ..core.local import (
+    PRE_PROMOTE_FAILED_ERROR,
+    STATE_RUNNING,
+    STATE_STARTING,
+    STATE_STOPPED,
+    LocalState,
+    ReplicationState,
+)
 from ..core.model import ROLE_DEMOTED, ROLE_MASTER, ROLE_PROMOTED, ROLE_UNINITIALIZED
 from ..runtime.status import ServerStatus
 from . import bootstrap as _bootstrap
@@ -19,6 +28,7 @@ from . import slots as _slots
 from . import syncrep as _syncrep
 from .callbacks import Callbacks
 from .files import local_history, remove_data_directory
+from .process import run_watched
 from .server import LocalServer
 from .settings import ManagerError, PgSettings, load_settings
 from .wipe import plan_removal
@@ -26,6 +36,8 @@ from .wipe import plan_removal
 _DEMOTE_STOP_MODES = {"offline": "fast", "graceful": "fast", "immediate": "immediate", "immediate-nolock": "immediate"}
 
 log = logging.getLogger(__name__)
+# 3.0.2 waits for the fencing command without a limit; ours ends it after an hour.
+PRE_PROMOTE_TIMEOUT = 3600.0
 
 # Control data states of a cluster that stopped without a shutdown checkpoint.
 _CRASHED_STATES = ("in production", "shutting down", "in crash recovery")
@@ -43,6 +55,10 @@ class Manager:
         self._ops = threading.RLock()  # one state-changing operation at a time
         self.last_divergence_detail = ""
         self.callbacks = Callbacks(self.settings.callbacks, self.settings.scope)
+        # Promoted, and the CHECKPOINT that writes the new timeline into pg_control is not done
+        # yet: the member key says checkpoint_after_promote: false, and Patroni 3.0.2 members
+        # wait for it before they rewind from this node (a rewind before it breaks them).
+        self.checkpoint_pending = False
         if self.server.is_running():
             self.server.state = STATE_RUNNING  # joined an already running postmaster (7.6)
 
@@ -99,6 +115,10 @@ class Manager:
     def member_data(self) -> Dict[str, Any]:
         """Member key fields owned by the manager (api_url/version/tags come from the runtime)."""
         data: Dict[str, Any] = {"conn_url": self.conn_url, "state": self.state, "role": self.role}
+        if self.settings.proxy_url:
+            data["proxy_url"] = self.settings.proxy_url
+        if self.checkpoint_pending and self.role == ROLE_MASTER:
+            data["checkpoint_after_promote"] = False
         last = self._last
         if last is not None:
             if last.pending_restart:
@@ -164,10 +184,16 @@ class Manager:
                 self.callbacks.fire("on_start", self.role)
             return ok
 
+    def _primary_stop_timeout(self, timeout: Optional[float]) -> Optional[float]:
+        """primary_stop_timeout bounds the stop of a primary (synchronous mode only)."""
+        if timeout is None and self.settings.primary_stop_timeout and self.role == ROLE_MASTER:
+            return self.settings.primary_stop_timeout
+        return timeout
+
     def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
         with self._ops:
             was_running = self.server.is_running()
-            ok = self.server.stop(mode, timeout)
+            ok = self.server.stop(mode, self._primary_stop_timeout(timeout))
             if ok and was_running:
                 self.callbacks.fire("on_stop", self.role)
             return ok
@@ -193,15 +219,57 @@ class Manager:
             if self.server.in_recovery() is False:
                 self.server.role = ROLE_MASTER
                 return True
+            self._pre_promote()
             self.server.role = ROLE_PROMOTED
             self.server.promote()
             if not self.server.wait_recovery_state(False, wait_seconds):
                 return False
             self.server.recovery = None
             self.server.role = ROLE_MASTER
+            self.checkpoint_pending = True
+            threading.Thread(target=self._checkpoint_after_promote, name="checkpoint-after-promote",
+                             daemon=True).start()
             self.server.write_config()
             self.callbacks.fire("on_role_change", ROLE_MASTER)
             return True
+
+    def mark_demoted(self) -> None:
+        """A primary whose server is down gives the role up (crash failover): member key
+        and REST API say `demoted`, not `master`, until it starts as a replica."""
+        with self._ops:
+            if not self.server.is_running():
+                self.server.role = ROLE_DEMOTED
+
+    def _checkpoint_after_promote(self) -> None:
+        """CHECKPOINT right after a promote (3.0.2 does it too), retried while still the primary."""
+        pause = 1.0
+        while self.checkpoint_pending:
+            if self.server.role != ROLE_MASTER:
+                self.checkpoint_pending = False
+                return
+            try:
+                self.server.checkpoint()
+                self.checkpoint_pending = False
+                return
+            except ManagerError as exc:
+                log.warning("CHECKPOINT after promote failed: %s", exc)
+            time.sleep(pause)
+            pause = min(10.0, pause * 2)
+
+    def _pre_promote(self) -> None:
+        """postgresql.pre_promote: run the fencing command; a non-zero exit (or one that
+        cannot run) refuses the promotion and the core gives the lock up."""
+        command = self.settings.pre_promote
+        if not command:
+            return
+        try:
+            rc, _out, err = run_watched(shlex.split(command), PRE_PROMOTE_TIMEOUT)
+        except ManagerError as exc:
+            log.error("pre_promote script `%s` failed: %s", command, exc)
+            raise ManagerError(PRE_PROMOTE_FAILED_ERROR) from exc
+        log.info("pre_promote script `%s` exited with %s", command, rc)
+        if rc != 0:
+            raise ManagerError(PRE_PROMOTE_FAILED_ERROR)
 
     def follow(self, leader_conn_url: Optional[str]) -> bool:
         with self._ops:
@@ -218,7 +286,7 @@ class Manager:
                     self.server.checkpoint()
                 except ManagerError:
                     pass  # the shutdown checkpoint follows anyway
-            if not self.server.stop(_DEMOTE_STOP_MODES[mode]):
+            if not self.server.stop(_DEMOTE_STOP_MODES[mode], self._primary_stop_timeout(None)):
                 raise ManagerError("server did not stop")
             self.server.sync_standby_names = None  # a replica waits for nobody
             self.server.role = ROLE_DEMOTED

@@ -296,7 +296,9 @@ def run_tool(cmd: Sequence[str], timeout: float, env: Optional[Dict[str, str]] =
 
 def stop_process_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     """SIGTERM to the child's process group, SIGKILL to what is left after `grace`
-    seconds (stragglers too: the group outlives its leader while members remain)."""
+    seconds (stragglers too: the group outlives its leader while members remain).
+    Returns once no member of the group is alive any more (at most ~10 s more): the
+    pipes reach EOF while a killed member is still exiting, so EOF alone proves nothing."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
         try:
             os.killpg(proc.pid, sig)
@@ -311,4 +313,26 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> Non
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        return
+        break
+    deadline = time.monotonic() + 10.0
+    while group_members_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def group_members_alive(pgid: int) -> bool:
+    """Some process of group `pgid` exists and is not a zombie (Linux /proc)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return False
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False

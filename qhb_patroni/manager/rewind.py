@@ -69,6 +69,7 @@ def replica_timeline(server: LocalServer) -> Optional[int]:
     for credentials in (s.replication, s.superuser):
         params = remote_params(f"postgres://{_url_host(s.local_host)}:{s.port}/{s.database}", credentials,
                                s.database)
+        params["host"] = s.local_replication_host  # the socket directory with use_unix_socket_repl
         try:
             return sql.identify_system(params)[1]
         except ManagerError:

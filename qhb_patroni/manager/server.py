@@ -96,7 +96,7 @@ class LocalServer:
         if self.recovery is not None or os.path.exists(self.layout.standby_signal):
             self._apply_controldata_minimums(params)
         text = conffiles.render_main_conf(
-            self.layout.base_conf_name,
+            self.settings.custom_conf or self.layout.base_conf_name,
             params,
             self.layout.hba_file,
             self.layout.ident_file,
@@ -148,7 +148,7 @@ class LocalServer:
 
     def isready_cmd(self) -> List[str]:
         s = self.settings
-        return [self.bin["isready"], "-h", s.local_host, "-p", str(s.port), "-d", s.database,
+        return [self.bin["isready"], "-h", s.local_connect_host, "-p", str(s.port), "-d", s.database,
                 "-U", s.superuser.username, "-t", "2"]
 
     def start(self, timeout: Optional[float] = None) -> bool:

@@ -29,6 +29,25 @@ def _as_bool(value: Any, default: bool = False) -> bool:
     return bool(value)
 
 
+def _lines(value: Any) -> Optional[List[str]]:
+    """A pg_hba / pg_ident list as file lines; None when not set (or not a list)."""
+    if not isinstance(value, list) or not value:
+        return None
+    return [str(line) for line in value]
+
+
+def _stop_timeout(config: Mapping[str, Any]) -> Optional[float]:
+    """primary_stop_timeout (legacy master_stop_timeout): only in synchronous mode and > 0 (3.0.2)."""
+    value = config.get("primary_stop_timeout")
+    if value is None:
+        value = config.get("master_stop_timeout")
+    try:
+        seconds = float(value) if value is not None else 0.0
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 and _as_bool(config.get("synchronous_mode")) else None
+
+
 def split_listen(listen: str) -> Tuple[str, int]:
     """'addr[,addr...]:port' -> ('addr,addr', port)."""
     listen = str(listen).strip()
@@ -78,10 +97,39 @@ class PgSettings:
     bootstrap_users: Mapping[str, Any]
     server_log: Optional[str]
     callbacks: Mapping[str, Any] = field(default_factory=dict)
-    # postgresql.pg_hba / pg_ident: whole file contents, written only when no
-    # custom hba_file / ident_file is configured (7.5).
+    # postgresql.pg_hba / pg_ident: whole file contents, written into the file
+    # hba_file / ident_file names (QHB: qhb_hba.conf); None = leave the file alone.
     pg_hba: Optional[List[str]] = None
     pg_ident: Optional[List[str]] = None
+    # Local connections (superuser / replication) through the socket directory.
+    use_unix_socket: bool = False
+    use_unix_socket_repl: bool = False
+    proxy_address: Optional[str] = None  # published as proxy_url in the member key
+    custom_conf: Optional[str] = None  # included by the main config instead of <base>.base.conf
+    pre_promote: Optional[str] = None  # fencing command run before promote; non-zero exit refuses it
+    # primary_stop_timeout (dynamic): in synchronous mode, the longest wait for a primary's
+    # postmaster to stop before it is killed; None = pg_ctl_timeout as usual.
+    primary_stop_timeout: Optional[float] = None
+
+    @property
+    def socket_directory(self) -> Optional[str]:
+        """The first absolute directory of unix_socket_directories (None: none set)."""
+        value = self.parameters.get("unix_socket_directories")
+        for directory in str(value or "").split(","):
+            if directory.strip().startswith("/"):
+                return directory.strip()
+        return None
+
+    @property
+    def local_connect_host(self) -> str:
+        """Host of the daemon's own connections: the socket directory with use_unix_socket
+        (TCP when no absolute socket directory is set, as 3.0.2 falls back)."""
+        return (self.socket_directory if self.use_unix_socket else None) or self.local_host
+
+    @property
+    def local_replication_host(self) -> str:
+        """The same for local replication connections (use_unix_socket_repl)."""
+        return (self.socket_directory if self.use_unix_socket_repl else None) or self.local_host
 
     @property
     def local_host(self) -> str:
@@ -101,6 +149,10 @@ class PgSettings:
     @property
     def conn_url(self) -> str:
         return f"postgres://{self.connect_address}/{self.database}"
+
+    @property
+    def proxy_url(self) -> Optional[str]:
+        return f"postgres://{self.proxy_address}/{self.database}" if self.proxy_address else None
 
 
 def load_settings(config: Mapping[str, Any]) -> PgSettings:
@@ -165,6 +217,12 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
         bootstrap_users=dict(bootstrap.get("users") or {}),
         server_log=str(pg["server_log"]) if pg.get("server_log") else None,
         callbacks=dict(pg.get("callbacks") or {}),
-        pg_hba=None if custom_hba or not pg.get("pg_hba") else [str(x) for x in pg["pg_hba"]],
-        pg_ident=None if custom_ident or not pg.get("pg_ident") else [str(x) for x in pg["pg_ident"]],
+        proxy_address=str(pg["proxy_address"]) if pg.get("proxy_address") else None,
+        custom_conf=str(pg["custom_conf"]) if pg.get("custom_conf") else None,
+        pre_promote=str(pg["pre_promote"]) if pg.get("pre_promote") else None,
+        primary_stop_timeout=_stop_timeout(config),
+        use_unix_socket=_as_bool(pg.get("use_unix_socket")),
+        use_unix_socket_repl=_as_bool(pg.get("use_unix_socket_repl")),
+        pg_hba=_lines(pg.get("pg_hba")),
+        pg_ident=_lines(pg.get("pg_ident")),
     )

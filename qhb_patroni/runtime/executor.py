@@ -132,6 +132,8 @@ class Executor:
         if isinstance(action, A.ReleaseLock):
             self.lease.lost()
             result.lock_changed = True
+            if action.demoted:
+                mgr.mark_demoted()
             last_lsn = self._stopped_position() if action.stopped_position else action.last_lsn
             return bool(dcs.delete_leader(action.version, last_lsn=last_lsn))
         if isinstance(action, A.StopServer):
@@ -151,7 +153,8 @@ class Executor:
         if isinstance(action, A.ClearFailover):
             return bool(dcs.set_failover({}, version=action.version))
         if isinstance(action, A.WriteHistory):
-            return bool(dcs.set_history(mgr.timeline_history()))
+            history = mgr.timeline_history()
+            return bool(dcs.set_history(history[-action.keep:] if action.keep > 0 else history))
         if isinstance(action, (A.WriteSync, A.DeleteSync, A.SetSyncStandbyNames)):
             return self._sync(action, result)
         if isinstance(action, A.Demote):

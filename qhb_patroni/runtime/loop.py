@@ -274,6 +274,9 @@ class HALoop:
         return Divergence(leader=leader.name, needed=needed)
 
     def _log_reason(self, decision: Decision, cluster: Optional[ClusterView]) -> None:
+        note = decision.reason.args.get("note")
+        if note:  # a sentence 3.0.2 logs before the cycle result (e.g. "Primary crashed. Failing over.")
+            log.info("%s", note)
         text = render(decision.reason)
         if cluster is not None and cluster.paused:
             text = "PAUSE: " + text

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -47,9 +48,9 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-def http_get(url: str, timeout: float = 2.0) -> tuple:
+def http_get(url: str, timeout: float = 2.0, context: Optional[ssl.SSLContext] = None) -> tuple:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -70,7 +71,8 @@ class Node:
 
     @property
     def api(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        scheme = "https" if self.cluster.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.api_port}"
 
     def config(self) -> Dict[str, Any]:
         c = self.cluster
@@ -79,7 +81,7 @@ class Node:
             "scope": c.scope,
             "namespace": "/service/",
             "name": self.name,
-            "restapi": {"listen": f"127.0.0.1:{self.api_port}", "connect_address": f"127.0.0.1:{self.api_port}"},
+            "restapi": self._restapi(),
             **c.dcs_section(),
             "log": {"level": "INFO"},
             "bootstrap": {
@@ -117,7 +119,25 @@ class Node:
                 "config_base_name": "qhb",
             },
             "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
+            **self._tls_sections(),
         }
+
+    def _tls_sections(self) -> Dict[str, Any]:
+        """With `cluster.tls`: the REST API over https requiring client certificates and
+        basic auth, the client side (ctl) presenting the same certificate."""
+        tls = self.cluster.tls
+        if not tls:
+            return {}
+        return {"ctl": {"certfile": tls["certfile"], "keyfile": tls["keyfile"], "cacert": tls["certfile"]}}
+
+    def _restapi(self) -> Dict[str, Any]:
+        section: Dict[str, Any] = {"listen": f"127.0.0.1:{self.api_port}",
+                                   "connect_address": f"127.0.0.1:{self.api_port}"}
+        tls = self.cluster.tls
+        if tls:
+            section.update(certfile=tls["certfile"], keyfile=tls["keyfile"], cafile=tls["certfile"],
+                           verify_client="required", authentication={"username": "admin", "password": "secret"})
+        return section
 
     def write_config(self) -> None:
         os.makedirs(os.path.join(self.dir, "sock"), exist_ok=True)
@@ -176,7 +196,7 @@ class Node:
 
     def status(self) -> Optional[Dict[str, Any]]:
         try:
-            _, body = http_get(self.api + "/patroni", timeout=1.0)
+            _, body = http_get(self.api + "/patroni", timeout=1.0, context=self.cluster.client_context())
             doc = json.loads(body)
             return doc if isinstance(doc, dict) else None
         except (OSError, ValueError):
@@ -184,7 +204,7 @@ class Node:
 
     def is_primary(self) -> bool:
         try:
-            code, _ = http_get(self.api + "/primary", timeout=1.0)
+            code, _ = http_get(self.api + "/primary", timeout=1.0, context=self.cluster.client_context())
             return code == 200
         except OSError:
             return False
@@ -221,9 +241,13 @@ class LocalCluster:
         bin_dir: Optional[str] = None,
         dcs: Optional[Callable[[], Dict[str, Any]]] = None,
         dynamic: Optional[Dict[str, Any]] = None,
+        tls: Optional[Dict[str, str]] = None,
     ) -> None:
         """`dcs` makes the DCS part of every node's config, e.g.
-        `lambda: {"consul": {"url": ...}}`; default `{"etcd": {"hosts": [etcd_host]}}`."""
+        `lambda: {"consul": {"url": ...}}`; default `{"etcd": {"hosts": [etcd_host]}}`.
+        `tls` ({"certfile", "keyfile"}, self-signed for 127.0.0.1): every REST API over
+        https, requiring that certificate from clients."""
+        self.tls = tls
         self.base_dir = base_dir
         self.etcd_host = etcd_host
         self.dcs_section: Callable[[], Dict[str, Any]] = dcs or (lambda: {"etcd": {"hosts": [self.etcd_host]}})
@@ -236,6 +260,14 @@ class LocalCluster:
     def start(self) -> None:
         for node in self.nodes:
             node.start()
+
+    def client_context(self) -> Optional[ssl.SSLContext]:
+        """The test's own https client (None without TLS): trusts and presents the certificate."""
+        if not self.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=self.tls["certfile"])
+        ctx.load_cert_chain(self.tls["certfile"], self.tls["keyfile"])
+        return ctx
 
     def statuses(self) -> Dict[str, Optional[Dict[str, Any]]]:
         return {n.name: n.status() for n in self.nodes}

@@ -8,12 +8,13 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from typing import Any, Dict, Iterator
 
 import psycopg2
 import pytest
 
-from qhb_patroni.core.local import DATA_PRESENT
+from qhb_patroni.core.local import DATA_PRESENT, PRE_PROMOTE_FAILED_ERROR
 from qhb_patroni.manager import Manager, ManagerError
 from qhb_patroni.manager.conffiles import slot_name_from_member
 from qhb_patroni.manager.controldata import read_controldata
@@ -157,7 +158,21 @@ def test_switchover_demote_then_promote(nodes: Dict[str, Any]) -> None:
     # (what the executor does for Promote(slots)): a replica re-pointing at once finds its own.
     b.create_slots(["node_a"])
     assert sql(b, "SELECT slot_name, restart_lsn IS NOT NULL FROM pg_replication_slots") == [("node_a", True)]
+    # postgresql.pre_promote: a fencing command that fails refuses the promotion.
+    marker = os.path.join(os.path.dirname(b.settings.data_dir), "fenced")
+    b.settings = replace(b.settings, pre_promote="sh -c 'exit 3'")
+    with pytest.raises(ManagerError, match=PRE_PROMOTE_FAILED_ERROR):
+        b.promote(30)
+    assert b.observe().is_replica and b.role != "promoted"
+    b.settings = replace(b.settings, pre_promote=f"touch {marker}")
     assert b.promote(30) is True
+    assert os.path.exists(marker)
+    # The CHECKPOINT after the promote puts the new timeline into pg_control; until then the
+    # member key says checkpoint_after_promote: false (3.0.2 members wait before rewinding).
+    eventually(lambda: "checkpoint_after_promote" not in b.member_data(), what="the post-promote checkpoint")
+    control = b.server.controldata()
+    assert control is not None and control.checkpoint_timeline == 2
+    b.settings = replace(b.settings, pre_promote=None)
     assert b.role == "master"
     assert b.observe().is_primary and b.observe().timeline == 2
     b.sync_slots(["node_a"])

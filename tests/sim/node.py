@@ -159,6 +159,9 @@ class SimManager:
         self.db.sync_names = value or ""
         return changed
 
+    def mark_demoted(self) -> None:
+        pass  # the fake server's role follows from whether it runs and is writable
+
     def check_clone_source(self, source_conn_url: Optional[str]) -> None:
         src = self._source(source_conn_url)
         if src is None or not src.db.running:

@@ -115,7 +115,8 @@ def test_validate_config_subprocess(tmp_path: Any) -> None:
     assert bad.stderr.splitlines() == [
         f"{path}: scope: missing required key",
         "PATRONI_RESTAPI_LISTEN: restapi.listen: expected 'host:port', got 'nowhere'",
-        f"{path}: tags.nofailover: expected a boolean, got 'yes'",
+        f"{path}: tags.nofailover: expected a boolean, got 'yes' (Patroni 3.0.2 starts with it; "
+        "qhb-patroni reads it as true)",
     ]
 
 
@@ -189,7 +190,7 @@ def test_main_hands_the_validated_config_to_the_daemon(tmp_path: Any, monkeypatc
 
     calls: List[Tuple[Dict[str, Any], Any]] = []
 
-    def fake_run(config: Dict[str, Any], config_path: Any = None) -> int:
+    def fake_run(config: Dict[str, Any], config_path: Any = None, warnings: Any = ()) -> int:
         calls.append((config, config_path))
         return 7
 

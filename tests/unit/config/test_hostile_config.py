@@ -53,9 +53,10 @@ def test_dynamic_problems(data: Any, expected: str) -> None:
     assert any(expected in line for line in found), found
 
 
-def test_the_timing_rule_is_the_validators() -> None:
-    timing = [p.line() for p in validate_dynamic({"retry_timeout": 30}) if "loop_wait + 2*retry_timeout" in p.message]
-    assert [line for line in lines({"retry_timeout": 30}) if "loop_wait + 2*retry_timeout" in line] == timing
+def test_the_timing_rule_does_not_make_a_dynamic_configuration_unusable() -> None:
+    timing = [p for p in validate_dynamic({"retry_timeout": 30}) if "loop_wait + 2*retry_timeout" in p.message]
+    assert timing and all(p.lenient for p in timing)  # reported (by --validate-config), as 3.0.2 accepts it
+    assert not [line for line in lines({"retry_timeout": 30}) if "loop_wait + 2*retry_timeout" in line]
 
 
 def test_deep_nesting_is_one_problem_not_a_recursion_error() -> None:

@@ -271,7 +271,15 @@ def test_starting_holder_renews_and_waits_then_times_out() -> None:
     assert d.actions == (A.RenewLock(version=7, last_lsn=None),)
     assert render(d.reason) == "PostgreSQL is still starting up, 200 seconds until timeout"
     d2 = run(make_obs(c, local, now=1300.0), mem, settings(primary_start_timeout=300))
-    assert d2.actions == (A.Demote("immediate"), A.ReleaseLock())  # stop being writable, then release
+    assert d2.actions == (A.ProbePeers(("n1", "n2")),)  # is a failover possible? ask first
+    peers = {"n1": peer("n1", 100), "n2": None}
+    d3 = run(make_obs(c, local, now=1300.0, peers=peers), mem, settings(primary_start_timeout=300))
+    assert d3.actions == (A.Demote("immediate"), A.ReleaseLock())  # stop being writable, then release
+    assert render(d3.reason) == "stopped PostgreSQL because of startup timeout"
+    nobody = {"n1": None, "n2": peer("n2", 100, nofailover=True)}
+    d4 = run(make_obs(c, local, now=1300.0, peers=nobody), mem, settings(primary_start_timeout=300))
+    assert d4.actions == (A.RenewLock(version=7, last_lsn=None),)
+    assert render(d4.reason) == "primary start has timed out, but continuing to wait because failover is not possible"
 
 
 # ---- U: unlocked, the race -------------------------------------------------------------------

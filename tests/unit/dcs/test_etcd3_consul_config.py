@@ -3,11 +3,11 @@ ranges, session TTL arithmetic, and what the factory builds from a section."""
 from __future__ import annotations
 
 import base64
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from qhb_patroni.dcs import from_config
+from qhb_patroni.dcs import endpoints, from_config
 from qhb_patroni.dcs.consul import ConsulStore, go_duration, leader_expiry, refused_ttl_minimum, session_ttl
 from qhb_patroni.dcs.etcd3 import Etcd3Store, api_prefix, endpoints_from_config, prefix_end
 
@@ -30,10 +30,45 @@ def test_etcd3_endpoints(config: Dict[str, Any], urls: List[str], user: Optional
 
 
 def test_etcd3_config_errors() -> None:
-    with pytest.raises(ValueError, match="one of host, hosts, url or proxy"):
+    with pytest.raises(ValueError, match="one of host, hosts, url, proxy or srv"):
         endpoints_from_config({})
-    with pytest.raises(ValueError, match="SRV"):
-        endpoints_from_config({"srv": "example.org"})
+    with pytest.raises(ValueError, match="etcd3.srv: no etcd found through the DNS SRV records of 'example.org'"):
+        endpoints.endpoints_from_config({"srv": "example.org"}, "etcd3", resolve=lambda _name: [])
+
+
+SRV = {
+    "_etcd-client-ssl._tcp.example.org": [],
+    "_etcd-client._tcp.example.org": [("e1.example.org", 2379), ("e2.example.org", 2379)],
+    "_etcd-client-ssl-prod._tcp.example.org": [("p1.example.org", 2380)],
+    "_etcd-server._tcp.peers.org": [("peer1.peers.org", 2380)],
+}
+
+
+def _fake_resolve(name: str) -> List[Tuple[str, int]]:
+    return SRV.get(name, [])
+
+
+def test_etcd_srv_discovery_takes_the_first_kind_with_records() -> None:
+    found = endpoints.endpoints_from_config({"srv": "example.org", "hosts": ["ignored:1"]}, "etcd",
+                                            resolve=_fake_resolve)
+    assert found == (["http://e1.example.org:2379", "http://e2.example.org:2379"], None, None)
+    # srv_suffix names other records; -ssl records mean https
+    assert endpoints.srv_endpoints("example.org", "prod", _fake_resolve) == ["https://p1.example.org:2380"]
+    # no records at all: hosts is the fallback, as in 3.0.2
+    assert endpoints.endpoints_from_config({"srv": "none.org", "hosts": ["h:1"]}, "etcd",
+                                           resolve=_fake_resolve)[0] == ["http://h:1"]
+
+
+def test_etcd_srv_server_records_list_the_members() -> None:
+    asked: List[str] = []
+
+    def members(url: str) -> List[str]:
+        asked.append(url)
+        return ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
+
+    urls = endpoints.srv_endpoints("peers.org", None, _fake_resolve, members)
+    assert urls == ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
+    assert asked == ["http://peer1.peers.org:2380/members"]
 
 
 @pytest.mark.parametrize("version, prefix", [("3.5.9", "/v3"), ("3.4.23", "/v3"), ("3.6.0", "/v3"),

@@ -148,9 +148,16 @@ def test_following_from_conninfo() -> None:
     assert following_from_conninfo("user=r") is None
 
 
-def test_pg_hba_managed_only_without_custom_hba_file(tmp_path: Path) -> None:
+def test_pg_hba_and_pg_ident_go_into_the_configured_files(tmp_path: Path) -> None:
     pg = {"listen": "127.0.0.1:5432", "data_dir": str(tmp_path), "pg_hba": ["host all all 0.0.0.0/0 md5"]}
     managed = load_settings({"postgresql": pg})
-    assert managed.pg_hba == ["host all all 0.0.0.0/0 md5"]
-    custom = load_settings({"postgresql": {**pg, "hba_file": "qhb_hba.conf"}})
-    assert custom.pg_hba is None
+    assert managed.pg_hba == ["host all all 0.0.0.0/0 md5"] and managed.pg_ident is None
+    assert managed.layout.hba_file == str(tmp_path / "pg_hba.conf")
+    qhb = load_settings({"postgresql": {**pg, "hba_file": "qhb_hba.conf", "ident_file": "qhb_ident.conf",
+                                        "pg_ident": ["map1 os1 db1"]}})
+    assert qhb.pg_hba == ["host all all 0.0.0.0/0 md5"] and qhb.pg_ident == ["map1 os1 db1"]
+    assert (qhb.layout.hba_file, qhb.layout.ident_file) == (str(tmp_path / "qhb_hba.conf"),
+                                                           str(tmp_path / "qhb_ident.conf"))
+    unset = load_settings({"postgresql": {"listen": "127.0.0.1:5432", "data_dir": str(tmp_path),
+                                          "hba_file": "qhb_hba.conf"}})
+    assert unset.pg_hba is None and unset.pg_ident is None  # the file is left alone

@@ -184,3 +184,16 @@ def test_the_planned_stop_actions_report_to_the_loop() -> None:
     assert result.exit and ("stop", "fast") in mgr.calls
     ex.execute([A.PublishNoSync(False)], None)
     assert not ex.nosync
+
+
+def test_write_history_keeps_the_last_max_timelines_history_lines() -> None:
+    server = MemoryServer(clock=Clock())
+    ex, dcs, mgr, tasks, lease, clock, _ = make("n0", server)
+    lines = [[tl, tl * 100, "no recovery target specified", "", "n0"] for tl in range(1, 6)]
+    mgr.timeline_history = lambda: lines  # type: ignore[attr-defined]
+    assert ex.execute([A.WriteHistory(keep=2)], dcs.get_cluster()).failed is None
+    history = dcs.get_cluster().history
+    assert history is not None and [line[0] for line in history] == [4, 5]
+    assert ex.execute([A.WriteHistory()], dcs.get_cluster()).failed is None
+    history = dcs.get_cluster().history
+    assert history is not None and [line[0] for line in history] == [1, 2, 3, 4, 5]

@@ -1,0 +1,97 @@
+"""Keys a Patroni 3.0.2 configuration can hold that qhb-patroni accepts but does
+not implement (house rule 10: implemented, or named in a warning).
+
+`unimplemented(config)` names the ones present in a local configuration (its
+bootstrap.dcs included) or in a dynamic one; the daemon logs them in ONE warning
+line at start and --validate-config prints the same line. Remove a row when the
+key gets implemented."""
+from __future__ import annotations
+
+from typing import Any, Callable, List, Mapping, Optional, Tuple
+
+from .checks import parse_bool
+
+Present = Callable[[Any], bool]
+
+
+def _set(value: Any) -> bool:
+    return value is not None and value != "" and value != {} and value != []
+
+
+def _true(value: Any) -> bool:
+    return bool(parse_bool(value)) if not isinstance(value, bool) else value
+
+
+def _standby_cluster(value: Any) -> bool:
+    """3.0.2 makes a standby cluster of host, port or restore_command."""
+    return isinstance(value, Mapping) and any(_set(value.get(k)) for k in ("host", "port", "restore_command"))
+
+
+def _watchdog_on(value: Any) -> bool:
+    if value is None or value is False:
+        return False
+    mode = value.get("mode", "automatic") if isinstance(value, Mapping) else value
+    return mode is not False and str(mode).lower() not in ("off", "disable", "disabled")
+
+
+# (where, path, present?, what qhb-patroni does instead). `where`: "local" = top of the
+# local file only; "dynamic" = top of /config and of bootstrap.dcs.
+ROWS: Tuple[Tuple[str, str, Present, str], ...] = (
+    ("local", "watchdog", _watchdog_on, "no watchdog device is armed"),
+    ("local", "citus", _set, "Citus groups are not supported"),
+    ("local", "bootstrap.method", lambda v: _set(v) and v != "initdb",
+     "custom bootstrap methods are not run; initdb is used"),
+    ("local", "bootstrap.post_bootstrap", _set, "the script is not run"),
+    ("local", "bootstrap.post_init", _set, "the script is not run"),
+    ("dynamic", "standby_cluster", _standby_cluster,
+     "standby clusters are not supported: the leader runs as a normal writable primary"),
+    ("dynamic", "failsafe_mode", _true, "no DCS failsafe mode: a leader that loses the DCS demotes"),
+    ("dynamic", "slots", _set, "permanent replication slots are not created"),
+    ("dynamic", "permanent_slots", _set, "permanent replication slots are not created"),
+    ("dynamic", "permanent_replication_slots", _set, "permanent replication slots are not created"),
+    ("dynamic", "ignore_slots", _set, "no slot is ignored"),
+    ("dynamic", "standby_cluster.create_replica_methods", _set, "the standby leader clones with basebackup"),
+    ("dynamic", "postgresql.create_replica_method", _set, "legacy name not read; use create_replica_methods"),
+)
+
+
+def _get(root: Any, path: str) -> Any:
+    node = root
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def unimplemented(local: Optional[Mapping[str, Any]] = None,
+                  dynamic: Optional[Mapping[str, Any]] = None) -> List[Tuple[str, str]]:
+    """(path as written, what happens instead) for every unimplemented key present."""
+    found: List[Tuple[str, str]] = []
+    roots: List[Tuple[str, str, Any]] = []
+    if local is not None:
+        roots += [("local", "", local), ("dynamic", "bootstrap.dcs.", _get(local, "bootstrap.dcs"))]
+        if isinstance(local.get("postgresql"), Mapping):  # local postgresql.* overrides dynamic ones
+            roots.append(("dynamic-pg", "", local))
+    if dynamic is not None:
+        roots.append(("dynamic", "", dynamic))
+    for where, path, present, instead in ROWS:
+        for kind, prefix, root in roots:
+            if kind == "dynamic-pg":
+                if not path.startswith("postgresql."):
+                    continue
+            elif kind != where:
+                continue
+            if root is not None and present(_get(root, path)) and (prefix + path, instead) not in found:
+                found.append((prefix + path, instead))
+    return found
+
+
+def warning_line(local: Optional[Mapping[str, Any]] = None,
+                 dynamic: Optional[Mapping[str, Any]] = None) -> str:
+    """The one warning line, '' when every key present is implemented."""
+    found = unimplemented(local, dynamic)
+    if not found:
+        return ""
+    return ("configuration keys accepted but not implemented by qhb-patroni: "
+            + "; ".join(f"{path} ({instead})" for path, instead in found))
