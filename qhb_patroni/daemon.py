@@ -229,7 +229,7 @@ class Daemon:
         """Keep the server part of the status view fresh (<= ~1 s) for the REST API."""
         while not self._stop.is_set():
             try:
-                self.board.update(server=self.manager.server_status())
+                self.board.publish_server(self.manager.server_status(), self.clock.monotonic())
             except Exception as exc:
                 log.debug("status refresh failed: %s", exc)
             self._publish_scheduled_restart()

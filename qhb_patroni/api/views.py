@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from ..core.model import ROLE_MASTER, ROLE_REPLICA, ROLE_STANDBY_LEADER, ClusterView, Member
 from ..core.operator import RestartCommand
-from ..runtime.status import StatusView
+from ..runtime.status import ServerStatus, StatusView
 
 # ---- small shared helpers ---------------------------------------------------
 
@@ -141,7 +141,28 @@ def node_status(view: StatusView, now: float) -> Dict[str, Any]:
         doc["scheduled_restart"] = dict(view.scheduled_restart)
     if view.paused:
         doc["pause"] = True
+    stale = stale_for(server, now)
+    if stale is not None:
+        doc["stale"] = stale
     return doc
+
+
+# The SQL figures are sampled about once a second; older than this they are marked.
+STALE_AFTER = 3.0
+SAMPLED_FIELDS = ("postmaster_start_time", "role", "server_version", "xlog", "timeline", "replication",
+                  "database_system_identifier", "pending_restart", "sync_standby")
+
+
+def stale_for(server: ServerStatus, now: float) -> Optional[Dict[str, Any]]:
+    """{"seconds": age, "fields": [...]} when the last answered query is older than
+    STALE_AFTER (a hung or very slow server), None while the figures are fresh.  The
+    state itself is never stale: a postmaster that exited is seen at once."""
+    if server.sampled_at is None or not server.query_ok:
+        return None
+    age = now - server.sampled_at
+    if age <= STALE_AFTER:
+        return None
+    return {"seconds": round(age, 1), "fields": list(SAMPLED_FIELDS)}
 
 
 def scheduled_restart_json(

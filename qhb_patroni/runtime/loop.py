@@ -118,7 +118,7 @@ class HALoop:
         """Publish the server's state of this moment on the board (one bounded query),
         so that no DCS key announces a role or state the REST API does not show yet."""
         try:
-            self.board.update(server=self.manager.server_status())
+            self.board.publish_server(self.manager.server_status(), self.clock.monotonic())
         except Exception as exc:
             log.debug("could not refresh the server status: %s", exc)
 

@@ -33,6 +33,7 @@ class ServerStatus:
     pending_restart: bool = False
     sysid: Optional[str] = None
     postmaster_pid: Optional[int] = None  # of the running server, for the per-request liveness check
+    sampled_at: Optional[float] = None  # monotonic time of the query behind these figures
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ class StatusBoard:
 
     def get(self) -> StatusView:
         return self._view  # reference read is atomic in CPython; views are immutable
+
+    def publish_server(self, server: ServerStatus, at: float) -> StatusView:
+        """A new sample of the local server, taken at monotonic time `at`."""
+        return self.update(server=replace(server, sampled_at=at))
 
     def update(self, **changes: Any) -> StatusView:
         with self._lock:

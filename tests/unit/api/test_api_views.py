@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 
 from qhb_patroni.api import views
 from qhb_patroni.core.model import Member
@@ -219,3 +220,15 @@ def test_history() -> None:
     assert views.history_json(c) == [list(lines[0]), [2, 100, "x"]]
     assert views.history_json(cluster([member("a")])) == []
     assert views.history_json(None) == []
+
+
+def test_sql_figures_older_than_a_few_seconds_are_marked_stale() -> None:
+    fresh = status_view("postgresql1", replace(replica_server(), sampled_at=NOW - 1.0), two_node_cluster())
+    assert "stale" not in views.node_status(fresh, NOW)
+    old = status_view("postgresql1", replace(replica_server(), sampled_at=NOW - 7.25), two_node_cluster())
+    doc = views.node_status(old, NOW)
+    assert doc["stale"]["seconds"] == 7.2 and "xlog" in doc["stale"]["fields"]
+    assert doc["state"] == "running"  # liveness is checked per request, not sampled
+    failed = status_view("postgresql1", replace(replica_server(), sampled_at=NOW - 30, query_ok=False),
+                         two_node_cluster())
+    assert "stale" not in views.node_status(failed, NOW)  # nothing sampled to be stale: state says unknown
