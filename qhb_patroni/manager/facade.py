@@ -43,6 +43,8 @@ class Manager:
         self.callbacks = Callbacks(self.settings.callbacks, self.settings.scope)
         if self.server.is_running():
             self.server.state = STATE_RUNNING  # joined an already running postmaster (7.6)
+        for warning in self.settings.method_warnings:
+            log.warning("%s", warning)
 
     def update_config(self, config: Mapping[str, Any]) -> bool:
         """Take a new effective configuration (dynamic config changed).
@@ -118,6 +120,9 @@ class Manager:
                 if self.server.is_running():
                     self.server.stop("immediate")
                 self.server.state = state if state != STATE_RUNNING else STATE_STOPPED
+                if not self.server.is_running():
+                    # Never adopted later as if it were a cluster: kept aside for a look, not wiped.
+                    _bootstrap.move_data_directory_aside(self.server)
                 raise ManagerError(f"bootstrap failed: {exc}") from exc
             self.callbacks.fire("on_start", self.role)
             return True

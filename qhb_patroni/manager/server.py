@@ -51,6 +51,11 @@ class LocalServer:
         self.recovery = self._recovery_on_disk()
         # synchronous_standby_names chosen by the HA loop in synchronous mode (None: as configured).
         self.sync_standby_names: Optional[str] = None
+        # A custom bootstrap starts the restored cluster with its own hba file, maybe
+        # hot_standby off, and archive recovery (recovery.signal) instead of standby mode.
+        self.hba_override: Optional[str] = None
+        self.parameter_overrides: Dict[str, str] = {}
+        self.archive_recovery = False
 
     def _recovery_on_disk(self) -> Optional[Dict[str, str]]:
         """Recovery settings of a standby left by an earlier daemon run."""
@@ -85,6 +90,7 @@ class LocalServer:
         params = conffiles.effective_parameters(s.parameters, s.scope, s.listen_addresses, s.port, self.major)
         if self.sync_standby_names is not None:
             params["synchronous_standby_names"] = self.sync_standby_names
+        params.update(self.parameter_overrides)
         return params
 
     # ---- config files --------------------------------------------------------
@@ -98,7 +104,7 @@ class LocalServer:
         text = conffiles.render_main_conf(
             self.layout.base_conf_name,
             params,
-            self.layout.hba_file,
+            self.hba_override or self.layout.hba_file,
             self.layout.ident_file,
             self.recovery,
         )
@@ -108,7 +114,8 @@ class LocalServer:
             if lines is not None:
                 write_file(path, conffiles.render_lines_file(lines), 0o600)
         if self.recovery is not None:
-            write_file(self.layout.standby_signal, "", 0o600)
+            signal_file = self.layout.recovery_signal if self.archive_recovery else self.layout.standby_signal
+            write_file(signal_file, "", 0o600)
         return params
 
     def _apply_controldata_minimums(self, params: Dict[str, str]) -> None:

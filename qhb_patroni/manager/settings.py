@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from ..core.methods import BASEBACKUP, CustomBootstrap, ReplicaMethod, custom_bootstrap, replica_methods
 from .names import DEFAULT_CONFIG_BASE_NAME, DEFAULT_HBA_FILE, DEFAULT_IDENT_FILE, Layout, resolve_binaries
 
 _LOCAL_HOSTS = ("*", "0.0.0.0", "::", "127.0.0.1", "localhost")
@@ -82,6 +83,12 @@ class PgSettings:
     # custom hba_file / ident_file is configured (7.5).
     pg_hba: Optional[List[str]] = None
     pg_ident: Optional[List[str]] = None
+    # bootstrap.method with a command (None: initdb), bootstrap.post_bootstrap / post_init,
+    # postgresql.create_replica_methods, and what was wrong with them (logged at start).
+    bootstrap_method: Optional[CustomBootstrap] = None
+    post_bootstrap: Optional[str] = None
+    replica_methods: Tuple[ReplicaMethod, ...] = (ReplicaMethod(BASEBACKUP),)
+    method_warnings: Tuple[str, ...] = ()
 
     @property
     def local_host(self) -> str:
@@ -137,6 +144,9 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
     replication = _credentials(auth.get("replication") or {}, "replicator")
     rewind = _credentials(auth.get("rewind") or {}, superuser.username) if auth.get("rewind") else superuser
     hba_lines = bootstrap.get("qhb_hba") or bootstrap.get("pg_hba") or []
+    method, bootstrap_warnings = custom_bootstrap(bootstrap)
+    methods, replica_warnings = replica_methods(pg)
+    post_script = bootstrap.get("post_bootstrap") or bootstrap.get("post_init")
     return PgSettings(
         name=str(config.get("name") or ""),
         scope=str(config.get("scope") or ""),
@@ -167,4 +177,8 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
         callbacks=dict(pg.get("callbacks") or {}),
         pg_hba=None if custom_hba or not pg.get("pg_hba") else [str(x) for x in pg["pg_hba"]],
         pg_ident=None if custom_ident or not pg.get("pg_ident") else [str(x) for x in pg["pg_ident"]],
+        bootstrap_method=method,
+        post_bootstrap=str(post_script) if post_script else None,
+        replica_methods=methods,
+        method_warnings=tuple(bootstrap_warnings + replica_warnings),
     )

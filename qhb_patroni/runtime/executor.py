@@ -133,6 +133,7 @@ class Executor:
         if isinstance(action, A.WriteInitialize):
             return bool(dcs.initialize(action.value, create=action.create, version=action.version))
         if isinstance(action, A.CancelInitialize):
+            log.info("removing initialize key after failed attempt to bootstrap the cluster")
             return bool(dcs.cancel_initialization())
         if isinstance(action, A.WriteConfig):
             return bool(dcs.set_config(dict(action.data), version=action.version))
