@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ..core.methods import can_clone_without_leader, replica_methods
 from ..core.observation import Settings
 from .checks import as_int, parse_bool, show
 from .errors import ConfigError, Problem
@@ -193,4 +194,5 @@ def settings_from(effective: Mapping[str, Any]) -> Settings:
         synchronous_mode_strict=_flag(effective.get("synchronous_mode_strict")),
         synchronous_node_count=max(1, int(_number(effective.get("synchronous_node_count"), 1))),
         maximum_lag_on_syncnode=int(_number(effective.get("maximum_lag_on_syncnode"), -1)),
+        clone_without_leader=can_clone_without_leader(replica_methods(pg)[0]) if isinstance(pg, Mapping) else False,
     )

@@ -223,6 +223,11 @@ def _data_dir(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory]:
         memory = replace(memory, bootstrapping=True)
         acts: List[A.Action] = [A.WriteInitialize("", create=True), A.Bootstrap()]
         return ctx.out(roles.BOOTSTRAP_START, acts, memory), memory
+    if ctx.settings.clone_without_leader and cluster.initialize != "":
+        # A replica method with no_leader (a backup) works while nobody leads and
+        # nobody bootstraps (spec 6.1); the member then races like any replica.
+        memory = replace(memory, rewind_state="idle")
+        return ctx.out(roles.CLONE_WITHOUT_LEADER, [A.Clone()], memory), memory
     return ctx.out(roles.WAIT_FOR_LEADER, [], memory), memory
 
 

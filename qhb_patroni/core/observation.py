@@ -53,6 +53,8 @@ class Settings:
     synchronous_mode_strict: bool = False
     synchronous_node_count: int = 1
     maximum_lag_on_syncnode: int = -1
+    # Some postgresql.create_replica_methods entry has no_leader (core.methods).
+    clone_without_leader: bool = False
 
 
 @dataclass(frozen=True)

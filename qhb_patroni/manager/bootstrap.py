@@ -46,7 +46,7 @@ def run_initdb(server: LocalServer) -> None:
         os.unlink(pwfile)
 
 
-def arrange_config_files(server: LocalServer) -> None:
+def arrange_config_files(server: LocalServer, append_hba: bool = True) -> None:
     """Move what initdb wrote to the configured names.
 
     The configured hba/ident files are created from PostgreSQL's (or QHB's)
@@ -69,7 +69,7 @@ def arrange_config_files(server: LocalServer) -> None:
             source = layout.main_conf
         os.replace(source, layout.base_conf)
     hba_lines = server.settings.bootstrap_hba
-    if hba_lines:
+    if hba_lines and append_hba:
         with open(layout.hba_file, "a") as f:
             f.write("\n" + "\n".join(hba_lines) + "\n")
 

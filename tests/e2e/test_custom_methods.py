@@ -102,3 +102,52 @@ def test_custom_bootstrap_restores_another_clusters_backup(
     finally:
         cluster.stop()
         assert not [n.name for n in cluster.nodes if n.postmaster_pid() is not None or n.running()]
+
+
+def _put_etcd_key(cluster: LocalCluster, key: str, value: str) -> None:
+    import urllib.parse
+    import urllib.request
+
+    data = urllib.parse.urlencode({"value": value}).encode()
+    url = f"http://{cluster.etcd_host}/v2/keys/service/{cluster.scope}/{key}"
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, method="PUT"), timeout=5) as resp:
+        assert resp.status in (200, 201)
+
+
+def test_no_leader_replica_method_restores_a_cluster_that_lost_every_member(
+        tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess, source: LocalCluster) -> None:
+    """The DCS still knows the cluster (/initialize) but no member has data: the first
+    member restores the backup with a no_leader method, becomes the leader, and the next
+    one clones it with the first method that works with a leader (basebackup)."""
+    base = str(tmp_path_factory.mktemp("noleader"))
+    restore = _restore_script(base, source)
+
+    def configure(node: Node, config: Dict[str, Any]) -> None:
+        config["postgresql"].update(create_replica_methods=["basebackup", "restore"],
+                                    restore={"command": restore, "no_leader": True})
+
+    cluster = LocalCluster(base, etcd.host_port, nodes=2, scope="qhb-noleader", configure=configure)
+    first, second = cluster.nodes
+    source_sysid = source.nodes[0].status()["database_system_identifier"]  # type: ignore[index]
+    _put_etcd_key(cluster, "initialize", source_sysid)
+    try:
+        first.start()
+        primary = healthy(cluster, members=[first])
+        assert primary is first
+        log = first.log_tail(400)
+        assert "trying to bootstrap (without leader)" in log and "replica has been created using restore" in log, log
+        assert _sql(first, "SELECT id FROM from_source") == [(42,)]
+        _sql(first, "CREATE TABLE after_restore (id int)")
+        _sql(first, "INSERT INTO after_restore VALUES (1)")
+
+        second.start()
+        healthy(cluster)
+        assert "replica has been created using basebackup" in second.log_tail(400)
+        wait_for(lambda: _sql(second, "SELECT id FROM after_restore") == [(1,)], 30, "the new row on the replica")
+        assert second.status()["role"] == "replica"  # type: ignore[index]
+    except AssertionError:
+        print(cluster.dump_logs())
+        raise
+    finally:
+        cluster.stop()
+        assert not [n.name for n in cluster.nodes if n.postmaster_pid() is not None or n.running()]
