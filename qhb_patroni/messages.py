@@ -93,6 +93,7 @@ MESSAGES: Dict[str, str] = {
     R.BOOTSTRAP_FROM_LEADER: "trying to bootstrap from leader '{source}'",
     R.BOOTSTRAP_FROM_REPLICA: "trying to bootstrap from replica '{source}'",
     R.BOOTSTRAP_WITHOUT_LEADER: "trying to bootstrap (without leader)",
+    R.COPYING_LOGICAL_SLOTS: "Copying logical slots {slots} from the primary",
     R.WAITING_FOR_LEADER: "waiting for leader to bootstrap",
     R.WAITING_FOR_STANDBY_LEADER: "waiting for standby_leader to bootstrap",
     R.WAITING_END_OF_RECOVERY: "waiting for end of recovery after bootstrap",

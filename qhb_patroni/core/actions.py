@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Tuple, Union
 
 from .model import Member
+from .slots import SlotSpec
 
 # ---- DCS writes -------------------------------------------------------------
 
@@ -29,6 +30,8 @@ class RenewLock:
 
     version: Optional[int] = None
     last_lsn: Optional[int] = None
+    # /status slots: positions of the permanent slots on this primary (core.slots).
+    slots: Optional[Tuple[Tuple[str, int], ...]] = None
 
 
 @dataclass(frozen=True)
@@ -112,13 +115,6 @@ class StartReadOnlyLeader:
     """Start a stopped server in recovery without primary_conninfo because I hold
     the lock ("starting as readonly because i had the session lock"); a later
     cycle promotes it."""
-
-
-@dataclass(frozen=True)
-class SyncSlots:
-    """Make the physical replication slots on this primary exactly `names`."""
-
-    names: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -269,7 +265,6 @@ Action = Union[
     Demote,
     Follow,
     StartReadOnlyLeader,
-    SyncSlots,
     RemoveDataDir,
     Bootstrap,
     Clone,
@@ -286,7 +281,40 @@ Action = Union[
     DeleteSync,
     SetSyncStandbyNames,
     ProbeReplication,
+    "ManageSlots",
+    "CopyLogicalSlots",
 ]
 
-TASK_ACTIONS = (Bootstrap, Clone, Promote, Rewind, CrashRecovery, Restart, Reinitialize)
+TASK_ACTIONS: Tuple[type, ...] = (Bootstrap, Clone, Promote, Rewind, CrashRecovery, Restart, Reinitialize)
 PROBE_ACTIONS = (ProbePeers, ProbeDivergence, ProbeReplication)
+
+
+# ---- replication slots (spec 5.16, core.slots) -----------------------------------
+
+
+@dataclass(frozen=True)
+class ManageSlots:
+    """Change the local slots as the core decided: drop `drop`, create `create`
+    (physical; logical on a primary), advance `advance` ((slot, database, position),
+    a replica's copies of the permanent logical slots), force hot_standby_feedback
+    on or back to the configured value (`feedback`; None = unchanged) and log the
+    configuration `problems`.  A slot the server refuses is logged and retried next
+    cycle; the action itself never fails."""
+
+    drop: Tuple[str, ...] = ()
+    create: Tuple[SlotSpec, ...] = ()
+    advance: Tuple[Tuple[str, str, int], ...] = ()
+    feedback: Optional[bool] = None
+    problems: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CopyLogicalSlots:
+    """task: copy the permanent logical slots `names` from `leader` (their state files),
+    which needs a restart of this replica below PostgreSQL 17."""
+
+    names: Tuple[str, ...] = ()
+    leader: Member = field(default_factory=lambda: Member(name=""))
+
+
+TASK_ACTIONS = TASK_ACTIONS + (CopyLogicalSlots,)

@@ -27,6 +27,7 @@ from .model import Member
 from .observation import Decision, Memory, Observation, Settings
 from .operator import operator_actions
 from .running import running_phases
+from .slots import published_positions
 
 
 def decide(obs: Observation, memory: Memory, settings: Settings) -> Decision:
@@ -105,9 +106,11 @@ def _dcs_down(ctx: Ctx, memory: Memory) -> Decision:
 # ---- T ------------------------------------------------------------------------
 def _renew(ctx: Ctx) -> A.RenewLock:
     lead = ctx.leader
+    primary = ctx.local.is_primary
     return A.RenewLock(
         version=lead.version if lead is not None else None,
-        last_lsn=ctx.local.lsn if ctx.local.is_primary else None,
+        last_lsn=ctx.local.lsn if primary else None,
+        slots=published_positions(ctx.cluster, ctx.local) if primary else None,
     )
 
 

@@ -74,6 +74,9 @@ class LocalState:
     rewind_possible: bool = False  # rewind binary usable and wal_log_hints/checksums on
     postmaster_start_time: Optional[str] = None
     slots: Tuple[str, ...] = ()  # names of physical replication slots present on this server
+    # Every slot with its details (core.slots decides from these); None = not read.
+    slot_details: Optional[Tuple[SlotState, ...]] = None
+    feedback_enforced: bool = False  # hot_standby_feedback forced on for permanent logical slots
 
     @property
     def is_primary(self) -> bool:
@@ -116,3 +119,16 @@ class ReplicationState:
             if r.name == name:
                 return r
         return None
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """One replication slot present on the local server (pg_replication_slots)."""
+
+    name: str
+    type: str = "physical"  # physical | logical
+    database: Optional[str] = None
+    plugin: Optional[str] = None
+    temporary: bool = False
+    restart_lsn: Optional[int] = None
+    confirmed_flush_lsn: Optional[int] = None

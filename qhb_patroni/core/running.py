@@ -18,7 +18,7 @@ from .election import is_healthiest
 from .local import CRASHED_CONTROLDATA_STATES, STATE_START_FAILED, STATE_STARTING
 from .model import Member
 from .observation import Decision, Memory
-from .slots import member_slots, slot_name_for
+from .slots import SlotPlan, member_slots, primary_plan, published_positions, replica_plan, slot_name_for
 from .switchover import CLEAR, DEMOTE, PROBE, STREAM_WAIT, leader_step
 from .syncrep import leader_sync_step, promote_sync_actions
 from .timing import deadline_passed, seconds_until
@@ -75,9 +75,11 @@ def _paused(ctx: Ctx, memory: Memory) -> Optional[Decision]:
 
 def _renew(ctx: Ctx) -> A.RenewLock:
     lead = ctx.leader
+    primary = ctx.local.is_primary
     return A.RenewLock(
         version=lead.version if lead is not None else None,
-        last_lsn=ctx.local.lsn if ctx.local.is_primary else None,
+        last_lsn=ctx.local.lsn if primary else None,
+        slots=published_positions(ctx.cluster, ctx.local) if primary else None,
     )
 
 
@@ -255,10 +257,7 @@ def _mine(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
         acts.append(A.ClearFailover(version=cluster.failover.version if cluster.failover else None))
     acts.extend(sync.actions)
     args = {"warning": step.warning} if step.warning else {}
-    if ctx.settings.use_slots:
-        wanted = member_slots(cluster, ctx.me)
-        if tuple(sorted(local.slots)) != wanted:
-            acts.append(A.SyncSlots(wanted))
+    acts.extend(slot_actions(primary_plan(cluster, ctx.me, local, ctx.settings.use_slots, cluster.paused)))
     if promoted:
         acts.append(A.WriteHistory())
     return ctx.out(roles.LOCK_HELD, acts, memory, **args)
@@ -286,4 +285,18 @@ def _theirs(ctx: Ctx, memory: Memory) -> Decision:
         if div is not None and div.needed is not None:
             memory = replace(memory, rewind_state="idle")
     acts: List[A.Action] = [] if follows else [A.Follow(target)]
+    if follows and local.is_replica:
+        plan = replica_plan(ctx.cluster, ctx.me, local, ctx.settings.use_slots, ctx.settings.nofailover,
+                            ctx.cluster.paused)
+        acts.extend(slot_actions(plan))
+        if plan.copy and not ctx.failed(A.CopyLogicalSlots):
+            acts.append(A.CopyLogicalSlots(plan.copy, leader))
+            return ctx.out(roles.COPY_LOGICAL_SLOTS, acts, memory, slots=list(plan.copy))
     return ctx.out(event, acts, memory, leader=leader.name)
+
+
+def slot_actions(plan: SlotPlan) -> List[A.Action]:
+    if not plan.changes and not plan.problems:
+        return []
+    return [A.ManageSlots(drop=plan.drop, create=plan.create, advance=plan.advance, feedback=plan.feedback,
+                          problems=plan.problems)]

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..core.local import STATE_RUNNING, STATE_STARTING, STATE_STOPPED, LocalState, ReplicationState
 from ..core.model import ROLE_DEMOTED, ROLE_MASTER, ROLE_PROMOTED, ROLE_UNINITIALIZED
+from ..core.slots import SlotSpec
 from ..runtime.status import ServerStatus
 from . import bootstrap as _bootstrap
 from . import observe as _observe
@@ -295,6 +296,35 @@ class Manager:
 
     def sync_slots(self, names: Sequence[str]) -> None:
         _slots.sync_slots(self.server, names)
+
+    def manage_slots(self, drop: Sequence[str], create: Sequence[SlotSpec],
+                     advance: Sequence[Tuple[str, str, int]], feedback: Optional[bool]) -> None:
+        """What core.slots decided; each slot on its own (failures are logged, retried next cycle)."""
+        with self._ops:
+            if drop:
+                _slots.drop(self.server, drop, [s.name for s in create])
+            if create:
+                _slots.create(self.server, create)
+            if advance:
+                _slots.advance(self.server, advance)
+            if feedback is not None and feedback != self.server.enforce_feedback:
+                self.server.enforce_feedback = feedback
+                if self.server.is_running():
+                    self.server.reload()
+
+    def copy_logical_slots(self, names: Sequence[str], leader_conn_url: Optional[str]) -> bool:
+        """Background task: copy the primary's permanent logical slots, then start again
+        (below PostgreSQL 17 a standby loads slots only at start)."""
+        if not leader_conn_url:
+            raise ManagerError("no leader to copy logical replication slots from")
+        with self._ops:
+            try:
+                copied = _slots.copy_logical(self.server, names, leader_conn_url)
+            finally:
+                started = self.server.start() if not self.server.is_running() else True
+            if copied:
+                log.info("Copied logical replication slots %s from the primary and restarted", copied)
+            return started and bool(copied)
 
     def checkpoint(self) -> None:
         self.server.checkpoint()

@@ -37,6 +37,7 @@ PG_CONTROL = os.path.join("global", "pg_control")
 PG_VERSION = "PG_VERSION"
 POSTMASTER_PID = "postmaster.pid"
 WAL_DIR = "pg_wal"
+REPLSLOT_DIR = "pg_replslot"
 # Cache of the dynamic configuration, same name as Patroni's.
 DYNAMIC_CACHE = "patroni.dynamic.json"
 DEFAULT_CONFIG_BASE_NAME = "postgresql"

@@ -119,6 +119,8 @@ def observe(server: LocalServer) -> LocalState:
         rewind_possible=rewind_ok,
         postmaster_start_time=status.postmaster_start_time,
         slots=status.slots,
+        slot_details=status.slot_details,
+        feedback_enforced=server.enforce_feedback,
     )
 
 

@@ -56,6 +56,8 @@ class LocalServer:
         self.hba_override: Optional[str] = None
         self.parameter_overrides: Dict[str, str] = {}
         self.archive_recovery = False
+        # hot_standby_feedback forced on: a replica keeping copies of permanent logical slots.
+        self.enforce_feedback = False
 
     def _recovery_on_disk(self) -> Optional[Dict[str, str]]:
         """Recovery settings of a standby left by an earlier daemon run."""
@@ -90,6 +92,8 @@ class LocalServer:
         params = conffiles.effective_parameters(s.parameters, s.scope, s.listen_addresses, s.port, self.major)
         if self.sync_standby_names is not None:
             params["synchronous_standby_names"] = self.sync_standby_names
+        if self.enforce_feedback:
+            params["hot_standby_feedback"] = "on"
         params.update(self.parameter_overrides)
         return params
 

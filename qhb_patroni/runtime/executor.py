@@ -113,7 +113,8 @@ class Executor:
             return ok
         if isinstance(action, A.RenewLock):
             t0 = self.clock()
-            ok = dcs.update_leader(action.version, last_lsn=action.last_lsn) is not None
+            slots = dict(action.slots) if action.slots else None
+            ok = dcs.update_leader(action.version, last_lsn=action.last_lsn, slots=slots) is not None
             if ok:
                 self.lease.written_at = t0
             else:
@@ -158,9 +159,15 @@ class Executor:
             return bool(mgr.follow(_conn_url(action.leader)))
         if isinstance(action, A.StartReadOnlyLeader):
             return bool(mgr.start(None, read_only=True))
-        if isinstance(action, A.SyncSlots):
-            mgr.sync_slots(list(action.names))
+        if isinstance(action, A.ManageSlots):
+            for problem in action.problems:
+                log.error("%s", problem)
+            mgr.manage_slots(action.drop, action.create, action.advance, action.feedback)
             return True
+        if isinstance(action, A.CopyLogicalSlots):
+            names, leader = action.names, action.leader
+            return bool(self.tasks.start("CopyLogicalSlots", "copy logical slots",
+                                         lambda: mgr.copy_logical_slots(names, leader.conn_url)))
         if isinstance(action, A.RemoveDataDir):
             mgr.remove_data_directory()
             return True

@@ -285,9 +285,10 @@ class SimNode:
         if isinstance(action, A.StartReadOnlyLeader):
             db.start_replica(None, None)
             return True
-        if isinstance(action, A.SyncSlots):
+        if isinstance(action, A.ManageSlots):
             if db.writable:
-                db.slots = tuple(action.names)
+                kept = set(db.slots) - set(action.drop)
+                db.slots = tuple(sorted(kept | {s.name for s in action.create if s.type == "physical"}))
             return True
         if isinstance(action, A.RemoveDataDir):
             db.remove_data()
