@@ -69,7 +69,13 @@ def _paused(ctx: Ctx, memory: Memory) -> Optional[Decision]:
             return None  # the named failover candidate may take the free lock even in pause (5.13)
         return ctx.out(roles.PAUSED_IDLE, [], memory)
     target = follow_target(ctx)
-    acts: List[A.Action] = [] if _follows(ctx, target) else [A.Follow(target)]
+    follows = _follows(ctx, target)
+    acts: List[A.Action] = [] if follows else [A.Follow(target)]
+    if follows and local.is_replica:
+        # Slots are kept and advanced in pause too, but nothing is dropped and the
+        # server is not restarted to copy a slot.
+        plan = replica_plan(ctx.cluster, ctx.me, local, ctx.settings.use_slots, ctx.settings.nofailover, True)
+        acts.extend(slot_actions(plan))
     return ctx.out(roles.LOCKED_BY_OTHER, acts, memory, leader=ctx.other_leader.name)
 
 

@@ -17,6 +17,8 @@ from .settings import ManagerError
 log = logging.getLogger(__name__)
 
 ADVANCE_TIMEOUT_MS = 10000  # decoding to the published position; retried next cycle if longer
+# SQLSTATEs of an advance that cannot work on this copy: WAL already removed, slot invalidated.
+_COPY_AGAIN = ("58P01", "55000")
 
 
 def create_slots(server: LocalServer, names: Sequence[str]) -> List[str]:
@@ -50,7 +52,7 @@ def drop(server: LocalServer, names: Sequence[str], recreated: Sequence[str] = (
     params = server.local_params()
     for name in names:
         if name in recreated:
-            log.info("Trying to drop replication slot '%s' because its definition is changing", name)
+            log.info("Trying to drop replication slot '%s' to create it again", name)
         else:
             log.info("Trying to drop unknown replication slot '%s'", name)
         try:
@@ -90,7 +92,13 @@ def advance(server: LocalServer, targets: Sequence[Tuple[str, str, int]]) -> Non
         try:
             sql.advance_slot(params, name, format_lsn(lsn))
         except ManagerError as exc:
-            log.error("Failed to advance logical replication slot '%s': %s", name, exc)
+            if getattr(exc.__cause__, "pgcode", None) not in _COPY_AGAIN:
+                log.error("Failed to advance logical replication slot '%s': %s", name, exc)
+                continue
+            # The copy starts before the WAL this replica has (or was invalidated): it could
+            # never be used after a failover.  Drop it; the next cycle copies it again.
+            log.error("Failed to advance logical replication slot '%s': %s; it will be copied again", name, exc)
+            drop(server, [name], [name])
 
 
 def copy_logical(server: LocalServer, names: Sequence[str], leader_url: str) -> List[str]:

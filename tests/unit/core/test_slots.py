@@ -168,3 +168,12 @@ def test_replica_not_yet_following_manages_no_slots() -> None:
     published = replace(cluster(leader="n0", config={"ttl": 30, "slots": {"cdc": CDC}}), slots={"cdc": 450})
     d = decide(make_obs(published, with_slots(replica(480)), me="n1"), STARTED, settings("n1"))
     assert [type(a) for a in d.actions] == [A.Follow]
+
+
+def test_paused_replica_advances_but_neither_drops_nor_copies() -> None:
+    config = {"ttl": 30, "pause": True, "slots": {"cdc": CDC, "new": dict(CDC)}}
+    published = replace(cluster(leader="n0", config=config), slots={"cdc": 450, "new": 10})
+    local = replace(with_slots(replica(480, following=hostport("n0"), slot="n1"), logical("cdc", 400),
+                               SlotState("foreign")), feedback_enforced=True)
+    d = decide(make_obs(published, local, me="n1"), STARTED, settings("n1"))
+    assert d.actions == (A.ManageSlots(advance=(("cdc", "qhb", 450),)),)
