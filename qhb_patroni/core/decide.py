@@ -137,6 +137,11 @@ def _task_finished(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory
     task = ctx.obs.task
     if task is None or not task.done:
         return None, memory, False
+    if task.kind == "Clone" and not task.ok and memory.bootstrapping:
+        # The standby leader's first clone from the remote failed: free /initialize, retry.
+        memory = replace(memory, bootstrapping=False)
+        return ctx.out(roles.STANDBY_BOOTSTRAP_FAILED, [A.CancelInitialize()], memory,
+                       error=task.error or "unknown error"), memory, False
     if task.kind == "Bootstrap" and not task.ok:
         memory = replace(memory, bootstrapping=False)
         acts: List[A.Action] = [A.CancelInitialize(), A.Fatal("Failed to bootstrap cluster")]
@@ -164,10 +169,11 @@ def _bootstrap_done(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memor
     if not memory.bootstrapping:
         return None, memory
     task = ctx.obs.task
-    done_ok = task is not None and task.kind == "Bootstrap" and task.done and task.ok
-    # The "done" report can be lost to a DCS outage; a running primary that we
-    # were bootstrapping is proof enough.
-    if done_ok or (task is None and ctx.local.is_primary and ctx.obs.failed is None):
+    done_ok = task is not None and task.kind in ("Bootstrap", "Clone") and task.done and task.ok
+    # The "done" report can be lost to a DCS outage; a running primary (standby leader)
+    # that we were bootstrapping is proof enough.
+    running = ctx.local.is_primary if ctx.settings.standby is None else ctx.local.is_replica
+    if done_ok or (task is None and running and ctx.obs.failed is None):
         memory = replace(memory, bootstrapping=False)
         cluster = ctx.cluster
         acts: List[A.Action] = [
@@ -222,6 +228,12 @@ def _data_dir(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory]:
         event = roles.CLONE_FROM_LEADER if from_leader else roles.CLONE_FROM_REPLICA
         memory = replace(memory, rewind_state="idle")
         return ctx.out(event, [A.Clone(source=source, leader=leader)], memory, source=source.name), memory
+    standby = ctx.settings.standby
+    if cluster.initialize is None and not ctx.settings.nofailover and ctx.settings.has_bootstrap and standby:
+        # A standby cluster's first member clones the remote primary (spec 6.1).
+        memory = replace(memory, bootstrapping=True)
+        clone = A.Clone(source=standby.remote, leader=standby.remote)
+        return ctx.out(roles.STANDBY_BOOTSTRAP_START, [A.WriteInitialize("", create=True), clone], memory), memory
     if cluster.initialize is None and not ctx.settings.nofailover and ctx.settings.has_bootstrap:
         memory = replace(memory, bootstrapping=True)
         acts: List[A.Action] = [A.WriteInitialize("", create=True), A.Bootstrap()]
@@ -231,7 +243,7 @@ def _data_dir(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory]:
         # nobody bootstraps (spec 6.1); the member then races like any replica.
         memory = replace(memory, rewind_state="idle")
         return ctx.out(roles.CLONE_WITHOUT_LEADER, [A.Clone()], memory), memory
-    return ctx.out(roles.WAIT_FOR_LEADER, [], memory), memory
+    return ctx.out(roles.STANDBY_WAIT if standby else roles.WAIT_FOR_LEADER, [], memory), memory
 
 
 # ---- I ------------------------------------------------------------------------

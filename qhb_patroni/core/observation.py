@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional, Tuple
 from .actions import Action
 from .local import Divergence, LocalState, ReplicationState, TaskStatus
 from .model import ClusterView
+from .standby import StandbyCluster
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Settings:
     maximum_lag_on_syncnode: int = -1
     # Some postgresql.create_replica_methods entry has no_leader (core.methods).
     clone_without_leader: bool = False
+    # Dynamic standby_cluster (core.standby); None = a normal cluster.
+    standby: Optional[StandbyCluster] = None
 
 
 @dataclass(frozen=True)

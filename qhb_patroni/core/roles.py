@@ -82,6 +82,16 @@ CLONE_FROM_LEADER = "clone_from_leader"
 CLONE_FROM_REPLICA = "clone_from_replica"
 CLONE_WITHOUT_LEADER = "clone_without_leader"
 COPY_LOGICAL_SLOTS = "copy_logical_slots"
+# Standby cluster (core.standby).
+STANDBY_LOCK_ACQUIRED = "standby_lock_acquired"
+STANDBY_LEADER_HOLD = "standby_leader_hold"
+STANDBY_LEADER_REFOLLOW = "standby_leader_refollow"
+STANDBY_FOLLOWING = "standby_following"
+STANDBY_START_LEADER = "standby_start_leader"
+STANDBY_FOLLOW_REMOTE = "standby_follow_remote"
+STANDBY_BOOTSTRAP_START = "standby_bootstrap_start"
+STANDBY_BOOTSTRAP_FAILED = "standby_bootstrap_failed"
+STANDBY_WAIT = "standby_wait"
 BOOTSTRAP_START = "bootstrap_start"
 WAIT_FOR_LEADER = "wait_for_leader"
 SYSID_INVALID = "sysid_invalid"
@@ -211,6 +221,16 @@ TRANSITIONS: Tuple[Transition, ...] = (
     # L: somebody else holds the lock.
     _t(PRIMARY, LOCKED_BY_OTHER, REPLICA, R.NO_LOCK_DEMOTE),
     _t(REPLICA, LOCKED_BY_OTHER, REPLICA, R.NO_ACTION_SECONDARY),
+    # Standby cluster: the lock holder follows the remote primary and is never promoted.
+    _t(ANY, STANDBY_LOCK_ACQUIRED, REPLICA, R.STANDBY_LOCK_ACQUIRED),
+    _t(REPLICA, STANDBY_LEADER_HOLD, REPLICA, R.STANDBY_LEADER_HOLDING),
+    _t(ANY, STANDBY_LEADER_REFOLLOW, REPLICA, R.STANDBY_LEADER_FOLLOWING_REMOTE),
+    _t(REPLICA, STANDBY_FOLLOWING, REPLICA, R.STANDBY_FOLLOWING),
+    _t(STOPPED, STANDBY_START_LEADER, REPLICA, R.STANDBY_START_LEADER),
+    _t(ANY, STANDBY_FOLLOW_REMOTE, REPLICA, R.STANDBY_FOLLOW_REMOTE),
+    _t(UNINITIALIZED, STANDBY_BOOTSTRAP_START, CLONING, R.BOOTSTRAP_STANDBY_NEW),
+    _t(ANY, STANDBY_BOOTSTRAP_FAILED, UNINITIALIZED, R.STANDBY_BOOTSTRAP_FAILED),
+    _t(UNINITIALIZED, STANDBY_WAIT, UNINITIALIZED, R.WAITING_FOR_STANDBY_LEADER),
     # Paused (maintenance mode): never start, stop, promote or demote the server.
     _t(ANY, PAUSED_NOT_RUNNING, SAME, R.NOT_RUNNING),
     _t(ANY, PAUSED_NOT_RUNNING_HOLDER, SAME, R.NOT_RUNNING_RELEASED),

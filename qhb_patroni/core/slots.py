@@ -174,9 +174,11 @@ def _diff(wanted: Sequence[SlotSpec], present: Mapping[str, SlotState], rules: S
     return drop, create
 
 
-def primary_plan(cluster: ClusterView, me: str, local: LocalState, use_slots: bool, paused: bool) -> SlotPlan:
+def primary_plan(cluster: ClusterView, me: str, local: LocalState, use_slots: bool, paused: bool,
+                 physical_only: bool = False) -> SlotPlan:
     """The primary keeps the member slots and the permanent slots (permanent physical
-    ones even with use_slots off, as 3.0.2 does), drops the rest unless ignored."""
+    ones even with use_slots off, as 3.0.2 does), drops the rest unless ignored.  A
+    standby leader (`physical_only`) keeps no logical slot."""
     permanent, problems = permanent_slots(cluster)
     rules, rule_problems = ignore_rules(cluster)
     members = member_slots(cluster, me) if use_slots else ()
@@ -187,7 +189,7 @@ def primary_plan(cluster: ClusterView, me: str, local: LocalState, use_slots: bo
         if spec.type == PHYSICAL:
             if spec.name != mine and spec.name not in members:
                 wanted.append(spec)
-        elif use_slots:
+        elif use_slots and not physical_only:
             if spec.name in members:
                 extra.append(f"slots.{spec.name}: permanent logical replication slot {spec.name!r} "
                              "is conflicting with physical replication slot for cluster member")

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..core.local import STATE_RUNNING, STATE_STARTING, STATE_STOPPED, LocalState, ReplicationState
-from ..core.model import ROLE_DEMOTED, ROLE_MASTER, ROLE_PROMOTED, ROLE_UNINITIALIZED
+from ..core.model import ROLE_DEMOTED, ROLE_MASTER, ROLE_PROMOTED, ROLE_STANDBY_LEADER, ROLE_UNINITIALIZED
 from ..core.slots import SlotSpec
 from ..runtime.status import ServerStatus
 from . import bootstrap as _bootstrap
@@ -146,7 +146,9 @@ class Manager:
         previous_role = self.server.role
         was_primary = was_running and self.server.in_recovery() is False
         ok = _replica.follow(self.server, leader_conn_url)
-        if ok and (was_primary or previous_role in (ROLE_MASTER, ROLE_PROMOTED, ROLE_DEMOTED)):
+        became_standby_leader = (self.server.role == ROLE_STANDBY_LEADER) != (previous_role == ROLE_STANDBY_LEADER)
+        if ok and (was_primary or previous_role in (ROLE_MASTER, ROLE_PROMOTED, ROLE_DEMOTED)
+                   or (became_standby_leader and was_running)):
             self.callbacks.fire("on_role_change", self.role)
         elif ok and not was_running:
             self.callbacks.fire("on_start", self.role)

@@ -9,7 +9,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from ..core.local import STATE_CREATING_REPLICA, STATE_STOPPED
 from ..core.methods import ReplicaMethod, methods_to_try
-from ..core.model import ROLE_REPLICA, ROLE_UNINITIALIZED
+from ..core.model import ROLE_REPLICA, ROLE_STANDBY_LEADER, ROLE_UNINITIALIZED
 from . import conffiles
 from .bootstrap import arrange_config_files
 from .connection import host_port_from_url
@@ -49,7 +49,9 @@ def clone(server: LocalServer, source_url: Optional[str], retry_delay: float = C
     methods marked no_leader are tried.  When all fail the directory is left empty."""
     s = server.settings
     host_port = host_port_from_url(source_url) if source_url else None
-    methods = methods_to_try(s.replica_methods, have_source=host_port is not None)
+    remote = s.standby_cluster is not None and server.follows_remote(host_port)
+    configured = s.standby_replica_methods if remote else s.replica_methods
+    methods = methods_to_try(configured, have_source=host_port is not None)
     if not methods:
         raise ManagerError("no member to clone from and no method that works without a leader")
     server.state = STATE_CREATING_REPLICA
@@ -148,7 +150,8 @@ def follow(server: LocalServer, leader_url: Optional[str]) -> bool:
     previous = server.recovery
     server.set_following(host_port)
     desired: Dict[str, str] = dict(server.recovery or {})
-    server.role = ROLE_REPLICA
+    # A standby cluster's member following the remote primary is its standby leader.
+    server.role = ROLE_STANDBY_LEADER if server.follows_remote(host_port) else ROLE_REPLICA
     if not server.is_running():
         return server.start()
     if server.in_recovery() is not True:

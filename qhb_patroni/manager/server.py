@@ -144,7 +144,24 @@ class LocalServer:
             )
             self.write_replication_pgpass(host_port)
         slot = conffiles.slot_name_from_member(s.name) if s.use_slots else None
-        self.recovery = conffiles.recovery_parameters(conninfo, slot, s.recovery_conf)
+        recovery_conf = dict(s.recovery_conf)
+        sc = s.standby_cluster
+        if sc is not None:
+            # Standby cluster: its archive settings override recovery_conf on every member;
+            # following the remote primary uses its slot (none when not configured) and delay.
+            for key in ("restore_command", "archive_cleanup_command"):
+                if getattr(sc, key):
+                    recovery_conf[key] = getattr(sc, key)
+            if self.follows_remote(host_port):
+                slot = sc.primary_slot_name
+                if sc.recovery_min_apply_delay:
+                    recovery_conf["recovery_min_apply_delay"] = sc.recovery_min_apply_delay
+        self.recovery = conffiles.recovery_parameters(conninfo, slot, recovery_conf)
+
+    def follows_remote(self, host_port: Optional[Tuple[str, int]]) -> bool:
+        """Is `host_port` the standby cluster's remote primary (None: the archive only)?"""
+        sc = self.settings.standby_cluster
+        return sc is not None and host_port == sc.host_port
 
     def write_replication_pgpass(self, host_port: Tuple[str, int]) -> None:
         s = self.settings

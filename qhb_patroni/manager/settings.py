@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..core.methods import BASEBACKUP, CustomBootstrap, ReplicaMethod, custom_bootstrap, replica_methods
+from ..core.standby import StandbyCluster, standby_cluster
 from .names import DEFAULT_CONFIG_BASE_NAME, DEFAULT_HBA_FILE, DEFAULT_IDENT_FILE, Layout, resolve_binaries
 
 _LOCAL_HOSTS = ("*", "0.0.0.0", "::", "127.0.0.1", "localhost")
@@ -89,6 +90,8 @@ class PgSettings:
     post_bootstrap: Optional[str] = None
     replica_methods: Tuple[ReplicaMethod, ...] = (ReplicaMethod(BASEBACKUP),)
     method_warnings: Tuple[str, ...] = ()
+    standby_cluster: Optional[StandbyCluster] = None  # dynamic standby_cluster (core.standby)
+    standby_replica_methods: Tuple[ReplicaMethod, ...] = (ReplicaMethod(BASEBACKUP),)
 
     @property
     def local_host(self) -> str:
@@ -147,6 +150,11 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
     method, bootstrap_warnings = custom_bootstrap(bootstrap)
     methods, replica_warnings = replica_methods(pg)
     post_script = bootstrap.get("post_bootstrap") or bootstrap.get("post_init")
+    standby, standby_problems = standby_cluster(config.get("standby_cluster"))
+    standby_methods = methods
+    if standby is not None and standby.create_replica_methods:
+        standby_methods, more = replica_methods(dict(pg, create_replica_methods=list(standby.create_replica_methods)))
+        replica_warnings = replica_warnings + more
     return PgSettings(
         name=str(config.get("name") or ""),
         scope=str(config.get("scope") or ""),
@@ -180,5 +188,7 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
         bootstrap_method=method,
         post_bootstrap=str(post_script) if post_script else None,
         replica_methods=methods,
-        method_warnings=tuple(bootstrap_warnings + replica_warnings),
+        method_warnings=tuple(bootstrap_warnings + replica_warnings) + standby_problems,
+        standby_cluster=standby,
+        standby_replica_methods=standby_methods,
     )
