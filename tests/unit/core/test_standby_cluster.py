@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
 from qhb_patroni.core import actions as A
 from qhb_patroni.core.decide import decide
 from qhb_patroni.core.observation import Memory
@@ -12,6 +16,7 @@ from qhb_patroni.core.standby import REMOTE_MEMBER, standby_cluster
 from qhb_patroni.messages import render
 
 from .builders import STARTED, cluster, empty, hostport, make_obs, replica, settings, stopped, task
+from .test_properties import memories, observations
 
 SC, _ = standby_cluster({"host": "10.0.0.5", "port": 5433, "primary_slot_name": "dr", "restore_command": ""})
 assert SC is not None
@@ -95,3 +100,17 @@ def test_paused_standby_leader_keeps_its_lock() -> None:
     d = decide(make_obs(c, replica(100, following="10.0.0.5:5433", slot="dr")), STARTED, STANDBY)
     assert d.actions == (A.RenewLock(version=7),)
 
+
+
+# ---- property: a standby cluster never promotes ------------------------------------------
+
+standby_settings = st.builds(settings, standby=st.just(SC), use_pg_rewind=st.booleans(),
+                             nofailover=st.booleans(), use_slots=st.booleans())
+
+
+@hsettings(max_examples=300, deadline=None, derandomize=True)
+@given(observations(), memories, standby_settings)
+def test_standby_cluster_never_promotes(obs, memory, s) -> None:  # type: ignore[no-untyped-def]
+    d = decide(obs, memory, s)
+    assert not any(isinstance(a, (A.Promote, A.Bootstrap)) for a in d.actions), d
+    render(d.reason)  # every sentence renders
