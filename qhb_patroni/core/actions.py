@@ -170,10 +170,12 @@ class Restart:
 
 @dataclass(frozen=True)
 class Reinitialize:
-    """task: stop, wipe the data directory and clone again from `leader` (operator command `ident`)."""
+    """task: stop, wipe the data directory and clone again from `source` (a member tagged
+    clonefrom; None = the leader), then follow `leader` (operator command `ident`)."""
 
     ident: int = 0
     leader: Optional[Member] = None
+    source: Optional[Member] = None
 
 
 # ---- synchronous replication (spec 5.11) ----------------------------------------

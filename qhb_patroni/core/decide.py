@@ -23,6 +23,7 @@ from . import actions as A
 from . import roles
 from .context import Ctx, arm_rewind_check
 from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT
+from .methods import clone_member
 from .model import Member
 from .observation import Decision, Memory, Observation, Settings
 from .operator import operator_actions
@@ -193,15 +194,9 @@ def _bootstrap_done(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memor
 
 # ---- D ------------------------------------------------------------------------
 def clone_source(ctx: Ctx) -> Tuple[Optional[Member], Optional[Member]]:
-    """(source, leader) for a clone: the first running member tagged clonefrom
-    (by name; never me or the leader), else the leader itself."""
+    """(source, leader) for a clone: a member tagged clonefrom, else the leader (core.methods)."""
     leader = ctx.leader_member()
-    lead_name = leader.name if leader is not None else None
-    for m in sorted(ctx.cluster.members, key=lambda m: m.name):
-        if m.name in (ctx.me, lead_name) or not m.clonefrom or not m.is_running or not m.conn_url:
-            continue
-        return m, leader
-    return leader, leader
+    return clone_member(ctx.cluster, ctx.me, leader), leader
 
 
 def _data_dir(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory]:

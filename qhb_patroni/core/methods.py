@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
+from .model import ClusterView, Member
+
 BASEBACKUP = "basebackup"
 INITDB = "initdb"
 # Keys of a replica method that are Patroni's own (dropped from the arguments with no_params).
@@ -159,3 +161,14 @@ def methods_to_try(methods: Sequence[ReplicaMethod], have_source: bool) -> Tuple
 
 def can_clone_without_leader(methods: Sequence[ReplicaMethod]) -> bool:
     return bool(methods_to_try(methods, have_source=False))
+
+
+def clone_member(cluster: ClusterView, me: str, leader: Optional[Member]) -> Optional[Member]:
+    """Where a base backup comes from (new replica, reinitialize): the first running
+    member tagged clonefrom (by name; never me or the leader), else the leader."""
+    lead_name = leader.name if leader is not None else None
+    for m in sorted(cluster.members, key=lambda m: m.name):
+        if m.name in (me, lead_name) or not m.clonefrom or not m.is_running or not m.conn_url:
+            continue
+        return m
+    return leader

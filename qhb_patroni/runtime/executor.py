@@ -224,13 +224,12 @@ class Executor:
 
             started = bool(self.tasks.start("Restart", "restart", restart))
         elif isinstance(action, A.Reinitialize):
-            ident, leader = action.ident, action.leader
+            ident, leader, source = action.ident, action.leader, action.source or action.leader
 
             def reinitialize() -> bool:
                 with self.stop_guard():
                     mgr.remove_data_directory()  # stops the server first
-                url = _conn_url(leader)
-                return bool(mgr.clone(url, url))
+                return bool(mgr.clone(_conn_url(source), _conn_url(leader)))
 
             started = bool(self.tasks.start("Reinitialize", "reinitialize", reinitialize))
         else:
