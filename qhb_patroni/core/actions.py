@@ -308,6 +308,9 @@ class ManageSlots:
     advance: Tuple[Tuple[str, str, int], ...] = ()
     feedback: Optional[bool] = None
     problems: Tuple[str, ...] = ()
+    # The primary to check copied logical slots against (catalog_xmin of this replica's
+    # physical slot there); None = no check.
+    readiness_leader: Optional[Member] = None
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ class LocalState:
     # Every slot with its details (core.slots decides from these); None = not read.
     slot_details: Optional[Tuple[SlotState, ...]] = None
     feedback_enforced: bool = False  # hot_standby_feedback forced on for permanent logical slots
+    # Logical slots copied from the primary and not yet known to be safe after a failover.
+    unready_slots: Tuple[str, ...] = ()
 
     @property
     def is_primary(self) -> bool:

@@ -311,18 +311,19 @@ def _theirs(ctx: Ctx, memory: Memory) -> Decision:
     if follows and local.is_replica:
         plan = replica_plan(ctx.cluster, ctx.me, local, ctx.settings.use_slots, ctx.settings.nofailover,
                             ctx.cluster.paused)
-        acts.extend(slot_actions(plan))
+        acts.extend(slot_actions(plan, leader))
         if plan.copy and not ctx.failed(A.CopyLogicalSlots):
             acts.append(A.CopyLogicalSlots(plan.copy, leader))
             return ctx.out(roles.COPY_LOGICAL_SLOTS, acts, memory, slots=list(plan.copy))
     return ctx.out(event, acts, memory, leader=leader.name)
 
 
-def slot_actions(plan: SlotPlan) -> List[A.Action]:
-    if not plan.changes and not plan.problems:
+def slot_actions(plan: SlotPlan, leader: Optional[Member] = None) -> List[A.Action]:
+    check = leader if plan.check else None
+    if not plan.changes and not plan.problems and check is None:
         return []
     return [A.ManageSlots(drop=plan.drop, create=plan.create, advance=plan.advance, feedback=plan.feedback,
-                          problems=plan.problems)]
+                          problems=plan.problems, readiness_leader=check)]
 
 
 # ---- standby cluster (core.standby) ----------------------------------------------

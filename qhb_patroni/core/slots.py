@@ -149,6 +149,7 @@ class SlotPlan:
     copy: Tuple[str, ...] = ()  # permanent logical slots a replica copies from the primary
     feedback: Optional[bool] = None  # hot_standby_feedback to enforce (None: unchanged)
     problems: Tuple[str, ...] = ()
+    check: bool = False  # check the readiness of copied logical slots against the primary
 
     @property
     def changes(self) -> bool:
@@ -226,6 +227,7 @@ def replica_plan(cluster: ClusterView, me: str, local: LocalState, use_slots: bo
         drop=tuple(drop), create=tuple(create), advance=tuple(advance), copy=tuple(copy),
         feedback=want_feedback if want_feedback != local.feedback_enforced else None,
         problems=problems + rule_problems,
+        check=bool(set(local.unready_slots) & {s.name for s in logical}),
     )
 
 

@@ -196,6 +196,10 @@ class Manager:
                 self.server.role = ROLE_MASTER
                 return True
             self.server.role = ROLE_PROMOTED
+            if self.server.unready_slots:
+                log.warning("Logical replication slots that might be unsafe to use after promote: %s",
+                            sorted(self.server.unready_slots))
+                self.server.unready_slots.clear()
             self.server.promote()
             if not self.server.wait_recovery_state(False, wait_seconds):
                 return False
@@ -300,9 +304,12 @@ class Manager:
         _slots.sync_slots(self.server, names)
 
     def manage_slots(self, drop: Sequence[str], create: Sequence[SlotSpec],
-                     advance: Sequence[Tuple[str, str, int]], feedback: Optional[bool]) -> None:
+                     advance: Sequence[Tuple[str, str, int]], feedback: Optional[bool],
+                     readiness_leader_url: Optional[str] = None) -> None:
         """What core.slots decided; each slot on its own (failures are logged, retried next cycle)."""
         with self._ops:
+            if readiness_leader_url:
+                _slots.check_readiness(self.server, readiness_leader_url)
             if drop:
                 _slots.drop(self.server, drop, [s.name for s in create])
             if create:
@@ -326,6 +333,8 @@ class Manager:
                 started = self.server.start() if not self.server.is_running() else True
             if copied:
                 log.info("Copied logical replication slots %s from the primary and restarted", copied)
+                for name in copied:
+                    self.server.unready_slots[name] = None
             return started and bool(copied)
 
     def checkpoint(self) -> None:

@@ -123,6 +123,7 @@ def observe(server: LocalServer) -> LocalState:
         slots=status.slots,
         slot_details=status.slot_details,
         feedback_enforced=server.enforce_feedback,
+        unready_slots=tuple(sorted(list(server.unready_slots))),
     )
 
 

@@ -58,6 +58,9 @@ class LocalServer:
         self.archive_recovery = False
         # hot_standby_feedback forced on: a replica keeping copies of permanent logical slots.
         self.enforce_feedback = False
+        # Copied logical slots not yet safe after a failover -> their catalog_xmin on the
+        # primary once this replica's physical slot there had one (None: not read yet).
+        self.unready_slots: Dict[str, Optional[int]] = {}
 
     def _recovery_on_disk(self) -> Optional[Dict[str, str]]:
         """Recovery settings of a standby left by an earlier daemon run."""

@@ -8,7 +8,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from ..core.slots import LOGICAL, SlotSpec
 from . import sql
-from .conffiles import format_lsn
+from .conffiles import format_lsn, slot_name_from_member
 from .connection import remote_params
 from .names import REPLSLOT_DIR
 from .server import LocalServer
@@ -152,3 +152,35 @@ def _fsync_dir(path: str) -> None:
     finally:
         os.close(fd)
 
+
+
+def check_readiness(server: LocalServer, leader_url: str) -> None:
+    """A copied logical slot is safe after a failover once this replica's physical slot on
+    the primary holds a catalog_xmin (hot_standby_feedback) that has overtaken the one the
+    primary's slot had then, and is not newer than the copy's own (3.0.2's rule)."""
+    s = server.settings
+    unready = server.unready_slots
+    mine = slot_name_from_member(s.name)
+    try:
+        rows = sql.catalog_xmins(remote_params(leader_url, s.rewind, s.database), [*unready, mine])
+    except ManagerError as exc:
+        log.error("Failed to check %s physical slot on the primary: %s", mine, exc)
+        return
+    if mine not in rows:
+        log.warning("Physical slot %s does not exist on the primary", mine)
+        return
+    physical = rows.pop(mine)
+    if physical is None:
+        log.error('Logical slot failover requires "hot_standby_feedback"; %s has no catalog_xmin on the primary',
+                  mine)
+        return
+    for name in list(unready):
+        if unready[name] is None:
+            unready[name] = rows.get(name)
+    local = sql.catalog_xmins(server.local_params(), list(unready))
+    for name, primary_xmin in list(unready.items()):
+        standby_xmin = local.get(name)
+        if standby_xmin is None or (primary_xmin is not None and primary_xmin <= physical <= standby_xmin):
+            del unready[name]
+            if standby_xmin is not None:
+                log.info("Logical slot %s is safe to be used after a failover", name)

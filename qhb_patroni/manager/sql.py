@@ -255,3 +255,10 @@ def logical_slot_files(params: Mapping[str, Any], names: Sequence[str]) -> List[
         (list(names),),
     )
     return [(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bytes(r[4])) for r in rows]
+
+
+def catalog_xmins(params: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Optional[int]]:
+    """catalog_xmin of these slots (None when not set); a missing slot is absent."""
+    rows = query(params, "SELECT slot_name::text, catalog_xmin::text::bigint FROM pg_get_replication_slots() "
+                         "WHERE slot_name = ANY(%s)", (list(names),))
+    return {str(r[0]): _int_or_none(r[1]) for r in rows}

@@ -162,7 +162,8 @@ class Executor:
         if isinstance(action, A.ManageSlots):
             for problem in action.problems:
                 log.error("%s", problem)
-            mgr.manage_slots(action.drop, action.create, action.advance, action.feedback)
+            mgr.manage_slots(action.drop, action.create, action.advance, action.feedback,
+                             _conn_url(action.readiness_leader))
             return True
         if isinstance(action, A.CopyLogicalSlots):
             names, leader = action.names, action.leader

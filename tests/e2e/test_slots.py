@@ -92,6 +92,9 @@ def test_permanent_slots_on_primary_and_replicas(cluster: LocalCluster) -> None:
         assert _sql(r, "SHOW hot_standby_feedback") == [("on",)]
         assert "backup_tool" not in _slots(r)
     assert "Copying logical slots ['cdc'] from the primary" in replicas[0].log_tail(400) + replicas[1].log_tail(400)
+    for r in replicas:
+        wait_for(lambda r=r: "Logical slot cdc is safe to be used after a failover" in r.log_tail(400), 60,
+                 f"the copy on {r.name} to be safe")
 
 
 def test_foreign_slots_dropped_and_ignored_kept(cluster: LocalCluster) -> None:

@@ -123,3 +123,18 @@ def test_replica_copies_and_advances_a_logical_slot(pair: Dict[str, Manager],
                what="the replica to replay up to the slot's position")
     r.manage_slots((), (), (("cdc", "qhb", target),), None)
     assert _flush(r) == target
+
+    # The copy is safe after a failover once the replica's slot on the primary holds a
+    # catalog_xmin (hot_standby_feedback) that overtook the primary slot's.
+    assert r.observe().unready_slots == ("cdc",)
+
+    def ready() -> bool:  # what the HA cycles do: advance the copy, check it
+        _consume_and_checkpoint(p, 30)
+        position = _flush(p)
+        eventually(lambda: sql(r, "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint")[0][0]
+                   >= position, what="replay")
+        r.manage_slots((), (), (("cdc", "qhb", position),), None, p.conn_url)
+        return not r.server.unready_slots
+
+    eventually(ready, what="the copied slot to be safe")
+    assert "Logical slot cdc is safe to be used after a failover" in caplog.text

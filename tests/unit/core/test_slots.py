@@ -177,3 +177,13 @@ def test_paused_replica_advances_but_neither_drops_nor_copies() -> None:
                                SlotState("foreign")), feedback_enforced=True)
     d = decide(make_obs(published, local, me="n1"), STARTED, settings("n1"))
     assert d.actions == (A.ManageSlots(advance=(("cdc", "qhb", 450),)),)
+
+
+def test_replica_checks_unready_copies_against_the_leader() -> None:
+    published = replace(cluster(leader="n0", config={"ttl": 30, "slots": {"cdc": CDC}}), slots={"cdc": 400})
+    local = replace(with_slots(replica(480, following=hostport("n0"), slot="n1"), logical("cdc", 400)),
+                    feedback_enforced=True, unready_slots=("cdc",))
+    d = decide(make_obs(published, local, me="n1"), STARTED, settings("n1"))
+    (manage,) = d.actions
+    assert isinstance(manage, A.ManageSlots) and manage.readiness_leader is not None
+    assert manage.readiness_leader.name == "n0" and not manage.advance
