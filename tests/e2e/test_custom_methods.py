@@ -84,7 +84,8 @@ def test_custom_bootstrap_restores_another_clusters_backup(
         assert not os.path.exists(os.path.join(first.data_dir, "global"))
 
         second.start()
-        first.start()  # now clones from the restored leader
+        assert healthy(cluster, members=[second]) is second
+        first.start()  # a leader exists now: it clones from it instead of bootstrapping
         primary = healthy(cluster)
         assert primary is second
         source_sysid = source.nodes[0].status()["database_system_identifier"]  # type: ignore[index]
