@@ -15,7 +15,9 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ..core.methods import can_clone_without_leader, replica_methods
 from ..core.observation import Settings
+from ..core.standby import standby_cluster
 from .checks import as_int, parse_bool, show
 from .errors import ConfigError, Problem
 from .gucs import accepted_parameters, default_parameters
@@ -195,4 +197,6 @@ def settings_from(effective: Mapping[str, Any]) -> Settings:
         synchronous_mode_strict=_flag(effective.get("synchronous_mode_strict")),
         synchronous_node_count=max(1, int(_number(effective.get("synchronous_node_count"), 1))),
         maximum_lag_on_syncnode=int(_number(effective.get("maximum_lag_on_syncnode"), -1)),
+        clone_without_leader=can_clone_without_leader(replica_methods(pg)[0]) if isinstance(pg, Mapping) else False,
+        standby=standby_cluster(effective.get("standby_cluster"))[0],
     )

@@ -22,11 +22,6 @@ def _true(value: Any) -> bool:
     return bool(parse_bool(value)) if not isinstance(value, bool) else value
 
 
-def _standby_cluster(value: Any) -> bool:
-    """3.0.2 makes a standby cluster of host, port or restore_command."""
-    return isinstance(value, Mapping) and any(_set(value.get(k)) for k in ("host", "port", "restore_command"))
-
-
 def _watchdog_on(value: Any) -> bool:
     if value is None or value is False:
         return False
@@ -39,19 +34,7 @@ def _watchdog_on(value: Any) -> bool:
 ROWS: Tuple[Tuple[str, str, Present, str], ...] = (
     ("local", "watchdog", _watchdog_on, "no watchdog device is armed"),
     ("local", "citus", _set, "Citus groups are not supported"),
-    ("local", "bootstrap.method", lambda v: _set(v) and v != "initdb",
-     "custom bootstrap methods are not run; initdb is used"),
-    ("local", "bootstrap.post_bootstrap", _set, "the script is not run"),
-    ("local", "bootstrap.post_init", _set, "the script is not run"),
-    ("dynamic", "standby_cluster", _standby_cluster,
-     "standby clusters are not supported: the leader runs as a normal writable primary"),
     ("dynamic", "failsafe_mode", _true, "no DCS failsafe mode: a leader that loses the DCS demotes"),
-    ("dynamic", "slots", _set, "permanent replication slots are not created"),
-    ("dynamic", "permanent_slots", _set, "permanent replication slots are not created"),
-    ("dynamic", "permanent_replication_slots", _set, "permanent replication slots are not created"),
-    ("dynamic", "ignore_slots", _set, "no slot is ignored"),
-    ("dynamic", "standby_cluster.create_replica_methods", _set, "the standby leader clones with basebackup"),
-    ("dynamic", "postgresql.create_replica_method", _set, "legacy name not read; use create_replica_methods"),
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, Mapping, Optional, Tuple, Union
 
 from .local import TaskKind
 from .model import Member
+from .slots import SlotSpec
 
 # ---- DCS writes -------------------------------------------------------------
 
@@ -30,6 +31,8 @@ class RenewLock:
 
     version: Optional[int] = None
     last_lsn: Optional[int] = None
+    # /status slots: positions of the permanent slots on this primary (core.slots).
+    slots: Optional[Tuple[Tuple[str, int], ...]] = None
 
 
 @dataclass(frozen=True)
@@ -142,13 +145,6 @@ class StartReadOnlyLeader:
 
 
 @dataclass(frozen=True)
-class SyncSlots:
-    """Make the physical replication slots on this primary exactly `names`."""
-
-    names: Tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class RemoveDataDir:
     """Stop the server if needed and delete the data directory (a clone follows)."""
 
@@ -213,12 +209,14 @@ class Restart:
 
 @dataclass(frozen=True)
 class Reinitialize:
-    """task: stop, wipe the data directory and clone again from `leader` (operator command `ident`)."""
+    """task: stop, wipe the data directory and clone again from `source` (a member tagged
+    clonefrom; None = the leader), then follow `leader` (operator command `ident`)."""
 
     kind: ClassVar[TaskKind] = TaskKind.REINITIALIZE
 
     ident: int = 0
     leader: Optional[Member] = None
+    source: Optional[Member] = None
 
 
 # ---- synchronous replication (spec 5.11) ----------------------------------------
@@ -341,7 +339,6 @@ Action = Union[
     Demote,
     Follow,
     StartReadOnlyLeader,
-    SyncSlots,
     RemoveDataDir,
     Bootstrap,
     Clone,
@@ -363,7 +360,45 @@ Action = Union[
     PublishNoSync,
     Recheck,
     Exit,
+    "ManageSlots",
+    "CopyLogicalSlots",
 ]
 
-TASK_ACTIONS = (Bootstrap, Clone, Promote, Rewind, CrashRecovery, Restart, Reinitialize)
+TASK_ACTIONS: Tuple[type, ...] = (Bootstrap, Clone, Promote, Rewind, CrashRecovery, Restart, Reinitialize)
 PROBE_ACTIONS = (ProbePeers, ProbeDivergence, ProbeReplication)
+
+
+# ---- replication slots (spec 5.16, core.slots) -----------------------------------
+
+
+@dataclass(frozen=True)
+class ManageSlots:
+    """Change the local slots as the core decided: drop `drop`, create `create`
+    (physical; logical on a primary), advance `advance` ((slot, database, position),
+    a replica's copies of the permanent logical slots), force hot_standby_feedback
+    on or back to the configured value (`feedback`; None = unchanged) and log the
+    configuration `problems`.  A slot the server refuses is logged and retried next
+    cycle; the action itself never fails."""
+
+    drop: Tuple[str, ...] = ()
+    create: Tuple[SlotSpec, ...] = ()
+    advance: Tuple[Tuple[str, str, int], ...] = ()
+    feedback: Optional[bool] = None
+    problems: Tuple[str, ...] = ()
+    # The primary to check copied logical slots against (catalog_xmin of this replica's
+    # physical slot there); None = no check.
+    readiness_leader: Optional[Member] = None
+
+
+@dataclass(frozen=True)
+class CopyLogicalSlots:
+    """task: copy the permanent logical slots `names` from `leader` (their state files),
+    which needs a restart of this replica below PostgreSQL 17."""
+
+    kind: ClassVar[TaskKind] = TaskKind.COPY_LOGICAL_SLOTS
+
+    names: Tuple[str, ...] = ()
+    leader: Member = field(default_factory=lambda: Member(name=""))
+
+
+TASK_ACTIONS = TASK_ACTIONS + (CopyLogicalSlots,)

@@ -26,11 +26,13 @@ from . import roles
 from .cancel import cancels_for_forced_reinit
 from .context import Ctx, arm_rewind_check
 from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT, PRE_PROMOTE_FAILED_ERROR, TaskKind
+from .methods import clone_member
 from .model import Member
 from .observation import Decision, Memory, Observation, Settings
 from .operator import operator_actions
 from .running import running_phases
 from .shutdown import HAND_OVER_NOTES, end_hand_over, hand_over, planned_stop
+from .slots import published_positions
 
 
 def decide(obs: Observation, memory: Memory, settings: Settings) -> Decision:
@@ -134,9 +136,11 @@ def _cycles_failing(ctx: Ctx, memory: Memory) -> Decision:
 # ---- T ------------------------------------------------------------------------
 def _renew(ctx: Ctx) -> A.RenewLock:
     lead = ctx.leader
+    primary = ctx.local.is_primary
     return A.RenewLock(
         version=lead.version if lead is not None else None,
-        last_lsn=ctx.local.lsn if ctx.local.is_primary else None,
+        last_lsn=ctx.local.lsn if primary else None,
+        slots=published_positions(ctx.cluster, ctx.local) if primary else None,
     )
 
 
@@ -163,6 +167,11 @@ def _task_finished(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory
     task = ctx.obs.task
     if task is None or not task.done:
         return None, memory, False
+    if task.kind == TaskKind.CLONE and not task.ok and memory.bootstrapping:
+        # The standby leader's first clone from the remote failed: free /initialize, retry.
+        memory = replace(memory, bootstrapping=False)
+        return ctx.out(roles.STANDBY_BOOTSTRAP_FAILED, [A.CancelInitialize()], memory,
+                       error=task.error or "unknown error"), memory, False
     if task.kind == TaskKind.BOOTSTRAP and not task.ok:
         memory = replace(memory, bootstrapping=False)
         acts: List[A.Action] = [A.CancelInitialize(), A.Fatal("Failed to bootstrap cluster")]
@@ -197,10 +206,11 @@ def _bootstrap_done(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memor
     if not memory.bootstrapping:
         return None, memory
     task = ctx.obs.task
-    done_ok = task is not None and task.kind == TaskKind.BOOTSTRAP and task.done and task.ok
-    # The "done" report can be lost to a DCS outage; a running primary that we
-    # were bootstrapping is proof enough.
-    if done_ok or (task is None and ctx.local.is_primary and ctx.obs.failed is None):
+    done_ok = task is not None and task.kind in (TaskKind.BOOTSTRAP, TaskKind.CLONE) and task.done and task.ok
+    # The "done" report can be lost to a DCS outage; a running primary (standby leader)
+    # that we were bootstrapping is proof enough.
+    running = ctx.local.is_primary if ctx.settings.standby is None else ctx.local.is_replica
+    if done_ok or (task is None and running and ctx.obs.failed is None):
         memory = replace(memory, bootstrapping=False)
         cluster = ctx.cluster
         acts: List[A.Action] = [
@@ -220,15 +230,9 @@ def _bootstrap_done(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memor
 
 # ---- D ------------------------------------------------------------------------
 def clone_source(ctx: Ctx) -> Tuple[Optional[Member], Optional[Member]]:
-    """(source, leader) for a clone: the first running member tagged clonefrom
-    (by name; never me or the leader), else the leader itself."""
+    """(source, leader) for a clone: a member tagged clonefrom, else the leader (core.methods)."""
     leader = ctx.leader_member()
-    lead_name = leader.name if leader is not None else None
-    for m in sorted(ctx.cluster.members, key=lambda m: m.name):
-        if m.name in (ctx.me, lead_name) or not m.clonefrom or not m.is_running or not m.conn_url:
-            continue
-        return m, leader
-    return leader, leader
+    return clone_member(ctx.cluster, ctx.me, leader), leader
 
 
 def _data_dir(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory]:
@@ -255,11 +259,22 @@ def _data_dir(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory]:
         event = roles.CLONE_FROM_LEADER if from_leader else roles.CLONE_FROM_REPLICA
         memory = replace(memory, rewind_state="idle")
         return ctx.out(event, [A.Clone(source=source, leader=leader)], memory, source=source.name), memory
+    standby = ctx.settings.standby
+    if cluster.initialize is None and not ctx.settings.nofailover and ctx.settings.has_bootstrap and standby:
+        # A standby cluster's first member clones the remote primary (spec 6.1).
+        memory = replace(memory, bootstrapping=True)
+        clone = A.Clone(source=standby.remote, leader=standby.remote)
+        return ctx.out(roles.STANDBY_BOOTSTRAP_START, [A.WriteInitialize("", create=True), clone], memory), memory
     if cluster.initialize is None and not ctx.settings.nofailover and ctx.settings.has_bootstrap:
         memory = replace(memory, bootstrapping=True)
         acts: List[A.Action] = [A.WriteInitialize("", create=True), A.Bootstrap()]
         return ctx.out(roles.BOOTSTRAP_START, acts, memory), memory
-    return ctx.out(roles.WAIT_FOR_LEADER, [], memory), memory
+    if ctx.settings.clone_without_leader and cluster.initialize != "":
+        # A replica method with no_leader (a backup) works while nobody leads and
+        # nobody bootstraps (spec 6.1); the member then races like any replica.
+        memory = replace(memory, rewind_state="idle")
+        return ctx.out(roles.CLONE_WITHOUT_LEADER, [A.Clone()], memory), memory
+    return ctx.out(roles.STANDBY_WAIT if standby else roles.WAIT_FOR_LEADER, [], memory), memory
 
 
 # ---- I ------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class TaskKind(str, Enum):
     CRASH_RECOVERY = "CrashRecovery"
     RESTART = "Restart"
     REINITIALIZE = "Reinitialize"
+    COPY_LOGICAL_SLOTS = "CopyLogicalSlots"
 
     def __str__(self) -> str:
         return self.value
@@ -97,6 +98,11 @@ class LocalState:
     rewind_possible: bool = False  # rewind binary usable and wal_log_hints/checksums on
     postmaster_start_time: Optional[str] = None
     slots: Tuple[str, ...] = ()  # names of physical replication slots present on this server
+    # Every slot with its details (core.slots decides from these); None = not read.
+    slot_details: Optional[Tuple[SlotState, ...]] = None
+    feedback_enforced: bool = False  # hot_standby_feedback forced on for permanent logical slots
+    # Logical slots copied from the primary and not yet known to be safe after a failover.
+    unready_slots: Tuple[str, ...] = ()
 
     @property
     def is_primary(self) -> bool:
@@ -139,3 +145,16 @@ class ReplicationState:
             if r.name == name:
                 return r
         return None
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """One replication slot present on the local server (pg_replication_slots)."""
+
+    name: str
+    type: str = "physical"  # physical | logical
+    database: Optional[str] = None
+    plugin: Optional[str] = None
+    temporary: bool = False
+    restart_lsn: Optional[int] = None
+    confirmed_flush_lsn: Optional[int] = None

@@ -16,6 +16,7 @@ from typing import Any, Literal, Mapping, Optional, Tuple
 from .actions import Action
 from .local import Divergence, LocalState, ReplicationState, TaskStatus
 from .model import ClusterView
+from .standby import StandbyCluster
 
 # Where a possible timeline divergence stands: idle (nothing to check), check (probe
 # before following), needed / done, failed (rewind failed), crash_failed (crash
@@ -60,6 +61,10 @@ class Settings:
     synchronous_mode_strict: bool = False
     synchronous_node_count: int = 1
     maximum_lag_on_syncnode: int = -1
+    # Some postgresql.create_replica_methods entry has no_leader (core.methods).
+    clone_without_leader: bool = False
+    # Dynamic standby_cluster (core.standby); None = a normal cluster.
+    standby: Optional[StandbyCluster] = None
 
 
 @dataclass(frozen=True)

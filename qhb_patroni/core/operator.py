@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
 
 from . import actions as A
+from .methods import clone_member
 from .observation import Observation, Settings
 
 
@@ -87,7 +88,8 @@ def operator_actions(obs: Observation, settings: Settings) -> Tuple[List[A.Actio
                 if leader is None or not leader.conn_url:  # checked before anything is wiped
                     rejects.append(A.RejectCommand(cmd.ident, NO_CLONE_SOURCE))
                     continue
-                chosen = A.Reinitialize(cmd.ident, leader)
+                source = clone_member(cluster, settings.name, leader)
+                chosen = A.Reinitialize(cmd.ident, leader, source if source is not leader else None)
             continue
         started_then, started_now = cmd.postmaster_start_time, obs.local.postmaster_start_time
         if cmd.scheduled_at is not None and started_then and started_now and started_then != started_now:

@@ -19,7 +19,8 @@ from .election import is_healthiest
 from .local import CRASHED_CONTROLDATA_STATES, STATE_START_FAILED, STATE_STARTING
 from .model import Member
 from .observation import Decision, Memory
-from .slots import member_slots, slot_name_for
+from .slots import SlotPlan, member_slots, primary_plan, published_positions, replica_plan, slot_name_for
+from .standby import follows_remote
 from .switchover import CLEAR, DEMOTE, PROBE, STREAM_WAIT, leader_step
 from .syncrep import leader_sync_step, promote_sync_actions
 from .timing import deadline_passed, seconds_until
@@ -55,7 +56,7 @@ def _paused(ctx: Ctx, memory: Memory) -> Optional[Decision]:
             return ctx.out(roles.PAUSED_NOT_RUNNING_HOLDER, release, memory)
         return ctx.out(roles.PAUSED_NOT_RUNNING, [], memory)
     if ctx.i_am_leader:
-        if not local.is_primary:
+        if not local.is_primary and ctx.settings.standby is None:
             return ctx.out(roles.PAUSED_NOT_PRIMARY_HOLDER, release, memory)
         if ctx.failed(A.RenewLock):
             return ctx.out(roles.PAUSED_RENEW_FAILED, [], memory)
@@ -70,15 +71,23 @@ def _paused(ctx: Ctx, memory: Memory) -> Optional[Decision]:
             return None  # the named failover candidate may take the free lock even in pause (5.13)
         return ctx.out(roles.PAUSED_IDLE, [], memory)
     target = follow_target(ctx)
-    acts: List[A.Action] = [] if _follows(ctx, target) else [A.Follow(target)]
+    follows = _follows(ctx, target)
+    acts: List[A.Action] = [] if follows else [A.Follow(target)]
+    if follows and local.is_replica:
+        # Slots are kept and advanced in pause too, but nothing is dropped and the
+        # server is not restarted to copy a slot.
+        plan = replica_plan(ctx.cluster, ctx.me, local, ctx.settings.use_slots, ctx.settings.nofailover, True)
+        acts.extend(slot_actions(plan))
     return ctx.out(roles.LOCKED_BY_OTHER, acts, memory, leader=ctx.other_leader.name)
 
 
 def _renew(ctx: Ctx) -> A.RenewLock:
     lead = ctx.leader
+    primary = ctx.local.is_primary
     return A.RenewLock(
         version=lead.version if lead is not None else None,
-        last_lsn=ctx.local.lsn if ctx.local.is_primary else None,
+        last_lsn=ctx.local.lsn if primary else None,
+        slots=published_positions(ctx.cluster, ctx.local) if primary else None,
     )
 
 
@@ -163,8 +172,12 @@ def _stopped(ctx: Ctx, memory: Memory) -> Decision:
                 release = A.ReleaseLock(version=lead.version if lead else None, demoted=True)
                 return ctx.out(roles.CRASH_FAILOVER, [release], memory, note="Primary crashed. Failing over.")
         memory = replace(memory, crash_start_at=ctx.obs.now, rewind_state="idle")
+        if ctx.settings.standby is not None:
+            return ctx.out(roles.STANDBY_START_LEADER, [_renew(ctx), A.Follow(ctx.settings.standby.remote)], memory)
         return ctx.out(roles.START_READONLY_LEADER, [_renew(ctx), A.StartReadOnlyLeader()], memory)
     if ctx.other_leader is None:
+        if ctx.settings.standby is not None:
+            return ctx.out(roles.STANDBY_FOLLOW_REMOTE, [A.Follow(ctx.settings.standby.remote)], memory)
         return ctx.out(roles.START_SECONDARY, [A.Follow(None)], memory)
     # A stopped node may be a former primary whose timeline forked: it must not
     # stream from the new leader before that has been checked.
@@ -216,10 +229,17 @@ def _unlocked(ctx: Ctx, memory: Memory) -> Decision:
         memory = arm_rewind_check(ctx, memory)
         if local.is_primary:
             return ctx.out(roles.RACE_LOST, [A.Demote("immediate-nolock", None)], memory)
-        return ctx.out(roles.RACE_LOST, [] if local.following is None else [A.Follow(None)], memory)
+        return ctx.out(roles.RACE_LOST, _follow_nobody(ctx), memory)
     verdict = is_healthiest(ctx.obs, memory, ctx.settings)
     if verdict.probe is not None:
         return ctx.out(roles.PROBE_PEERS, [A.ProbePeers(verdict.probe)], memory)
+    if verdict.healthiest and ctx.settings.standby is not None:
+        # Standby cluster: the new lock holder follows the remote primary, never promotes.
+        memory = replace(memory, rewind_state="idle")
+        taken: List[A.Action] = [A.AcquireLock(), *_follow_remote(ctx)]
+        if ctx.cluster.failover is not None:
+            taken.append(A.ClearFailover(version=ctx.cluster.failover.version))
+        return ctx.out(roles.STANDBY_LOCK_ACQUIRED, taken, memory)
     if verdict.healthiest:
         memory = replace(memory, rewind_state="idle")
         acts: List[A.Action] = [A.AcquireLock()]
@@ -234,8 +254,9 @@ def _unlocked(ctx: Ctx, memory: Memory) -> Decision:
     event = roles.NOT_ALLOWED if ctx.settings.nofailover else roles.NOT_HEALTHIEST
     if local.is_primary:
         return ctx.out(event, [A.Demote("immediate-nolock", None)], memory, why=verdict.why)
-    # While nobody leads, a replica follows nobody (Patroni drops primary_conninfo).
-    return ctx.out(event, [] if local.following is None else [A.Follow(None)], memory, why=verdict.why)
+    # While nobody leads, a replica follows nobody (Patroni drops primary_conninfo); in a
+    # standby cluster, the remote primary.
+    return ctx.out(event, _follow_nobody(ctx), memory, why=verdict.why)
 
 
 # ---- H ------------------------------------------------------------------------
@@ -250,6 +271,8 @@ def _mine(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
     acts: List[A.Action] = [_renew(ctx)]
     if cluster.config is None and ctx.settings.bootstrap_dcs:
         acts.append(A.WriteConfig(dict(ctx.settings.bootstrap_dcs)))
+    if ctx.settings.standby is not None:
+        return _standby_leader(ctx, memory, acts)
     if not local.is_primary:
         if ctx.failed(A.WriteSync):
             return ctx.out(roles.SYNC_POSTPONED, acts, memory)
@@ -278,10 +301,7 @@ def _mine(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
         acts.append(A.ClearFailover(version=cluster.failover.version if cluster.failover else None))
     acts.extend(sync.actions)
     args = {"warning": step.warning} if step.warning else {}
-    if ctx.settings.use_slots:
-        wanted = member_slots(cluster, ctx.me)
-        if tuple(sorted(local.slots)) != wanted:
-            acts.append(A.SyncSlots(wanted))
+    acts.extend(slot_actions(primary_plan(cluster, ctx.me, local, ctx.settings.use_slots, cluster.paused)))
     if promoted:
         acts.append(A.WriteHistory(keep=ctx.settings.max_timelines_history))
     return ctx.out(roles.LOCK_HELD, acts, memory, **args)
@@ -309,4 +329,51 @@ def _theirs(ctx: Ctx, memory: Memory) -> Decision:
         if div is not None and div.needed is not None:
             memory = replace(memory, rewind_state="idle")
     acts: List[A.Action] = [] if follows else [A.Follow(target)]
+    if ctx.settings.standby is not None and event == roles.LOCKED_BY_OTHER:
+        event = roles.STANDBY_FOLLOWING
+    if follows and local.is_replica:
+        plan = replica_plan(ctx.cluster, ctx.me, local, ctx.settings.use_slots, ctx.settings.nofailover,
+                            ctx.cluster.paused)
+        acts.extend(slot_actions(plan, leader))
+        if plan.copy and not ctx.failed(A.CopyLogicalSlots):
+            acts.append(A.CopyLogicalSlots(plan.copy, leader))
+            return ctx.out(roles.COPY_LOGICAL_SLOTS, acts, memory, slots=list(plan.copy))
     return ctx.out(event, acts, memory, leader=leader.name)
+
+
+def slot_actions(plan: SlotPlan, leader: Optional[Member] = None) -> List[A.Action]:
+    check = leader if plan.check else None
+    if not plan.changes and not plan.problems and check is None:
+        return []
+    return [A.ManageSlots(drop=plan.drop, create=plan.create, advance=plan.advance, feedback=plan.feedback,
+                          problems=plan.problems, readiness_leader=check)]
+
+
+# ---- standby cluster (core.standby) ----------------------------------------------
+def _follow_remote(ctx: Ctx) -> List[A.Action]:
+    """Follow the standby cluster's remote primary unless already doing so."""
+    sc = ctx.settings.standby
+    assert sc is not None
+    local = ctx.local
+    if local.is_replica and follows_remote(local.following, sc) and local.slot_name == sc.primary_slot_name:
+        return []
+    return [A.Follow(sc.remote)]
+
+
+def _follow_nobody(ctx: Ctx) -> List[A.Action]:
+    """While nobody holds the lock: follow nobody, or the remote in a standby cluster."""
+    if ctx.settings.standby is not None:
+        return _follow_remote(ctx)
+    return [] if ctx.local.following is None else [A.Follow(None)]
+
+
+def _standby_leader(ctx: Ctx, memory: Memory, acts: List[A.Action]) -> Decision:
+    """The lock holder of a standby cluster: follow the remote, keep the members'
+    physical slots, never promote."""
+    if ctx.cluster.paused:
+        return ctx.out(roles.STANDBY_LEADER_HOLD if ctx.local.is_replica else roles.LOCK_HELD, acts, memory)
+    follow = _follow_remote(ctx)
+    if follow:
+        return ctx.out(roles.STANDBY_LEADER_REFOLLOW, acts + follow, memory)
+    plan = primary_plan(ctx.cluster, ctx.me, ctx.local, ctx.settings.use_slots, False, physical_only=True)
+    return ctx.out(roles.STANDBY_LEADER_HOLD, acts + slot_actions(plan), memory)

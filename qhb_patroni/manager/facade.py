@@ -17,7 +17,8 @@ from ..core.local import (
     LocalState,
     ReplicationState,
 )
-from ..core.model import ROLE_DEMOTED, ROLE_MASTER, ROLE_PROMOTED, ROLE_UNINITIALIZED
+from ..core.model import ROLE_DEMOTED, ROLE_MASTER, ROLE_PROMOTED, ROLE_STANDBY_LEADER, ROLE_UNINITIALIZED
+from ..core.slots import SlotSpec
 from ..runtime.status import ServerStatus
 from . import bootstrap as _bootstrap
 from . import clonesource as _clonesource
@@ -61,6 +62,8 @@ class Manager:
         self.checkpoint_pending = False
         if self.server.is_running():
             self.server.state = STATE_RUNNING  # joined an already running postmaster (7.6)
+        for warning in self.settings.method_warnings:
+            log.warning("%s", warning)
 
     def update_config(self, config: Mapping[str, Any]) -> bool:
         """Take a new effective configuration (dynamic config changed).
@@ -140,6 +143,9 @@ class Manager:
                 if self.server.is_running():
                     self.server.stop("immediate")
                 self.server.state = state if state != STATE_RUNNING else STATE_STOPPED
+                if not self.server.is_running():
+                    # Never adopted later as if it were a cluster: kept aside for a look, not wiped.
+                    _bootstrap.move_data_directory_aside(self.server)
                 raise ManagerError(f"bootstrap failed: {exc}") from exc
             self.callbacks.fire("on_start", self.role)
             return True
@@ -166,7 +172,9 @@ class Manager:
         previous_role = self.server.role
         was_primary = was_running and self.server.in_recovery() is False
         ok = _replica.follow(self.server, leader_conn_url)
-        if ok and (was_primary or previous_role in (ROLE_MASTER, ROLE_PROMOTED, ROLE_DEMOTED)):
+        became_standby_leader = (self.server.role == ROLE_STANDBY_LEADER) != (previous_role == ROLE_STANDBY_LEADER)
+        if ok and (was_primary or previous_role in (ROLE_MASTER, ROLE_PROMOTED, ROLE_DEMOTED)
+                   or (became_standby_leader and was_running)):
             self.callbacks.fire("on_role_change", self.role)
         elif ok and not was_running:
             self.callbacks.fire("on_start", self.role)
@@ -221,6 +229,10 @@ class Manager:
                 return True
             self._pre_promote()
             self.server.role = ROLE_PROMOTED
+            if self.server.unready_slots:
+                log.warning("Logical replication slots that might be unsafe to use after promote: %s",
+                            sorted(self.server.unready_slots))
+                self.server.unready_slots.clear()
             self.server.promote()
             if not self.server.wait_recovery_state(False, wait_seconds):
                 return False
@@ -365,6 +377,40 @@ class Manager:
 
     def sync_slots(self, names: Sequence[str]) -> None:
         _slots.sync_slots(self.server, names)
+
+    def manage_slots(self, drop: Sequence[str], create: Sequence[SlotSpec],
+                     advance: Sequence[Tuple[str, str, int]], feedback: Optional[bool],
+                     readiness_leader_url: Optional[str] = None) -> None:
+        """What core.slots decided; each slot on its own (failures are logged, retried next cycle)."""
+        with self._ops:
+            if readiness_leader_url:
+                _slots.check_readiness(self.server, readiness_leader_url)
+            if drop:
+                _slots.drop(self.server, drop, [s.name for s in create])
+            if create:
+                _slots.create(self.server, create)
+            if advance:
+                _slots.advance(self.server, advance)
+            if feedback is not None and feedback != self.server.enforce_feedback:
+                self.server.enforce_feedback = feedback
+                if self.server.is_running():
+                    self.server.reload()
+
+    def copy_logical_slots(self, names: Sequence[str], leader_conn_url: Optional[str]) -> bool:
+        """Background task: copy the primary's permanent logical slots, then start again
+        (below PostgreSQL 17 a standby loads slots only at start)."""
+        if not leader_conn_url:
+            raise ManagerError("no leader to copy logical replication slots from")
+        with self._ops:
+            try:
+                copied = _slots.copy_logical(self.server, names, leader_conn_url)
+            finally:
+                started = self.server.start() if not self.server.is_running() else True
+            if copied:
+                log.info("Copied logical replication slots %s from the primary and restarted", copied)
+                for name in copied:
+                    self.server.unready_slots[name] = None
+            return started and bool(copied)
 
     def checkpoint(self) -> None:
         self.server.checkpoint()

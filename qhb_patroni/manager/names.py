@@ -50,6 +50,7 @@ TABLESPACE_VERSION_DIR = r"PG_{major}_\d+"
 # Entries that mark a directory as a data directory.
 DATA_DIR_MARKERS = (PG_VERSION, "global", "base", WAL_DIR, "pg_xlog", "pg_xact", "pg_clog", TABLESPACE_DIR,
                     "backup_label", "postmaster.opts")
+REPLSLOT_DIR = "pg_replslot"
 # Cache of the dynamic configuration, same name as Patroni's.
 DYNAMIC_CACHE = "patroni.dynamic.json"
 DEFAULT_CONFIG_BASE_NAME = "postgresql"
@@ -60,6 +61,10 @@ INITDB_MAIN_CONFS = ("qhb.conf", "postgresql.conf")
 INITDB_HBA_FILES = ("qhb_hba.conf", "pg_hba.conf")
 INITDB_IDENT_FILES = ("qhb_ident.conf", "pg_ident.conf")
 RECOVERY_FILES = (STANDBY_SIGNAL, RECOVERY_SIGNAL, "recovery.conf")
+# The hba file a custom bootstrap starts the restored cluster with (next to the real one).
+BOOTSTRAP_HBA_SUFFIX = ".bootstrap"
+# Where a failed bootstrap's data directory is moved (3.0.2: <data_dir>.failed).
+FAILED_SUFFIX = ".failed"
 
 
 def _candidates(bin_dir: str, names: Tuple[str, ...]) -> Optional[str]:
@@ -130,6 +135,10 @@ class Layout:
     @property
     def hba_file(self) -> str:
         return self._in_config_dir(self.hba_name)
+
+    @property
+    def bootstrap_hba_file(self) -> str:
+        return self.hba_file + BOOTSTRAP_HBA_SUFFIX
 
     @property
     def ident_file(self) -> str:

@@ -14,7 +14,7 @@ from ..core.local import (
     STATE_STOPPING,
     LocalState,
 )
-from ..core.model import ROLE_MASTER, ROLE_REPLICA
+from ..core.model import ROLE_MASTER, ROLE_REPLICA, ROLE_STANDBY_LEADER
 from ..runtime.status import ServerStatus
 from . import conffiles, sql
 from .controldata import ControlData
@@ -55,7 +55,9 @@ def _note_not_running(server: LocalServer, control: Optional[ControlData] = None
 
 
 def _role_from_recovery(server: LocalServer, in_recovery: bool) -> str:
-    return ROLE_REPLICA if in_recovery else ROLE_MASTER
+    if in_recovery:
+        return ROLE_STANDBY_LEADER if server.role == ROLE_STANDBY_LEADER else ROLE_REPLICA
+    return ROLE_MASTER
 
 
 def observe(server: LocalServer) -> LocalState:
@@ -119,6 +121,9 @@ def observe(server: LocalServer) -> LocalState:
         rewind_possible=rewind_ok,
         postmaster_start_time=status.postmaster_start_time,
         slots=status.slots,
+        slot_details=status.slot_details,
+        feedback_enforced=server.enforce_feedback,
+        unready_slots=tuple(sorted(list(server.unready_slots))),
     )
 
 

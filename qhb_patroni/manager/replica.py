@@ -1,20 +1,28 @@
 """Replicas: clone with the base backup tool, and follow a leader (or nobody)."""
 from __future__ import annotations
 
+import logging
+import os
+import shlex
 import time
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from ..core.local import STATE_CREATING_REPLICA, STATE_STOPPED
-from ..core.model import ROLE_REPLICA, ROLE_UNINITIALIZED
+from ..core.methods import ReplicaMethod, methods_to_try
+from ..core.model import ROLE_REPLICA, ROLE_STANDBY_LEADER, ROLE_UNINITIALIZED
 from . import conffiles
+from .bootstrap import arrange_config_files
 from .connection import host_port_from_url
 from .files import empty_directory
-from .process import TaskCancelled, clean_env, run_tool
+from .process import TaskCancelled, clean_env, run_tool, run_watched
 from .server import LocalServer
 from .settings import ManagerError
 
+log = logging.getLogger(__name__)
+
 CLONE_ATTEMPTS = 2
 CLONE_RETRY_DELAY = 5.0
+METHOD_TIMEOUT = 24 * 3600.0  # bound of a custom replica method (a restore may take hours)
 # Recovery settings that a running PG 13+ standby re-reads on reload.
 _RELOADABLE = frozenset({"primary_conninfo", "primary_slot_name"})
 
@@ -34,21 +42,58 @@ def source_dsn(server: LocalServer, host_port: Tuple[str, int]) -> str:
     return conffiles.build_dsn(params)
 
 
-def clone(server: LocalServer, source_url: Optional[str], retry_delay: float = CLONE_RETRY_DELAY) -> None:
-    """Base backup from `source_url` into the (emptied) data directory."""
-    if not source_url:
-        raise ManagerError("no member to clone from and no method that works without a leader")
+def clone(server: LocalServer, source_url: Optional[str], retry_delay: float = CLONE_RETRY_DELAY,
+          timeout: float = METHOD_TIMEOUT) -> str:
+    """Create the data directory with postgresql.create_replica_methods, in order, the
+    first success winning; returns the method's name.  Without a source only the
+    methods marked no_leader are tried.  When all fail the directory is left empty."""
     s = server.settings
-    host_port = host_port_from_url(source_url)
+    host_port = host_port_from_url(source_url) if source_url else None
+    remote = s.standby_cluster is not None and server.follows_remote(host_port)
+    configured = s.standby_replica_methods if remote else s.replica_methods
+    methods = methods_to_try(configured, have_source=host_port is not None)
+    if not methods:
+        raise ManagerError("no member to clone from and no method that works without a leader")
     server.state = STATE_CREATING_REPLICA
     server.role = ROLE_UNINITIALIZED
-    server.write_replication_pgpass(host_port)
+    connstring = ""
+    if host_port is not None:
+        server.write_replication_pgpass(host_port)
+        connstring = source_dsn(server, host_port)
+    errors: List[str] = []
+    for method in methods:
+        try:
+            if method.builtin:
+                assert host_port is not None
+                _basebackup(server, host_port, connstring, retry_delay)
+            else:
+                _custom_method(server, method, connstring, timeout)
+        except TaskCancelled:
+            empty_directory(s.data_dir)  # never leave a half copy behind
+            server.state = STATE_STOPPED
+            raise  # cancelled on purpose (a forced reinitialize): no second attempt
+        except (ManagerError, OSError) as exc:
+            log.error("Error creating replica using method %s: %s", method.name, exc)
+            errors.append(f"{method.name}: {exc}")
+            continue
+        log.info("replica has been created using %s", method.name)
+        server.state = STATE_STOPPED
+        return method.name
+    empty_directory(s.data_dir)
+    server.state = STATE_STOPPED
+    where = f" from {host_port[0]}:{host_port[1]}" if host_port else " without leader"
+    raise ManagerError(f"clone{where} failed: {'; '.join(errors)}")
+
+
+def _basebackup(server: LocalServer, host_port: Tuple[str, int], dsn: str, retry_delay: float) -> None:
+    """The base backup tool, up to CLONE_ATTEMPTS times, emptying the directory first."""
+    s = server.settings
     cmd = [
         server.bin["basebackup"],
         f"--pgdata={s.data_dir}",
         "-X",
         "stream",
-        f"--dbname={source_dsn(server, host_port)}",
+        f"--dbname={dsn}",
         *conffiles.basebackup_options(s.basebackup),
     ]
     env = dict(clean_env(), PGPASSFILE=s.pgpass)
@@ -59,17 +104,42 @@ def clone(server: LocalServer, source_url: Optional[str], retry_delay: float = C
         empty_directory(s.data_dir)
         try:
             run_tool(cmd, timeout=24 * 3600, env=env)
-            server.state = STATE_STOPPED
             return
         except TaskCancelled:
-            empty_directory(s.data_dir)  # never leave a half copy behind
-            server.state = STATE_STOPPED
-            raise  # cancelled on purpose (a forced reinitialize): no second attempt
+            raise
         except ManagerError as exc:
             error = str(exc)
-    empty_directory(s.data_dir)
-    server.state = STATE_STOPPED
-    raise ManagerError(f"clone from {host_port[0]}:{host_port[1]} failed: {error}")
+    raise ManagerError(f"{host_port[0]}:{host_port[1]}: {error}")
+
+
+def _custom_method(server: LocalServer, method: ReplicaMethod, connstring: str, timeout: float) -> None:
+    """postgresql.<method>: `<command> [--key=value ...] --scope --role --datadir --connstring`,
+    into an emptied data directory unless keep_data."""
+    s = server.settings
+    key = f"postgresql.{method.name}.command"
+    try:
+        words = shlex.split(method.command)
+    except ValueError as exc:
+        raise ManagerError(f"{key}: cannot parse {method.command!r}: {exc}") from exc
+    if not words:
+        raise ManagerError(f"{key} is empty")
+    if not method.keep_data:
+        empty_directory(s.data_dir)
+    cmd = words + method.args(s.scope, s.data_dir, connstring)
+    env = dict(clean_env(), PGPASSFILE=s.pgpass)
+    try:
+        rc, _, err = run_watched(cmd, timeout, env)
+    except TaskCancelled:
+        raise
+    except ManagerError as exc:
+        raise ManagerError(f"{key}: {exc}") from exc
+    if rc != 0:
+        tail = err.decode(errors="replace").strip().splitlines()[-1:]
+        detail = f": {tail[0]}" if tail else ""
+        raise ManagerError(f"{key} {method.command} exited with code={rc}{detail}")
+    if not os.path.exists(server.layout.pg_control):
+        raise ManagerError(f"{key} {method.command} left no database cluster in {s.data_dir}")
+    arrange_config_files(server, append_hba=False)
 
 
 def follow(server: LocalServer, leader_url: Optional[str]) -> bool:
@@ -80,7 +150,8 @@ def follow(server: LocalServer, leader_url: Optional[str]) -> bool:
     previous = server.recovery
     server.set_following(host_port)
     desired: Dict[str, str] = dict(server.recovery or {})
-    server.role = ROLE_REPLICA
+    # A standby cluster's member following the remote primary is its standby leader.
+    server.role = ROLE_STANDBY_LEADER if server.follows_remote(host_port) else ROLE_REPLICA
     if not server.is_running():
         return server.start()
     if server.in_recovery() is not True:

@@ -51,6 +51,16 @@ class LocalServer:
         self.recovery = self._recovery_on_disk()
         # synchronous_standby_names chosen by the HA loop in synchronous mode (None: as configured).
         self.sync_standby_names: Optional[str] = None
+        # A custom bootstrap starts the restored cluster with its own hba file, maybe
+        # hot_standby off, and archive recovery (recovery.signal) instead of standby mode.
+        self.hba_override: Optional[str] = None
+        self.parameter_overrides: Dict[str, str] = {}
+        self.archive_recovery = False
+        # hot_standby_feedback forced on: a replica keeping copies of permanent logical slots.
+        self.enforce_feedback = False
+        # Copied logical slots not yet safe after a failover -> their catalog_xmin on the
+        # primary once this replica's physical slot there had one (None: not read yet).
+        self.unready_slots: Dict[str, Optional[int]] = {}
 
     def _recovery_on_disk(self) -> Optional[Dict[str, str]]:
         """Recovery settings of a standby left by an earlier daemon run."""
@@ -85,6 +95,9 @@ class LocalServer:
         params = conffiles.effective_parameters(s.parameters, s.scope, s.listen_addresses, s.port, self.major)
         if self.sync_standby_names is not None:
             params["synchronous_standby_names"] = self.sync_standby_names
+        if self.enforce_feedback:
+            params["hot_standby_feedback"] = "on"
+        params.update(self.parameter_overrides)
         return params
 
     # ---- config files --------------------------------------------------------
@@ -98,7 +111,7 @@ class LocalServer:
         text = conffiles.render_main_conf(
             self.settings.custom_conf or self.layout.base_conf_name,
             params,
-            self.layout.hba_file,
+            self.hba_override or self.layout.hba_file,
             self.layout.ident_file,
             self.recovery,
         )
@@ -108,7 +121,8 @@ class LocalServer:
             if lines is not None:
                 write_file(path, conffiles.render_lines_file(lines), 0o600)
         if self.recovery is not None:
-            write_file(self.layout.standby_signal, "", 0o600)
+            signal_file = self.layout.recovery_signal if self.archive_recovery else self.layout.standby_signal
+            write_file(signal_file, "", 0o600)
         return params
 
     def _apply_controldata_minimums(self, params: Dict[str, str]) -> None:
@@ -133,7 +147,24 @@ class LocalServer:
             )
             self.write_replication_pgpass(host_port)
         slot = conffiles.slot_name_from_member(s.name) if s.use_slots else None
-        self.recovery = conffiles.recovery_parameters(conninfo, slot, s.recovery_conf)
+        recovery_conf = dict(s.recovery_conf)
+        sc = s.standby_cluster
+        if sc is not None:
+            # Standby cluster: its archive settings override recovery_conf on every member;
+            # following the remote primary uses its slot (none when not configured) and delay.
+            for key in ("restore_command", "archive_cleanup_command"):
+                if getattr(sc, key):
+                    recovery_conf[key] = getattr(sc, key)
+            if self.follows_remote(host_port):
+                slot = sc.primary_slot_name
+                if sc.recovery_min_apply_delay:
+                    recovery_conf["recovery_min_apply_delay"] = sc.recovery_min_apply_delay
+        self.recovery = conffiles.recovery_parameters(conninfo, slot, recovery_conf)
+
+    def follows_remote(self, host_port: Optional[Tuple[str, int]]) -> bool:
+        """Is `host_port` the standby cluster's remote primary (None: the archive only)?"""
+        sc = self.settings.standby_cluster
+        return sc is not None and host_port == sc.host_port
 
     def write_replication_pgpass(self, host_port: Tuple[str, int]) -> None:
         s = self.settings

@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from ..core.methods import BASEBACKUP, CustomBootstrap, ReplicaMethod, custom_bootstrap, replica_methods
+from ..core.standby import StandbyCluster, standby_cluster
 from .names import DEFAULT_CONFIG_BASE_NAME, DEFAULT_HBA_FILE, DEFAULT_IDENT_FILE, Layout, resolve_binaries
 
 _LOCAL_HOSTS = ("*", "0.0.0.0", "::", "127.0.0.1", "localhost")
@@ -130,6 +132,14 @@ class PgSettings:
     def local_replication_host(self) -> str:
         """The same for local replication connections (use_unix_socket_repl)."""
         return (self.socket_directory if self.use_unix_socket_repl else None) or self.local_host
+    # bootstrap.method with a command (None: initdb), bootstrap.post_bootstrap / post_init,
+    # postgresql.create_replica_methods, and what was wrong with them (logged at start).
+    bootstrap_method: Optional[CustomBootstrap] = None
+    post_bootstrap: Optional[str] = None
+    replica_methods: Tuple[ReplicaMethod, ...] = (ReplicaMethod(BASEBACKUP),)
+    method_warnings: Tuple[str, ...] = ()
+    standby_cluster: Optional[StandbyCluster] = None  # dynamic standby_cluster (core.standby)
+    standby_replica_methods: Tuple[ReplicaMethod, ...] = (ReplicaMethod(BASEBACKUP),)
 
     @property
     def local_host(self) -> str:
@@ -189,6 +199,14 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
     replication = _credentials(auth.get("replication") or {}, "replicator")
     rewind = _credentials(auth.get("rewind") or {}, superuser.username) if auth.get("rewind") else superuser
     hba_lines = bootstrap.get("qhb_hba") or bootstrap.get("pg_hba") or []
+    method, bootstrap_warnings = custom_bootstrap(bootstrap)
+    methods, replica_warnings = replica_methods(pg)
+    post_script = bootstrap.get("post_bootstrap") or bootstrap.get("post_init")
+    standby, standby_problems = standby_cluster(config.get("standby_cluster"))
+    standby_methods = methods
+    if standby is not None and standby.create_replica_methods:
+        standby_methods, more = replica_methods(dict(pg, create_replica_methods=list(standby.create_replica_methods)))
+        replica_warnings = replica_warnings + more
     return PgSettings(
         name=str(config.get("name") or ""),
         scope=str(config.get("scope") or ""),
@@ -225,4 +243,10 @@ def load_settings(config: Mapping[str, Any]) -> PgSettings:
         use_unix_socket_repl=_as_bool(pg.get("use_unix_socket_repl")),
         pg_hba=_lines(pg.get("pg_hba")),
         pg_ident=_lines(pg.get("pg_ident")),
+        bootstrap_method=method,
+        post_bootstrap=str(post_script) if post_script else None,
+        replica_methods=methods,
+        method_warnings=tuple(bootstrap_warnings + replica_warnings) + standby_problems,
+        standby_cluster=standby,
+        standby_replica_methods=standby_methods,
     )

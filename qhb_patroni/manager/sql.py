@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from psycopg2 import sql as pgsql
 
+from ..core.local import SlotState
 from .conffiles import RECOVERY_GUCS, parse_history
 from .connection import connect, query
 from .settings import ManagerError
@@ -34,7 +35,11 @@ SELECT pg_postmaster_start_time(),
           FROM pg_replication_slots WHERE slot_type = 'physical'),
        current_setting('primary_conninfo', true),
        current_setting('primary_slot_name', true),
-       (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1)
+       (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1),
+       (SELECT json_agg(s) FROM (SELECT slot_name, slot_type, database, plugin, temporary,
+                                        pg_wal_lsn_diff(restart_lsn, '0/0')::bigint AS restart_lsn,
+                                        pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint AS confirmed_flush_lsn
+                                   FROM pg_replication_slots ORDER BY slot_name) s)
 """.replace(
     # The recovery settings are the daemon's to manage (a promotion removes them, which the
     # server reports as "pending restart"): they never make a restart pending for the DBA.
@@ -60,6 +65,7 @@ class StatusRow:
     primary_conninfo: str = ""
     primary_slot_name: str = ""
     received_tli: Optional[int] = None
+    slot_details: Tuple[SlotState, ...] = ()
 
 
 def _int_or_none(value: Any) -> Optional[int]:
@@ -91,6 +97,20 @@ def read_status(params: Mapping[str, Any]) -> StatusRow:
         primary_conninfo=r[13] or "",
         primary_slot_name=r[14] or "",
         received_tli=_int_or_none(r[15]),
+        slot_details=_slot_details(r[16]),
+    )
+
+
+def _slot_details(raw: Any) -> Tuple[SlotState, ...]:
+    rows = json.loads(raw) if isinstance(raw, str) else raw
+    return tuple(
+        SlotState(
+            name=str(row["slot_name"]), type=str(row["slot_type"]), database=row.get("database"),
+            plugin=row.get("plugin"), temporary=bool(row.get("temporary")),
+            restart_lsn=_int_or_none(row.get("restart_lsn")),
+            confirmed_flush_lsn=_int_or_none(row.get("confirmed_flush_lsn")),
+        )
+        for row in rows or ()
     )
 
 
@@ -199,10 +219,46 @@ def create_physical_slot(params: Mapping[str, Any], name: str) -> None:
     )
 
 
-def drop_slot(params: Mapping[str, Any], name: str) -> None:
-    query(
+def drop_slot(params: Mapping[str, Any], name: str) -> Tuple[bool, bool]:
+    """Drop the slot unless a consumer is connected: (active, dropped)."""
+    rows = query(
         params,
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-        "WHERE slot_name = %s AND NOT active",
+        "WITH s AS (SELECT slot_name, active FROM pg_replication_slots WHERE slot_name = %s), "
+        "d AS (SELECT pg_drop_replication_slot(slot_name), true AS dropped FROM s WHERE NOT active) "
+        "SELECT s.active, coalesce(d.dropped, false) FROM s LEFT JOIN d ON true",
         (name,),
     )
+    return (bool(rows[0][0]), bool(rows[0][1])) if rows else (False, False)
+
+
+def create_logical_slot(params: Mapping[str, Any], name: str, plugin: str) -> None:
+    query(
+        params,
+        "SELECT pg_create_logical_replication_slot(%s, %s) "
+        "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+        (name, plugin, name),
+    )
+
+
+def advance_slot(params: Mapping[str, Any], name: str, lsn: str) -> None:
+    query(params, "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (name, lsn))
+
+
+def logical_slot_files(params: Mapping[str, Any], names: Sequence[str]) -> List[Tuple[str, str, str, str, bytes]]:
+    """(name, type, database, plugin, state file) of these slots on a primary."""
+    rows = query(
+        params,
+        "SELECT slot_name::text, slot_type, datname::text, plugin::text, "
+        "pg_read_binary_file('pg_replslot/' || slot_name || '/state') "
+        "FROM pg_get_replication_slots() JOIN pg_database ON datoid = oid "
+        "WHERE NOT pg_is_in_recovery() AND slot_name = ANY(%s)",
+        (list(names),),
+    )
+    return [(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bytes(r[4])) for r in rows]
+
+
+def catalog_xmins(params: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Optional[int]]:
+    """catalog_xmin of these slots (None when not set); a missing slot is absent."""
+    rows = query(params, "SELECT slot_name::text, catalog_xmin::text::bigint FROM pg_get_replication_slots() "
+                         "WHERE slot_name = ANY(%s)", (list(names),))
+    return {str(r[0]): _int_or_none(r[1]) for r in rows}

@@ -116,7 +116,8 @@ class Executor:
             return ok
         if isinstance(action, A.RenewLock):
             t0 = self.clock.monotonic()
-            ok = dcs.update_leader(action.version, last_lsn=action.last_lsn) is not None
+            slots = dict(action.slots) if action.slots else None
+            ok = dcs.update_leader(action.version, last_lsn=action.last_lsn, slots=slots) is not None
             if ok:
                 self.lease.written_at = t0
             else:
@@ -147,6 +148,7 @@ class Executor:
         if isinstance(action, A.WriteInitialize):
             return bool(dcs.initialize(action.value, create=action.create, version=action.version))
         if isinstance(action, A.CancelInitialize):
+            log.info("removing initialize key after failed attempt to bootstrap the cluster")
             return bool(dcs.cancel_initialization())
         if isinstance(action, A.WriteConfig):
             return bool(dcs.set_config(dict(action.data), version=action.version))
@@ -164,9 +166,16 @@ class Executor:
             return bool(mgr.follow(_conn_url(action.leader)))
         if isinstance(action, A.StartReadOnlyLeader):
             return bool(mgr.start(None, read_only=True))
-        if isinstance(action, A.SyncSlots):
-            mgr.sync_slots(list(action.names))
+        if isinstance(action, A.ManageSlots):
+            for problem in action.problems:
+                log.error("%s", problem)
+            mgr.manage_slots(action.drop, action.create, action.advance, action.feedback,
+                             _conn_url(action.readiness_leader))
             return True
+        if isinstance(action, A.CopyLogicalSlots):
+            names, leader = action.names, action.leader
+            return bool(self.tasks.start(action.kind, "copy logical slots",
+                                         lambda: mgr.copy_logical_slots(names, leader.conn_url)))
         if isinstance(action, A.RemoveDataDir):
             mgr.remove_data_directory()
             return True
@@ -248,13 +257,13 @@ class Executor:
 
             started = bool(self.tasks.start(action.kind, "restart", restart))
         elif isinstance(action, A.Reinitialize):
-            ident, leader = action.ident, action.leader
+            ident, leader, source = action.ident, action.leader, action.source or action.leader
 
             def reinitialize() -> bool:
-                url = _conn_url(leader)
+                url = _conn_url(source)
                 mgr.check_clone_source(url)  # before the wipe: nothing to clone from = keep the data
                 mgr.remove_data_directory()  # stops the server first
-                return bool(mgr.clone(url, url))
+                return bool(mgr.clone(url, _conn_url(leader)))
 
             started = bool(self.tasks.start(action.kind, "reinitialize", reinitialize))
         else:

@@ -14,11 +14,12 @@ import it.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from ..core.local import LocalState, ReplicationState, TaskKind, TaskStatus
 from ..core.model import ClusterView, Member
 from ..core.observation import PeerStatus
+from ..core.slots import SlotSpec
 from .status import ServerStatus
 
 
@@ -90,7 +91,11 @@ class ManagerPort(Protocol):
 
     def create_slots(self, names: Sequence[str]) -> None: ...
 
-    def sync_slots(self, names: Sequence[str]) -> None: ...
+    def manage_slots(self, drop: Sequence[str], create: Sequence[SlotSpec],
+                     advance: Sequence[Tuple[str, str, int]], feedback: Optional[bool],
+                     readiness_leader_url: Optional[str] = None) -> None: ...
+
+    def copy_logical_slots(self, names: Sequence[str], leader_conn_url: Optional[str]) -> bool: ...
 
     def checkpoint(self) -> None: ...
 

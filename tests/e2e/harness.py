@@ -75,6 +75,12 @@ class Node:
         return f"{scheme}://127.0.0.1:{self.api_port}"
 
     def config(self) -> Dict[str, Any]:
+        config = self.base_config()
+        if self.cluster.configure is not None:
+            self.cluster.configure(self, config)
+        return config
+
+    def base_config(self) -> Dict[str, Any]:
         c = self.cluster
         sock_dir = os.path.join(self.dir, "sock")
         return {
@@ -242,12 +248,15 @@ class LocalCluster:
         dcs: Optional[Callable[[], Dict[str, Any]]] = None,
         dynamic: Optional[Dict[str, Any]] = None,
         tls: Optional[Dict[str, str]] = None,
+        configure: Optional[Callable[[Node, Dict[str, Any]], None]] = None,
     ) -> None:
         """`dcs` makes the DCS part of every node's config, e.g.
         `lambda: {"consul": {"url": ...}}`; default `{"etcd": {"hosts": [etcd_host]}}`.
         `tls` ({"certfile", "keyfile"}, self-signed for 127.0.0.1): every REST API over
-        https, requiring that certificate from clients."""
+        https, requiring that certificate from clients.
+        `configure(node, config)` changes a node's config in place before it is written."""
         self.tls = tls
+        self.configure = configure
         self.base_dir = base_dir
         self.etcd_host = etcd_host
         self.dcs_section: Callable[[], Dict[str, Any]] = dcs or (lambda: {"etcd": {"hosts": [self.etcd_host]}})
@@ -445,3 +454,14 @@ def rows_on(node: Node) -> List[int]:
     with psycopg2.connect(node.dsn()) as conn, conn.cursor() as cur:
         cur.execute("SELECT id FROM e2e_rows ORDER BY id")
         return [r[0] for r in cur.fetchall()]
+
+
+def etcd_key(cluster: LocalCluster, key: str) -> Optional[str]:
+    """The value of /service/<scope>/<key> in etcd (v2 API), None when absent."""
+    url = f"http://{cluster.etcd_host}/v2/keys/service/{cluster.scope}/{key}"
+    code, body = http_get(url)
+    if code == 404:
+        return None
+    assert code == 200, (code, body)
+    value = json.loads(body)["node"].get("value")
+    return str(value) if value is not None else None

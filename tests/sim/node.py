@@ -173,9 +173,14 @@ class SimManager:
     def create_slots(self, names: Sequence[str]) -> None:
         pass  # slots on a standby: the fake server does not model them
 
-    def sync_slots(self, names: Sequence[str]) -> None:
-        if self.db.writable:
-            self.db.slots = tuple(names)
+    def manage_slots(self, drop: Sequence[str], create: Sequence[Any], advance: Sequence[Any],
+                     feedback: Optional[bool], readiness_leader_url: Optional[str] = None) -> None:
+        if self.db.writable:  # physical slots on the primary; the fake server keeps no others
+            kept = set(self.db.slots) - set(drop)
+            self.db.slots = tuple(sorted(kept | {s.name for s in create if s.type == "physical"}))
+
+    def copy_logical_slots(self, names: Sequence[str], leader_conn_url: Optional[str]) -> bool:
+        return True  # the fake server has no logical slots
 
     def checkpoint(self) -> None:
         pass

@@ -7,7 +7,7 @@ from qhb_patroni.core import actions as A
 from qhb_patroni.core.decide import decide
 from qhb_patroni.core.local import STATE_START_FAILED, STATE_STARTING, Divergence
 from qhb_patroni.core.observation import Decision, Memory
-from qhb_patroni.core.slots import slot_name_for
+from qhb_patroni.core.slots import SlotSpec, slot_name_for
 from qhb_patroni.messages import render
 
 from .builders import (
@@ -373,7 +373,8 @@ def test_acquire_clears_stale_failover_after_promote() -> None:
 # ---- H: my lock -------------------------------------------------------------------------------
 def test_leader_renews_with_lsn_and_syncs_slots() -> None:
     d = run(make_obs(cluster(leader="n0"), primary(lsn=500)))
-    assert d.actions == (A.RenewLock(version=7, last_lsn=500), A.SyncSlots(("n1", "n2")))
+    assert d.actions == (A.RenewLock(version=7, last_lsn=500),
+                         A.ManageSlots(create=(SlotSpec("n1"), SlotSpec("n2"))))
     assert render(d.reason) == "no action. I am (n0), the leader with the lock"
 
 

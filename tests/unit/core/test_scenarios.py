@@ -64,7 +64,7 @@ def test_leader_dies_replicas_race_one_promotes() -> None:
         "n0: [ProbePeers(n2)] asking the other members before the leader race",
         "n0: [AcquireLock, Promote] promoted self to leader by acquiring session lock",
         "n0: [RenewLock] updated leader lock during promote",
-        "n0: [RenewLock, SyncSlots, WriteHistory] no action. I am (n0), the leader with the lock",
+        "n0: [RenewLock, ManageSlots, WriteHistory] no action. I am (n0), the leader with the lock",
         "n2: [ProbePeers(n0)] asking the other members before the leader race",
         "n2: [Follow(nobody)] following a different leader because i am not the healthiest node",
         "n2: [Follow(n0)] no action. I am (n2), a secondary, and following a leader (n0)",
