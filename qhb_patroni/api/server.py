@@ -141,20 +141,31 @@ def _limits_of(restapi: Mapping[str, Any]) -> ConnectionLimits:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs: not gone and not a zombie (the daemon itself spawns
+    the postmaster, and a killed one stays a zombie until the daemon reaps it).  A read
+    of /proc/PID/stat, which never blocks; signal 0 where there is no /proc."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except FileNotFoundError:
         return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # exists, owned by someone else
+        return True
+    state = stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3]
+    return state not in (b"Z", b"X", b"x")
 
 
 def with_live_postmaster(view: StatusView, alive: Callable[[int], bool] = pid_alive) -> StatusView:
     """The view with the postmaster's liveness of this very moment: the sampled SQL
     figures may be up to a second old, but a postmaster that has exited since is seen
     by the next request (state 'unknown' as 3.0.2 reports a server it cannot query,
-    so /primary, /replica and /health answer 503).  One signal-0 syscall, never blocks."""
+    so /primary, /replica and /health answer 503).  One /proc read, never blocks."""
     server = view.server
     if server.postmaster_pid is None or server.state != "running" or alive(server.postmaster_pid):
         return view

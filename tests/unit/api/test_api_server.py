@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
+import time
 from dataclasses import replace
 from typing import Any, Callable, Dict, Iterator, Tuple
 
 import pytest
 
-from qhb_patroni.api.server import RestApiServer, parse_listen
+from qhb_patroni.api.server import RestApiServer, parse_listen, pid_alive
 from qhb_patroni.api.wire import parse_target
 from qhb_patroni.runtime.status import StatusBoard, StatusView
 from tests.fixtures.api import (
@@ -315,3 +318,26 @@ def test_a_dead_lock_holder_postmaster_is_not_primary(api_server: MakeServer) ->
     finally:
         stand_in.kill()
         stand_in.wait(10)
+
+
+def test_a_killed_postmaster_not_yet_reaped_is_dead_too(api_server: MakeServer) -> None:
+    """The daemon spawns the postmaster: killed, it is a zombie until reaped."""
+    stand_in = subprocess.Popen(["sleep", "60"])
+    try:
+        replica = status_view("postgresql1", replica_server(postmaster_pid=stand_in.pid), two_node_cluster())
+        server, _ = api_server(replica)
+        assert request(server, "GET", "/replica")[0] == 200
+        os.kill(stand_in.pid, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(stand_in.pid))
+        assert os.path.exists(f"/proc/{stand_in.pid}")  # still there, as a zombie
+        assert request(server, "GET", "/replica")[0] == 503
+    finally:
+        stand_in.kill()
+        stand_in.wait(10)
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
