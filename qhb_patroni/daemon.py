@@ -28,6 +28,7 @@ from .runtime.executor import FatalError
 from .runtime.loop import HALoop
 from .runtime.notify import sd_notify
 from .runtime.status import StatusBoard, StatusView
+from .runtime.watchdog import Watchdog, WatchdogSettings
 
 log = logging.getLogger("qhb_patroni")
 
@@ -109,6 +110,7 @@ class Daemon:
         )
         ControlApi(dcs=self.api_dcs, commands=self.commands, wake=self.loop.wake.set).install(self.api)
         self.loop.executor.stop_guard = self._sync_duty_handed_over
+        self.loop.executor.watchdog = Watchdog(WatchdogSettings.from_config(config.get("watchdog")))
 
     # ---- dynamic configuration -----------------------------------------------
     def _cache_path(self) -> str:
@@ -210,6 +212,7 @@ class Daemon:
         self.api_url = _api_url(new)
         self.board.update(tags=self.tags, api_url=self.api_url)
         self._apply_effective()
+        self.loop.watchdog.reconfigure(WatchdogSettings.from_config(new.get("watchdog")))
         try:
             self.api.reload(self.local_config.get("restapi") or {})
         except Exception as exc:
@@ -331,6 +334,7 @@ class Daemon:
                 self._publish_member_now()
             except DCSError as exc:
                 log.warning("could not update the DCS during shutdown: %s", exc)
+        self.loop.watchdog.disarm()  # magic close: the server is stopped and the lock is given back
         self.api.stop()
         for client in (self.dcs, self.watch_dcs, self.api_dcs):
             try:

@@ -141,7 +141,28 @@ def node_status(view: StatusView, now: float) -> Dict[str, Any]:
         doc["scheduled_restart"] = dict(view.scheduled_restart)
     if view.paused:
         doc["pause"] = True
+    doc.update(watchdog_json(view))
     return doc
+
+
+def watchdog_json(view: StatusView) -> Dict[str, Any]:
+    """`watchdog_failed: true` (3.0.2: this node cannot lead) when watchdog.mode is
+    required and the device cannot be used; plus, whenever the watchdog is on, a
+    `watchdog` object saying whether it is armed and why it cannot be used."""
+    dog = view.watchdog
+    if dog.mode == "off":
+        return {}
+    doc: Dict[str, Any] = {"mode": dog.mode, "armed": dog.armed}
+    if dog.timeout is not None:
+        doc["timeout"] = dog.timeout
+    if dog.error is not None:
+        doc["error"] = dog.error
+        if dog.mode == "automatic":
+            doc["note"] = "running without a watchdog (watchdog.mode automatic)"
+    out: Dict[str, Any] = {"watchdog": doc}
+    if dog.mode == "required" and dog.error is not None:
+        out["watchdog_failed"] = True
+    return out
 
 
 def scheduled_restart_json(

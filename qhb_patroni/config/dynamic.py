@@ -15,6 +15,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ..core.fencing import DRIVERS as WATCHDOG_DRIVERS
+from ..core.fencing import watchdog_mode
 from ..core.observation import Settings
 from .checks import as_int, parse_bool, show
 from .errors import ConfigError, Problem
@@ -193,4 +195,17 @@ def settings_from(effective: Mapping[str, Any]) -> Settings:
         synchronous_mode_strict=_flag(effective.get("synchronous_mode_strict")),
         synchronous_node_count=max(1, int(_number(effective.get("synchronous_node_count"), 1))),
         maximum_lag_on_syncnode=int(_number(effective.get("maximum_lag_on_syncnode"), -1)),
+        **_watchdog_settings(effective.get("watchdog")),
     )
+
+
+def _watchdog_settings(section: Any) -> Dict[str, Any]:
+    """watchdog.mode / safety_margin for the core (an unknown mode or driver is off:
+    runtime/watchdog.py warns about it once)."""
+    section = section if isinstance(section, Mapping) else {}
+    mode = watchdog_mode(section.get("mode", "automatic")) or "off"
+    if str(section.get("driver") or "default") not in WATCHDOG_DRIVERS:
+        mode = "off"
+    margin = section.get("safety_margin", 5)
+    return {"watchdog_mode": mode,
+            "watchdog_safety_margin": int(margin) if isinstance(margin, (int, float)) else 5}

@@ -286,7 +286,35 @@ Action = Union[
     DeleteSync,
     SetSyncStandbyNames,
     ProbeReplication,
+    "ArmWatchdog",
+    "PingWatchdog",
+    "DisarmWatchdog",
 ]
 
 TASK_ACTIONS = (Bootstrap, Clone, Promote, Rewind, CrashRecovery, Restart, Reinitialize)
 PROBE_ACTIONS = (ProbePeers, ProbeDivergence, ProbeReplication)
+
+
+# ---- watchdog (core/fencing.py decides; runtime/watchdog.py performs) --------------
+
+
+@dataclass(frozen=True)
+class ArmWatchdog:
+    """Open the watchdog device if needed, set its `timeout` and ping it.  Fails only
+    when `required` (watchdog.mode required): the lock write after it is then never sent."""
+
+    timeout: int
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class PingWatchdog:
+    """Ping the armed watchdog (never fails: a failed ping shows in the next observation)."""
+
+
+@dataclass(frozen=True)
+class DisarmWatchdog:
+    """Magic close: the watchdog stops counting (never fails)."""
+
+
+WATCHDOG_ACTIONS = (ArmWatchdog, PingWatchdog, DisarmWatchdog)

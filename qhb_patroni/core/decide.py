@@ -22,6 +22,7 @@ from typing import List, Optional, Tuple
 from . import actions as A
 from . import roles
 from .context import Ctx, arm_rewind_check
+from .fencing import refusal, with_watchdog
 from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT
 from .model import Member
 from .observation import Decision, Memory, Observation, Settings
@@ -31,8 +32,9 @@ from .running import running_phases
 
 def decide(obs: Observation, memory: Memory, settings: Settings) -> Decision:
     ctx = Ctx.of(obs, settings)
-    decision = _decide(ctx, _first_cycle(ctx, memory))
-    return _without_repeated_failure(obs, decision)
+    memory = _first_cycle(ctx, memory)
+    decision = refusal(ctx, memory) or _decide(ctx, memory)
+    return with_watchdog(ctx, _without_repeated_failure(obs, decision))
 
 
 def _first_cycle(ctx: Ctx, memory: Memory) -> Memory:

@@ -53,6 +53,19 @@ class Settings:
     synchronous_mode_strict: bool = False
     synchronous_node_count: int = 1
     maximum_lag_on_syncnode: int = -1
+    # The watchdog (local `watchdog:` section): off | automatic | required, and the margin
+    # subtracted from ttl for its timeout (-1: ttl // 2).  See core/fencing.py.
+    watchdog_mode: str = "off"
+    watchdog_safety_margin: int = 5
+
+
+@dataclass(frozen=True)
+class WatchdogState:
+    """The local watchdog device as the shell last left it."""
+
+    armed: bool = False
+    timeout: Optional[int] = None  # seconds it is armed with
+    error: Optional[str] = None  # the last failure (one line naming watchdog.device), None = healthy
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ class Observation:
     streaming: Optional[Tuple[str, ...]] = None
     # The local primary's replication, gathered with ProbeReplication (sync mode only).
     replication: Optional[ReplicationState] = None
+    watchdog: WatchdogState = field(default_factory=WatchdogState)
 
     def holds_lock(self, settings: Settings) -> bool:
         """My name is in the leader key and my local lease has not run out."""

@@ -122,6 +122,8 @@ PAUSED_RENEW_FAILED = "paused_renew_failed"
 PAUSED_NO_LOCK = "paused_no_lock"
 OPERATOR_RESTART = "operator_restart"
 OPERATOR_REINITIALIZE = "operator_reinitialize"
+WATCHDOG_FAILED_DEMOTE = "watchdog_failed_demote"
+WATCHDOG_FAILED_NOT_PROMOTING = "watchdog_failed_not_promoting"
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,9 @@ TRANSITIONS: Tuple[Transition, ...] = (
     # Operator commands (POST /restart, POST /reinitialize).
     _t(ANY, OPERATOR_RESTART, BUSY, R.RESTART_INITIATED),
     _t(ANY, OPERATOR_REINITIALIZE, CLONING, R.TASK_IN_PROGRESS),
+    # watchdog.mode required and the watchdog could not be armed (core/fencing.py).
+    _t(PRIMARY, WATCHDOG_FAILED_DEMOTE, REPLICA, R.WATCHDOG_DEMOTE),
+    _t(ANY, WATCHDOG_FAILED_NOT_PROMOTING, SAME, R.WATCHDOG_NOT_PROMOTING),
 )
 
 _INDEX: Dict[Tuple[str, str], Transition] = {(t.role, t.event): t for t in TRANSITIONS}

@@ -15,6 +15,7 @@ from ..core.model import ClusterView, Member
 from ..core.observation import FailedAction
 from ..dcs.base import DCSError
 from .commands import CommandQueue
+from .watchdog import MODE_OFF, Watchdog, WatchdogSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Executor:
         # Wraps an operator's restart / reinitialize (the daemon hands over synchronous
         # standby duty around it); by default nothing.
         self.stop_guard: Callable[[], ContextManager[None]] = contextlib.nullcontext
+        self.watchdog = Watchdog(WatchdogSettings(mode=MODE_OFF))  # the daemon sets the configured one
 
     def execute(self, actions: Sequence[A.Action], cluster: Optional[ClusterView]) -> ExecutionResult:
         result = ExecutionResult()
@@ -191,9 +193,25 @@ class Executor:
             return self._operator(action)
         if isinstance(action, A.Fatal):
             raise FatalError(action.message)
+        if isinstance(action, A.WATCHDOG_ACTIONS):
+            return self._watchdog(action)
         if isinstance(action, (A.ProbePeers, A.ProbeDivergence)):
             return True  # answered by the loop before execution
         raise TypeError(f"unknown action {action!r}")
+
+    def _watchdog(self, action: A.Action) -> bool:
+        dog = self.watchdog
+        if isinstance(action, A.ArmWatchdog):
+            loop_wait = self._promote_wait()
+            armed = dog.arm_with(action.timeout, loop_wait) and dog.keepalive()
+            if not armed and not action.required:
+                log.info("leading without a watchdog (watchdog.mode automatic): %s", dog.error)
+            return armed or not action.required
+        if isinstance(action, A.PingWatchdog):
+            dog.keepalive()  # a failure is in dog.error / the next observation
+            return True
+        dog.disarm()
+        return True
 
     def _operator(self, action: A.Action) -> bool:
         """Operator commands: a refusal answers the waiting API thread at once; a

@@ -23,8 +23,9 @@ from ..messages import render
 from .commands import CommandQueue
 from .executor import ExecutionResult, Executor, FatalError, LeaseTracker
 from .probe import PeerProber
-from .status import StatusBoard
+from .status import StatusBoard, WatchdogStatus
 from .tasks import TaskRunner, cancel_for_forced_reinit
+from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class HALoop:
         if cluster is not None and (cluster.leader is None or cluster.leader.name != settings.name):
             self.lease.lost()
         local = self._observe_local()
+        self.watchdog.check()
         if self._cancel_for_forced_reinit(cluster, settings, local):
             local = self._observe_local()
         task = self.tasks.status()
@@ -139,6 +141,7 @@ class HALoop:
                 server_version=self.board.get().server.server_version,
                 streaming=streaming,
                 replication=replication,
+                watchdog=self.watchdog.state(),
             )
             decision = decide(obs, self.memory, settings)
             self.memory = decision.memory
@@ -173,6 +176,7 @@ class HALoop:
             if task is not None and task.done:
                 task = None
         assert decision is not None
+        self._publish_watchdog(settings)
         if cluster is not None and cluster.paused and not local.running and local.state != STATE_STARTING:
             self.manager.note_paused_not_running()  # 3.0.2: a database that is down reads `stopped`
         self._log_reason(decision, cluster)
@@ -182,6 +186,15 @@ class HALoop:
             self._watch_target = cluster
             self._watch_lock.notify_all()
         return decision
+
+    @property
+    def watchdog(self) -> Watchdog:
+        return self.executor.watchdog
+
+    def _publish_watchdog(self, settings: Settings) -> None:
+        dog = self.watchdog.state()
+        self.board.update(watchdog=WatchdogStatus(mode=settings.watchdog_mode, armed=dog.armed,
+                                                  timeout=dog.timeout, error=dog.error))
 
     def _replication(self, confirm: Tuple[str, ...]) -> ReplicationState:
         """The local primary's pg_stat_replication / synchronous_standby_names."""

@@ -35,6 +35,16 @@ class ServerStatus:
 
 
 @dataclass(frozen=True)
+class WatchdogStatus:
+    """The watchdog for GET /patroni: `mode` is watchdog.mode, `error` its last failure."""
+
+    mode: str = "off"
+    armed: bool = False
+    timeout: Optional[int] = None
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class StatusView:
     name: str
     scope: str
@@ -54,6 +64,7 @@ class StatusView:
     last_reason: str = ""
     # The pending scheduled restart as GET /patroni shows it ({"schedule": iso, ...filters}), None if none.
     scheduled_restart: Optional[Mapping[str, Any]] = None
+    watchdog: WatchdogStatus = field(default_factory=WatchdogStatus)
 
     def holds_lock(self, now: float) -> bool:
         return (
