@@ -117,6 +117,7 @@ class Node:
                 "config_base_name": "qhb",
             },
             "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
+            **(c.local(self) if c.local is not None else {}),
         }
 
     def write_config(self) -> None:
@@ -221,9 +222,12 @@ class LocalCluster:
         bin_dir: Optional[str] = None,
         dcs: Optional[Callable[[], Dict[str, Any]]] = None,
         dynamic: Optional[Dict[str, Any]] = None,
+        local: Optional[Callable[[Node], Dict[str, Any]]] = None,
     ) -> None:
         """`dcs` makes the DCS part of every node's config, e.g.
-        `lambda: {"consul": {"url": ...}}`; default `{"etcd": {"hosts": [etcd_host]}}`."""
+        `lambda: {"consul": {"url": ...}}`; default `{"etcd": {"hosts": [etcd_host]}}`.
+        `local(node)` adds top-level sections to a node's config (e.g. `watchdog`)."""
+        self.local = local
         self.base_dir = base_dir
         self.etcd_host = etcd_host
         self.dcs_section: Callable[[], Dict[str, Any]] = dcs or (lambda: {"etcd": {"hosts": [self.etcd_host]}})
