@@ -1,6 +1,7 @@
 """Wiring: configuration -> DCS client, manager, REST API, HA loop; signals; shutdown order."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -13,6 +14,7 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 from . import PATRONI_COMPAT_VERSION
 from .api.control import ControlApi
+from .api.failsafe import FailsafeApi
 from .api.views import scheduled_restart_json
 from .config.dynamic import effective_config, settings_from
 from .config.reloadable import restart_only_changes
@@ -43,6 +45,16 @@ def effective_tags(tags: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
             continue
         out[str(key)] = value
     return out
+
+
+def _basic_auth(restapi: Mapping[str, Any]) -> Dict[str, str]:
+    """The REST API's own credentials, sent with POST /failsafe to the other members
+    (every member of a cluster shares restapi.authentication, as with 3.0.2)."""
+    auth = restapi.get("authentication") or {}
+    if not isinstance(auth, Mapping) or not auth.get("username"):
+        return {}
+    token = base64.b64encode(f"{auth.get('username')}:{auth.get('password') or ''}".encode())
+    return {"Authorization": "Basic " + token.decode("ascii")}
 
 
 def _api_url(config: Mapping[str, Any]) -> str:
@@ -111,6 +123,8 @@ class Daemon:
         ControlApi(dcs=self.api_dcs, commands=self.commands, wake=self.loop.wake.set).install(self.api)
         self.loop.executor.stop_guard = self._sync_duty_handed_over
         self.loop.executor.watchdog = Watchdog(WatchdogSettings.from_config(config.get("watchdog")))
+        FailsafeApi(self.loop.failsafe_inbox).install(self.api)
+        self.loop.failsafe_headers = _basic_auth(restapi)
 
     # ---- dynamic configuration -----------------------------------------------
     def _cache_path(self) -> str:
@@ -211,6 +225,7 @@ class Daemon:
         self.tags = effective_tags(new.get("tags"))
         self.api_url = _api_url(new)
         self.board.update(tags=self.tags, api_url=self.api_url)
+        self.loop.failsafe_headers = _basic_auth(self.local_config.get("restapi") or {})
         self._apply_effective()
         self.loop.watchdog.reconfigure(WatchdogSettings.from_config(new.get("watchdog")))
         try:

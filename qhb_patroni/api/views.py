@@ -129,6 +129,8 @@ def node_status(view: StatusView, now: float) -> Dict[str, Any]:
         doc["role"] = role
     if dcs is None or dcs.leader is None:
         doc["cluster_unlocked"] = True
+    if view.failsafe_active(now):
+        doc["failsafe_mode_is_active"] = True
     doc["dcs_last_seen"] = int(view.dcs_last_seen)
     if view.tags:
         doc["tags"] = dict(view.tags)

@@ -195,6 +195,7 @@ def settings_from(effective: Mapping[str, Any]) -> Settings:
         synchronous_mode_strict=_flag(effective.get("synchronous_mode_strict")),
         synchronous_node_count=max(1, int(_number(effective.get("synchronous_node_count"), 1))),
         maximum_lag_on_syncnode=int(_number(effective.get("maximum_lag_on_syncnode"), -1)),
+        failsafe_mode=_flag(effective.get("failsafe_mode")),
         **_watchdog_settings(effective.get("watchdog")),
     )
 

@@ -22,6 +22,7 @@ from typing import List, Optional, Tuple
 from . import actions as A
 from . import roles
 from .context import Ctx, arm_rewind_check
+from .failsafe import dcs_down, remember, with_failsafe_key
 from .fencing import refusal, with_watchdog
 from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT
 from .model import Member
@@ -32,9 +33,10 @@ from .running import running_phases
 
 def decide(obs: Observation, memory: Memory, settings: Settings) -> Decision:
     ctx = Ctx.of(obs, settings)
-    memory = _first_cycle(ctx, memory)
+    memory = remember(ctx, _first_cycle(ctx, memory))
     decision = refusal(ctx, memory) or _decide(ctx, memory)
-    return with_watchdog(ctx, _without_repeated_failure(obs, decision))
+    decision = with_failsafe_key(ctx, _without_repeated_failure(obs, decision))
+    return with_watchdog(ctx, decision)
 
 
 def _first_cycle(ctx: Ctx, memory: Memory) -> Memory:
@@ -60,7 +62,7 @@ def _without_repeated_failure(obs: Observation, decision: Decision) -> Decision:
 
 def _decide(ctx: Ctx, memory: Memory) -> Decision:
     if ctx.obs.cluster is None:
-        return _dcs_down(ctx, memory)
+        return dcs_down(ctx, memory) or _dcs_down(ctx, memory)
     if not ctx.obs.commands or (ctx.obs.task is not None and ctx.obs.task.done):
         return _decide_ha(ctx, memory)  # a finished task is dealt with first; commands wait a cycle
     rejects, start = operator_actions(ctx.obs, ctx.settings)

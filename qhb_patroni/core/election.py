@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from .failsafe import race_veto
 from .local import STATE_STARTING
 from .model import ClusterView
 from .observation import Memory, Observation, Settings
@@ -40,6 +41,9 @@ def is_healthiest(obs: Observation, memory: Memory, settings: Settings) -> Verdi
         return Verdict(False, "still starting")
     if local.is_primary:
         return Verdict(True, "running as primary")
+    veto = race_veto(obs, settings)
+    if veto is not None:
+        return Verdict(False, veto)
     if cluster.paused and (cluster.failover is None or cluster.failover.candidate != settings.name):
         return Verdict(False, "paused")  # only the named failover candidate races in pause
     if settings.nofailover:

@@ -38,7 +38,7 @@ _SPELLINGS = {"off": MODE_OFF, "disable": MODE_OFF, "disabled": MODE_OFF,
 
 DRIVERS = ("default", "testing")  # watchdog.driver values (runtime/watchdog.py implements them)
 
-_LOCK_WRITES = (A.AcquireLock, A.RenewLock, A.TakeLock)
+_LOCK_WRITES = (A.AcquireLock, A.RenewLock, A.TakeLock, A.FailsafeActive)  # FailsafeActive: leads without
 _LETTING_GO = (A.Demote, A.ReleaseLock)
 
 

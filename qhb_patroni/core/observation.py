@@ -53,6 +53,7 @@ class Settings:
     synchronous_mode_strict: bool = False
     synchronous_node_count: int = 1
     maximum_lag_on_syncnode: int = -1
+    failsafe_mode: bool = False  # dynamic configuration (core/failsafe.py)
     # The watchdog (local `watchdog:` section): off | automatic | required, and the margin
     # subtracted from ttl for its timeout (-1: ttl // 2).  See core/fencing.py.
     watchdog_mode: str = "off"
@@ -103,6 +104,11 @@ class Observation:
     # The local primary's replication, gathered with ProbeReplication (sync mode only).
     replication: Optional[ReplicationState] = None
     watchdog: WatchdogState = field(default_factory=WatchdogState)
+    # failsafe_mode (core/failsafe.py): the answers to CallFailsafe (name -> accepted;
+    # absent when not asked), and the leader whose POST /failsafe this node accepted
+    # less than ttl ago (None: nobody).
+    failsafe_answers: Optional[Mapping[str, bool]] = None
+    failsafe_leader: Optional[str] = None
 
     def holds_lock(self, settings: Settings) -> bool:
         """My name is in the leader key and my local lease has not run out."""
@@ -128,6 +134,10 @@ class Memory:
     started: bool = False  # a first decision was made (arms the divergence check once after start)
     # (/failover version, now) when a switchover started waiting for its candidate to stream.
     stream_wait_since: Optional[Tuple[Optional[int], float]] = None
+    # From the last DCS view that could be read (for when the DCS cannot): the /failsafe
+    # key as sorted (name, api_url) pairs, and whether the cluster was paused.
+    failsafe_members: Tuple[Tuple[str, str], ...] = ()
+    last_paused: bool = False
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,7 @@ SYSID_MISMATCH = "sysid_mismatch"
 PROBING_PEERS = "probing_peers"  # qhb-patroni addition
 PROBING_REPLICATION = "probing_replication"  # qhb-patroni addition
 PROBING_DIVERGENCE = "probing_divergence"  # qhb-patroni addition
+CALLING_FAILSAFE = "calling_failsafe"  # qhb-patroni addition
 
 # misc
 COPY_LOGICAL_SLOTS = "copy_logical_slots"

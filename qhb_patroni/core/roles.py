@@ -124,6 +124,9 @@ OPERATOR_RESTART = "operator_restart"
 OPERATOR_REINITIALIZE = "operator_reinitialize"
 WATCHDOG_FAILED_DEMOTE = "watchdog_failed_demote"
 WATCHDOG_FAILED_NOT_PROMOTING = "watchdog_failed_not_promoting"
+DCS_UNREACHABLE_PAUSED = "dcs_unreachable_paused"
+FAILSAFE_CALL = "failsafe_call"
+FAILSAFE_STAY = "failsafe_stay"
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,11 @@ TRANSITIONS: Tuple[Transition, ...] = (
     # watchdog.mode required and the watchdog could not be armed (core/fencing.py).
     _t(PRIMARY, WATCHDOG_FAILED_DEMOTE, REPLICA, R.WATCHDOG_DEMOTE),
     _t(ANY, WATCHDOG_FAILED_NOT_PROMOTING, SAME, R.WATCHDOG_NOT_PROMOTING),
+    # The DCS cannot be read, continued (core/failsafe.py): in pause nothing changes; with
+    # failsafe_mode the primary asks every member in /failsafe and stays while all answer.
+    _t(ANY, DCS_UNREACHABLE_PAUSED, SAME, R.DCS_NOT_ACCESSIBLE),
+    _t(PRIMARY, FAILSAFE_CALL, SAME, R.CALLING_FAILSAFE),
+    _t(PRIMARY, FAILSAFE_STAY, PRIMARY, R.FAILSAFE_LEADER),
 )
 
 _INDEX: Dict[Tuple[str, str], Transition] = {(t.role, t.event): t for t in TRANSITIONS}

@@ -188,6 +188,11 @@ class ClusterDCS:
         self._last_failsafe = value if ok else None
         return ok
 
+    def delete_failsafe(self) -> bool:
+        """Delete /failsafe (failsafe_mode turned off)."""
+        self._last_failsafe = None
+        return self.store.delete(keys.FAILSAFE)
+
     def delete_cluster(self) -> None:
         """Remove the whole subtree (patronictl remove)."""
         self.store.delete_tree()

@@ -83,6 +83,8 @@ class Executor:
         # standby duty around it); by default nothing.
         self.stop_guard: Callable[[], ContextManager[None]] = contextlib.nullcontext
         self.watchdog = Watchdog(WatchdogSettings(mode=MODE_OFF))  # the daemon sets the configured one
+        # FailsafeActive: told the time it was confirmed (the loop publishes it); None = over.
+        self.on_failsafe: Callable[[Optional[float]], None] = lambda at: None
 
     def execute(self, actions: Sequence[A.Action], cluster: Optional[ClusterView]) -> ExecutionResult:
         result = ExecutionResult()
@@ -195,7 +197,14 @@ class Executor:
             raise FatalError(action.message)
         if isinstance(action, A.WATCHDOG_ACTIONS):
             return self._watchdog(action)
-        if isinstance(action, (A.ProbePeers, A.ProbeDivergence)):
+        if isinstance(action, A.FailsafeActive):
+            self.on_failsafe(self.clock())
+            return True
+        if isinstance(action, A.WriteFailsafe):
+            return bool(dcs.write_failsafe(dict(action.members)))
+        if isinstance(action, A.DeleteFailsafe):
+            return bool(dcs.delete_failsafe())
+        if isinstance(action, A.PROBE_ACTIONS):
             return True  # answered by the loop before execution
         raise TypeError(f"unknown action {action!r}")
 

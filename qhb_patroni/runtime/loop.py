@@ -22,6 +22,7 @@ from ..dcs.base import DCSError
 from ..messages import render
 from .commands import CommandQueue
 from .executor import ExecutionResult, Executor, FatalError, LeaseTracker
+from .failsafe import FailsafeInbox, call_failsafe
 from .probe import PeerProber
 from .status import StatusBoard, WatchdogStatus
 from .tasks import TaskRunner, cancel_for_forced_reinit
@@ -75,6 +76,10 @@ class HALoop:
         self._watch_lock = threading.Condition()
         self._last_reason: Optional[str] = None
         self._recheck_at: Optional[float] = None
+        self.failsafe_inbox = FailsafeInbox()  # POST /failsafe (api/failsafe.py) writes it
+        self.failsafe_headers: Dict[str, str] = {}  # e.g. the REST API's basic auth, for POST /failsafe
+        self._failsafe_sent_at: Optional[float] = None
+        self.executor.on_failsafe = self._publish_failsafe
 
     def _publish_lease(self, written_at: Optional[float]) -> None:
         ttl = self.settings.ttl if self.settings else 30.0
@@ -93,6 +98,8 @@ class HALoop:
         self.board.update(
             cluster=cluster, cluster_read_at=self.clock(), dcs_last_seen=int(time.time())
         )
+        if cluster.leader is not None and cluster.leader.name != self.board.get().last_leader:
+            self.board.update(last_leader=cluster.leader.name)
         return cluster, None
 
     def _observe_local(self) -> LocalState:
@@ -123,6 +130,7 @@ class HALoop:
         streaming: Optional[Tuple[str, ...]] = None
         divergence = None
         replication: Optional[ReplicationState] = None
+        failsafe_answers: Optional[Dict[str, bool]] = None
         failed: Optional[FailedAction] = None
         decision: Optional[Decision] = None
         for _ in range(MAX_DECISIONS_PER_CYCLE):
@@ -142,6 +150,8 @@ class HALoop:
                 streaming=streaming,
                 replication=replication,
                 watchdog=self.watchdog.state(),
+                failsafe_answers=failsafe_answers,
+                failsafe_leader=self.failsafe_inbox.leader(self.clock(), settings.ttl),
             )
             decision = decide(obs, self.memory, settings)
             self.memory = decision.memory
@@ -157,9 +167,13 @@ class HALoop:
                         divergence = self._check_divergence(probe.leader)
                     elif isinstance(probe, A.ProbeReplication):
                         replication = self._replication(probe.confirm)
+                    elif isinstance(probe, A.CallFailsafe):
+                        failsafe_answers = self._call_failsafe(probe.members)
                 if peers is None and any(isinstance(p, A.ProbePeers) for p in probes):
                     peers = {}
                 continue
+            if not any(isinstance(a, A.FailsafeActive) for a in decision.actions):
+                self._publish_failsafe(None)  # before a demotion, not after it
             result: ExecutionResult = self.executor.execute(decision.actions, cluster)
             if any(isinstance(a, A.Demote) for a in decision.actions):
                 self.wake.set()  # look again at once: follow the new leader without waiting loop_wait
@@ -176,7 +190,7 @@ class HALoop:
             if task is not None and task.done:
                 task = None
         assert decision is not None
-        self._publish_watchdog(settings)
+        self._publish_fencing(settings)
         if cluster is not None and cluster.paused and not local.running and local.state != STATE_STARTING:
             self.manager.note_paused_not_running()  # 3.0.2: a database that is down reads `stopped`
         self._log_reason(decision, cluster)
@@ -191,10 +205,32 @@ class HALoop:
     def watchdog(self) -> Watchdog:
         return self.executor.watchdog
 
-    def _publish_watchdog(self, settings: Settings) -> None:
+    def _publish_fencing(self, settings: Settings) -> None:
         dog = self.watchdog.state()
-        self.board.update(watchdog=WatchdogStatus(mode=settings.watchdog_mode, armed=dog.armed,
-                                                  timeout=dog.timeout, error=dog.error))
+        status = WatchdogStatus(mode=settings.watchdog_mode, armed=dog.armed, timeout=dog.timeout, error=dog.error)
+        self.board.update(failsafe_mode=settings.failsafe_mode, watchdog=status)
+
+    def _call_failsafe(self, members: Tuple[Tuple[str, str], ...]) -> Dict[str, bool]:
+        view = self.board.get()
+        body = {"name": view.name, "conn_url": view.conn_url, "api_url": view.api_url}
+        self._failsafe_sent_at = self.clock()
+        answers = call_failsafe(self.prober, members, body, self.failsafe_headers)
+        refused = sorted(name for name, ok in answers.items() if not ok)
+        if refused:
+            log.warning("POST /failsafe not accepted by %s", ", ".join(refused))
+        return answers
+
+    def _publish_failsafe(self, confirmed_at: Optional[float]) -> None:
+        """FailsafeActive: the members agreed (their promise runs ttl from when they were
+        called); None: failsafe is over (demotion, DCS back)."""
+        if confirmed_at is None:
+            self._failsafe_sent_at = None
+            if self.board.get().failsafe_until is not None:
+                self.board.update(failsafe_until=None)
+            return
+        sent = self._failsafe_sent_at if self._failsafe_sent_at is not None else confirmed_at
+        ttl = self.settings.ttl if self.settings else 30.0
+        self.board.update(failsafe_until=sent + ttl)
 
     def _replication(self, confirm: Tuple[str, ...]) -> ReplicationState:
         """The local primary's pg_stat_replication / synchronous_standby_names."""

@@ -1,0 +1,105 @@
+"""failsafe_mode and maintenance mode when the DCS cannot be read.
+
+Without the DCS a primary cannot renew its lease, so by default it demotes
+(phase F of decide).  Two exceptions, decided here:
+
+* The cluster was paused at the last view that could be read: nothing is
+  stopped or demoted (an operator pauses precisely to work on etcd or Consul;
+  no other node promotes in pause either).
+* failsafe_mode is on and this primary is listed in the /failsafe key of the
+  last view: it calls POST /failsafe on every other member listed there
+  (`CallFailsafe`, a probe performed by the shell in parallel).  If every one of
+  them accepts, it stays the writable primary (`FailsafeActive`) and asks again
+  at its next cycle; if any does not, it demotes as usual.  A member accepts only
+  while it is not a running primary itself, and then refuses to race for the
+  lock for ttl seconds (`race_veto`): nobody else can become writable while the
+  primary keeps hearing from all of them.  A member missing from /failsafe never
+  takes part in the race while failsafe_mode is on.
+
+While the DCS works, the leader keeps /failsafe equal to {name: api_url} of every
+member (`with_failsafe_key`), and deletes it when failsafe_mode is turned off.
+When the DCS comes back, the old leader is the only one allowed to race (the
+others accepted its calls less than ttl ago) and takes its lock back.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Mapping, Optional, Tuple
+
+from . import actions as A
+from . import roles
+from .context import Ctx
+from .observation import Decision, Memory, Observation, Settings
+
+Pairs = Tuple[Tuple[str, str], ...]
+
+
+def pairs(failsafe: Optional[Mapping[str, str]]) -> Pairs:
+    """A /failsafe value as sorted (name, api_url) pairs (garbage or absent: none)."""
+    if not isinstance(failsafe, Mapping):
+        return ()
+    return tuple(sorted((str(k), str(v)) for k, v in failsafe.items()))
+
+
+def remember(ctx: Ctx, memory: Memory) -> Memory:
+    """Keep what a DCS outage needs from the last view that could be read."""
+    c = ctx.obs.cluster
+    if c is None:
+        return memory
+    members = pairs(c.failsafe)
+    if members != memory.failsafe_members or c.paused != memory.last_paused:
+        memory = replace(memory, failsafe_members=members, last_paused=c.paused)
+    return memory
+
+
+def dcs_down(ctx: Ctx, memory: Memory) -> Optional[Decision]:
+    """Phase F for a primary, before the default demotion; None = demote."""
+    if not ctx.local.is_primary:
+        return None
+    if memory.last_paused:
+        return ctx.out(roles.DCS_UNREACHABLE_PAUSED, [], memory)
+    members = dict(memory.failsafe_members)
+    if not ctx.settings.failsafe_mode or ctx.me not in members:
+        return None
+    others = tuple((n, u) for n, u in memory.failsafe_members if n != ctx.me)
+    answers = ctx.obs.failsafe_answers
+    if others and answers is None:
+        return ctx.out(roles.FAILSAFE_CALL, [A.CallFailsafe(others)], memory)
+    if all((answers or {}).get(name, False) for name, _ in others):
+        return ctx.out(roles.FAILSAFE_STAY, [A.FailsafeActive()], memory)
+    return None
+
+
+def race_veto(obs: Observation, settings: Settings) -> Optional[str]:
+    """Why failsafe_mode keeps this (non-primary) node out of the leader race, or None."""
+    if not settings.failsafe_mode:
+        return None
+    leader = obs.failsafe_leader
+    if leader is not None and leader != settings.name:
+        return f"{leader} runs as leader in failsafe mode and called me less than ttl ago"
+    failsafe = obs.cluster.failsafe if obs.cluster is not None else None
+    if isinstance(failsafe, Mapping) and failsafe and settings.name not in failsafe:
+        return "not listed in /failsafe"
+    return None
+
+
+_LEADING = (A.AcquireLock, A.RenewLock, A.TakeLock)
+_LETTING_GO = (A.Demote, A.ReleaseLock)
+
+
+def with_failsafe_key(ctx: Ctx, decision: Decision) -> Decision:
+    """The leader keeps /failsafe up to date (appended after its own actions)."""
+    acts = decision.actions
+    c = ctx.obs.cluster
+    if c is None or any(isinstance(a, A.PROBE_ACTIONS) for a in acts):
+        return decision
+    if not any(isinstance(a, _LEADING) for a in acts) or any(isinstance(a, _LETTING_GO) for a in acts):
+        return decision
+    if not ctx.settings.failsafe_mode:
+        if c.failsafe is not None:
+            return replace(decision, actions=acts + (A.DeleteFailsafe(),))
+        return decision
+    wanted = tuple(sorted((m.name, m.api_url) for m in c.members if m.api_url))
+    if ctx.me not in dict(wanted) or wanted == pairs(c.failsafe):
+        return decision
+    return replace(decision, actions=acts + (A.WriteFailsafe(wanted),))
