@@ -308,7 +308,8 @@ class HALoop:
             last_reason=self._last_reason or "",
             ttl=self.settings.ttl if self.settings else 30,
             loop_wait=self.settings.loop_wait if self.settings else 10,
-            paused=bool(cluster and cluster.paused),
+            # without the DCS the last known pause holds (GET /primary, "pause" in GET /patroni)
+            paused=cluster.paused if cluster is not None else self.board.get().paused,
         )
         if cluster is None:
             return
