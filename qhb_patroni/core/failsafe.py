@@ -28,7 +28,9 @@ from typing import Mapping, Optional, Tuple
 
 from . import actions as A
 from . import roles
-from .context import Ctx
+from .context import Ctx, arm_rewind_check
+from .lease import fence_at, lease_runs
+from .local import CRASHED_CONTROLDATA_STATES, DATA_PRESENT, STATE_STOPPED
 from .observation import Decision, Memory, Observation, Settings
 
 Pairs = Tuple[Tuple[str, str], ...]
@@ -53,21 +55,35 @@ def remember(ctx: Ctx, memory: Memory) -> Memory:
 
 
 def dcs_down(ctx: Ctx, memory: Memory) -> Optional[Decision]:
-    """Phase F for a primary, before the default demotion; None = demote."""
+    """Phase F, before the default (a primary demotes, others wait); None = default."""
     if not ctx.local.is_primary:
-        return None
+        return _fenced(ctx, memory)
     if memory.last_paused:
         return ctx.out(roles.DCS_UNREACHABLE_PAUSED, [], memory)
-    members = dict(memory.failsafe_members)
-    if not ctx.settings.failsafe_mode or ctx.me not in members:
-        return None
-    others = tuple((n, u) for n, u in memory.failsafe_members if n != ctx.me)
-    answers = ctx.obs.failsafe_answers
-    if others and answers is None:
-        return ctx.out(roles.FAILSAFE_CALL, [A.CallFailsafe(others)], memory)
-    if all((answers or {}).get(name, False) for name, _ in others):
-        return ctx.out(roles.FAILSAFE_STAY, [A.FailsafeActive()], memory)
+    if ctx.settings.failsafe_mode and ctx.me in dict(memory.failsafe_members):
+        others = tuple((n, u) for n, u in memory.failsafe_members if n != ctx.me)
+        answers = ctx.obs.failsafe_answers
+        if others and answers is None:
+            return ctx.out(roles.FAILSAFE_CALL, [A.CallFailsafe(others)], memory)
+        if all((answers or {}).get(name, False) for name, _ in others):
+            return ctx.out(roles.FAILSAFE_STAY, [A.FailsafeActive()], memory)
+    if lease_runs(ctx.obs.lock_written_at, ctx.obs.now, ctx.settings.ttl):
+        # The leader key cannot have expired yet: stay writable; the lease guard of the
+        # shell fences the server at fence_at() unless a renewal or failsafe comes first.
+        left = (fence_at(ctx.obs.lock_written_at, ctx.settings.ttl) or 0.0) - ctx.obs.now
+        return ctx.out(roles.DCS_UNREACHABLE_LEASE, [], memory, seconds=round(left, 1))
     return None
+
+
+def _fenced(ctx: Ctx, memory: Memory) -> Optional[Decision]:
+    """A server stopped cleanly while the DCS is away - typically the primary the lease
+    guard fenced - comes back read-only, following nobody, as a demotion would leave it
+    (never in pause: nothing is started then)."""
+    local = ctx.local
+    if (memory.last_paused or ctx.obs.task is not None or local.data_dir != DATA_PRESENT or local.running
+            or local.state != STATE_STOPPED or local.controldata_state in CRASHED_CONTROLDATA_STATES):
+        return None
+    return ctx.out(roles.START_SECONDARY, [A.Follow(None)], arm_rewind_check(ctx, memory))
 
 
 def race_veto(obs: Observation, settings: Settings) -> Optional[str]:

@@ -125,6 +125,7 @@ OPERATOR_REINITIALIZE = "operator_reinitialize"
 WATCHDOG_FAILED_DEMOTE = "watchdog_failed_demote"
 WATCHDOG_FAILED_NOT_PROMOTING = "watchdog_failed_not_promoting"
 DCS_UNREACHABLE_PAUSED = "dcs_unreachable_paused"
+DCS_UNREACHABLE_LEASE = "dcs_unreachable_lease"
 FAILSAFE_CALL = "failsafe_call"
 FAILSAFE_STAY = "failsafe_stay"
 
@@ -228,8 +229,9 @@ TRANSITIONS: Tuple[Transition, ...] = (
     # The DCS cannot be read, continued (core/failsafe.py): in pause nothing changes; with
     # failsafe_mode the primary asks every member in /failsafe and stays while all answer.
     _t(ANY, DCS_UNREACHABLE_PAUSED, SAME, R.DCS_NOT_ACCESSIBLE),
-    _t(PRIMARY, FAILSAFE_CALL, SAME, R.CALLING_FAILSAFE),
-    _t(PRIMARY, FAILSAFE_STAY, PRIMARY, R.FAILSAFE_LEADER),
+    _t(ANY, DCS_UNREACHABLE_LEASE, SAME, R.DCS_LEASE_RUNS),
+    _t(ANY, FAILSAFE_CALL, SAME, R.CALLING_FAILSAFE),
+    _t(ANY, FAILSAFE_STAY, SAME, R.FAILSAFE_LEADER),
 )
 
 _INDEX: Dict[Tuple[str, str], Transition] = {(t.role, t.event): t for t in TRANSITIONS}

@@ -158,6 +158,11 @@ class Manager:
                 self.callbacks.fire("on_start", self.role)
             return ok
 
+    def fence(self) -> bool:
+        """Stop acknowledging writes at once (the lease guard; see Postmaster.fence).
+        Deliberately without the operations lock: it must not wait for a slow action."""
+        return self.server.postmaster.fence()
+
     def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
         with self._ops:
             was_running = self.server.is_running()

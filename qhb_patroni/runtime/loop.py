@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..core import actions as A
 from ..core.decide import decide
+from ..core.lease import fence_at, fence_margin
 from ..core.local import DATA_INACCESSIBLE, STATE_STARTING, LocalState, ReplicationState
 from ..core.model import ClusterView
 from ..core.observation import Decision, FailedAction, Memory, Observation, Settings
@@ -23,6 +24,7 @@ from ..messages import render
 from .commands import CommandQueue
 from .executor import ExecutionResult, Executor, FatalError, LeaseTracker
 from .failsafe import FailsafeInbox, call_failsafe
+from .leaseguard import LeaseGuard
 from .probe import PeerProber
 from .status import StatusBoard, WatchdogStatus
 from .tasks import TaskRunner, cancel_for_forced_reinit
@@ -65,6 +67,7 @@ class HALoop:
         self.commands = commands or CommandQueue()
         self.commands.wake = self.wake.set
         self.on_reload = on_reload
+        self.guard = LeaseGuard(self._fence, clock)
         self.lease = LeaseTracker(on_change=self._publish_lease)
         self.memory = Memory()
         self.settings: Optional[Settings] = None
@@ -83,7 +86,28 @@ class HALoop:
 
     def _publish_lease(self, written_at: Optional[float]) -> None:
         ttl = self.settings.ttl if self.settings else 30.0
-        self.board.update(lease_until=None if written_at is None else written_at + ttl)
+        self.board.update(lease_until=fence_at(written_at, ttl))  # GET /primary stops with the writes
+        self._guard_update()
+
+    def _guard_update(self) -> None:
+        """The lease guard's deadline: the lease's fence_at, or later while failsafe mode
+        holds; none in pause (nothing is ever stopped then) or without a lease."""
+        view = self.board.get()
+        ttl = self.settings.ttl if self.settings else 30.0
+        candidates = [fence_at(self.lease.written_at, ttl)]
+        if view.failsafe_until is not None:
+            candidates.append(view.failsafe_until - fence_margin(ttl))
+        known = [c for c in candidates if c is not None]
+        self.guard.set(None if view.paused or not known else max(known))
+
+    def _fence(self) -> bool:
+        fenced = bool(self.manager.fence())
+        if fenced:
+            try:  # GET /patroni and the peers' probes see it at once, not at the next refresh
+                self.board.update(server=self.manager.server_status())
+            except Exception as exc:
+                log.debug("status refresh after fencing failed: %s", exc)
+        return fenced
 
     def _promote_wait(self) -> float:
         return float(self.settings.loop_wait) if self.settings else 10.0
@@ -172,9 +196,12 @@ class HALoop:
                 if peers is None and any(isinstance(p, A.ProbePeers) for p in probes):
                     peers = {}
                 continue
-            if not any(isinstance(a, A.FailsafeActive) for a in decision.actions):
+            keeps_failsafe = any(isinstance(a, A.FailsafeActive) for a in decision.actions)
+            if not keeps_failsafe and any(isinstance(a, (A.Demote, A.ReleaseLock)) for a in decision.actions):
                 self._publish_failsafe(None)  # before a demotion, not after it
             result: ExecutionResult = self.executor.execute(decision.actions, cluster)
+            if not keeps_failsafe:
+                self._publish_failsafe(None)  # after a renewal: the new lease takes over
             if any(isinstance(a, A.Demote) for a in decision.actions):
                 self.wake.set()  # look again at once: follow the new leader without waiting loop_wait
             if result.replication_changed:
@@ -195,6 +222,7 @@ class HALoop:
             self.manager.note_paused_not_running()  # 3.0.2: a database that is down reads `stopped`
         self._log_reason(decision, cluster)
         self._publish_member(cluster)
+        self._guard_update()  # a pause may have begun or ended
         self.cluster = cluster
         with self._watch_lock:
             self._watch_target = cluster
@@ -227,10 +255,12 @@ class HALoop:
             self._failsafe_sent_at = None
             if self.board.get().failsafe_until is not None:
                 self.board.update(failsafe_until=None)
+                self._guard_update()
             return
         sent = self._failsafe_sent_at if self._failsafe_sent_at is not None else confirmed_at
         ttl = self.settings.ttl if self.settings else 30.0
         self.board.update(failsafe_until=sent + ttl)
+        self._guard_update()
 
     def _replication(self, confirm: Tuple[str, ...]) -> ReplicationState:
         """The local primary's pg_stat_replication / synchronous_standby_names."""
@@ -372,6 +402,7 @@ class HALoop:
     def run(self, stop_requested: Callable[[], bool], on_first_cycle: Optional[Callable[[], object]] = None) -> None:
         watcher = threading.Thread(target=self._watcher, name="leader-watch", daemon=True)
         watcher.start()
+        self.guard.start()
         try:
             while not stop_requested():
                 started = self.clock()
@@ -401,6 +432,7 @@ class HALoop:
                     continue
                 self.wake.wait(remaining)
         finally:
+            self.guard.stop()
             self.stopping.set()
             with self._watch_lock:
                 self._watch_lock.notify_all()

@@ -108,9 +108,19 @@ def _promote_without_lock(obs: Observation, memory: Memory, settings: Settings) 
 
 @pytest.mark.parametrize("broken", [_no_demote_when_dcs_down, _promote_without_lock])
 def test_broken_cores_are_caught(broken: object) -> None:
+    # Without the runtime's lease guard, so that a core that never demotes is what is tested.
     with pytest.raises(InvariantViolation):
         for seed in range(1, 4):
-            World(seed, decide_fn=broken).run(fault_seconds=4000, quiet_seconds=0)  # type: ignore[arg-type]
+            World(seed, decide_fn=broken, lease_guard=False).run(  # type: ignore[arg-type]
+                fault_seconds=4000, quiet_seconds=0)
+
+
+def test_a_primary_cut_off_from_the_dcs_without_a_lease_guard_is_caught() -> None:
+    """The core keeps a primary that cannot reach the DCS writable while its lease runs
+    (core/lease.py) and relies on the shell's lease guard to fence it on time."""
+    with pytest.raises(InvariantViolation, match="writable without a lock write"):
+        for seed in range(1, 4):
+            World(seed, lease_guard=False).run(fault_seconds=4000, quiet_seconds=0)
 
 
 def _race_ignores_sync(obs: Observation, memory: Memory, settings: Settings) -> Decision:

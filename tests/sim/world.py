@@ -21,6 +21,7 @@ from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 from qhb_patroni.core import actions as A
 from qhb_patroni.core.decide import decide
+from qhb_patroni.core.lease import fence_at
 from qhb_patroni.core.local import Divergence, ReplicationRow, ReplicationState, TaskStatus
 from qhb_patroni.core.model import ClusterView, Member
 from qhb_patroni.core.observation import Decision, FailedAction, Memory, Observation, PeerStatus, Settings
@@ -137,6 +138,13 @@ class SimNode:
         if self.lock_written_at is not None or not self.db.writable:
             self.fresh_bootstrap = False
         return self.lock_written_at is not None and now < self.lock_written_at + self.settings.ttl
+
+    def guard_lease(self, now: float) -> None:
+        """The runtime's lease guard (runtime/leaseguard.py): a writable server whose
+        lease ran out (core/lease.py fence_at) is stopped, whatever the loop is doing."""
+        deadline = fence_at(self.lock_written_at, self.settings.ttl)
+        if self.world.lease_guard and deadline is not None and now >= deadline and self.db.writable:
+            self.db.stop()
 
     # ---- one HA cycle --------------------------------------------------------------
     def _read(self) -> Optional[ClusterView]:
@@ -360,9 +368,11 @@ class World:
         decide_fn: Callable[[Observation, Memory, Settings], Decision] = decide,
         rewind_possible: bool = True,
         lossy: float = 0.0,
+        lease_guard: bool = True,
         **settings_kw: object,
     ) -> None:
         self.decide = decide_fn
+        self.lease_guard = lease_guard
         self.rng = random.Random(seed)
         self.clock = ManualClock(1000.0)
         self.server = MemoryServer(clock=self.clock, name="sim")
@@ -488,6 +498,7 @@ class World:
         for node in self.nodes.values():
             if node.up:
                 node.tick_task()
+                node.guard_lease(now)
         leader = self.leader_key()
         for node in self.nodes.values():
             if not node.up:

@@ -178,3 +178,49 @@ def test_old_leader_retakes_its_lock_when_the_dcs_returns() -> None:
 
 def test_memory_default_is_empty() -> None:
     assert Memory().failsafe_members == () and not Memory().last_paused
+
+
+# ---- the lease rule (core/lease.py) -------------------------------------------------------
+def test_a_primary_keeps_writing_while_its_lease_runs() -> None:
+    from qhb_patroni.core.lease import fence_at
+    s = settings(ttl=10)
+    o = replace(obs(None, primary()), lock_written_at=1000.0, now=1000.0 + 6)
+    d = decide(o, STARTED, s)
+    assert d.actions == ()
+    assert render(d.reason).startswith("DCS is not accessible; still the leader for")
+    end = fence_at(1000.0, 10)
+    assert end is not None and 1009.0 < end < 1010.0
+    late = decide(replace(o, now=end), STARTED, s)
+    assert late.actions == (A.Demote("offline"),)
+
+
+def test_failsafe_is_asked_while_the_lease_still_runs() -> None:
+    o = replace(obs(None, primary()), lock_written_at=1000.0, now=1003.0)
+    d = decide(o, SEEN, FS)
+    assert kinds(d) == ["CallFailsafe"]
+
+
+def test_a_refused_failsafe_call_keeps_the_lease_until_it_ends() -> None:
+    o = replace(obs(None, primary(), failsafe_answers={"n1": False, "n2": True}), lock_written_at=1000.0, now=1003.0)
+    d = decide(o, SEEN, FS)
+    assert d.actions == ()
+    d = decide(replace(o, now=1009.6), SEEN, FS)
+    assert d.actions == (A.Demote("offline"),)
+
+
+def test_a_fenced_server_comes_back_read_only_while_the_dcs_is_away() -> None:
+    from .builders import stopped
+    d = decide(obs(None, stopped()), STARTED, settings(ttl=10))
+    assert d.actions == (A.Follow(None),)
+
+
+def test_in_pause_a_stopped_server_stays_stopped_without_the_dcs() -> None:
+    from .builders import stopped
+    d = decide(obs(None, stopped()), replace(STARTED, last_paused=True), settings(ttl=10))
+    assert d.actions == ()
+
+
+def test_a_crashed_server_is_not_started_without_the_dcs() -> None:
+    from .builders import stopped
+    d = decide(obs(None, replace(stopped(), controldata_state="in production")), STARTED, settings(ttl=10))
+    assert d.actions == ()
