@@ -26,6 +26,7 @@ class LeaseGuard:
         self._on_fenced = on_fenced
         self._cond = threading.Condition()
         self._deadline: Optional[float] = None
+        self._fired_for: Optional[float] = None  # a deadline fenced once is never fenced again
         self._stopping = False
         self._thread: Optional[threading.Thread] = None
         self.fenced = 0  # how many times it fenced (tests, logs)
@@ -44,6 +45,8 @@ class LeaseGuard:
     def set(self, deadline: Optional[float]) -> None:
         """The new deadline (monotonic), None = nothing to guard."""
         with self._cond:
+            if deadline is not None and self._fired_for is not None and deadline <= self._fired_for:
+                deadline = None  # the lease that ended has been dealt with
             if deadline != self._deadline:
                 self._deadline = deadline
                 self._cond.notify_all()
@@ -63,7 +66,7 @@ class LeaseGuard:
                 if left > 0:
                     self._cond.wait(left)
                     continue
-                self._deadline = None  # once per deadline
+                self._deadline, self._fired_for = None, deadline  # once per deadline
                 self._cond.release()
                 try:
                     self._fire()

@@ -67,7 +67,7 @@ class HALoop:
         self.commands = commands or CommandQueue()
         self.commands.wake = self.wake.set
         self.on_reload = on_reload
-        self.guard = LeaseGuard(self._fence, clock)
+        self.guard = LeaseGuard(self._fence, clock, on_fenced=lambda: self.lease.lost())
         self.lease = LeaseTracker(on_change=self._publish_lease)
         self.memory = Memory()
         self.settings: Optional[Settings] = None

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import List
 
-from qhb_patroni.manager.process import Postmaster, child_pids, is_alive
+from qhb_patroni.manager.process import Postmaster, _is_stopped, child_pids, is_alive
 from qhb_patroni.runtime.leaseguard import LeaseGuard
 
 
@@ -98,6 +98,9 @@ def test_fence_kills_a_stopped_postmaster_and_its_children(tmp_path: object) -> 
         children = child_pids(proc.pid)
         assert children
         os.kill(proc.pid, signal.SIGSTOP)  # a hung postmaster cannot pass a shutdown on
+        deadline = time.monotonic() + 5
+        while not _is_stopped(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the stop takes effect asynchronously
         assert pm.fence()
         assert proc.wait(10) == -signal.SIGKILL
         deadline = time.monotonic() + 5
@@ -107,3 +110,26 @@ def test_fence_kills_a_stopped_postmaster_and_its_children(tmp_path: object) -> 
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_same_deadline_is_never_fenced_twice() -> None:
+    clock, fenced = Clock(), []  # type: ignore[var-annotated]
+    guard = _guard(clock, fenced)
+    try:
+        guard.set(clock.now - 1)
+        deadline = time.monotonic() + 5
+        while not fenced and time.monotonic() < deadline:
+            time.sleep(0.01)
+        guard.set(clock.now - 1)  # the loop publishes the old lease again: already dealt with
+        guard.set(clock.now - 2)
+        _settle()
+        assert fenced == [100.0] and guard.deadline is None
+        guard.set(clock.now + 0.5)  # a new lease (renewed) that runs out later: fenced again
+        clock.now += 1
+        guard.set(clock.now - 0.5)
+        deadline = time.monotonic() + 5
+        while len(fenced) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fenced == [100.0, 101.0]
+    finally:
+        guard.stop()
