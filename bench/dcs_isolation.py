@@ -22,6 +22,7 @@ writing until the cut was healed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import select
 import socket
@@ -109,12 +110,12 @@ class Proxy:
 class NodeWriter(threading.Thread):
     """Inserts (node, seq) rows into one node's database; remembers acknowledgements."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, first_seq: int) -> None:
         super().__init__(daemon=True)
         self.node = node
         self.acks: List[Tuple[float, int]] = []  # (monotonic, seq)
         self.stopping = threading.Event()
-        self.seq = 0
+        self.seq = first_seq  # unique across runs: (node, seq) is the key
 
     def run(self) -> None:
         import psycopg2
@@ -161,7 +162,7 @@ def one_cut(cluster: LocalCluster, proxies: Dict[str, Proxy], blackhole: bool, f
     with psycopg2.connect(old.dsn()) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE IF NOT EXISTS iso_rows (node text, seq bigint, PRIMARY KEY (node, seq))")
     time.sleep(1.0)  # the table reaches the replicas
-    writers = {n.name: NodeWriter(n) for n in cluster.nodes}
+    writers = {n.name: NodeWriter(n, run * 10_000_000) for n in cluster.nodes}
     for w in writers.values():
         w.start()
     wait_for(lambda: len(writers[old.name].acks) > 20, 60, "writes on the primary")
@@ -217,7 +218,9 @@ def main() -> None:
         label = f"failsafe_mode {'on' if failsafe else 'off'}, {'blackhole' if args.blackhole else 'refused'}"
         print(f"{label} (ttl {TTL}, loop_wait {LOOP_WAIT}, retry_timeout {RETRY_TIMEOUT}):", flush=True)
         figs: List[Dict[str, float]] = []
-        with tempfile.TemporaryDirectory(prefix="qhb-bench-iso-") as base:
+        keep = os.environ.get("BENCH_KEEP")  # a directory: keep the logs there
+        with (contextlib.nullcontext(tempfile.mkdtemp(dir=keep)) if keep
+              else tempfile.TemporaryDirectory(prefix="qhb-bench-iso-")) as base:
             etcd = Etcd(os.path.join(base, "etcd"))
             host, port = etcd.host.split(":")
             proxies: Dict[str, Proxy] = {}

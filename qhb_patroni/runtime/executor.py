@@ -212,9 +212,10 @@ class Executor:
         dog = self.watchdog
         if isinstance(action, A.ArmWatchdog):
             loop_wait = self._promote_wait()
+            before = dog.error
             armed = dog.arm_with(action.timeout, loop_wait) and dog.keepalive()
-            if not armed and not action.required:
-                log.info("leading without a watchdog (watchdog.mode automatic): %s", dog.error)
+            if not armed and not action.required and dog.error != before:
+                log.warning("leading without a watchdog (watchdog.mode automatic): %s", dog.error)
             return armed or not action.required
         if isinstance(action, A.PingWatchdog):
             dog.keepalive()  # a failure is in dog.error / the next observation

@@ -261,6 +261,10 @@ class Watchdog:
             return False
         if self._device is not None and self.timeout == wanted:
             return True
+        if self._device is None:
+            self.check()
+            if self._checked is not None:
+                return False  # missing or not writable: said once by check(), not again every loop
         try:
             if wanted < 1 or wanted > MAX_TIMEOUT:
                 raise WatchdogError(f"watchdog.device {self.settings.device}: timeout ttl - safety_margin "
