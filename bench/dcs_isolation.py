@@ -15,6 +15,8 @@ gap between the two (no node writable), overlaps (acknowledgements by another no
 before the old primary's last one: two writers at once) and lost writes (rows the
 old primary acknowledged that the new primary lacks once it settled).
 Targets (issue 11, failsafe off): gap <= 1.5 s median, zero overlaps, zero lost.
+Measured (2 shared cores): gap median 0.88 s over 5 cuts (4.39 s before the lease
+rule), 1.15 s with --blackhole, no overlap, nothing lost; see docs/failover-decisions.md.
 With failsafe on, a primary that only lost the DCS stays writable (every member
 answers its POST /failsafe): no failover, and the figure is how long it kept
 writing until the cut was healed.
