@@ -55,6 +55,16 @@ class LeaseGuard:
     def deadline(self) -> Optional[float]:
         return self._deadline
 
+    def poll(self) -> bool:
+        """Fence now if the deadline has passed (for a caller that drives time itself,
+        such as a simulation with a fake clock, instead of the thread).  True if it fenced."""
+        with self._cond:
+            deadline = self._deadline
+            if deadline is None or self._clock() < deadline:
+                return False
+            self._deadline, self._fired_for = None, deadline
+        return self._fire()
+
     def _run(self) -> None:
         with self._cond:
             while not self._stopping:
@@ -73,15 +83,16 @@ class LeaseGuard:
                 finally:
                     self._cond.acquire()
 
-    def _fire(self) -> None:
+    def _fire(self) -> bool:
         try:
             stopped = self._fence()
         except Exception:
             log.exception("fencing the server failed")
-            return
+            return False
         if stopped:
             self.fenced += 1
             log.warning("The leader key may expire now (last renewal sent more than ttl minus the safety "
                         "margin ago): stopped the server from accepting writes")
             if self._on_fenced is not None:
                 self._on_fenced()
+        return stopped

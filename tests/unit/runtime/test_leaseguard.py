@@ -133,3 +133,15 @@ def test_the_same_deadline_is_never_fenced_twice() -> None:
         assert fenced == [100.0, 101.0]
     finally:
         guard.stop()
+
+
+def test_poll_fences_on_the_callers_clock_without_the_thread() -> None:
+    clock, fenced = Clock(), []  # type: ignore[var-annotated]
+    guard = LeaseGuard(lambda: fenced.append(clock.now) or True, clock)  # never started
+    guard.set(clock.now + 5)
+    assert not guard.poll() and fenced == []
+    clock.now += 5
+    assert guard.poll() and fenced == [105.0]
+    assert not guard.poll()  # once per deadline
+    guard.set(105.0)
+    assert guard.deadline is None  # the same lease again: already dealt with
