@@ -201,7 +201,8 @@ class Executor:
             self.on_failsafe(self.clock())
             return True
         if isinstance(action, A.WriteFailsafe):
-            return bool(dcs.write_failsafe(dict(action.members)))
+            # the core asks only when the key it read differs: never skip as "unchanged"
+            return bool(dcs.write_failsafe(dict(action.members), force=True))
         if isinstance(action, A.DeleteFailsafe):
             return bool(dcs.delete_failsafe())
         if isinstance(action, A.PROBE_ACTIONS):

@@ -223,3 +223,15 @@ def test_failsafe_key_written_again_after_a_delete(store_factory: Factory) -> No
     assert b.get_cluster().failsafe is None
     assert a.write_failsafe(members)
     assert b.get_cluster().failsafe == members
+
+
+def test_failsafe_key_rewritten_after_someone_else_removed_it(store_factory: Factory) -> None:
+    backend = store_factory()
+    a, b = backend.client("a"), backend.client("b")
+    members = {"a": "http://a:8008/patroni"}
+    assert a.write_failsafe(members)
+    assert b.delete_failsafe()
+    assert a.write_failsafe(members)  # "unchanged since my last write": skipped
+    assert b.get_cluster().failsafe is None
+    assert a.write_failsafe(members, force=True)
+    assert b.get_cluster().failsafe == members
