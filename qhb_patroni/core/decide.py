@@ -23,7 +23,7 @@ from . import actions as A
 from . import roles
 from .context import Ctx, arm_rewind_check
 from .failsafe import dcs_down, remember, with_failsafe_key
-from .fencing import refusal, with_watchdog
+from .fencing import refusal, watchdog_unusable, with_watchdog
 from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT
 from .model import Member
 from .observation import Decision, Memory, Observation, Settings
@@ -223,7 +223,8 @@ def _data_dir(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory]:
         event = roles.CLONE_FROM_LEADER if from_leader else roles.CLONE_FROM_REPLICA
         memory = replace(memory, rewind_state="idle")
         return ctx.out(event, [A.Clone(source=source, leader=leader)], memory, source=source.name), memory
-    if cluster.initialize is None and not ctx.settings.nofailover and ctx.settings.has_bootstrap:
+    if (cluster.initialize is None and not ctx.settings.nofailover and ctx.settings.has_bootstrap
+            and not watchdog_unusable(ctx.obs, ctx.settings)):
         memory = replace(memory, bootstrapping=True)
         acts: List[A.Action] = [A.WriteInitialize("", create=True), A.Bootstrap()]
         return ctx.out(roles.BOOTSTRAP_START, acts, memory), memory

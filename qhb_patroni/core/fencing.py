@@ -29,7 +29,7 @@ from typing import Any, List, Optional, Tuple
 from . import actions as A
 from . import roles
 from .context import Ctx, arm_rewind_check
-from .observation import Decision, Memory
+from .observation import Decision, Memory, Observation, Settings
 
 MODE_OFF, MODE_AUTOMATIC, MODE_REQUIRED = "off", "automatic", "required"
 _SPELLINGS = {"off": MODE_OFF, "disable": MODE_OFF, "disabled": MODE_OFF,
@@ -83,6 +83,13 @@ def with_watchdog(ctx: Ctx, decision: Decision) -> Decision:
     if state.armed:  # fed once more (a demotion can take a while), closed once it is done
         return replace(decision, actions=(A.PingWatchdog(),) + acts + (A.DisarmWatchdog(),))
     return decision
+
+
+def watchdog_unusable(obs: Observation, settings: Settings) -> bool:
+    """watchdog.mode required and the device is known not to work: this node can never
+    lead, so it neither bootstraps a new cluster nor races for the lock (3.0.2: 'Watchdog
+    device is not usable')."""
+    return settings.watchdog_mode == MODE_REQUIRED and obs.watchdog.error is not None and not obs.watchdog.armed
 
 
 def refusal(ctx: Ctx, memory: Memory) -> Optional[Decision]:

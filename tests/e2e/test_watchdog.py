@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
-from tests.e2e.harness import LocalCluster, Node, healthy, patronictl, running, wait_for
+from tests.e2e.harness import LocalCluster, Node, healthy, in_recovery, patronictl, running, wait_for
 from tests.fixtures.etcd import EtcdProcess
 
 pytestmark = pytest.mark.e2e
@@ -166,3 +166,39 @@ def test_watchdog_lifecycle(cluster: Any) -> None:
     assert leader.terminate() == 0
     _wait_event(devices[leader.name], t0, "close", timeout=5)
     assert devices[leader.name].last()[1] == "close"
+
+
+def test_required_watchdog_that_cannot_be_opened_never_leads(etcd: EtcdProcess,
+                                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    """node1 requires a watchdog whose device does not exist: it says so in GET /patroni
+    and its log, is refused as switchover candidate, and does not take the lock when the
+    leader dies."""
+    base = str(tmp_path_factory.mktemp("watchdog-required"))
+    missing = os.path.join(base, "no-such-watchdog")
+
+    def local(node: Node) -> Dict[str, Any]:
+        if node.index == 0:
+            return {"watchdog": {"mode": "off"}}
+        return {"watchdog": {"mode": "required", "device": missing}}
+
+    c = LocalCluster(base, etcd.host_port, nodes=2, ttl=10, loop_wait=2, retry_timeout=4, scope="wd-req",
+                     local=local)
+    with running(c):
+        primary = healthy(c)
+        assert primary.name == "node0"
+        broken = c.node("node1")
+        status = broken.status() or {}
+        assert status.get("watchdog_failed") is True
+        assert status["watchdog"]["error"] == f"watchdog.device {missing}: cannot open it: no such file"
+        out = patronictl(c, "switchover", "--leader", "node0", "--candidate", "node1", "--force")
+        # refused: the candidate reports watchdog_failed (patronictl 3.0.2 exits 0 on this refusal)
+        assert "switchover is not possible: no good candidates have been found" in out.stdout, out.stdout + out.stderr
+        assert c.primaries() == [primary]
+        primary.kill9()
+        time.sleep(10 + 2 * 2 + 5)  # the key has expired and node1 has had several loops
+        assert not broken.is_primary() and in_recovery(broken)
+        log = broken.log_tail(400)
+        assert f"ERROR: watchdog.device {missing}: cannot open it: no such file (watchdog.mode required)" in log
+        assert "following a different leader because i am not the healthiest node" in log
+        primary.start()
+        healthy(c)

@@ -152,3 +152,22 @@ def test_required_watchdog_failing_on_a_primary_demotes_it() -> None:
 def test_mode_turned_off_closes_an_armed_watchdog() -> None:
     d = decide(obs(cluster(leader="n0"), primary(), ARMED), STARTED, settings(ttl=30))
     assert kinds(d)[-1] == "DisarmWatchdog"
+
+
+def test_a_node_whose_required_watchdog_is_unusable_never_bootstraps() -> None:
+    from .builders import empty
+    broken = WatchdogState(error="watchdog.device /x: cannot open it: no such file")
+    c = replace(cluster(), initialize=None)
+    d = decide(obs(c, empty(), broken), STARTED, REQUIRED)
+    assert "Bootstrap" not in kinds(d)
+    assert "Bootstrap" in kinds(decide(obs(c, empty()), STARTED, REQUIRED))
+
+
+def test_a_node_whose_required_watchdog_is_unusable_does_not_race() -> None:
+    broken = WatchdogState(error="watchdog.device /x: cannot open it: no such file")
+    d = decide(obs(cluster(), replica(lsn=100), broken, peers={"n1": peer("n1", 90), "n2": None}), STARTED, REQUIRED)
+    assert "AcquireLock" not in kinds(d)
+    assert d.reason.args["why"] == "watchdog device is not usable"
+    # in mode automatic the same node races (and leads without a watchdog)
+    d = decide(obs(cluster(), replica(lsn=100), broken, peers={"n1": peer("n1", 90), "n2": None}), STARTED, AUTO)
+    assert "AcquireLock" in kinds(d)
