@@ -1,6 +1,7 @@
 """Wiring: configuration -> DCS client, manager, REST API, HA loop; signals; shutdown order."""
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 from . import PATRONI_COMPAT_VERSION
 from .api.control import ControlApi
+from .api.failsafe import FailsafeApi
 from .api.views import scheduled_restart_json
 from .config.dynamic import effective_config, settings_from
 from .config.dynvalid import DynamicTracker, dynamic_problems, summary
@@ -30,6 +32,7 @@ from .runtime.notify import sd_notify
 from .runtime.ports import SystemClock
 from .runtime.probe import PeerProber
 from .runtime.status import StatusBoard, StatusView
+from .runtime.watchdog import Watchdog, WatchdogSettings
 
 log = logging.getLogger("qhb_patroni")
 
@@ -44,6 +47,16 @@ def effective_tags(tags: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
             continue
         out[str(key)] = value
     return out
+
+
+def _basic_auth(restapi: Mapping[str, Any]) -> Dict[str, str]:
+    """The REST API's own credentials, sent with POST /failsafe to the other members
+    (every member of a cluster shares restapi.authentication, as with 3.0.2)."""
+    auth = restapi.get("authentication") or {}
+    if not isinstance(auth, Mapping) or not auth.get("username"):
+        return {}
+    token = base64.b64encode(f"{auth.get('username')}:{auth.get('password') or ''}".encode())
+    return {"Authorization": "Basic " + token.decode("ascii")}
 
 
 def _api_url(config: Mapping[str, Any]) -> str:
@@ -113,6 +126,9 @@ class Daemon:
         )
         ControlApi(dcs=self.api_dcs, commands=self.commands, wake=self.loop.wake.set,
                    clock=self.clock, prober=self.prober).install(self.api)
+        self.loop.executor.watchdog = Watchdog(WatchdogSettings.from_config(config.get("watchdog")))
+        FailsafeApi(self.loop.failsafe_inbox).install(self.api)
+        self.loop.failsafe_headers = _basic_auth(restapi)
 
     # ---- dynamic configuration -----------------------------------------------
     def _cache_path(self) -> str:
@@ -216,8 +232,10 @@ class Daemon:
         self.tags = effective_tags(new.get("tags"))
         self.api_url = _api_url(new)
         self.board.update(tags=self.tags, api_url=self.api_url)
+        self.loop.failsafe_headers = _basic_auth(self.local_config.get("restapi") or {})
         self._apply_effective()
         self.prober.reconfigure(new)
+        self.loop.watchdog.reconfigure(WatchdogSettings.from_config(new.get("watchdog")))
         try:
             self.api.reload(self.local_config.get("restapi") or {})
         except Exception as exc:
@@ -270,6 +288,7 @@ class Daemon:
         the server as it is.  What is left is closing the REST API and the DCS clients."""
         if fatal:
             log.info("exiting without stopping the database server")
+        self.loop.watchdog.disarm()  # magic close: the loop has stopped (planned stop or fatal exit)
         self.api.stop()
         for client in (self.dcs, self.watch_dcs, self.api_dcs):
             try:

@@ -129,6 +129,8 @@ MESSAGES: Dict[str, str] = {
     R.PROBING_PEERS: "asking the other members before the leader race",
     R.PROBING_REPLICATION: "reading the replication state to manage synchronous standbys",
     R.PROBING_DIVERGENCE: "checking timeline divergence against {leader}",
+    R.DCS_LEASE_RUNS: "DCS is not accessible; still the leader for {seconds} s (the leader key cannot expire before)",
+    R.CALLING_FAILSAFE: "DCS is not accessible: asking the members in /failsafe to keep me as leader",
     # misc
     R.COPY_LOGICAL_SLOTS: "Copying logical slots {names} from the primary",
     R.PG_ERROR: "Error communicating with PostgreSQL. Will try again later",

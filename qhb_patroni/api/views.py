@@ -129,6 +129,8 @@ def node_status(view: StatusView, now: float) -> Dict[str, Any]:
         doc["role"] = role
     if dcs is None or dcs.leader is None:
         doc["cluster_unlocked"] = True
+    if view.failsafe_active(now):
+        doc["failsafe_mode_is_active"] = True
     doc["dcs_last_seen"] = int(view.dcs_last_seen)
     if view.tags:
         doc["tags"] = dict(view.tags)
@@ -144,6 +146,7 @@ def node_status(view: StatusView, now: float) -> Dict[str, Any]:
     stale = stale_for(server, now)
     if stale is not None:
         doc["stale"] = stale
+    doc.update(watchdog_json(view))
     return doc
 
 
@@ -163,6 +166,26 @@ def stale_for(server: ServerStatus, now: float) -> Optional[Dict[str, Any]]:
     if age <= STALE_AFTER:
         return None
     return {"seconds": round(age, 1), "fields": list(SAMPLED_FIELDS)}
+
+
+def watchdog_json(view: StatusView) -> Dict[str, Any]:
+    """`watchdog_failed: true` (3.0.2: this node cannot lead) when watchdog.mode is
+    required and the device cannot be used; plus, whenever the watchdog is on, a
+    `watchdog` object saying whether it is armed and why it cannot be used."""
+    dog = view.watchdog
+    if dog.mode == "off":
+        return {}
+    doc: Dict[str, Any] = {"mode": dog.mode, "armed": dog.armed}
+    if dog.timeout is not None:
+        doc["timeout"] = dog.timeout
+    if dog.error is not None:
+        doc["error"] = dog.error
+        if dog.mode == "automatic":
+            doc["note"] = "running without a watchdog (watchdog.mode automatic)"
+    out: Dict[str, Any] = {"watchdog": doc}
+    if dog.mode == "required" and dog.error is not None:
+        out["watchdog_failed"] = True
+    return out
 
 
 def scheduled_restart_json(

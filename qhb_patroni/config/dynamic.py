@@ -15,6 +15,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ..core.fencing import DRIVERS as WATCHDOG_DRIVERS
+from ..core.fencing import watchdog_mode
 from ..core.methods import can_clone_without_leader, replica_methods
 from ..core.observation import Settings
 from ..core.standby import standby_cluster
@@ -199,4 +201,18 @@ def settings_from(effective: Mapping[str, Any]) -> Settings:
         maximum_lag_on_syncnode=int(_number(effective.get("maximum_lag_on_syncnode"), -1)),
         clone_without_leader=can_clone_without_leader(replica_methods(pg)[0]) if isinstance(pg, Mapping) else False,
         standby=standby_cluster(effective.get("standby_cluster"))[0],
+        failsafe_mode=_flag(effective.get("failsafe_mode")),
+        **_watchdog_settings(effective.get("watchdog")),
     )
+
+
+def _watchdog_settings(section: Any) -> Dict[str, Any]:
+    """watchdog.mode / safety_margin for the core (an unknown mode or driver is off:
+    runtime/watchdog.py warns about it once)."""
+    section = section if isinstance(section, Mapping) else {}
+    mode = watchdog_mode(section.get("mode", "automatic")) or "off"
+    if str(section.get("driver") or "default") not in WATCHDOG_DRIVERS:
+        mode = "off"
+    margin = section.get("safety_margin", 5)
+    return {"watchdog_mode": mode,
+            "watchdog_safety_margin": int(margin) if isinstance(margin, (int, float)) else 5}

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Mapping, Optional, Tuple
 
-from .checks import parse_bool
-
 Present = Callable[[Any], bool]
 
 
@@ -18,23 +16,10 @@ def _set(value: Any) -> bool:
     return value is not None and value != "" and value != {} and value != []
 
 
-def _true(value: Any) -> bool:
-    return bool(parse_bool(value)) if not isinstance(value, bool) else value
-
-
-def _watchdog_on(value: Any) -> bool:
-    if value is None or value is False:
-        return False
-    mode = value.get("mode", "automatic") if isinstance(value, Mapping) else value
-    return mode is not False and str(mode).lower() not in ("off", "disable", "disabled")
-
-
 # (where, path, present?, what qhb-patroni does instead). `where`: "local" = top of the
 # local file only; "dynamic" = top of /config and of bootstrap.dcs.
 ROWS: Tuple[Tuple[str, str, Present, str], ...] = (
-    ("local", "watchdog", _watchdog_on, "no watchdog device is armed"),
     ("local", "citus", _set, "Citus groups are not supported"),
-    ("dynamic", "failsafe_mode", _true, "no DCS failsafe mode: a leader that loses the DCS demotes"),
 )
 
 

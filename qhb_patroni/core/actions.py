@@ -362,10 +362,17 @@ Action = Union[
     Exit,
     "ManageSlots",
     "CopyLogicalSlots",
+    "ArmWatchdog",
+    "PingWatchdog",
+    "DisarmWatchdog",
+    "CallFailsafe",
+    "FailsafeActive",
+    "WriteFailsafe",
+    "DeleteFailsafe",
 ]
 
 TASK_ACTIONS: Tuple[type, ...] = (Bootstrap, Clone, Promote, Rewind, CrashRecovery, Restart, Reinitialize)
-PROBE_ACTIONS = (ProbePeers, ProbeDivergence, ProbeReplication)
+PROBE_ACTIONS: Tuple[type, ...] = (ProbePeers, ProbeDivergence, ProbeReplication)
 
 
 # ---- replication slots (spec 5.16, core.slots) -----------------------------------
@@ -402,3 +409,62 @@ class CopyLogicalSlots:
 
 
 TASK_ACTIONS = TASK_ACTIONS + (CopyLogicalSlots,)
+
+
+# ---- watchdog (core/fencing.py decides; runtime/watchdog.py performs) --------------
+
+
+@dataclass(frozen=True)
+class ArmWatchdog:
+    """Open the watchdog device if needed, set its `timeout` and ping it.  Fails only
+    when `required` (watchdog.mode required): the lock write after it is then never sent."""
+
+    timeout: int
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class PingWatchdog:
+    """Ping the armed watchdog (never fails: a failed ping shows in the next observation)."""
+
+
+@dataclass(frozen=True)
+class DisarmWatchdog:
+    """Magic close: the watchdog stops counting (never fails)."""
+
+
+WATCHDOG_ACTIONS = (ArmWatchdog, PingWatchdog, DisarmWatchdog)
+
+
+# ---- failsafe_mode (core/failsafe.py) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallFailsafe:
+    """probe: POST /failsafe (this leader's name, conn_url, api_url) to every member in
+    `members` ((name, api_url) pairs) in parallel, with a short timeout each; answers
+    (name -> 200 received) in Observation.failsafe_answers."""
+
+    members: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class FailsafeActive:
+    """Every member in /failsafe answered: stay the writable primary without the DCS
+    until the next cycle (GET /primary 200, GET /patroni failsafe_mode_is_active)."""
+
+
+@dataclass(frozen=True)
+class WriteFailsafe:
+    """Write /failsafe = {name: api_url} of every member (skipped when unchanged)."""
+
+    members: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class DeleteFailsafe:
+    """Delete /failsafe: failsafe_mode was turned off."""
+
+
+FAILSAFE_ACTIONS = (FailsafeActive, WriteFailsafe, DeleteFailsafe)
+PROBE_ACTIONS = PROBE_ACTIONS + (CallFailsafe,)

@@ -25,6 +25,8 @@ from . import actions as A
 from . import roles
 from .cancel import cancels_for_forced_reinit
 from .context import Ctx, arm_rewind_check
+from .failsafe import dcs_down, remember, with_failsafe_key
+from .fencing import refusal, watchdog_unusable, with_watchdog
 from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT, PRE_PROMOTE_FAILED_ERROR, TaskKind
 from .methods import clone_member
 from .model import Member
@@ -37,8 +39,10 @@ from .slots import published_positions
 
 def decide(obs: Observation, memory: Memory, settings: Settings) -> Decision:
     ctx = Ctx.of(obs, settings)
-    decision = end_hand_over(ctx, _decide(ctx, _first_cycle(ctx, memory)))
-    return _without_repeated_failure(obs, decision)
+    memory = remember(ctx, _first_cycle(ctx, memory))
+    decision = end_hand_over(ctx, refusal(ctx, memory) or _decide(ctx, memory))
+    decision = with_failsafe_key(ctx, _without_repeated_failure(obs, decision))
+    return with_watchdog(ctx, decision)
 
 
 def _first_cycle(ctx: Ctx, memory: Memory) -> Memory:
@@ -68,7 +72,7 @@ def _decide(ctx: Ctx, memory: Memory) -> Decision:
     if ctx.obs.stopping:
         return planned_stop(ctx, memory)
     if ctx.obs.cluster is None:
-        return _dcs_down(ctx, memory)
+        return dcs_down(ctx, memory) or _dcs_down(ctx, memory)
     if not ctx.obs.commands or (ctx.obs.task is not None and ctx.obs.task.done):
         return _decide_ha(ctx, memory)  # a finished task is dealt with first; commands wait a cycle
     if not ctx.failed(A.CancelTask) and cancels_for_forced_reinit(ctx.obs, ctx.settings):
@@ -265,7 +269,8 @@ def _data_dir(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory]:
         memory = replace(memory, bootstrapping=True)
         clone = A.Clone(source=standby.remote, leader=standby.remote)
         return ctx.out(roles.STANDBY_BOOTSTRAP_START, [A.WriteInitialize("", create=True), clone], memory), memory
-    if cluster.initialize is None and not ctx.settings.nofailover and ctx.settings.has_bootstrap:
+    if (cluster.initialize is None and not ctx.settings.nofailover and ctx.settings.has_bootstrap
+            and not watchdog_unusable(ctx.obs, ctx.settings)):
         memory = replace(memory, bootstrapping=True)
         acts: List[A.Action] = [A.WriteInitialize("", create=True), A.Bootstrap()]
         return ctx.out(roles.BOOTSTRAP_START, acts, memory), memory

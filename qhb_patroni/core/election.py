@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from .eligibility import candidate_names, peer_can_take_over
+from .failsafe import race_veto
+from .fencing import watchdog_unusable
 from .local import STATE_STARTING
 from .model import ClusterView
 from .observation import Memory, Observation, Settings
@@ -39,6 +41,11 @@ def is_healthiest(obs: Observation, memory: Memory, settings: Settings) -> Verdi
         return Verdict(False, "still starting")
     if local.is_primary:
         return Verdict(True, "running as primary")
+    veto = race_veto(obs, settings)
+    if veto is not None:
+        return Verdict(False, veto)
+    if watchdog_unusable(obs, settings):
+        return Verdict(False, "watchdog device is not usable")
     if cluster.paused and (cluster.failover is None or cluster.failover.candidate != settings.name):
         return Verdict(False, "paused")  # only the named failover candidate races in pause
     if settings.nofailover:

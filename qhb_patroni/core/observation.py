@@ -65,6 +65,20 @@ class Settings:
     clone_without_leader: bool = False
     # Dynamic standby_cluster (core.standby); None = a normal cluster.
     standby: Optional[StandbyCluster] = None
+    failsafe_mode: bool = False  # dynamic configuration (core/failsafe.py)
+    # The watchdog (local `watchdog:` section): off | automatic | required, and the margin
+    # subtracted from ttl for its timeout (-1: ttl // 2).  See core/fencing.py.
+    watchdog_mode: str = "off"
+    watchdog_safety_margin: int = 5
+
+
+@dataclass(frozen=True)
+class WatchdogState:
+    """The local watchdog device as the shell last left it."""
+
+    armed: bool = False
+    timeout: Optional[int] = None  # seconds it is armed with
+    error: Optional[str] = None  # the last failure (one line naming watchdog.device), None = healthy
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,12 @@ class Observation:
     # The daemon was asked to stop (SIGTERM): hand over what must be handed over, stop the
     # server, release the lock, then Exit.
     stopping: bool = False
+    watchdog: WatchdogState = field(default_factory=WatchdogState)
+    # failsafe_mode (core/failsafe.py): the answers to CallFailsafe (name -> accepted;
+    # absent when not asked), and the leader whose POST /failsafe this node accepted
+    # less than ttl ago (None: nobody).
+    failsafe_answers: Optional[Mapping[str, bool]] = None
+    failsafe_leader: Optional[str] = None
 
     def holds_lock(self, settings: Settings) -> bool:
         """My name is in the leader key and my local lease has not run out."""
@@ -136,6 +156,10 @@ class Memory:
     # restart or reinitialize); None = not withdrawing.
     sync_withdrawn_at: Optional[float] = None
     stop_requested_at: Optional[float] = None  # when the planned stop was first seen
+    # From the last DCS view that could be read (for when the DCS cannot): the /failsafe
+    # key as sorted (name, api_url) pairs, and whether the cluster was paused.
+    failsafe_members: Tuple[Tuple[str, str], ...] = ()
+    last_paused: bool = False
 
 
 @dataclass(frozen=True)

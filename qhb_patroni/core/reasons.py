@@ -129,6 +129,8 @@ SYSID_MISMATCH = "sysid_mismatch"
 PROBING_PEERS = "probing_peers"  # qhb-patroni addition
 PROBING_REPLICATION = "probing_replication"  # qhb-patroni addition
 PROBING_DIVERGENCE = "probing_divergence"  # qhb-patroni addition
+CALLING_FAILSAFE = "calling_failsafe"  # qhb-patroni addition
+DCS_LEASE_RUNS = "dcs_lease_runs"  # qhb-patroni addition (core/lease.py)
 
 # misc
 COPY_LOGICAL_SLOTS = "copy_logical_slots"

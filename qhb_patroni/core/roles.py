@@ -167,6 +167,12 @@ class Event(str, Enum):
     STANDBY_BOOTSTRAP_START = "standby_bootstrap_start"
     STANDBY_BOOTSTRAP_FAILED = "standby_bootstrap_failed"
     STANDBY_WAIT = "standby_wait"
+    WATCHDOG_FAILED_DEMOTE = "watchdog_failed_demote"
+    WATCHDOG_FAILED_NOT_PROMOTING = "watchdog_failed_not_promoting"
+    DCS_UNREACHABLE_PAUSED = "dcs_unreachable_paused"
+    DCS_UNREACHABLE_LEASE = "dcs_unreachable_lease"
+    FAILSAFE_CALL = "failsafe_call"
+    FAILSAFE_STAY = "failsafe_stay"
 
     def __str__(self) -> str:
         return self.value
@@ -251,6 +257,12 @@ STANDBY_FOLLOW_REMOTE = Event.STANDBY_FOLLOW_REMOTE
 STANDBY_BOOTSTRAP_START = Event.STANDBY_BOOTSTRAP_START
 STANDBY_BOOTSTRAP_FAILED = Event.STANDBY_BOOTSTRAP_FAILED
 STANDBY_WAIT = Event.STANDBY_WAIT
+WATCHDOG_FAILED_DEMOTE = Event.WATCHDOG_FAILED_DEMOTE
+WATCHDOG_FAILED_NOT_PROMOTING = Event.WATCHDOG_FAILED_NOT_PROMOTING
+DCS_UNREACHABLE_PAUSED = Event.DCS_UNREACHABLE_PAUSED
+DCS_UNREACHABLE_LEASE = Event.DCS_UNREACHABLE_LEASE
+FAILSAFE_CALL = Event.FAILSAFE_CALL
+FAILSAFE_STAY = Event.FAILSAFE_STAY
 
 
 @dataclass(frozen=True)
@@ -378,6 +390,15 @@ TRANSITIONS: Tuple[Transition, ...] = (
     _t(UNKNOWN, SHUTDOWN_STOP, STOPPED, R.SHUTDOWN_STOP),
     _t(ANY, SHUTDOWN_STOP, SAME, R.SHUTDOWN_STOP),
     _t(ANY, SHUTDOWN_STOP_FAILED, SAME, R.SHUTDOWN_STOP_FAILED),
+    # watchdog.mode required and the watchdog could not be armed (core/fencing.py).
+    _t(PRIMARY, WATCHDOG_FAILED_DEMOTE, REPLICA, R.WATCHDOG_DEMOTE),
+    _t(ANY, WATCHDOG_FAILED_NOT_PROMOTING, SAME, R.WATCHDOG_NOT_PROMOTING),
+    # The DCS cannot be read, continued (core/failsafe.py): in pause nothing changes; with
+    # failsafe_mode the primary asks every member in /failsafe and stays while all answer.
+    _t(ANY, DCS_UNREACHABLE_PAUSED, SAME, R.DCS_NOT_ACCESSIBLE),
+    _t(ANY, DCS_UNREACHABLE_LEASE, SAME, R.DCS_LEASE_RUNS),
+    _t(ANY, FAILSAFE_CALL, SAME, R.CALLING_FAILSAFE),
+    _t(ANY, FAILSAFE_STAY, SAME, R.FAILSAFE_LEADER),
 )
 
 _INDEX: Dict[Tuple[str, str], Transition] = {(t.role, t.event): t for t in TRANSITIONS}

@@ -213,14 +213,20 @@ class ClusterDCS:
         """/optime/leader, only needed while members run Patroni < 2.1.0."""
         return self.store.put(keys.LEGACY_OPTIME, keys.encode_legacy_optime(optime)) is not None
 
-    def write_failsafe(self, data: Mapping[str, str]) -> bool:
-        """Plain put of /failsafe; skipped (True) when unchanged since our last write."""
+    def write_failsafe(self, data: Mapping[str, str], force: bool = False) -> bool:
+        """Plain put of /failsafe; skipped (True) when unchanged since our last write,
+        unless `force` (the key was seen to differ: someone else changed or removed it)."""
         value = keys.encode_failsafe(data)
-        if value == self._last_failsafe:
+        if value == self._last_failsafe and not force:
             return True
         ok = self.store.put(keys.FAILSAFE, value) is not None
         self._last_failsafe = value if ok else None
         return ok
+
+    def delete_failsafe(self) -> bool:
+        """Delete /failsafe (failsafe_mode turned off)."""
+        self._last_failsafe = None
+        return self.store.delete(keys.FAILSAFE)
 
     def delete_cluster(self) -> None:
         """Remove the whole subtree (patronictl remove)."""

@@ -197,6 +197,10 @@ class Manager:
         if timeout is None and self.settings.primary_stop_timeout and self.role == ROLE_MASTER:
             return self.settings.primary_stop_timeout
         return timeout
+    def fence(self) -> bool:
+        """Stop acknowledging writes at once (the lease guard; see Postmaster.fence).
+        Deliberately without the operations lock: it must not wait for a slow action."""
+        return self.server.postmaster.fence()
 
     def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
         with self._ops:

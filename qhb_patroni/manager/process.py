@@ -160,6 +160,26 @@ class Postmaster:
             return False
         return True
 
+    def fence(self) -> bool:
+        """Stop acknowledging writes now, without waiting (the lease guard): a fast
+        shutdown request, on which the backends abort their transactions and exit
+        while the WAL senders still deliver every record already written.  A postmaster
+        that is itself stopped (SIGSTOP, a debugger) cannot pass that on, so it is
+        killed with all its children.  True when there was a server to fence."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        if _is_stopped(pid):
+            victims, sig = [pid, *child_pids(pid)], signal.SIGKILL
+        else:
+            victims, sig = [pid], STOP_SIGNALS["fast"]
+        for victim in victims:
+            try:
+                os.kill(victim, sig)
+            except ProcessLookupError:
+                pass
+        return True
+
     def _wait_gone(self, pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:
@@ -230,6 +250,16 @@ def processes_in(directory: str) -> List[int]:
             except OSError:
                 continue
     return result
+
+
+def _is_stopped(pid: int) -> bool:
+    """The process is stopped or traced (state T / t in /proc/<pid>/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("T", "t")
 
 
 def child_pids(pid: int) -> List[int]:

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
+from ..core.model import ClusterView
 from ..core.operator import Command, ReinitCommand, RestartCommand
 
 
@@ -135,3 +136,15 @@ class CommandQueue:
         with self._lock:
             ticket = self._tickets.get(ident)
             return ticket is not None and isinstance(ticket.command, ReinitCommand)
+
+
+def seconds_to_schedule(cluster: Optional[ClusterView], commands: CommandQueue, wall: float) -> Optional[float]:
+    """Seconds until the nearest scheduled switchover / restart (wall clock), if any."""
+    times = []
+    if cluster is not None and cluster.failover is not None and cluster.failover.scheduled_at is not None:
+        times.append(cluster.failover.scheduled_at.timestamp())
+    scheduled = commands.scheduled_restart()
+    if scheduled is not None:
+        times.append(scheduled.schedule.timestamp())
+    upcoming = [t - wall for t in times if t - wall > 0]
+    return min(upcoming) if upcoming else None

@@ -15,6 +15,7 @@ from ..core.observation import FailedAction
 from ..dcs.base import DCSError
 from .commands import CommandQueue
 from .ports import Clock, ClusterDCSPort, ManagerPort, TaskPort
+from .watchdog import MODE_OFF, Watchdog, WatchdogSettings
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,9 @@ class Executor:
         # Publish the nosync tag in my member key (PublishNoSync): handing synchronous
         # standby duty over before this node stops.
         self.nosync = False
+        self.watchdog = Watchdog(WatchdogSettings(mode=MODE_OFF))  # the daemon sets the configured one
+        # FailsafeActive: told the time it was confirmed (the loop publishes it); None = over.
+        self.on_failsafe: Callable[[Optional[float]], None] = lambda at: None
 
     def execute(self, actions: Sequence[A.Action], cluster: Optional[ClusterView]) -> ExecutionResult:
         result = ExecutionResult()
@@ -221,6 +225,16 @@ class Executor:
             return True
         if isinstance(action, A.Fatal):
             raise FatalError(action.message)
+        if isinstance(action, A.WATCHDOG_ACTIONS):
+            return self._watchdog(action)
+        if isinstance(action, A.FailsafeActive):
+            self.on_failsafe(self.clock.monotonic())
+            return True
+        if isinstance(action, A.WriteFailsafe):
+            # the core asks only when the key it read differs: never skip as "unchanged"
+            return bool(dcs.write_failsafe(dict(action.members), force=True))
+        if isinstance(action, A.DeleteFailsafe):
+            return bool(dcs.delete_failsafe())
         if isinstance(action, A.PROBE_ACTIONS):
             return True  # answered by the loop before execution
         raise TypeError(f"unknown action {action!r}")
@@ -235,6 +249,21 @@ class Executor:
         finished = self.tasks.status()  # dropped: what replaces it is decided next
         log.info("%s ended: %s", name, (finished.error or "done") if finished else "done")
         result.task_cancelled = True
+        return True
+
+    def _watchdog(self, action: A.Action) -> bool:
+        dog = self.watchdog
+        if isinstance(action, A.ArmWatchdog):
+            loop_wait = self._promote_wait()
+            before = dog.error
+            armed = dog.arm_with(action.timeout, loop_wait) and dog.keepalive()
+            if not armed and not action.required and dog.error != before:
+                log.warning("leading without a watchdog (watchdog.mode automatic): %s", dog.error)
+            return armed or not action.required
+        if isinstance(action, A.PingWatchdog):
+            dog.keepalive()  # a failure is in dog.error / the next observation
+            return True
+        dog.disarm()
         return True
 
     def _operator(self, action: A.Action) -> bool:

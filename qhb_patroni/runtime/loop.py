@@ -13,17 +13,22 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..core import actions as A
 from ..core.decide import decide
-from ..core.local import DATA_INACCESSIBLE, STATE_STARTING, Divergence, LocalState, ReplicationState
-from ..core.model import ClusterView, Member
+from ..core.lease import fence_at, fence_margin
+from ..core.local import DATA_INACCESSIBLE, STATE_STARTING, LocalState, ReplicationState
+from ..core.model import ClusterView
 from ..core.observation import Decision, FailedAction, Memory, Observation, Settings
 from ..dcs.base import DCSError
 from ..messages import render
-from .commands import CommandQueue
+from . import local_probes
+from .commands import CommandQueue, seconds_to_schedule
 from .executor import ExecutionResult, Executor, FatalError, LeaseTracker
+from .failsafe import FailsafeInbox, call_failsafe
+from .leaseguard import LeaseGuard
 from .ports import Clock, ClusterDCSPort, ManagerPort, ProberPort, SystemClock, TaskPort
 from .probe import PeerProber
-from .status import StatusBoard
+from .status import StatusBoard, WatchdogStatus
 from .tasks import TaskRunner
+from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,7 @@ class HALoop:
         self.commands = commands or CommandQueue()
         self.commands.wake = self.wake.set
         self.on_reload = on_reload
+        self.guard = LeaseGuard(self._fence, self.clock.monotonic, on_fenced=lambda: self.lease.lost())
         self.lease = LeaseTracker(on_change=self._publish_lease)
         self.memory = Memory()
         self.settings: Optional[Settings] = None
@@ -94,10 +100,32 @@ class HALoop:
         self.exited = False  # decide() said Exit: the planned stop is complete
         # How the last cycle's final decision was executed (None: it only probed).
         self.last_result: Optional[ExecutionResult] = None
+        self.failsafe_inbox = FailsafeInbox()  # POST /failsafe (api/failsafe.py) writes it
+        self.failsafe_headers: Dict[str, str] = {}  # e.g. the REST API's basic auth, for POST /failsafe
+        self._failsafe_sent_at: Optional[float] = None
+        self.executor.on_failsafe = self._publish_failsafe
 
     def _publish_lease(self, written_at: Optional[float]) -> None:
         ttl = self.settings.ttl if self.settings else 30.0
-        self.board.update(lease_until=None if written_at is None else written_at + ttl)
+        self.board.update(lease_until=fence_at(written_at, ttl))  # GET /primary stops with the writes
+        self._guard_update()
+
+    def _guard_update(self) -> None:
+        """The lease guard's deadline: the lease's fence_at, or later while failsafe mode
+        holds; none in pause (nothing is ever stopped then) or without a lease."""
+        view = self.board.get()
+        ttl = self.settings.ttl if self.settings else 30.0
+        candidates = [fence_at(self.lease.written_at, ttl)]
+        if view.failsafe_until is not None:
+            candidates.append(view.failsafe_until - fence_margin(ttl))
+        known = [c for c in candidates if c is not None]
+        self.guard.set(None if view.paused or not known else max(known))
+
+    def _fence(self) -> bool:
+        fenced = bool(self.manager.fence())
+        if fenced:  # GET /patroni and the peers' probes see it at once, not at the next refresh
+            self._refresh_server()
+        return fenced
 
     def _promote_wait(self) -> float:
         return self.loop_wait()
@@ -112,6 +140,8 @@ class HALoop:
         self.board.update(
             cluster=cluster, cluster_read_at=self.clock.monotonic(), dcs_last_seen=int(self.clock.wall())
         )
+        if cluster.leader is not None and cluster.leader.name != self.board.get().last_leader:
+            self.board.update(last_leader=cluster.leader.name)
         return cluster, None
 
     def _refresh_server(self) -> None:
@@ -142,11 +172,13 @@ class HALoop:
         if cluster is not None and (cluster.leader is None or cluster.leader.name != settings.name):
             self.lease.lost()
         local = self._observe_local()
+        self.watchdog.check()
         task = self.tasks.status()
         peers = None
         streaming: Optional[Tuple[str, ...]] = None
         divergence = None
         replication: Optional[ReplicationState] = None
+        failsafe_answers: Optional[Dict[str, bool]] = None
         failed: Optional[FailedAction] = None
         decision: Optional[Decision] = None
         changed_server = task is not None and task.done  # a promote, start, rewind... just ended
@@ -167,6 +199,9 @@ class HALoop:
                 streaming=streaming,
                 replication=replication,
                 stopping=self.shutdown_requested,
+                watchdog=self.watchdog.state(),
+                failsafe_answers=failsafe_answers,
+                failsafe_leader=self.failsafe_inbox.leader(self.clock.monotonic(), settings.ttl),
             )
             decision = self.decide(obs, self.memory, settings)
             self.memory = decision.memory
@@ -178,19 +213,26 @@ class HALoop:
                         members = [m for m in cluster.members if m.name in probe.names]
                         peers = self.prober.probe(members)
                         if local.is_primary:
-                            streaming = self._streaming()
+                            streaming = local_probes.streaming(self.manager)
                     elif isinstance(probe, A.ProbeDivergence):
-                        divergence = self._check_divergence(probe.leader)
+                        divergence = local_probes.divergence(self.manager, probe.leader)
                     elif isinstance(probe, A.ProbeReplication):
-                        replication = self._replication(probe.confirm)
+                        replication = local_probes.replication(self.manager, probe.confirm)
+                    elif isinstance(probe, A.CallFailsafe):
+                        failsafe_answers = self._call_failsafe(probe.members)
                 if peers is None and any(isinstance(p, A.ProbePeers) for p in probes):
                     peers = {}
                 continue
+            keeps_failsafe = any(isinstance(a, A.FailsafeActive) for a in decision.actions)
+            if not keeps_failsafe and any(isinstance(a, (A.Demote, A.ReleaseLock)) for a in decision.actions):
+                self._publish_failsafe(None)  # before a demotion, not after it
             if any(isinstance(a, _ANNOUNCES_LEADERSHIP) for a in decision.actions):
                 self._refresh_server()  # the REST API says what the leader key will announce
             result: ExecutionResult = self.executor.execute(decision.actions, cluster)
             changed_server = changed_server or any(not isinstance(a, _KEEPS_SERVER) for a in decision.actions)
             self.last_result = result
+            if not keeps_failsafe:
+                self._publish_failsafe(None)  # after a renewal: the new lease takes over
             if any(isinstance(a, A.Demote) for a in decision.actions):
                 self.wake.set()  # look again at once: follow the new leader without waiting loop_wait
             if result.replication_changed:
@@ -213,12 +255,14 @@ class HALoop:
             if task is not None and task.done:
                 task = None
         assert decision is not None
+        self._publish_fencing(settings)
         if cluster is not None and cluster.paused and not local.running and local.state != STATE_STARTING:
             self.manager.note_paused_not_running()  # 3.0.2: a database that is down reads `stopped`
         self._log_reason(decision, cluster)
         if changed_server:
             self._refresh_server()  # before the member key announces the new role or state
         self._publish_member(cluster)
+        self._guard_update()  # a pause may have begun or ended
         self.cluster = cluster
         with self._watch_lock:
             self._watch_target = cluster
@@ -229,49 +273,38 @@ class HALoop:
         at = self.clock.monotonic() + seconds
         self._recheck_at = at if self._recheck_at is None else min(self._recheck_at, at)
 
-    def _replication(self, confirm: Tuple[str, ...]) -> ReplicationState:
-        """The local primary's pg_stat_replication / synchronous_standby_names."""
-        try:
-            return self.manager.replication_state(confirm)
-        except Exception as exc:
-            log.warning("could not read the replication state: %s", exc)
-            return ReplicationState(error=str(exc) or type(exc).__name__)
+    @property
+    def watchdog(self) -> Watchdog:
+        return self.executor.watchdog
 
-    def _streaming(self) -> Optional[Tuple[str, ...]]:
-        """Names of the standbys streaming from the local primary (fresh), None if unknown."""
-        try:
-            status = self.manager.server_status()
-        except Exception as exc:
-            log.debug("could not read pg_stat_replication: %s", exc)
-            return None
-        if not status.query_ok:
-            return None
-        return tuple(sorted(str(r.get("application_name")) for r in status.replication
-                            if isinstance(r, dict) and r.get("state") == "streaming"))
+    def _publish_fencing(self, settings: Settings) -> None:
+        dog = self.watchdog.state()
+        status = WatchdogStatus(mode=settings.watchdog_mode, armed=dog.armed, timeout=dog.timeout, error=dog.error)
+        self.board.update(failsafe_mode=settings.failsafe_mode, watchdog=status)
 
-    def _seconds_to_schedule(self) -> Optional[float]:
-        """Seconds until the nearest scheduled switchover / restart (wall clock), if any."""
-        times = []
-        cluster = self.cluster
-        if cluster is not None and cluster.failover is not None and cluster.failover.scheduled_at is not None:
-            times.append(cluster.failover.scheduled_at.timestamp())
-        scheduled = self.commands.scheduled_restart()
-        if scheduled is not None:
-            times.append(scheduled.schedule.timestamp())
-        wall = self.clock.wall()
-        upcoming = [t - wall for t in times]
-        upcoming = [t for t in upcoming if t > 0]
-        return min(upcoming) if upcoming else None
+    def _call_failsafe(self, members: Tuple[Tuple[str, str], ...]) -> Dict[str, bool]:
+        view = self.board.get()
+        body = {"name": view.name, "conn_url": view.conn_url, "api_url": view.api_url}
+        self._failsafe_sent_at = self.clock.monotonic()
+        answers = call_failsafe(self.prober, members, body, self.failsafe_headers)
+        refused = sorted(name for name, ok in answers.items() if not ok)
+        if refused:
+            log.warning("POST /failsafe not accepted by %s", ", ".join(refused))
+        return answers
 
-    def _check_divergence(self, leader: Member) -> Divergence:
-        if not leader.conn_url:
-            return Divergence(leader=leader.name, needed=None, detail="no connection URL")
-        try:
-            needed = self.manager.check_divergence(leader.conn_url)
-        except Exception as exc:
-            log.warning("could not check timeline divergence against %s: %s", leader.name, exc)
-            needed = None
-        return Divergence(leader=leader.name, needed=needed)
+    def _publish_failsafe(self, confirmed_at: Optional[float]) -> None:
+        """FailsafeActive: the members agreed (their promise runs ttl from when they were
+        called); None: failsafe is over (demotion, DCS back)."""
+        if confirmed_at is None:
+            self._failsafe_sent_at = None
+            if self.board.get().failsafe_until is not None:
+                self.board.update(failsafe_until=None)
+                self._guard_update()
+            return
+        sent = self._failsafe_sent_at if self._failsafe_sent_at is not None else confirmed_at
+        ttl = self.settings.ttl if self.settings else 30.0
+        self.board.update(failsafe_until=sent + ttl)
+        self._guard_update()
 
     def _log_reason(self, decision: Decision, cluster: Optional[ClusterView]) -> None:
         note = decision.reason.args.get("note")
@@ -284,8 +317,6 @@ class HALoop:
             owner = cluster.leader.name if cluster.leader else None
             log.info("Lock owner: %s; I am %s", owner, self.settings.name if self.settings else "?")
         args = decision.reason.args
-        if args.get("note"):
-            log.info("%s", args["note"])
         if args.get("alert"):
             log.warning("%s", args["alert"])
         log.info("%s", text)
@@ -296,7 +327,8 @@ class HALoop:
             last_reason=self._last_reason or "",
             ttl=self.settings.ttl if self.settings else 30,
             loop_wait=self.settings.loop_wait if self.settings else 10,
-            paused=bool(cluster and cluster.paused),
+            # without the DCS the last known pause holds (GET /primary, "pause" in GET /patroni)
+            paused=cluster.paused if cluster is not None else self.board.get().paused,
         )
         if cluster is None:
             return
@@ -406,7 +438,7 @@ class HALoop:
         whether that is an early look asked for by the cycle itself)."""
         remaining = started + self.loop_wait() - self.clock.monotonic()
         try:
-            due = self._seconds_to_schedule()
+            due = seconds_to_schedule(self.cluster, self.commands, self.clock.wall())
         except Exception:  # a value that cannot be a time (the decoders should catch it first)
             log.exception("could not compute the time of the next scheduled action")
             due = None
@@ -423,6 +455,7 @@ class HALoop:
         watcher.start()
         # /liveness counts from the start: a first cycle that never completes fails it too.
         self.board.update(next_cycle_at=self.clock.monotonic())
+        self.guard.start()
         try:
             while not self.exited:
                 if stop_requested() and not self.shutdown_requested:
@@ -452,6 +485,7 @@ class HALoop:
                     continue
                 self.wake.wait(remaining)
         finally:
+            self.guard.stop()
             self.stopping.set()
             with self._watch_lock:
                 self._watch_lock.notify_all()

@@ -136,6 +136,25 @@ class PeerProber:
             log.debug("peer %s (%s) not reachable: %s", member.name, member.api_url, exc)
             return None
 
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    def post_json(self, url: str, doc: Mapping[str, Any],
+                  headers: Optional[Mapping[str, str]] = None) -> Optional[int]:
+        """POST a JSON document to a peer (POST /failsafe); its status code, None if unreachable."""
+        try:
+            resp = self._http.request(
+                "POST", url, body=json.dumps(doc).encode("utf-8"),
+                headers={"Content-Type": "application/json", "Connection": "close", **(headers or {})},
+                timeout=urllib3.Timeout(connect=self._timeout, read=self._timeout),
+                retries=False, preload_content=True,
+            )
+            return int(resp.status)
+        except Exception as exc:
+            log.debug("POST %s failed: %s", url, exc)
+            return None
+
     def probe(self, members: Sequence[Member]) -> Dict[str, Optional[PeerStatus]]:
         results: Dict[str, Optional[PeerStatus]] = {}
         threads = []

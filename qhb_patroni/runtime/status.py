@@ -37,6 +37,16 @@ class ServerStatus:
 
 
 @dataclass(frozen=True)
+class WatchdogStatus:
+    """The watchdog for GET /patroni: `mode` is watchdog.mode, `error` its last failure."""
+
+    mode: str = "off"
+    armed: bool = False
+    timeout: Optional[int] = None
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class StatusView:
     name: str
     scope: str
@@ -56,8 +66,17 @@ class StatusView:
     last_reason: str = ""
     # The pending scheduled restart as GET /patroni shows it ({"schedule": iso, ...filters}), None if none.
     scheduled_restart: Optional[Mapping[str, Any]] = None
+    watchdog: WatchdogStatus = field(default_factory=WatchdogStatus)
+    failsafe_mode: bool = False  # dynamic configuration, as of the last cycle
+    failsafe_until: Optional[float] = None  # monotonic: leading in failsafe mode until then
+    last_leader: Optional[str] = None  # the leader of the last DCS view that had one
+
+    def failsafe_active(self, now: float) -> bool:
+        return self.failsafe_until is not None and now < self.failsafe_until
 
     def holds_lock(self, now: float) -> bool:
+        if self.failsafe_active(now):
+            return True  # every member in /failsafe has just agreed that I lead
         return (
             self.lease_until is not None
             and now < self.lease_until

@@ -27,13 +27,14 @@ import platform
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Protocol
 
+from ..core import fencing
+from ..core.fencing import MODE_AUTOMATIC, MODE_OFF, MODE_REQUIRED, watchdog_mode
+from ..core.observation import WatchdogState
+
 log = logging.getLogger(__name__)
+__all__ = ["MODE_AUTOMATIC", "MODE_OFF", "MODE_REQUIRED", "Watchdog", "WatchdogError", "WatchdogSettings"]
 
 DEFAULT_DEVICE = "/dev/watchdog"
-MODE_OFF, MODE_AUTOMATIC, MODE_REQUIRED = "off", "automatic", "required"
-_MODE_SPELLINGS = {"off": MODE_OFF, "disable": MODE_OFF, "disabled": MODE_OFF,
-                   "automatic": MODE_AUTOMATIC, "auto": MODE_AUTOMATIC,
-                   "required": MODE_REQUIRED, "require": MODE_REQUIRED}
 MAX_TIMEOUT = 0xFFFF  # the driver interface takes an int of seconds; keep it sane
 
 # linux/watchdog.h: ioctl numbers are _IOR('W', nr, int) / _IOWR('W', nr, int).
@@ -68,9 +69,7 @@ class WatchdogError(Exception):
 
 def parse_mode(value: Any) -> str:
     """`watchdog.mode` as 3.0.2 reads it: YAML false is off, unknown is off (warned)."""
-    if value is False or value is None:
-        return MODE_OFF if value is False else MODE_AUTOMATIC
-    mode = _MODE_SPELLINGS.get(str(value).lower())
+    mode = watchdog_mode(value)
     if mode is None:
         log.warning("watchdog.mode %r is not one of off, automatic, required: the watchdog is off", value)
         return MODE_OFF
@@ -199,6 +198,7 @@ class TestingDevice(LinuxDevice):
 
 
 DRIVERS = {"default": LinuxDevice, "testing": TestingDevice}
+assert tuple(DRIVERS) == fencing.DRIVERS
 
 
 @dataclass(frozen=True)
@@ -222,9 +222,7 @@ class WatchdogSettings:
 
     def timeout_for(self, ttl: float) -> int:
         """The device timeout a leader with this ttl needs."""
-        if self.safety_margin == -1:
-            return int(ttl // 2)
-        return int(ttl - self.safety_margin)
+        return fencing.watchdog_timeout(ttl, self.safety_margin)
 
 
 class Watchdog:
@@ -236,6 +234,7 @@ class Watchdog:
         self.error: Optional[str] = None
         self.timeout: Optional[int] = None
         self._device: Optional[Device] = None
+        self._checked: Optional[str] = None  # the error check() found (it clears only its own)
 
     @property
     def enabled(self) -> bool:
@@ -254,11 +253,18 @@ class Watchdog:
     def arm(self, ttl: float, loop_wait: float) -> bool:
         """Open the device if needed and set its timeout for `ttl`.  False (with
         `error` set) when it cannot be used; an off watchdog is never armed."""
+        return self.arm_with(self.settings.timeout_for(ttl), loop_wait)
+
+    def arm_with(self, wanted: int, loop_wait: float) -> bool:
+        """`arm` with the timeout the core computed (ArmWatchdog.timeout)."""
         if not self.enabled:
             return False
-        wanted = self.settings.timeout_for(ttl)
         if self._device is not None and self.timeout == wanted:
             return True
+        if self._device is None:
+            self.check()
+            if self._checked is not None:
+                return False  # missing or not writable: said once by check(), not again every loop
         try:
             if wanted < 1 or wanted > MAX_TIMEOUT:
                 raise WatchdogError(f"watchdog.device {self.settings.device}: timeout ttl - safety_margin "
@@ -329,6 +335,29 @@ class Watchdog:
                 device.close()
             except WatchdogError:
                 pass
+
+    def check(self) -> None:
+        """Cheap look at a device that is not armed (every cycle): one that cannot be
+        opened for writing is reported at once, so that peers and `GET /patroni` know
+        before this node ever races for the lock (never opens it: opening arms it)."""
+        if not self.enabled or self._device is not None:
+            return
+        path = self.settings.device
+        problem = None
+        if not os.path.exists(path):
+            problem = f"watchdog.device {path}: cannot open it: no such file"
+        elif not os.access(path, os.W_OK):
+            problem = f"watchdog.device {path}: cannot open it: not writable by this user"
+        if problem is not None:
+            self._fail(problem)
+        elif self.error is not None and self.error == self._checked:
+            self.error = None  # the device is there now: the next race may try it
+        self._checked = problem
+
+    def state(self) -> WatchdogState:
+        """What the core sees (Observation.watchdog)."""
+        return WatchdogState(armed=self.armed, timeout=self.timeout if self.armed else None,
+                             error=self.error if self.enabled else None)
 
     @property
     def failed(self) -> bool:

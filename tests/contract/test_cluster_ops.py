@@ -209,3 +209,29 @@ def test_delete_cluster_removes_everything(store_factory: Factory) -> None:
     view = a.get_cluster()
     assert view.initialize is None and view.leader is None and view.members == () and view.config is None
     assert a.store.load().nodes == {}
+
+
+def test_failsafe_key_written_again_after_a_delete(store_factory: Factory) -> None:
+    """failsafe_mode turned off deletes /failsafe; turned on again, the same value is
+    written again (the writer's 'unchanged' shortcut must not skip it)."""
+    backend = store_factory()
+    a, b = backend.client("a"), backend.client("b")
+    members = {"a": "http://a:8008/patroni"}
+    assert a.write_failsafe(members)
+    assert b.get_cluster().failsafe == members
+    assert a.delete_failsafe()
+    assert b.get_cluster().failsafe is None
+    assert a.write_failsafe(members)
+    assert b.get_cluster().failsafe == members
+
+
+def test_failsafe_key_rewritten_after_someone_else_removed_it(store_factory: Factory) -> None:
+    backend = store_factory()
+    a, b = backend.client("a"), backend.client("b")
+    members = {"a": "http://a:8008/patroni"}
+    assert a.write_failsafe(members)
+    assert b.delete_failsafe()
+    assert a.write_failsafe(members)  # "unchanged since my last write": skipped
+    assert b.get_cluster().failsafe is None
+    assert a.write_failsafe(members, force=True)
+    assert b.get_cluster().failsafe == members

@@ -126,6 +126,7 @@ class Node:
             },
             "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
             **self._tls_sections(),
+            **(c.local(self) if c.local is not None else {}),
         }
 
     def _tls_sections(self) -> Dict[str, Any]:
@@ -249,14 +250,17 @@ class LocalCluster:
         dynamic: Optional[Dict[str, Any]] = None,
         tls: Optional[Dict[str, str]] = None,
         configure: Optional[Callable[[Node, Dict[str, Any]], None]] = None,
+        local: Optional[Callable[[Node], Dict[str, Any]]] = None,
     ) -> None:
         """`dcs` makes the DCS part of every node's config, e.g.
         `lambda: {"consul": {"url": ...}}`; default `{"etcd": {"hosts": [etcd_host]}}`.
         `tls` ({"certfile", "keyfile"}, self-signed for 127.0.0.1): every REST API over
         https, requiring that certificate from clients.
-        `configure(node, config)` changes a node's config in place before it is written."""
+        `configure(node, config)` changes a node's config in place before it is written.
+        `local(node)` adds top-level sections to a node's config (e.g. `watchdog`)."""
         self.tls = tls
         self.configure = configure
+        self.local = local
         self.base_dir = base_dir
         self.etcd_host = etcd_host
         self.dcs_section: Callable[[], Dict[str, Any]] = dcs or (lambda: {"etcd": {"hosts": [self.etcd_host]}})

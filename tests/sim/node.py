@@ -159,6 +159,12 @@ class SimManager:
         self.db.sync_names = value or ""
         return changed
 
+    def fence(self) -> bool:
+        """The lease guard: stop acknowledging writes at once."""
+        was_writable = self.db.writable
+        self.db.stop()
+        return was_writable
+
     def mark_demoted(self) -> None:
         pass  # the fake server's role follows from whether it runs and is writable
 

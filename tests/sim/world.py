@@ -89,9 +89,11 @@ class World:
         decide_fn: Callable[[Observation, Memory, Settings], Decision] = decide,
         rewind_possible: bool = True,
         lossy: float = 0.0,
+        lease_guard: bool = True,
         **settings_kw: object,
     ) -> None:
         self.decide = decide_fn
+        self.lease_guard = lease_guard
         self.rng = random.Random(seed)
         self.clock = ManualClock(1000.0)
         self.server = MemoryServer(clock=self.clock, name="sim")
@@ -221,6 +223,8 @@ class World:
         for node in self.nodes.values():
             if node.up:
                 node.tick()
+                if self.lease_guard:  # the runtime's lease guard, on the simulated clock
+                    node.loop.guard.poll()
         leader = self.leader_key()
         for node in self.nodes.values():
             if not node.up:

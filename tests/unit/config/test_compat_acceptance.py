@@ -116,26 +116,27 @@ def test_unimplemented_keys_are_named_in_one_line() -> None:
     config["citus"] = {"group": 0, "database": "citus"}
     config["bootstrap"]["dcs"]["failsafe_mode"] = True
     config["bootstrap"]["dcs"]["ignore_slots"] = [{"name": "x"}]  # implemented: not named
-    assert [path for path, _ in unimplemented(config)] == ["watchdog", "citus", "bootstrap.dcs.failsafe_mode"]
+    assert [path for path, _ in unimplemented(config)] == ["citus"]
     line = warning_line(config)
-    assert line.startswith("configuration keys accepted but not implemented by qhb-patroni: watchdog (")
+    assert line.startswith("configuration keys accepted but not implemented by qhb-patroni: citus (")
     assert "\n" not in line and "citus (Citus groups are not supported)" in line
 
 
 def test_unimplemented_keys_only_when_they_would_do_something() -> None:
     config = base()
-    config["watchdog"] = {"mode": "off"}
-    config["bootstrap"]["dcs"]["failsafe_mode"] = False
-    config["bootstrap"]["method"] = "initdb"
+    config["citus"] = {}
+    assert unimplemented(config) == []  # an empty citus section does nothing
+    # implemented since: the watchdog, failsafe mode, standby clusters, slots, custom bootstrap
+    config["watchdog"] = {"mode": "required"}
+    config["bootstrap"]["method"] = "restore"
     assert unimplemented(config) == []
-    assert [p for p, _ in unimplemented(None, {"failsafe_mode": "on", "ttl": 30})] == ["failsafe_mode"]
-    # implemented since: standby clusters, slots, custom bootstrap
-    assert unimplemented(None, {"standby_cluster": {"host": "10.0.0.1", "port": 5432}, "slots": {"a": {}}}) == []
+    assert unimplemented(None, {"failsafe_mode": "on", "standby_cluster": {"host": "10.0.0.1", "port": 5432},
+                                "slots": {"a": {}}}) == []
 
 
 def test_unimplemented_keys_are_warned_at_start_and_by_validate_config(tmp_path: Any) -> None:
     config = base()
-    config["watchdog"] = {"mode": "automatic"}
+    config["citus"] = {"group": 0, "database": "citus"}
     path = _write(tmp_path, config)
     loaded = read_config(path, environ={})
     warnings = start_warnings(loaded.config, loaded.problems())

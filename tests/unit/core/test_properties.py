@@ -139,10 +139,15 @@ def test_never_promote_without_the_lock(obs: Observation, memory: Memory, s: Any
 
 @COMMON
 @given(observations(), memories, settings_st)
-def test_dcs_down_while_primary_demotes(obs: Observation, memory: Memory, s: Any) -> None:
+def test_dcs_down_while_primary_demotes_once_its_lease_ends(obs: Observation, memory: Memory, s: Any) -> None:
+    from qhb_patroni.core.lease import lease_runs
     obs = replace(obs, cluster=None, local=b.primary())
-    d = decide(obs, memory, s)
-    assert d.actions == (A.Demote("offline"),)
+    memory = replace(memory, last_paused=False)
+    d = decide(obs, replace(memory, last_paused=False), replace(s, failsafe_mode=False))
+    if lease_runs(obs.lock_written_at, obs.now, s.ttl):
+        assert d.actions == ()  # the key cannot have expired: stay writable (the lease guard fences)
+    else:
+        assert d.actions == (A.Demote("offline"),)
 
 
 @COMMON

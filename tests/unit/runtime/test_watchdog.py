@@ -116,7 +116,7 @@ def test_missing_device(tmp_path: object) -> None:
     path = os.path.join(str(tmp_path), "nothing")
     dog = Watchdog(WatchdogSettings(mode=MODE_AUTOMATIC, device=path))
     assert not dog.arm(ttl=30, loop_wait=10)
-    assert dog.error == f"watchdog.device {path}: cannot open it: [Errno 2] No such file or directory: '{path}'"
+    assert dog.error == f"watchdog.device {path}: cannot open it: no such file"
     assert dog.failed
 
 
@@ -179,3 +179,67 @@ def test_linux_device_closed_operations_raise() -> None:
     device.close()  # closing a closed device is a no-op
     with pytest.raises(WatchdogError, match="not open"):
         device.keepalive()
+
+
+def test_check_reports_a_missing_device_without_opening_it_and_clears_itself(tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "later")
+    dog = Watchdog(WatchdogSettings(mode=MODE_REQUIRED, device=path, driver="testing"))
+    dog.check()
+    assert dog.failed and dog.error == f"watchdog.device {path}: cannot open it: no such file"
+    assert dog.state().error == dog.error and not dog.state().armed
+    os.mkfifo(path)
+    dog.check()
+    assert not dog.failed and dog.error is None
+
+
+def test_state_of_an_armed_watchdog(fifo: str) -> None:
+    reader = PipeReader(fifo)
+    try:
+        dog = make_testing(fifo)
+        assert dog.arm_with(7, loop_wait=2)
+        state = dog.state()
+        assert state.armed and state.timeout == 7 and state.error is None
+    finally:
+        reader.stop()
+
+
+class _Nothing:
+    pass
+
+
+def _executor(dog: Watchdog) -> object:
+    from qhb_patroni.runtime.executor import Executor, LeaseTracker
+    ex = Executor(_Nothing(), _Nothing(), _Nothing(), LeaseTracker(), lambda: 0.0, lambda: 2.0)
+    ex.watchdog = dog
+    return ex
+
+
+def test_executor_arm_required_fails_and_stops_before_the_lock_write(tmp_path: object) -> None:
+    from qhb_patroni.core import actions as A
+    path = os.path.join(str(tmp_path), "absent")
+    ex = _executor(Watchdog(WatchdogSettings(mode=MODE_REQUIRED, device=path, driver="testing")))
+    result = ex.execute([A.ArmWatchdog(8, required=True), A.AcquireLock()], None)  # type: ignore[attr-defined]
+    assert result.failed is not None and result.failed.action == A.ArmWatchdog(8, required=True)
+
+
+def test_executor_arm_automatic_goes_on_without_it(tmp_path: object) -> None:
+    from qhb_patroni.core import actions as A
+    path = os.path.join(str(tmp_path), "absent")
+    ex = _executor(Watchdog(WatchdogSettings(mode=MODE_AUTOMATIC, device=path, driver="testing")))
+    result = ex.execute([A.ArmWatchdog(8, required=False)], None)  # type: ignore[attr-defined]
+    assert result.failed is None
+    assert ex.watchdog.error is not None and ex.watchdog.error.startswith(f"watchdog.device {path}")  # type: ignore[attr-defined]
+
+
+def test_executor_arm_ping_and_disarm_write_the_testing_protocol(fifo: str) -> None:
+    from qhb_patroni.core import actions as A
+    reader = PipeReader(fifo)
+    try:
+        ex = _executor(make_testing(fifo))
+        result = ex.execute([A.ArmWatchdog(8, required=True), A.PingWatchdog(),  # type: ignore[attr-defined]
+                             A.ArmWatchdog(5, required=True), A.DisarmWatchdog()], None)
+        assert result.failed is None
+        assert reader.closed.wait(5)
+        assert reader.text() == "Ctimeout=8\n11Ctimeout=5\n1V"
+    finally:
+        reader.stop()
