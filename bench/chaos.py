@@ -133,7 +133,7 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
         wal_start = wal_position(primary)
         workload.start()
         time.sleep(2)
-        ctx = faults.Context(cluster, members, network, args.ttl)
+        ctx = faults.Context(cluster, members, network, args.ttl, args.mode != "async")
         rows: List[Dict[str, Any]] = []
         for fault in schedule:
             row = faults.run_fault(ctx, fault, args.heal_timeout)
@@ -175,8 +175,8 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
             "maximum_lag_on_failover": MAX_LAG, "wal_bytes_per_row": round(wal_per_row, 1),
             "lost_wal_estimate_bytes": round(len(lost) * wal_per_row),
         }
-        report = check.summarize(args.mode, rows, acks, lost, [(s - t0, e - t0, a, b) for s, e, a, b in brains],
-                                 extra)
+        brains_rel = [(s - t0, e - t0, a, b) for s, e, a, b in brains]
+        report = check.summarize(args.mode, args.ttl, rows, acks, lost, brains_rel, extra)
         if final_heal is None:
             report["unhealed"] += 1
             report["final_unhealthy"] = cc.unhealthy(cluster)

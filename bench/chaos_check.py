@@ -116,12 +116,15 @@ def longest_gap(ack_times: Sequence[float], start: float, end: float, run_end: f
         cur, i = nxt, i + 1
 
 
-def summarize(mode: str, rows: List[Dict[str, Any]], acks: Sequence[Ack], lost: Sequence[int],
+def summarize(mode: str, ttl: float, rows: List[Dict[str, Any]], acks: Sequence[Ack], lost: Sequence[int],
               brains: Sequence[Tuple[float, float, str, str]], extra: Optional[Dict[str, Any]] = None
               ) -> Dict[str, Any]:
-    """The JSON report: the headline figures, then one row per fault."""
+    """The JSON report: the headline figures, then one row per fault.  The median
+    no-primary time after a primary partition counts the partitions held past ttl
+    (shorter ones must not, and do not, cause a failover)."""
     no_primary = [float(r["no_primary_s"]) for r in rows]
-    partitions = [float(r["no_primary_s"]) for r in rows if r["kind"] == "partition-primary"]
+    partitions = [float(r["no_primary_s"]) for r in rows
+                  if r["kind"] == "partition-primary" and float(r["held_s"]) > ttl]
     report: Dict[str, Any] = {
         "mode": mode,
         "faults": len(rows),

@@ -17,7 +17,8 @@ Heal = Callable[[], None]
 
 class Context:
     def __init__(self, cluster: LocalCluster, members: List[cc.EtcdMember], network: net.Network,
-                 ttl: int) -> None:
+                 ttl: int, synchronous: bool) -> None:
+        self.synchronous = synchronous
         self.cluster = cluster
         self.members = members
         self.network = network
@@ -37,16 +38,14 @@ class Context:
     def replicas(self, primary: int) -> List[int]:
         return [i for i in self.indexes if i != primary]
 
-    def candidates(self, primary: int) -> List[int]:
-        """Replicas a switchover may go to: the synchronous standbys when there are
-        any (synchronous modes refuse any other candidate), else every replica."""
+    def sync_standbys(self, primary: int) -> List[int]:
+        """The members /cluster (asked of the primary) lists as synchronous standbys."""
         try:
-            _, body = http_get(self.node(primary).api + "/cluster", timeout=1.0)
+            _, body = http_get(self.node(primary).api + "/cluster", timeout=2.0)
             sync = {m["name"] for m in json.loads(body)["members"] if m.get("role") == "sync_standby"}
         except (OSError, ValueError, KeyError):
             sync = set()
-        chosen = [i for i in self.replicas(primary) if self.name(i) in sync]
-        return chosen or self.replicas(primary)
+        return [i for i in self.replicas(primary) if self.name(i) in sync]
 
     def name(self, i: int) -> str:
         return self.node(i).name
@@ -146,9 +145,11 @@ def run_fault(ctx: Context, fault: plan.Fault, heal_timeout: float) -> Dict[str,
     start = time.monotonic()
     details: List[str] = []
     if fault.kind == plan.SWITCHOVER:
+        # Synchronous modes accept only a synchronous standby as the candidate.
         p = ctx.primary(fault.pick)
-        cand = ctx.name(plan.choose(ctx.candidates(p), fault.pick))
-        target = f"{ctx.name(p)}->{cand}"
+        sync = ctx.sync_standbys(p) if ctx.synchronous else []
+        cand = ctx.name(plan.choose(sync or ctx.replicas(p), fault.pick)) if sync or not ctx.synchronous else None
+        target = f"{ctx.name(p)}->{cand or 'any'}"
         details.append(_switchover(ctx, cand))
         heal: Heal = _nothing
     elif fault.kind in (plan.PARTITION_PRIMARY, plan.PARTITION_PRIMARY_DCS, plan.PARTITION_HALVES,

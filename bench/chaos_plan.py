@@ -43,6 +43,10 @@ KINDS: Tuple[str, ...] = (
 MID_SWITCHOVER_KINDS = frozenset({PARTITION_HALVES, PARTITION_RING, ISOLATE_REPLICA, KILL_ETCD, NETEM,
                                   KILL_POSTMASTER})
 
+# Faults that cost the primary its leader key when held past ttl: two thirds of them are
+# (a failover must follow), the others are short blips (no failover may follow).
+PAST_TTL_KINDS = frozenset({PARTITION_PRIMARY, PARTITION_PRIMARY_DCS, PARTITION_HALVES, LOSE_QUORUM})
+
 Pair = FrozenSet[int]
 
 
@@ -60,7 +64,8 @@ def make_schedule(seed: int, count: int, ttl: float, hold: Tuple[float, float] =
     """`count` faults drawn from `kinds` with a generator seeded by `seed` alone.
 
     Every kind appears before any repeats (shuffled rounds), so a short run still covers
-    all of them.  A stalled daemon is held past ttl (that is the point of the fault)."""
+    all of them.  A stalled daemon is held past ttl (that is the point of the fault), and
+    so are two thirds of the PAST_TTL_KINDS."""
     if count < 0:
         raise ValueError("count must be >= 0")
     if not kinds:
@@ -82,6 +87,8 @@ def make_schedule(seed: int, count: int, ttl: float, hold: Tuple[float, float] =
         held = round(rng.uniform(lo, hi), 2)
         if kind == STOP_DAEMON:
             held = round(ttl + rng.uniform(2.0, 2.0 + hi), 2)
+        elif kind in PAST_TTL_KINDS and rng.random() < 2 / 3:
+            held = round(ttl + rng.uniform(lo, hi), 2)
         elif kind == SWITCHOVER:
             held = 0.0
         mid = kind in MID_SWITCHOVER_KINDS and rng.random() < 0.3

@@ -81,17 +81,18 @@ def test_longest_gap_inside_a_fault_window() -> None:
 
 
 def test_summary_and_verdict() -> None:
-    rows = [{"kind": "partition-primary", "no_primary_s": 12.0, "healed_s": 3.0},
-            {"kind": "partition-primary", "no_primary_s": 14.0, "healed_s": 2.0},
-            {"kind": "kill-etcd", "no_primary_s": 0.1, "healed_s": None}]
+    rows = [{"kind": "partition-primary", "held_s": 15.0, "no_primary_s": 12.0, "healed_s": 3.0},
+            {"kind": "partition-primary", "held_s": 16.0, "no_primary_s": 14.0, "healed_s": 2.0},
+            {"kind": "partition-primary", "held_s": 3.0, "no_primary_s": 3.0, "healed_s": 0.1},
+            {"kind": "kill-etcd", "held_s": 4.0, "no_primary_s": 0.1, "healed_s": None}]
     acks = writes("a", [0.0, 1.0])
-    report = check.summarize("strict", rows, acks, [1], [(1.0, 2.5, "a", "b")], {"seed": 3})
-    assert report["faults"] == 3 and report["acked"] == 2 and report["lost_acked"] == 1
+    report = check.summarize("strict", 10, rows, acks, [1], [(1.0, 2.5, "a", "b")], {"seed": 3})
+    assert report["faults"] == 4 and report["acked"] == 2 and report["lost_acked"] == 1
     assert report["split_brain_s"] == 1.5 and report["max_no_primary_s"] == 14.0
     assert report["median_no_primary_after_primary_partition_s"] == 13.0
     assert report["unhealed"] == 1 and report["seed"] == 3
     failures = check.safety_failures(report)
     assert len(failures) == 3
     assert "lost in strict mode" in failures[0] and "split brain" in failures[1] and "not healed" in failures[2]
-    clean = check.summarize("async", rows[:2], acks, [1], [])
+    clean = check.summarize("async", 10, rows[:2], acks, [1], [])
     assert check.safety_failures(clean) == []  # async loses are reported, not failed

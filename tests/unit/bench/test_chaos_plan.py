@@ -23,16 +23,23 @@ def test_every_kind_before_any_repeats() -> None:
 
 
 def test_holds_within_range_and_stalled_daemon_outlives_ttl() -> None:
-    for f in plan.make_schedule(11, 200, ttl=10, hold=(2.0, 8.0)):
+    past_ttl = {True: 0, False: 0}
+    for f in plan.make_schedule(11, 280, ttl=10, hold=(2.0, 8.0)):
         assert 0 <= f.pick < 1
         if f.kind == plan.STOP_DAEMON:
             assert f.hold_s > 10
         elif f.kind == plan.SWITCHOVER:
             assert f.hold_s == 0 and not f.mid_switchover
+        elif f.kind in plan.PAST_TTL_KINDS:
+            long = f.hold_s > 10
+            assert 12.0 <= f.hold_s <= 18.0 if long else 2.0 <= f.hold_s <= 8.0
+            past_ttl[long] += 1
         else:
             assert 2.0 <= f.hold_s <= 8.0
         if f.mid_switchover:
             assert f.kind in plan.MID_SWITCHOVER_KINDS
+    # both the failover case and the blip case occur for the primary-losing kinds
+    assert past_ttl[True] > past_ttl[False] > 0
 
 
 def test_subset_of_kinds_and_bad_arguments() -> None:
