@@ -142,7 +142,8 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
             rows.append(row)
             healed = "NOT HEALED" if row["healed_s"] is None else f"healed {row['healed_s']:.1f}s"
             print(f"[{fault.index + 1}/{len(schedule)}] {row['kind']:<21} {row['target']:<26} "
-                  f"held {row['held_s']:.1f}s  no-primary {row['no_primary_s']:.1f}s  {healed}"
+                  f"held {row['held_s']:.1f}s  no-primary {row['no_primary_s']:.1f}s  {healed}  "
+                  f"primary {row['primary_before']}->{row['primary_after']}"
                   + (f"  ({row['detail']})" if row.get("detail") else ""), flush=True)
         # Final heal (every fault healed itself already) and quiet period.
         network.heal()

@@ -35,6 +35,10 @@ class Context:
         found = [i for i in self.indexes if self.node(i).is_primary()]
         return found[0] if len(found) == 1 else plan.choose(found or self.indexes, pick)
 
+    def primary_name(self) -> str:
+        found = [self.name(i) for i in self.indexes if self.node(i).is_primary()]
+        return ",".join(found) or "-"
+
     def replicas(self, primary: int) -> List[int]:
         return [i for i in self.indexes if i != primary]
 
@@ -142,6 +146,7 @@ def _nothing() -> None:
 def run_fault(ctx: Context, fault: plan.Fault, heal_timeout: float) -> Dict[str, Any]:
     """Inject, hold, heal, wait for health.  The row's private `_start`/`_end` (monotonic)
     bound the window the checker measures the no-primary time in."""
+    before = ctx.primary_name()
     start = time.monotonic()
     details: List[str] = []
     if fault.kind == plan.SWITCHOVER:
@@ -174,7 +179,8 @@ def run_fault(ctx: Context, fault: plan.Fault, heal_timeout: float) -> Dict[str,
     row: Dict[str, Any] = {
         "index": fault.index, "kind": fault.kind, "target": target, "held_s": round(held, 3),
         "healed_s": None if healed is None else round(healed, 3), "mid_switchover": fault.mid_switchover,
-        "detail": "; ".join(details), "_start": start, "_end": end,
+        "detail": "; ".join(details), "primary_before": before, "primary_after": ctx.primary_name(),
+        "_start": start, "_end": end,
     }
     if healed is None:
         row["unhealthy"] = cc.unhealthy(ctx.cluster)
