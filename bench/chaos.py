@@ -141,7 +141,7 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
             row["no_primary_s"] = round(check.longest_gap(times, row["_start"], row["_end"], time.monotonic()), 3)
             rows.append(row)
             healed = "NOT HEALED" if row["healed_s"] is None else f"healed {row['healed_s']:.1f}s"
-            print(f"[{fault.index + 1}/{len(schedule)}] {row['kind']:<21} {row['target']:<26} "
+            print(f"[{fault.index + 1}/{len(schedule)}] {row['at_utc']} {row['kind']:<21} {row['target']:<26} "
                   f"held {row['held_s']:.1f}s  no-primary {row['no_primary_s']:.1f}s  {healed}  "
                   f"primary {row['primary_before']}->{row['primary_after']}"
                   + (f"  ({row['detail']})" if row.get("detail") else ""), flush=True)

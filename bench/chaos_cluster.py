@@ -69,13 +69,15 @@ class EtcdMember:
         chown_tree(self.dir)
         peer = f"http://{net.etcd_ip(self.index)}:{ETCD_PEER}"
         # Longer heartbeat/election than etcd's defaults: the machine is shared and slow,
-        # and a spurious etcd election is not the fault under test.
+        # and a spurious etcd election is not the fault under test.  Pre-vote (the default
+        # from etcd 3.5 on) keeps a member coming back from a partition from deposing
+        # the leader, and with it extending every lease by a new election.
         spawn(self.ns, [ETCD_BIN, "--name", self.name, "--data-dir", os.path.join(self.dir, "data"),
                         "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
                         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                         "--initial-cluster", self.cluster, "--initial-cluster-state", "new",
                         "--initial-cluster-token", "qhbchaos", "--heartbeat-interval", "200",
-                        "--election-timeout", "2000"],
+                        "--election-timeout", "2000", "--pre-vote"],
               self.log_path, {"PATH": "/usr/bin:/bin", "HOME": self.dir}, self.dir)
 
     def pids(self) -> List[int]:

@@ -147,6 +147,7 @@ def run_fault(ctx: Context, fault: plan.Fault, heal_timeout: float) -> Dict[str,
     """Inject, hold, heal, wait for health.  The row's private `_start`/`_end` (monotonic)
     bound the window the checker measures the no-primary time in."""
     before = ctx.primary_name()
+    wall = time.strftime("%H:%M:%S", time.gmtime())  # to find the fault in the logs (UTC)
     start = time.monotonic()
     details: List[str] = []
     if fault.kind == plan.SWITCHOVER:
@@ -177,7 +178,7 @@ def run_fault(ctx: Context, fault: plan.Fault, heal_timeout: float) -> Dict[str,
     healed = cc.wait_healthy(ctx.cluster, heal_timeout)
     end = time.monotonic()
     row: Dict[str, Any] = {
-        "index": fault.index, "kind": fault.kind, "target": target, "held_s": round(held, 3),
+        "index": fault.index, "at_utc": wall, "kind": fault.kind, "target": target, "held_s": round(held, 3),
         "healed_s": None if healed is None else round(healed, 3), "mid_switchover": fault.mid_switchover,
         "detail": "; ".join(details), "primary_before": before, "primary_after": ctx.primary_name(),
         "_start": start, "_end": end,
