@@ -2,7 +2,11 @@
 believes is primary, over its own connection, and records every acknowledged insert.
 
 A client keeps writing to its node while inserts succeed; after an error or a
-timeout it asks every node's REST API (`GET /primary`) again.  Inserts run on
+timeout, and otherwise every `recheck` seconds (like a load balancer's health
+check), it asks every node's REST API (`GET /primary`) again and moves to the node
+that answers.  A deposed primary that still accepts writes (its daemon stalled)
+therefore sees the clients drift away one by one, and the writes that overlap on
+two nodes are what the checker reports as a split brain.  Inserts run on
 non-blocking connections with a deadline: a write that neither commits nor fails
 in time is abandoned by closing the socket, never cancelled (a cancelled wait for
 a synchronous standby commits locally and would report success), and counts as
@@ -41,8 +45,9 @@ def _wait(conn: Any, deadline: float) -> None:
 
 class Workload:
     def __init__(self, nodes: Sequence[Node], clients: int = 4, interval: float = 0.02,
-                 op_timeout: float = 5.0) -> None:
+                 op_timeout: float = 5.0, recheck: float = 1.0) -> None:
         self.nodes = list(nodes)
+        self.recheck = recheck
         self.interval = interval
         self.op_timeout = op_timeout
         self.acks: List[Ack] = []
@@ -78,9 +83,17 @@ class Workload:
     def _client(self, client: int) -> None:
         conn: Any = None
         node: Optional[Node] = None
+        checked = time.monotonic()
         while not self._stop.is_set():
+            if conn is not None and time.monotonic() - checked >= self.recheck:
+                checked = time.monotonic()
+                found = self._discover(client)
+                if found is not None and found is not node:
+                    self._close(conn)
+                    conn = None
             if conn is None:
                 node = self._discover(client)
+                checked = time.monotonic()
                 if node is None:
                     self._stop.wait(0.1)
                     continue
