@@ -213,7 +213,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         sys.exit(f"another chaos run holds {LOCK}")
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Installed explicitly: a shell starts background jobs with SIGINT ignored, and
+    # Python then never turns it into KeyboardInterrupt.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     leftovers = net.remove_all()
     if leftovers:
         print(f"chaos: removed leftovers of an earlier run: {', '.join(leftovers)}")
