@@ -191,6 +191,7 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
 
 
 def print_summary(report: Dict[str, Any], failures: List[str]) -> None:
+    print(check.markdown_table(check.per_kind(report["rows"])))
     med = report["median_no_primary_after_primary_partition_s"]
     print(f"chaos summary ({report['mode']}, seed {report['seed']}): {report['faults']} faults, "
           f"{report['acked']} acknowledged writes ({report['indeterminate_writes']} indeterminate), "

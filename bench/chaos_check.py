@@ -144,6 +144,38 @@ def summarize(mode: str, ttl: float, rows: List[Dict[str, Any]], acks: Sequence[
     return report
 
 
+def per_kind(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Per fault kind: count, median and max no-primary time, median and max time to
+    heal (over the healed ones), unhealed count, lost acknowledged writes."""
+    kinds: Dict[str, List[Dict[str, Any]]] = {}
+    for r in rows:
+        kinds.setdefault(str(r["kind"]), []).append(r)
+    out = []
+    for kind, rs in sorted(kinds.items()):
+        gaps = [float(r["no_primary_s"]) for r in rs]
+        heals = [float(r["healed_s"]) for r in rs if r.get("healed_s") is not None]
+        out.append({
+            "kind": kind, "n": len(rs),
+            "no_primary_median_s": round(statistics.median(gaps), 1),
+            "no_primary_max_s": round(max(gaps), 1),
+            "healed_median_s": round(statistics.median(heals), 1) if heals else None,
+            "healed_max_s": round(max(heals), 1) if heals else None,
+            "unhealed": len(rs) - len(heals),
+            "lost_acked": sum(int(r.get("lost_acked", 0)) for r in rs),
+        })
+    return out
+
+
+def markdown_table(stats: Sequence[Dict[str, Any]]) -> str:
+    head = "| kind | n | no primary, median / max (s) | healed in, median / max (s) | unhealed | lost acked |"
+    lines = [head, "|---|---|---|---|---|---|"]
+    for s in stats:
+        healed = "-" if s["healed_median_s"] is None else f"{s['healed_median_s']} / {s['healed_max_s']}"
+        lines.append(f"| {s['kind']} | {s['n']} | {s['no_primary_median_s']} / {s['no_primary_max_s']} | "
+                     f"{healed} | {s['unhealed']} | {s['lost_acked']} |")
+    return "\n".join(lines)
+
+
 def safety_failures(report: Dict[str, Any]) -> List[str]:
     """Why the run fails its safety targets (empty: it passes).
 

@@ -96,3 +96,16 @@ def test_summary_and_verdict() -> None:
     assert "lost in strict mode" in failures[0] and "split brain" in failures[1] and "not healed" in failures[2]
     clean = check.summarize("async", 10, rows[:2], acks, [1], [])
     assert check.safety_failures(clean) == []  # async loses are reported, not failed
+
+
+def test_per_kind_table() -> None:
+    rows = [{"kind": "stop-daemon", "no_primary_s": 5.0, "healed_s": 2.0, "lost_acked": 0},
+            {"kind": "stop-daemon", "no_primary_s": 1.0, "healed_s": None, "lost_acked": 7},
+            {"kind": "kill-etcd", "no_primary_s": 0.0, "healed_s": 0.1}]
+    stats = check.per_kind(rows)
+    assert [s["kind"] for s in stats] == ["kill-etcd", "stop-daemon"]
+    stop = stats[1]
+    assert (stop["n"], stop["no_primary_median_s"], stop["no_primary_max_s"]) == (2, 3.0, 5.0)
+    assert (stop["healed_median_s"], stop["unhealed"], stop["lost_acked"]) == (2.0, 1, 7)
+    table = check.markdown_table(stats).splitlines()
+    assert len(table) == 4 and table[3] == "| stop-daemon | 2 | 3.0 / 5.0 | 2.0 / 2.0 | 1 | 7 |"
