@@ -190,11 +190,14 @@ def start_etcd(members: List[EtcdMember], timeout: float = 60) -> None:
 
 
 def streaming(node: Node) -> List[str]:
-    """application_name of every standby streaming from `node`."""
+    """application_name of every standby streaming from `node` over a connection older
+    than two seconds: a standby whose timeline diverged connects, is briefly listed as
+    streaming and is dropped again every few seconds, and must not count."""
     import psycopg2
 
     with psycopg2.connect(node.dsn(), options="-c statement_timeout=2000") as conn, conn.cursor() as cur:
-        cur.execute("SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'")
+        cur.execute("SELECT application_name FROM pg_stat_replication WHERE state = 'streaming' "
+                    "AND backend_start < now() - interval '2 seconds'")
         return sorted(str(r[0]) for r in cur.fetchall())
 
 
