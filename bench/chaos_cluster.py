@@ -230,6 +230,18 @@ def unhealthy(cluster: LocalCluster) -> Optional[str]:
     return f"not streaming from {leader.name}: {missing}" if missing else None
 
 
+def stuck_replicas(cluster: LocalCluster) -> List[str]:
+    """Members that are neither the (single) primary nor streaming from it."""
+    primaries = [n for n in cluster.nodes if n.is_primary()]
+    if len(primaries) != 1:
+        return []
+    try:
+        streams = set(streaming(primaries[0]))
+    except Exception:
+        return []
+    return [n.name for n in cluster.nodes if n is not primaries[0] and n.name not in streams]
+
+
 def wait_healthy(cluster: LocalCluster, timeout: float) -> Optional[float]:
     """Seconds until healthy, or None after `timeout`."""
     start = time.monotonic()

@@ -143,6 +143,19 @@ def _nothing() -> None:
     pass
 
 
+def _repair(ctx: Context, timeout: float) -> str:
+    """What an operator would do about a member left behind (e.g. a failed rewind):
+    `patronictl reinit`, so that the faults after an unhealed one still mean something.
+    The fault itself stays counted as unhealed."""
+    stuck = cc.stuck_replicas(ctx.cluster)
+    if not stuck:
+        return "nothing to reinitialise"
+    res = patronictl(ctx.cluster, "reinit", ctx.cluster.scope, *stuck, "--force", "--wait", timeout=timeout * 2)
+    healed = cc.wait_healthy(ctx.cluster, timeout)
+    state = "healthy again" if healed is not None else f"still unhealthy: {cc.unhealthy(ctx.cluster)}"
+    return f"patronictl reinit {' '.join(stuck)}: rc={res.returncode}; {state}"
+
+
 def run_fault(ctx: Context, fault: plan.Fault, heal_timeout: float) -> Dict[str, Any]:
     """Inject, hold, heal, wait for health.  The row's private `_start`/`_end` (monotonic)
     bound the window the checker measures the no-primary time in."""
@@ -187,5 +200,7 @@ def run_fault(ctx: Context, fault: plan.Fault, heal_timeout: float) -> Dict[str,
         row["unhealthy"] = cc.unhealthy(ctx.cluster)
         print(f"  not healthy {heal_timeout:.0f}s after the heal (at {healed_at - start:.1f}s): {row['unhealthy']}",
               flush=True)
+        row["repair"] = _repair(ctx, heal_timeout)
+        print(f"  repair: {row['repair']}", flush=True)
     time.sleep(1.0)
     return row
