@@ -29,4 +29,20 @@ if [ $rc -eq 5 ]; then
     echo "pytest collected no tests" >&2
     exit 1
 fi
+
+# The short fault-harness run (bench/chaos.py: network namespaces, so root only; the
+# long runs are by hand, see docs/reliability.md).  Skipped when pytest got arguments
+# (a partial run) or QHB_SKIP_CHAOS=1.
+if [ "$(id -u)" = 0 ] && [ $# -eq 0 ] && [ "${QHB_SKIP_CHAOS:-0}" != 1 ]; then
+    echo "== chaos (20 faults, synchronous_mode_strict, 3-member etcd)"
+    set +e
+    timeout --signal=INT --kill-after=60 900 "$VENV/bin/python" "$here/bench/chaos.py" \
+        --faults 20 --seed "${QHB_CHAOS_SEED:-1}" --mode strict --dcs etcd --hold-max 6
+    chaos_rc=$?
+    set -e
+    if [ $chaos_rc -ne 0 ]; then
+        echo "chaos run failed (exit $chaos_rc)" >&2
+        [ $rc -ne 0 ] || rc=$chaos_rc
+    fi
+fi
 exit $rc
