@@ -5,7 +5,7 @@ import logging
 import os
 import shlex
 import time
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..core.local import STATE_CREATING_REPLICA, STATE_STOPPED
 from ..core.methods import ReplicaMethod, methods_to_try
@@ -17,6 +17,7 @@ from .files import empty_directory
 from .process import TaskCancelled, clean_env, run_tool, run_watched
 from .server import LocalServer
 from .settings import ManagerError
+from .wipe import is_empty
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +62,22 @@ def clone(server: LocalServer, source_url: Optional[str], retry_delay: float = C
         server.write_replication_pgpass(host_port)
         connstring = source_dsn(server, host_port)
     errors: List[str] = []
+    # What a failed method leaves in a directory that was empty is ours to clear, even
+    # when it does not look like a data directory yet.
+    ours = is_empty(s.data_dir)
+
+    def clear() -> None:
+        empty_directory(s.data_dir, ours=ours)
+
     for method in methods:
         try:
             if method.builtin:
                 assert host_port is not None
-                _basebackup(server, host_port, connstring, retry_delay)
+                _basebackup(server, host_port, connstring, retry_delay, clear)
             else:
-                _custom_method(server, method, connstring, timeout)
+                _custom_method(server, method, connstring, timeout, clear)
         except TaskCancelled:
-            empty_directory(s.data_dir)  # never leave a half copy behind
+            clear()  # never leave a half copy behind
             server.state = STATE_STOPPED
             raise  # cancelled on purpose (a forced reinitialize): no second attempt
         except (ManagerError, OSError) as exc:
@@ -79,13 +87,14 @@ def clone(server: LocalServer, source_url: Optional[str], retry_delay: float = C
         log.info("replica has been created using %s", method.name)
         server.state = STATE_STOPPED
         return method.name
-    empty_directory(s.data_dir)
+    clear()
     server.state = STATE_STOPPED
     where = f" from {host_port[0]}:{host_port[1]}" if host_port else " without leader"
     raise ManagerError(f"clone{where} failed: {'; '.join(errors)}")
 
 
-def _basebackup(server: LocalServer, host_port: Tuple[str, int], dsn: str, retry_delay: float) -> None:
+def _basebackup(server: LocalServer, host_port: Tuple[str, int], dsn: str, retry_delay: float,
+                clear: Callable[[], None]) -> None:
     """The base backup tool, up to CLONE_ATTEMPTS times, emptying the directory first."""
     s = server.settings
     cmd = [
@@ -101,7 +110,7 @@ def _basebackup(server: LocalServer, host_port: Tuple[str, int], dsn: str, retry
     for attempt in range(CLONE_ATTEMPTS):
         if attempt:
             time.sleep(retry_delay)
-        empty_directory(s.data_dir)
+        clear()
         try:
             run_tool(cmd, timeout=24 * 3600, env=env)
             return
@@ -112,7 +121,8 @@ def _basebackup(server: LocalServer, host_port: Tuple[str, int], dsn: str, retry
     raise ManagerError(f"{host_port[0]}:{host_port[1]}: {error}")
 
 
-def _custom_method(server: LocalServer, method: ReplicaMethod, connstring: str, timeout: float) -> None:
+def _custom_method(server: LocalServer, method: ReplicaMethod, connstring: str, timeout: float,
+                   clear: Callable[[], None]) -> None:
     """postgresql.<method>: `<command> [--key=value ...] --scope --role --datadir --connstring`,
     into an emptied data directory unless keep_data."""
     s = server.settings
@@ -124,7 +134,7 @@ def _custom_method(server: LocalServer, method: ReplicaMethod, connstring: str, 
     if not words:
         raise ManagerError(f"{key} is empty")
     if not method.keep_data:
-        empty_directory(s.data_dir)
+        clear()
     cmd = words + method.args(s.scope, s.data_dir, connstring)
     env = dict(clean_env(), PGPASSFILE=s.pgpass)
     try:

@@ -113,9 +113,11 @@ def _tablespace_dirs(real: str, protected: Sequence[str]) -> List[str]:
     return found
 
 
-def plan_removal(data_dir: str) -> Optional[RemovalPlan]:
+def plan_removal(data_dir: str, ours: bool = False) -> Optional[RemovalPlan]:
     """Check everything remove_data_directory would delete; None when there is no
-    data directory.  Raises ManagerError (nothing deleted) when anything is unsafe."""
+    data directory.  Raises ManagerError (nothing deleted) when anything is unsafe.
+    `ours`: the content was written by our own clone or bootstrap into a directory that
+    was empty, so it need not look like a data directory yet (the location checks hold)."""
     if not os.path.lexists(data_dir):
         return None
     configured = os.path.abspath(data_dir)
@@ -126,7 +128,7 @@ def plan_removal(data_dir: str) -> Optional[RemovalPlan]:
         raise ManagerError(f"data directory {data_dir} is not a directory: refusing to delete it")
     parent = os.path.realpath(os.path.dirname(configured))
     _refuse_location(real, "data directory", [parent] if real != configured else [])
-    if not _looks_like_data_dir(real):
+    if not ours and not _looks_like_data_dir(real):
         raise ManagerError(f"refusing to empty {real}: it does not look like a data directory "
                            f"(none of {', '.join(names.DATA_DIR_MARKERS[:4])} ... in it)")
     protected = sorted({configured, real})
@@ -145,10 +147,10 @@ def _delete(path: str) -> None:
         raise ManagerError(f"could not remove {path}: {exc.strerror or exc}") from None
 
 
-def remove_data_directory(data_dir: str) -> None:
+def remove_data_directory(data_dir: str, ours: bool = False) -> None:
     """Delete the data directory's content, its WAL symlink target's content and
-    its tablespaces' version directories (see the module docstring)."""
-    plan = plan_removal(data_dir)
+    its tablespaces' version directories (see the module docstring; `ours`: plan_removal)."""
+    plan = plan_removal(data_dir, ours)
     if plan is None:
         return
     if plan.wal_dir is not None:
@@ -164,12 +166,20 @@ def remove_data_directory(data_dir: str) -> None:
             _delete(os.path.join(plan.data_dir, entry))
 
 
-def empty_directory(data_dir: str) -> None:
+def empty_directory(data_dir: str, ours: bool = False) -> None:
     """Make sure data_dir exists, is empty and has mode 0700 (a symlink stays one)."""
     if os.path.lexists(data_dir):
-        remove_data_directory(data_dir)
+        remove_data_directory(data_dir, ours)
     if os.path.islink(data_dir) and not os.path.isdir(data_dir):
         raise ManagerError(f"data directory {data_dir} is a symlink to {os.path.realpath(data_dir)}, "
                            "which does not exist")
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     os.chmod(data_dir, 0o700)
+
+
+def is_empty(data_dir: str) -> bool:
+    """No data directory yet, or one without meaningful entries."""
+    real = os.path.realpath(data_dir)
+    if not os.path.isdir(real):
+        return not os.path.lexists(data_dir)
+    return not [e for e in _entries(real) if not e.startswith(".") and e != _LOST_FOUND]

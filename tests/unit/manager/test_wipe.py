@@ -12,7 +12,7 @@ import pytest
 
 from qhb_patroni.manager.files import empty_directory, remove_data_directory
 from qhb_patroni.manager.settings import ManagerError
-from qhb_patroni.manager.wipe import plan_removal
+from qhb_patroni.manager.wipe import is_empty, plan_removal
 
 SEGMENT = "000000010000000000000001"
 
@@ -151,3 +151,15 @@ def test_missing_empty_and_dangling(tmp_path: Path) -> None:
     with pytest.raises(ManagerError, match="which is not a directory"):
         empty_directory(str(dangling))
     assert not (tmp_path / "unmounted").exists()  # never created on the wrong disk
+
+
+def test_what_our_own_clone_left_in_an_empty_directory_may_be_cleared(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    assert is_empty(str(data))
+    (data / "half").write_text("x")  # a failed replica method's leftovers
+    with pytest.raises(ManagerError, match="does not look like a data directory"):
+        remove_data_directory(str(data))
+    remove_data_directory(str(data), ours=True)
+    assert list(data.iterdir()) == []
+    assert is_empty(str(tmp_path / "missing")) and not is_empty(str(tmp_path))
