@@ -329,6 +329,11 @@ def _theirs(ctx: Ctx, memory: Memory) -> Decision:
         if div is not None and div.needed is not None:
             memory = replace(memory, rewind_state="idle")
     acts: List[A.Action] = [] if follows else [A.Follow(target)]
+    if not follows:
+        # Check again once it follows: until then it may still receive WAL from the old
+        # primary (a stalled daemon's postmaster still streams) and pass the fork point
+        # after the check above said no rewind was needed.
+        memory = arm_rewind_check(ctx, memory)
     if ctx.settings.standby is not None and event == roles.LOCKED_BY_OTHER:
         event = roles.STANDBY_FOLLOWING
     if follows and local.is_replica:

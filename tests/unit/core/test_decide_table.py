@@ -470,6 +470,24 @@ def test_first_cycle_arms_divergence_check() -> None:
     assert d.memory.started
 
 
+def test_a_new_leader_is_checked_again_once_followed() -> None:
+    """Checked before re-pointing, the replica may still receive WAL from the old primary
+    (its daemon stalled, its postmaster alive) and pass the fork point: once it follows
+    the new leader it is checked again, and then rewound."""
+    s = settings(use_pg_rewind=True)
+    c = cluster(leader="n2")
+    before = replica(following=hostport("n1"), slot="n0")  # still on the old primary
+    d = run(make_obs(c, before), Memory(started=True), s)
+    assert kinds(d) == ["ProbeDivergence"]
+    d2 = run(make_obs(c, before, divergence=Divergence("n2", False)), d.memory, s)
+    assert kinds(d2) == ["Follow"] and d2.memory.rewind_state == "check"
+    after = replica(following=hostport("n2"), slot="n0")
+    d3 = run(make_obs(c, after), d2.memory, s)
+    assert kinds(d3) == ["ProbeDivergence"]
+    d4 = run(make_obs(c, after, divergence=Divergence("n2", True)), d3.memory, s)
+    assert kinds(d4) == ["Rewind"]
+
+
 def test_repeated_failure_is_not_retried_in_the_same_cycle() -> None:
     c = cluster(leader="n1")
     d = run(make_obs(c, replica(following=None), failed=A.Follow(c.leader.member)))
