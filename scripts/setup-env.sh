@@ -16,7 +16,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 need_pkgs=()
-for p in postgresql-15 etcd-server python3-venv python3-dev libpq-dev gcc procps wrk; do
+for p in postgresql-15 etcd-server python3-venv python3-dev libpq-dev gcc procps wrk iproute2; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
