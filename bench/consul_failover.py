@@ -36,6 +36,7 @@ def run_agent(label: str, hcl: Sequence[str], runs: int) -> List[float]:
                                scope="bench-consul", dcs=lambda: {"consul": {"host": agent.host_port}})
         try:
             cluster.start()
+            cluster.wait_all_running(timeout=300)
             writer = Writer(cluster, interval=0.05).start()
             for i in range(runs):
                 primary = cluster.wait_all_running(timeout=300)
