@@ -222,7 +222,9 @@ def _bootstrap_done(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memor
             A.WriteConfig(dict(ctx.settings.bootstrap_dcs)),
             A.TakeLock(),
         ]
-        return ctx.out(roles.BOOTSTRAP_DONE, acts, memory), memory
+        # A standby cluster's first member cloned the remote: it is a replica (standby leader).
+        event = roles.BOOTSTRAP_DONE if ctx.settings.standby is None else roles.STANDBY_BOOTSTRAP_DONE
+        return ctx.out(event, acts, memory), memory
     if ctx.failed(A.Bootstrap):
         # We hold the initialize key but could not start the task: give the key back.
         memory = replace(memory, bootstrapping=False)

@@ -55,12 +55,14 @@ class SimManager:
     def db(self) -> FakeDB:
         return self.node.db
 
-    def _slot(self) -> Optional[str]:
+    def _slot(self, upstream: Optional[str]) -> Optional[str]:
+        sc = self.node.settings.standby  # following a standby cluster's remote: its slot, if any
+        if sc is not None and sc.remote is not None and upstream == name_of(sc.remote.conn_url):
+            return sc.primary_slot_name
         return slot_name_for(self.node.name) if self.node.settings.use_slots else None
 
     def _source(self, url: Optional[str]) -> Optional[SimNode]:
-        name = name_of(url)
-        node = self.node.world.nodes.get(name) if name else None
+        node = self.node.world.server_at(name_of(url))
         return node if node is not None and node.up else None
 
     # ---- looking ------------------------------------------------------------------
@@ -107,7 +109,7 @@ class SimManager:
         src = self._source(source_conn_url)
         if src is None or not src.db.running or not src.db.has_data:
             return False
-        self.db.clone_from(src.db, name_of(leader_conn_url), self._slot())
+        self.db.clone_from(src.db, name_of(leader_conn_url), self._slot(name_of(leader_conn_url)))
         return True
 
     def promote(self, wait_seconds: float) -> bool:
@@ -119,7 +121,7 @@ class SimManager:
         if src is None or not src.db.writable:
             return False
         self.db.rewind_to(src.db)
-        self.db.start_replica(src.name, self._slot())
+        self.db.start_replica(src.name, self._slot(src.name))
         return True
 
     def crash_recovery(self) -> bool:
@@ -130,12 +132,13 @@ class SimManager:
         self.db.stop()
         if writable_before:
             return False  # a restarted primary comes back read-only; the loop follows up
-        self.db.start_replica(self.db.following, self._slot())
+        self.db.start_replica(self.db.following, self._slot(self.db.following))
         return True
 
     # ---- immediate actions ------------------------------------------------------------
     def start(self, follow_conn_url: Optional[str] = None, read_only: bool = False) -> bool:
-        self.db.start_replica(name_of(follow_conn_url), self._slot() if follow_conn_url else None)
+        upstream = name_of(follow_conn_url)
+        self.db.start_replica(upstream, self._slot(upstream) if upstream else None)
         return True
 
     def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
@@ -145,13 +148,13 @@ class SimManager:
     def follow(self, leader_conn_url: Optional[str]) -> bool:
         if not self.db.has_data:
             return False
-        self.db.start_replica(name_of(leader_conn_url), self._slot())
+        self.db.start_replica(name_of(leader_conn_url), self._slot(name_of(leader_conn_url)))
         return True
 
     def demote(self, mode: str, leader_conn_url: Optional[str]) -> bool:
         self.db.stop()
         upstream = name_of(leader_conn_url) if mode != "offline" else None
-        self.db.start_replica(upstream, self._slot())
+        self.db.start_replica(upstream, self._slot(upstream))
         return True
 
     def set_synchronous_standby_names(self, value: Optional[str]) -> bool:

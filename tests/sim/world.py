@@ -133,6 +133,10 @@ class World:
     def new_sysid(self) -> str:
         return str(next(self._sysids))
 
+    def server_at(self, name: Optional[str]) -> Optional[SimNode]:
+        """The node a connection points at (a subclass may add servers outside the cluster)."""
+        return self.nodes.get(name) if name else None
+
     def log(self, node: str, role: str, decision: Decision) -> None:
         actions = decision.actions
         names = ",".join(type(a).__name__ for a in actions)

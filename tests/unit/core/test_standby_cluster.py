@@ -42,6 +42,8 @@ def test_first_member_clones_the_remote_and_takes_the_lock() -> None:
                     t=task("Clone", done=True, ok=True))
     d = decide(done, d.memory, STANDBY)
     assert [type(a) for a in d.actions] == [A.WriteInitialize, A.WriteConfig, A.TakeLock]
+    # It lands as a replica (the standby leader), not as a primary (found by tests/sim).
+    assert d.event == "standby_bootstrap_done" and render(d.reason) == "initialized a new cluster"
 
 
 def test_failed_clone_of_the_remote_frees_initialize_and_retries() -> None:
