@@ -15,7 +15,7 @@ from ..core.model import ROLE_MASTER
 from . import conffiles, sql
 from .files import empty_directory, write_pgpass
 from .names import FAILED_SUFFIX, INITDB_HBA_FILES, INITDB_IDENT_FILES, INITDB_MAIN_CONFS
-from .process import check_cancelled, clean_env, run_tool, run_watched
+from .process import check_cancelled, clean_env, command_words, run_tool, run_watched
 from .server import LocalServer
 from .settings import ManagerError
 
@@ -165,12 +165,7 @@ def run_custom_command(server: LocalServer, method: CustomBootstrap, timeout: fl
     """`<command> --scope=<scope> --datadir=<data_dir>` into the emptied data directory."""
     s = server.settings
     key = f"bootstrap.{method.name}.command"
-    try:
-        words = shlex.split(method.command)
-    except ValueError as exc:
-        raise ManagerError(f"{key}: cannot parse {method.command!r}: {exc}") from exc
-    if not words:
-        raise ManagerError(f"{key} is empty")
+    words = command_words(key, method.command)
     empty_directory(s.data_dir)
     server.state = STATE_CUSTOM_BOOTSTRAP
     log.info("Running custom bootstrap script: %s", method.command)

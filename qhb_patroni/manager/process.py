@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -366,3 +367,15 @@ def group_members_alive(pgid: int) -> bool:
         if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
             return True
     return False
+
+
+def command_words(key: str, command: str) -> List[str]:
+    """A configured command split as the shell would (no shell runs it); a ManagerError
+    naming the configuration key when it cannot be parsed or is empty."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise ManagerError(f"{key}: cannot parse {command!r}: {exc}") from exc
+    if not words:
+        raise ManagerError(f"{key} is empty")
+    return words

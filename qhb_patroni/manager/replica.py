@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -14,7 +13,7 @@ from . import conffiles
 from .bootstrap import arrange_config_files
 from .connection import host_port_from_url
 from .files import empty_directory
-from .process import TaskCancelled, clean_env, run_tool, run_watched
+from .process import TaskCancelled, clean_env, command_words, run_tool, run_watched
 from .server import LocalServer
 from .settings import ManagerError
 from .wipe import is_empty
@@ -127,12 +126,7 @@ def _custom_method(server: LocalServer, method: ReplicaMethod, connstring: str, 
     into an emptied data directory unless keep_data."""
     s = server.settings
     key = f"postgresql.{method.name}.command"
-    try:
-        words = shlex.split(method.command)
-    except ValueError as exc:
-        raise ManagerError(f"{key}: cannot parse {method.command!r}: {exc}") from exc
-    if not words:
-        raise ManagerError(f"{key} is empty")
+    words = command_words(key, method.command)
     if not method.keep_data:
         clear()
     cmd = words + method.args(s.scope, s.data_dir, connstring)

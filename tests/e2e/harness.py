@@ -452,6 +452,20 @@ def in_recovery(node: Node) -> bool:
         return bool(row[0]) if row else False
 
 
+def sql(node: Node, statement: str, *args: Any) -> List[Any]:
+    """One statement on the node's database, autocommit; its rows ([] when it returns none)."""
+    import psycopg2
+
+    conn = psycopg2.connect(node.dsn())
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(statement, args or None)
+            return list(cur.fetchall()) if cur.description else []
+    finally:
+        conn.close()
+
+
 def rows_on(node: Node) -> List[int]:
     import psycopg2
 

@@ -6,11 +6,11 @@ and falls back to the leader once node1 is gone.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Optional, Set
+from typing import Any, Dict, Iterator, Optional, Set
 
 import pytest
 
-from tests.e2e.harness import LocalCluster, Node, healthy, wait_for
+from tests.e2e.harness import LocalCluster, Node, healthy, sql, wait_for
 from tests.fixtures.etcd import EtcdProcess
 
 pytestmark = pytest.mark.e2e
@@ -44,26 +44,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Iter
         assert not [n.name for n in c.nodes if n.postmaster_pid() is not None or n.running()]
 
 
-def _sql(node: Node, statement: str) -> List[Any]:
-    import psycopg2
-
-    conn = psycopg2.connect(node.dsn())
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-            return list(cur.fetchall()) if cur.description else []
-    finally:
-        conn.close()
-
-
 def _upstream_port(node: Node) -> Optional[int]:
-    rows = _sql(node, "SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'")
+    rows = sql(node, "SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'")
     return int(rows[0][0]) if rows else None
 
 
 def _slots(node: Node) -> Set[str]:
-    return {r[0] for r in _sql(node, "SELECT slot_name FROM pg_replication_slots")}
+    return {r[0] for r in sql(node, "SELECT slot_name FROM pg_replication_slots")}
 
 
 def test_cascading_replica_cloned_from_a_replica_streams_through_it(cluster: LocalCluster) -> None:
@@ -72,12 +59,12 @@ def test_cascading_replica_cloned_from_a_replica_streams_through_it(cluster: Loc
     assert "trying to bootstrap from replica 'node1'" in cascading.log_tail(400)
     wait_for(lambda: _upstream_port(cascading) == intermediate.pg_port, 60, "node2 to stream from node1")
     wait_for(lambda: "node2" in _slots(intermediate), 30, "node2's slot on node1")
-    assert _sql(intermediate, "SELECT active FROM pg_replication_slots WHERE slot_name = 'node2'") == [(True,)]
+    assert sql(intermediate, "SELECT active FROM pg_replication_slots WHERE slot_name = 'node2'") == [(True,)]
     assert "node2" not in _slots(primary) and "node1" in _slots(primary)
     assert _upstream_port(intermediate) == primary.pg_port
-    _sql(primary, "CREATE TABLE IF NOT EXISTS cascade_rows (id int)")
-    _sql(primary, "INSERT INTO cascade_rows VALUES (1)")
-    wait_for(lambda: _sql(cascading, "SELECT id FROM cascade_rows") == [(1,)], 30, "the row on node2")
+    sql(primary, "CREATE TABLE IF NOT EXISTS cascade_rows (id int)")
+    sql(primary, "INSERT INTO cascade_rows VALUES (1)")
+    wait_for(lambda: sql(cascading, "SELECT id FROM cascade_rows") == [(1,)], 30, "the row on node2")
 
 
 def test_cascading_replica_falls_back_to_the_leader(cluster: LocalCluster) -> None:
@@ -86,8 +73,8 @@ def test_cascading_replica_falls_back_to_the_leader(cluster: LocalCluster) -> No
     # Once node1's member key is gone, node2 follows the leader, with a slot there.
     wait_for(lambda: _upstream_port(cascading) == primary.pg_port, 90, "node2 to stream from the leader")
     wait_for(lambda: "node2" in _slots(primary), 30, "node2's slot on the leader")
-    _sql(primary, "INSERT INTO cascade_rows VALUES (2)")
-    wait_for(lambda: _sql(cascading, "SELECT id FROM cascade_rows ORDER BY id") == [(1,), (2,)], 30,
+    sql(primary, "INSERT INTO cascade_rows VALUES (2)")
+    wait_for(lambda: sql(cascading, "SELECT id FROM cascade_rows ORDER BY id") == [(1,), (2,)], 30,
              "the new row on node2")
     intermediate.start()
     healthy(cluster)

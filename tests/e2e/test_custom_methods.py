@@ -5,31 +5,16 @@ A "source" cluster (its own scope) is the backup every other cluster here restor
 from __future__ import annotations
 
 import os
-import stat
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator
 
 import pytest
 
-from tests.e2e.harness import LocalCluster, Node, etcd_key, healthy, running, wait_for
+from tests.e2e.harness import LocalCluster, Node, etcd_key, healthy, running, sql, wait_for
 from tests.fixtures.etcd import EtcdProcess
 from tests.fixtures.pgbin import PG_BIN_DIR
+from tests.fixtures.scripts import write_script
 
 pytestmark = pytest.mark.e2e
-
-
-def _script(path: str, text: str) -> str:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("#!/bin/sh\n" + text)
-    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
-    return path
-
-
-def _sql(node: Node, statement: str) -> List[Any]:
-    import psycopg2
-
-    with psycopg2.connect(node.dsn()) as conn, conn.cursor() as cur:
-        cur.execute(statement)
-        return list(cur.fetchall()) if cur.description else []
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +22,15 @@ def source(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Itera
     base = str(tmp_path_factory.mktemp("source"))
     with running(LocalCluster(base, etcd.host_port, nodes=1, scope="qhb-source")) as c:
         primary = healthy(c)
-        _sql(primary, "CREATE TABLE from_source (id int)")
-        _sql(primary, "INSERT INTO from_source VALUES (42)")
+        sql(primary, "CREATE TABLE from_source (id int)")
+        sql(primary, "INSERT INTO from_source VALUES (42)")
         yield c
 
 
-def _restore_script(directory: str, source: LocalCluster) -> str:
+def _restorewrite_script(directory: str, source: LocalCluster) -> str:
     """`restore.sh --scope=.. --datadir=..`: a base backup of the source cluster."""
     node = source.nodes[0]
-    return _script(os.path.join(directory, "restore.sh"), (
+    return write_script(os.path.join(directory, "restore.sh"), (
         'for a in "$@"; do case "$a" in --datadir=*) D="${a#--datadir=}";; esac; done\n'
         f'exec {PG_BIN_DIR}/pg_basebackup -D "$D" -X stream '
         f'-d "host=127.0.0.1 port={node.pg_port} user=replicator password=rep-pass dbname=qhb"\n'
@@ -55,9 +40,9 @@ def _restore_script(directory: str, source: LocalCluster) -> str:
 def test_custom_bootstrap_restores_another_clusters_backup(
         tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess, source: LocalCluster) -> None:
     base = str(tmp_path_factory.mktemp("restored"))
-    restore = _restore_script(base, source)
-    broken = _script(os.path.join(base, "broken.sh"), "echo 'backup catalog unreachable' >&2\nexit 2\n")
-    post = _script(os.path.join(base, "post.sh"), (
+    restore = _restorewrite_script(base, source)
+    broken = write_script(os.path.join(base, "broken.sh"), "echo 'backup catalog unreachable' >&2\nexit 2\n")
+    post = write_script(os.path.join(base, "post.sh"), (
         f'exec {PG_BIN_DIR}/psql "$1" -v ON_ERROR_STOP=1 -c "CREATE TABLE made_by_post_bootstrap (id int)"\n'))
 
     def configure(node: Node, config: Dict[str, Any]) -> None:
@@ -92,11 +77,11 @@ def test_custom_bootstrap_restores_another_clusters_backup(
         for node in cluster.nodes:
             st = node.status()
             assert st is not None and st["database_system_identifier"] == source_sysid
-            wait_for(lambda node=node: _sql(node, "SELECT id FROM from_source") == [(42,)], 30,
+            wait_for(lambda node=node: sql(node, "SELECT id FROM from_source") == [(42,)], 30,
                      f"the restored row on {node.name}")
-            assert _sql(node, "SELECT count(*) FROM made_by_post_bootstrap") == [(0,)]
+            assert sql(node, "SELECT count(*) FROM made_by_post_bootstrap") == [(0,)]
         assert etcd_key(cluster, "initialize") == source_sysid
-        assert _sql(primary, "SELECT pg_is_in_recovery()") == [(False,)]
+        assert sql(primary, "SELECT pg_is_in_recovery()") == [(False,)]
     except AssertionError:
         print(cluster.dump_logs())
         raise
@@ -121,7 +106,7 @@ def test_no_leader_replica_method_restores_a_cluster_that_lost_every_member(
     member restores the backup with a no_leader method, becomes the leader, and the next
     one clones it with the first method that works with a leader (basebackup)."""
     base = str(tmp_path_factory.mktemp("noleader"))
-    restore = _restore_script(base, source)
+    restore = _restorewrite_script(base, source)
 
     def configure(node: Node, config: Dict[str, Any]) -> None:
         config["postgresql"].update(create_replica_methods=["basebackup", "restore"],
@@ -137,14 +122,14 @@ def test_no_leader_replica_method_restores_a_cluster_that_lost_every_member(
         assert primary is first
         log = first.log_tail(400)
         assert "trying to bootstrap (without leader)" in log and "replica has been created using restore" in log, log
-        assert _sql(first, "SELECT id FROM from_source") == [(42,)]
-        _sql(first, "CREATE TABLE after_restore (id int)")
-        _sql(first, "INSERT INTO after_restore VALUES (1)")
+        assert sql(first, "SELECT id FROM from_source") == [(42,)]
+        sql(first, "CREATE TABLE after_restore (id int)")
+        sql(first, "INSERT INTO after_restore VALUES (1)")
 
         second.start()
         healthy(cluster)
         assert "replica has been created using basebackup" in second.log_tail(400)
-        wait_for(lambda: _sql(second, "SELECT id FROM after_restore") == [(1,)], 30, "the new row on the replica")
+        wait_for(lambda: sql(second, "SELECT id FROM after_restore") == [(1,)], 30, "the new row on the replica")
         assert second.status()["role"] == "replica"  # type: ignore[index]
     except AssertionError:
         print(cluster.dump_logs())

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Iterator, List, Set
+from typing import Iterator, List, Set
 
 import pytest
 
-from tests.e2e.harness import LocalCluster, Node, healthy, in_recovery, patronictl, running, wait_for
+from tests.e2e.harness import LocalCluster, Node, healthy, in_recovery, patronictl, running, sql, wait_for
 from tests.fixtures.etcd import EtcdProcess
 
 pytestmark = pytest.mark.e2e
@@ -35,38 +35,25 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Iter
         yield c
 
 
-def _sql(node: Node, statement: str, *args: Any) -> List[Any]:
-    import psycopg2
-
-    conn = psycopg2.connect(node.dsn())
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement, args or None)
-            return list(cur.fetchall()) if cur.description else []
-    finally:
-        conn.close()
-
-
 def _slots(node: Node) -> Set[str]:
-    return {r[0] for r in _sql(node, "SELECT slot_name FROM pg_replication_slots")}
+    return {r[0] for r in sql(node, "SELECT slot_name FROM pg_replication_slots")}
 
 
 def _insert(primary: Node, ids: range) -> None:
     for i in ids:
-        _sql(primary, "INSERT INTO cdc_rows (id) VALUES (%s)", i)
+        sql(primary, "INSERT INTO cdc_rows (id) VALUES (%s)", i)
 
 
 def _replicated(cluster: LocalCluster, ids: range) -> None:
     for node in cluster.nodes:
         if node.running():
-            wait_for(lambda node=node: {r[0] for r in _sql(node, "SELECT id FROM cdc_rows")} >= set(ids), 60,
+            wait_for(lambda node=node: {r[0] for r in sql(node, "SELECT id FROM cdc_rows")} >= set(ids), 60,
                      f"rows {ids} on {node.name}")
 
 
 def _consume(primary: Node) -> List[int]:
     """What the consumer reads (and thereby confirms) from the slot on the primary."""
-    rows = _sql(primary, "SELECT data FROM pg_logical_slot_get_changes('cdc', NULL, NULL)")
+    rows = sql(primary, "SELECT data FROM pg_logical_slot_get_changes('cdc', NULL, NULL)")
     return [int(m.group(1)) for (data,) in rows for m in [_INSERT.search(data)] if m]
 
 
@@ -76,8 +63,8 @@ def _copies_ready(cluster: LocalCluster, primary: Node) -> None:
         if node is primary or not node.running():
             continue
         wait_for(lambda node=node: "cdc" in _slots(node), 90, f"the copy of 'cdc' on {node.name}")
-        flushed = _sql(primary, "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc'")[0][0]
-        wait_for(lambda node=node, flushed=flushed: _sql(node, _REACHED, flushed) == [(True,)],
+        flushed = sql(primary, "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc'")[0][0]
+        wait_for(lambda node=node, flushed=flushed: sql(node, _REACHED, flushed) == [(True,)],
                  60, f"the copy on {node.name} to reach {flushed}")
 
 
@@ -85,11 +72,11 @@ def test_permanent_slots_on_primary_and_replicas(cluster: LocalCluster) -> None:
     primary = healthy(cluster)
     replicas = [n for n in cluster.nodes if n is not primary]
     wait_for(lambda: {"cdc", "backup_tool"} <= _slots(primary), 60, "the permanent slots on the primary")
-    assert _sql(primary, "SELECT slot_type, database, plugin FROM pg_replication_slots WHERE slot_name = 'cdc'") \
+    assert sql(primary, "SELECT slot_type, database, plugin FROM pg_replication_slots WHERE slot_name = 'cdc'") \
         == [("logical", "qhb", "test_decoding")]
     for r in replicas:  # member slots for the other members, logical copy; no permanent physical on replicas
         wait_for(lambda r=r: "cdc" in _slots(r), 90, f"the copy of 'cdc' on {r.name}")
-        assert _sql(r, "SHOW hot_standby_feedback") == [("on",)]
+        assert sql(r, "SHOW hot_standby_feedback") == [("on",)]
         assert "backup_tool" not in _slots(r)
     assert "Copying logical slots ['cdc'] from the primary" in replicas[0].log_tail(400) + replicas[1].log_tail(400)
     for r in replicas:
@@ -101,8 +88,8 @@ def test_foreign_slots_dropped_and_ignored_kept(cluster: LocalCluster) -> None:
     primary = healthy(cluster)
     replica = next(n for n in cluster.nodes if n is not primary)
     for name in ("foreign_slot", "keep_me"):
-        _sql(primary, "SELECT pg_create_physical_replication_slot(%s)", name)
-    _sql(replica, "SELECT pg_create_physical_replication_slot('foreign_on_replica')")
+        sql(primary, "SELECT pg_create_physical_replication_slot(%s)", name)
+    sql(replica, "SELECT pg_create_physical_replication_slot('foreign_on_replica')")
     wait_for(lambda: "foreign_slot" not in _slots(primary), 30, "the foreign slot to be dropped")
     wait_for(lambda: "foreign_on_replica" not in _slots(replica), 30, "the replica's foreign slot to be dropped")
     assert "Trying to drop unknown replication slot 'foreign_slot'" in primary.log_tail(400)
@@ -114,7 +101,7 @@ def test_foreign_slots_dropped_and_ignored_kept(cluster: LocalCluster) -> None:
 
 def test_logical_consumer_survives_switchover_and_failover(cluster: LocalCluster) -> None:
     primary = healthy(cluster)
-    _sql(primary, "CREATE TABLE IF NOT EXISTS cdc_rows (id bigint PRIMARY KEY)")
+    sql(primary, "CREATE TABLE IF NOT EXISTS cdc_rows (id bigint PRIMARY KEY)")
     consumed: List[int] = []
     consumed += _consume(primary)  # the CREATE TABLE and anything earlier
     _insert(primary, range(1, 21))

@@ -18,22 +18,22 @@ from typing import Any, Dict, Iterator
 
 import pytest
 
-from tests.e2e.harness import LocalCluster, Node, healthy, in_recovery, running, wait_for
-from tests.e2e.test_custom_methods import _script
-from tests.e2e.test_standby_cluster import _code, _ids, _sql, _standby_leader, _upstream_port
+from tests.e2e.harness import LocalCluster, Node, healthy, in_recovery, running, sql, wait_for
+from tests.e2e.test_standby_cluster import _code, _ids, _standby_leader, _upstream_port
 from tests.fixtures.etcd import EtcdProcess
 from tests.fixtures.pgbin import PG_BIN_DIR
+from tests.fixtures.scripts import write_script
 
 pytestmark = pytest.mark.e2e
 
 
 def _switch_wal(node: Node) -> None:
     """Close the current WAL segment so that archive_command copies it."""
-    _sql(node, "SELECT pg_switch_wal()")
+    sql(node, "SELECT pg_switch_wal()")
 
 
 def _timeline(node: Node) -> int:
-    return int(_sql(node, "SELECT timeline_id FROM pg_control_checkpoint()")[0][0])
+    return int(sql(node, "SELECT timeline_id FROM pg_control_checkpoint()")[0][0])
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,8 @@ def main(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess, archive: s
 
     with running(LocalCluster(base, etcd.host_port, nodes=1, scope="qhb-arch-main", configure=configure)) as c:
         primary = healthy(c)
-        _sql(primary, "CREATE TABLE dr_rows (id int)")
-        _sql(primary, "INSERT INTO dr_rows VALUES (1)")
+        sql(primary, "CREATE TABLE dr_rows (id int)")
+        sql(primary, "INSERT INTO dr_rows VALUES (1)")
         yield c
 
 
@@ -74,7 +74,7 @@ def test_standby_cluster_restores_from_the_archive_and_never_promotes(
     backup = os.path.join(base, "backup")
     _base_backup(source, backup)
     _switch_wal(source)  # the backup's last segment reaches the archive
-    restore = _script(os.path.join(base, "restore_backup.sh"), (
+    restore = write_script(os.path.join(base, "restore_backup.sh"), (
         'for a in "$@"; do case "$a" in --datadir=*) D="${a#--datadir=}";; esac; done\n'
         f'mkdir -p "$D" && cp -a {shlex.quote(backup)}/. "$D"/ && chmod 700 "$D"\n'
     ))
@@ -97,13 +97,13 @@ def test_standby_cluster_restores_from_the_archive_and_never_promotes(
         assert "replica has been created using restore_backup" in leader.log_tail(400), leader.log_tail(400)
         assert all(_code(n, "/primary") == 503 for n in dr.nodes)
         # The standby leader restores from the archive: it streams from nobody.
-        assert _sql(leader, "SHOW restore_command") == [(restore_command,)]
-        assert _sql(leader, "SHOW primary_conninfo") == [("",)]
+        assert sql(leader, "SHOW restore_command") == [(restore_command,)]
+        assert sql(leader, "SHOW primary_conninfo") == [("",)]
         assert _upstream_port(leader) is None
         wait_for(lambda: _ids(leader) == [1], 90, "the backup's row on the standby leader")
         wait_for(lambda: _upstream_port(other) == leader.pg_port, 90, "the replica to stream from the standby leader")
 
-        _sql(source, "INSERT INTO dr_rows VALUES (2)")
+        sql(source, "INSERT INTO dr_rows VALUES (2)")
         _switch_wal(source)
         for node in dr.nodes:
             wait_for(lambda node=node: _ids(node) == [1, 2], 90, f"row 2 on {node.name}")
@@ -117,7 +117,7 @@ def test_standby_cluster_restores_from_the_archive_and_never_promotes(
         assert _timeline(leader) == 1 and _upstream_port(leader) is None
 
         # New WAL in the archive is replayed again.
-        _sql(source, "INSERT INTO dr_rows VALUES (3)")
+        sql(source, "INSERT INTO dr_rows VALUES (3)")
         _switch_wal(source)
         for node in dr.nodes:
             wait_for(lambda node=node: _ids(node) == [1, 2, 3], 90, f"row 3 on {node.name}")
@@ -128,9 +128,9 @@ def test_standby_cluster_restores_from_the_archive_and_never_promotes(
         # the archive in turn (it streamed from the lost one until then).
         leader.kill9()
         wait_for(lambda: _standby_leader(dr) is other, 90, "the other member to become standby leader")
-        wait_for(lambda: _sql(other, "SHOW primary_conninfo") == [("",)], 60, "the new standby leader to unfollow")
-        assert _sql(other, "SHOW restore_command") == [(restore_command,)]
-        _sql(source, "INSERT INTO dr_rows VALUES (4)")
+        wait_for(lambda: sql(other, "SHOW primary_conninfo") == [("",)], 60, "the new standby leader to unfollow")
+        assert sql(other, "SHOW restore_command") == [(restore_command,)]
+        sql(source, "INSERT INTO dr_rows VALUES (4)")
         _switch_wal(source)
         wait_for(lambda: _ids(other) == [1, 2, 3, 4], 90, "row 4 on the new standby leader")
         assert in_recovery(other) and _timeline(other) == 1 and _code(other, "/primary") == 503

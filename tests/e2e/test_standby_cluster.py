@@ -5,27 +5,14 @@ standby_cluster promotes it into a normal primary."""
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, List, Optional
+from typing import Iterator, List, Optional
 
 import pytest
 
-from tests.e2e.harness import LocalCluster, Node, healthy, http_get, in_recovery, patronictl, running, wait_for
+from tests.e2e.harness import LocalCluster, Node, healthy, http_get, in_recovery, patronictl, running, sql, wait_for
 from tests.fixtures.etcd import EtcdProcess
 
 pytestmark = pytest.mark.e2e
-
-
-def _sql(node: Node, statement: str) -> List[Any]:
-    import psycopg2
-
-    conn = psycopg2.connect(node.dsn())
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-            return list(cur.fetchall()) if cur.description else []
-    finally:
-        conn.close()
 
 
 def _code(node: Node, path: str) -> int:
@@ -41,12 +28,12 @@ def _standby_leader(cluster: LocalCluster) -> Optional[Node]:
 
 
 def _upstream_port(node: Node) -> Optional[int]:
-    rows = _sql(node, "SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'")
+    rows = sql(node, "SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'")
     return int(rows[0][0]) if rows else None
 
 
 def _ids(node: Node) -> List[int]:
-    return [r[0] for r in _sql(node, "SELECT id FROM dr_rows ORDER BY id")]
+    return [r[0] for r in sql(node, "SELECT id FROM dr_rows ORDER BY id")]
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +42,8 @@ def main(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Iterato
     dynamic = {"slots": {"dr_slot": {"type": "physical"}}}
     with running(LocalCluster(base, etcd.host_port, nodes=1, scope="qhb-main", dynamic=dynamic)) as c:
         primary = healthy(c)
-        _sql(primary, "CREATE TABLE dr_rows (id int)")
-        _sql(primary, "INSERT INTO dr_rows VALUES (1)")
+        sql(primary, "CREATE TABLE dr_rows (id int)")
+        sql(primary, "INSERT INTO dr_rows VALUES (1)")
         yield c
 
 
@@ -79,9 +66,9 @@ def test_standby_cluster_follows_survives_and_is_promoted(
         assert _code(other, "/replica") == 200 and (other.status() or {}).get("role") == "replica"
         # The standby leader streams from the remote through its slot; the other member from it.
         wait_for(lambda: _upstream_port(leader) == source.pg_port, 60, "the standby leader to stream")
-        assert _sql(source, "SELECT active FROM pg_replication_slots WHERE slot_name = 'dr_slot'") == [(True,)]
+        assert sql(source, "SELECT active FROM pg_replication_slots WHERE slot_name = 'dr_slot'") == [(True,)]
         wait_for(lambda: _upstream_port(other) == leader.pg_port, 60, "the replica to stream from the standby leader")
-        _sql(source, "INSERT INTO dr_rows VALUES (2)")
+        sql(source, "INSERT INTO dr_rows VALUES (2)")
         for node in dr.nodes:
             wait_for(lambda node=node: _ids(node) == [1, 2], 60, f"row 2 on {node.name}")
         out = patronictl(dr, "list")
@@ -92,7 +79,7 @@ def test_standby_cluster_follows_survives_and_is_promoted(
         wait_for(lambda: _standby_leader(dr) is other, 90, "the other member to become standby leader")
         wait_for(lambda: _upstream_port(other) == source.pg_port, 60, "the new standby leader to stream")
         assert in_recovery(other) and _code(other, "/primary") == 503
-        _sql(source, "INSERT INTO dr_rows VALUES (3)")
+        sql(source, "INSERT INTO dr_rows VALUES (3)")
         wait_for(lambda: _ids(other) == [1, 2, 3], 60, "row 3 on the new standby leader")
         leader.start()
         wait_for(lambda: (leader.status() or {}).get("role") == "replica"
@@ -102,7 +89,7 @@ def test_standby_cluster_follows_survives_and_is_promoted(
         out = patronictl(dr, "edit-config", "-s", "standby_cluster=null", "--force")
         assert out.returncode == 0, out.stdout + out.stderr
         wait_for(lambda: _code(other, "/primary") == 200 and not in_recovery(other), 90, "the promotion")
-        _sql(other, "INSERT INTO dr_rows VALUES (100)")
+        sql(other, "INSERT INTO dr_rows VALUES (100)")
         wait_for(lambda: 100 in _ids(leader), 60, "the promoted cluster's row on its replica")
         assert 100 not in _ids(source)
     except AssertionError:

@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from tests.e2e.harness import LocalCluster, Node, Writer, healthy, patronictl, rows_on, running, wait_for
+from tests.e2e.harness import LocalCluster, Node, Writer, healthy, patronictl, rows_on, running, sql, wait_for
 from tests.fixtures.etcd import EtcdProcess
 
 pytestmark = pytest.mark.e2e
@@ -57,21 +57,13 @@ def _sync_key(cluster: LocalCluster) -> Dict[str, Any]:
     return value
 
 
-def _sql(node: Node, statement: str) -> List[Tuple[Any, ...]]:
-    import psycopg2
-
-    with psycopg2.connect(node.dsn()) as conn, conn.cursor() as cur:
-        cur.execute(statement)
-        return list(cur.fetchall())
-
-
 def _one_sync_standby(cluster: LocalCluster, primary: Node) -> Node:
     """Wait until the primary names exactly one running standby in /sync and waits for it."""
     def check() -> Optional[Node]:
         names = _sync_standbys(primary)
         if len(names) != 1 or names[0] == primary.name:
             return None
-        rows = _sql(primary, "SELECT application_name, sync_state FROM pg_stat_replication")
+        rows = sql(primary, "SELECT application_name, sync_state FROM pg_stat_replication")
         if (names[0], "sync") not in rows:
             return None
         return cluster.node(names[0])
@@ -86,7 +78,7 @@ def _one_sync_standby(cluster: LocalCluster, primary: Node) -> Node:
 def test_the_primary_names_one_synchronous_standby(cluster: LocalCluster) -> None:
     primary = healthy(cluster)
     sync = _one_sync_standby(cluster, primary)
-    ssn = _sql(primary, "SHOW synchronous_standby_names")[0][0]
+    ssn = sql(primary, "SHOW synchronous_standby_names")[0][0]
     assert ssn == sync.name
     other = next(n for n in cluster.nodes if n not in (primary, sync))
     # Health checks: /sync only on the synchronous standby, /async only on the other one.
@@ -210,13 +202,13 @@ def test_switching_synchronous_mode_off_removes_sync_and_stops_waiting(cluster: 
     assert out.returncode == 0, out.stdout + out.stderr
 
     def off() -> bool:
-        ssn = _sql(primary, "SHOW synchronous_standby_names")[0][0]
+        ssn = sql(primary, "SHOW synchronous_standby_names")[0][0]
         return ssn == "" and _sync_standbys(primary) == []
 
     wait_for(off, 60, "synchronous mode to be switched off")
     code, doc = _get(primary.api + "/patroni")
     assert code == 200
-    states: Dict[str, str] = dict(_sql(primary, "SELECT application_name, sync_state FROM pg_stat_replication"))
+    states: Dict[str, str] = dict(sql(primary, "SELECT application_name, sync_state FROM pg_stat_replication"))
     assert states and set(states.values()) == {"async"}
     # Each member answers from its own last DCS view (at most loop_wait old).
     wait_for(lambda: all(_get(n.api + "/sync")[0] == 503 for n in cluster.nodes), 30, "/sync 503 everywhere")

@@ -5,7 +5,6 @@ node safe (state, data directory moved aside, no server running)."""
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import Any, Dict, Iterator
 
@@ -16,15 +15,10 @@ from qhb_patroni.manager import Manager
 from qhb_patroni.manager import bootstrap as mbootstrap
 from qhb_patroni.manager.settings import ManagerError
 from tests.fixtures.pgbin import PG_BIN_DIR, make_qhb_bin_dir, pg_available, qhb_node_config
+from tests.fixtures.scripts import write_script
 from tests.integration.helpers import sql
 
 pytestmark = pytest.mark.pg
-
-
-def _script(path: Path, text: str) -> str:
-    path.write_text("#!/bin/sh\n" + text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +40,13 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manager]:
 
 
 def _restore_config(base: Path, source: Manager, **method: Any) -> Dict[str, Any]:
-    restore = _script(base / "restore.sh", (
+    restore = write_script(base / "restore.sh", (
         'for a in "$@"; do case "$a" in --datadir=*) D="${a#--datadir=}";; --scope=*) S="${a#--scope=}";; esac; done\n'
         'echo "$S" > "$(dirname "$D")/scope-seen"\n'
         f'exec {PG_BIN_DIR}/pg_basebackup -D "$D" -X stream '
         f'-d "host=127.0.0.1 port={source.settings.port} user=replicator password=rep-pass dbname=qhb"\n'
     ))
-    post = _script(base / "post.sh", (
+    post = write_script(base / "post.sh", (
         'echo "$1" > "$(dirname "$0")/post-args"\n'
         'echo "$PGOPTIONS" > "$(dirname "$0")/post-options"\n'
         f'exec {PG_BIN_DIR}/psql "$1" -v ON_ERROR_STOP=1 -c "CREATE TABLE made_by_post_bootstrap (id int)"\n'
@@ -96,8 +90,9 @@ def test_restore_base_backup_of_another_cluster(tmp_path: Path, source: Manager)
 
 def test_failing_command_moves_the_data_directory_aside(tmp_path: Path, source: Manager) -> None:
     config = _restore_config(tmp_path, source)
-    bad = _script(tmp_path / "bad.sh", 'for a in "$@"; do case "$a" in --datadir=*) D="${a#--datadir=}";; esac; done\n'
-                  'echo half > "$D/half-restored"\necho "no backup found" >&2\nexit 3\n')
+    bad = write_script(tmp_path / "bad.sh",
+                       'for a in "$@"; do case "$a" in --datadir=*) D="${a#--datadir=}";; esac; done\n'
+                       'echo half > "$D/half-restored"\necho "no backup found" >&2\nexit 3\n')
     config["bootstrap"]["restore"]["command"] = bad
     dst = Manager(config)
     with pytest.raises(ManagerError) as err:
@@ -131,7 +126,8 @@ def test_hanging_command_is_bounded(tmp_path: Path, source: Manager) -> None:
 def test_failing_post_bootstrap_fails_the_bootstrap(tmp_path: Path, source: Manager) -> None:
     config = _restore_config(tmp_path, source, recovery_conf={
         "restore_command": "false", "recovery_target": "immediate", "recovery_target_action": "promote"})
-    config["bootstrap"]["post_bootstrap"] = _script(tmp_path / "post-fails.sh", "echo 'cannot do it' >&2\nexit 1\n")
+    config["bootstrap"]["post_bootstrap"] = write_script(tmp_path / "post-fails.sh",
+                                                         "echo 'cannot do it' >&2\nexit 1\n")
     dst = Manager(config)
     with pytest.raises(ManagerError, match="bootstrap.post_bootstrap script .* returned 1: cannot do it"):
         dst.bootstrap()

@@ -4,7 +4,6 @@ data directory empty and name the key."""
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -14,15 +13,10 @@ from qhb_patroni.manager import Manager
 from qhb_patroni.manager import replica as mreplica
 from qhb_patroni.manager.settings import ManagerError
 from tests.fixtures.pgbin import PG_BIN_DIR, make_qhb_bin_dir, pg_available, qhb_node_config
+from tests.fixtures.scripts import write_script
 from tests.integration.helpers import sql
 
 pytestmark = pytest.mark.pg
-
-
-def _script(path: Path, text: str) -> str:
-    path.write_text("#!/bin/sh\n" + text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +45,7 @@ def _backup(tmp_path: Path, primary: Manager, name: str, use_connstring: bool) -
     (through --connstring and the pgpass file, or with its own connection = a backup)."""
     own = f"host=127.0.0.1 port={primary.settings.port} user=replicator password=rep-pass dbname=qhb"
     source = '"$C"' if use_connstring else f'"{own}"'
-    return _script(tmp_path / f"{name}.sh", (
+    return write_script(tmp_path / f"{name}.sh", (
         f'echo "$@" > "{tmp_path}/{name}.args"\n'
         'for a in "$@"; do case "$a" in --datadir=*) D="${a#--datadir=}";; --connstring=*) C="${a#--connstring=}";;'
         ' esac; done\n'
@@ -60,7 +54,7 @@ def _backup(tmp_path: Path, primary: Manager, name: str, use_connstring: bool) -
 
 
 def test_methods_in_order_first_success_wins(tmp_path: Path, primary: Manager) -> None:
-    broken = _script(tmp_path / "broken.sh", "echo 'bucket not found' >&2\nexit 4\n")
+    broken = write_script(tmp_path / "broken.sh", "echo 'bucket not found' >&2\nexit 4\n")
     r = _replica(tmp_path, ["broken", "mine", "basebackup"], {
         "broken": {"command": broken},
         "mine": {"command": _backup(tmp_path, primary, "mine", use_connstring=True), "bucket": "b1"},
@@ -99,7 +93,7 @@ def test_without_source_and_without_no_leader_method_nothing_runs(tmp_path: Path
 
 
 def test_all_methods_failing_leave_the_directory_empty(tmp_path: Path, primary: Manager) -> None:
-    half = _script(tmp_path / "half.sh", 'for a in "$@"; do case "$a" in --datadir=*) D="${a#--datadir=}";; esac;'
+    half = write_script(tmp_path / "half.sh", 'for a in "$@"; do case "$a" in --datadir=*) D="${a#--datadir=}";; esac;'
                    ' done\necho x > "$D/half"\nexit 1\n')
     r = _replica(tmp_path, ["half", "missing"], {"half": {"command": half},
                                                  "missing": {"command": str(tmp_path / "nope")}})
