@@ -135,6 +135,7 @@ class World:
         self.stalls = 0
         self.stalled_primaries = 0  # stalls of a node whose database was writable
         self.watchdog_resets = 0
+        self.resets_of_running_daemons = 0  # watchdog resets of a node whose daemon was not stalled
         # POST /failsafe rounds per caller: (when, target -> answered 200); see check_invariants
         self.failsafe_rounds: Dict[str, List[Tuple[float, Dict[str, bool]]]] = collections.defaultdict(list)
         self.failsafe_kept = 0  # invariant checks at which a writable node held only by failsafe
@@ -290,8 +291,9 @@ class World:
         for node in self.nodes.values():
             dev = node.watchdog_device
             if node.up and dev is not None and dev.expired(now):  # the watchdog resets the machine
-                node.crash()
                 self.watchdog_resets += 1
+                self.resets_of_running_daemons += node.stalled_until is None
+                node.crash()
                 self.trace.append(f"{now:8.1f} {node.name}: watchdog fired, machine reset")
                 self.down_until[node.name] = now + self.rng.uniform(20, 60)
         leader = self.leader_key()
@@ -373,6 +375,8 @@ class World:
                 self.server.heal(name)
                 del self.partitioned[name]
         for name, until in list(self.down_until.items()):
+            if self.nodes[name].stalled_until is not None:
+                continue  # a stopped process that was told to stop acts once it runs again
             if force or now >= until:
                 self.nodes[name].restart()
                 del self.down_until[name]
