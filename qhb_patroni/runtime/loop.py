@@ -101,6 +101,7 @@ class HALoop:
         self.failsafe_inbox = FailsafeInbox()  # POST /failsafe (api/failsafe.py) writes it
         self.failsafe_headers: Dict[str, str] = {}  # e.g. the REST API's basic auth, for POST /failsafe
         self._failsafe_sent_at: Optional[float] = None
+        self._dcs_failing = False  # the last read of the DCS failed
         self.executor.on_failsafe = self._publish_failsafe
 
     def _publish_lease(self, written_at: Optional[float]) -> None:
@@ -113,9 +114,9 @@ class HALoop:
         (earlier if the watchdog would fire first); none in pause or without a lease."""
         view = self.board.get()
         ttl = self.settings.ttl if self.settings else 30.0
-        # an armed watchdog fires `timeout` after its ping (before the renewal, after the
-        # failsafe call): fence before it does (and close it then, _after_fence)
-        dog = self.watchdog.timeout if self.watchdog.armed else None
+        # without the DCS an armed watchdog is no longer pinged and fires `timeout` after its
+        # ping (before the renewal, after the failsafe call): fence first (and close it then)
+        dog = self.watchdog.timeout if self.watchdog.armed and self._dcs_failing else None
         cut = ttl - dog if dog is not None and dog < ttl else 0.0
         candidates = [fence_at(self.lease.written_at, ttl - cut)]
         if view.failsafe_until is not None:
@@ -139,7 +140,9 @@ class HALoop:
             cluster = self.dcs.get_cluster()
         except DCSError as exc:
             log.error("Error communicating with DCS: %s", exc)
+            self._dcs_failing = True
             return None, str(exc)
+        self._dcs_failing = False
         self.board.update(
             cluster=cluster, cluster_read_at=self.clock.monotonic(), dcs_last_seen=int(self.clock.wall())
         )
@@ -437,8 +440,7 @@ class HALoop:
         return float(self.settings.loop_wait) if self.settings else 10.0
 
     def sleep_seconds(self, started: float) -> Tuple[float, bool]:
-        """(how long to sleep after a cycle that started at `started` (<= 0: at once),
-        whether that is an early look asked for by the cycle itself)."""
+        """(seconds to sleep after a cycle started at `started` (<= 0: none), whether the cycle asked for it)."""
         remaining = started + self.loop_wait() - self.clock.monotonic()
         try:
             due = seconds_to_schedule(self.cluster, self.commands, self.clock.wall())
