@@ -118,4 +118,8 @@ def with_failsafe_key(ctx: Ctx, decision: Decision) -> Decision:
     wanted = tuple(sorted((m.name, m.api_url) for m in c.members if m.api_url))
     if ctx.me not in dict(wanted) or wanted == pairs(c.failsafe):
         return decision
-    return replace(decision, actions=acts + (A.WriteFailsafe(wanted),))
+    # Until a view shows the key as written, an outage calls everyone listed before or after
+    # the write (it may or may not have landed): a member it adds may race once the DCS is back.
+    known = tuple(sorted(set(decision.memory.failsafe_members) | set(wanted)))
+    return replace(decision, actions=acts + (A.WriteFailsafe(wanted),),
+                   memory=replace(decision.memory, failsafe_members=known))

@@ -13,6 +13,10 @@ are not executed and are left alone):
   releases nothing) and the cluster is not paused -> `ArmWatchdog(timeout)`
   before the first lock write when the watchdog is not armed or armed with
   another timeout (ttl changed), else `PingWatchdog`;
+* a primary that stays writable on its lease while the DCS cannot be read (not in
+  pause) leaves an armed watchdog as it is: not pinged, since nothing was renewed,
+  and not closed, since its server still accepts writes (a hang of the daemon now
+  stops the lease guard too, and only the watchdog fences it);
 * otherwise an armed watchdog is pinged first (a demotion can take a while) and
   disarmed (magic close) after the decision's own actions: after a demotion, a
   release, in pause, when the lock is gone.
@@ -65,6 +69,13 @@ def keeps_leading(ctx: Ctx, actions: Tuple[A.Action, ...]) -> bool:
             and not (ctx.obs.cluster is not None and ctx.obs.cluster.paused))
 
 
+def holds_without_dcs(ctx: Ctx, decision: Decision) -> bool:
+    """The primary stays writable on its lease while the DCS cannot be read (not in pause).
+    Its lease guard is a thread of the daemon: should the daemon hang now, only the
+    watchdog (pinged at the last renewal, before the lock write) stops the writes in time."""
+    return ctx.obs.cluster is None and ctx.local.is_primary and not decision.memory.last_paused
+
+
 def with_watchdog(ctx: Ctx, decision: Decision) -> Decision:
     """Add the watchdog actions to a decision (see the module rules)."""
     acts = decision.actions
@@ -80,6 +91,8 @@ def with_watchdog(ctx: Ctx, decision: Decision) -> Decision:
             feed = A.ArmWatchdog(wanted, required=s.watchdog_mode == MODE_REQUIRED)
         first = next(i for i, a in enumerate(acts) if isinstance(a, _LOCK_WRITES))
         return replace(decision, actions=acts[:first] + (feed,) + acts[first:])
+    if state.armed and not acts and holds_without_dcs(ctx, decision):
+        return decision  # neither fed (nothing was renewed) nor closed: it fences a hang from here
     if state.armed:  # fed once more (a demotion can take a while), closed once it is done
         return replace(decision, actions=(A.PingWatchdog(),) + acts + (A.DisarmWatchdog(),))
     return decision

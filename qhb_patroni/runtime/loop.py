@@ -1,9 +1,8 @@
 """The HA loop: observe -> decide -> act -> publish, once per loop_wait.
 
-The loop sleeps on an event that is set by the leader-key watcher, by the end
-of the background task, by signals and (later) by operator commands, so a
-failover or a finished promote is acted on at once rather than at the next
-loop_wait.
+The loop sleeps on an event set by the leader-key watcher, the end of the background
+task, signals and operator commands, so a failover or a finished promote is acted on
+at once rather than at the next loop_wait.
 """
 from __future__ import annotations
 
@@ -41,7 +40,6 @@ _KEEPS_SERVER = (A.RenewLock, A.WriteInitialize, A.WriteConfig, A.ClearFailover,
 # After synchronous_standby_names changed, look again this soon to confirm the new
 # standbys (every server process has reloaded by then).
 SYNC_RECHECK_DELAY = 1.0
-
 # A planned stop whose cycles keep failing ends the loop anyway after this many.
 MAX_FAILED_STOPPING_CYCLES = 3
 
@@ -83,13 +81,13 @@ class HALoop:
         self.commands = commands or CommandQueue()
         self.commands.wake = self.wake.set
         self.on_reload = on_reload
-        self.guard = LeaseGuard(self._fence, self.clock.monotonic, on_fenced=lambda: self.lease.lost())
+        self.guard = LeaseGuard(self._fence, self.clock.monotonic, on_fenced=self._after_fence)
         self.lease = LeaseTracker(on_change=self._publish_lease)
         self.memory = Memory()
         self.settings: Optional[Settings] = None
         self.cluster: Optional[ClusterView] = None
         self.executor = Executor(
-            dcs, manager, self.tasks, self.lease, self.clock, self._promote_wait, self.commands
+            dcs, manager, self.tasks, self.lease, self.clock, self.loop_wait, self.commands
         )
         self._watch_target: Optional[ClusterView] = None
         self._watch_lock = threading.Condition()
@@ -103,6 +101,7 @@ class HALoop:
         self.failsafe_inbox = FailsafeInbox()  # POST /failsafe (api/failsafe.py) writes it
         self.failsafe_headers: Dict[str, str] = {}  # e.g. the REST API's basic auth, for POST /failsafe
         self._failsafe_sent_at: Optional[float] = None
+        self._dcs_failing = False  # the last read of the DCS failed
         self.executor.on_failsafe = self._publish_failsafe
 
     def _publish_lease(self, written_at: Optional[float]) -> None:
@@ -111,15 +110,23 @@ class HALoop:
         self._guard_update()
 
     def _guard_update(self) -> None:
-        """The lease guard's deadline: the lease's fence_at, or later while failsafe mode
-        holds; none in pause (nothing is ever stopped then) or without a lease."""
+        """The lease guard's deadline: the lease's fence_at, or later while failsafe mode holds
+        (earlier if the watchdog would fire first); none in pause or without a lease."""
         view = self.board.get()
         ttl = self.settings.ttl if self.settings else 30.0
-        candidates = [fence_at(self.lease.written_at, ttl)]
+        # without the DCS an armed watchdog is no longer pinged and fires `timeout` after its
+        # ping (before the renewal, after the failsafe call): fence first (and close it then)
+        dog = self.watchdog.timeout if self.watchdog.armed and self._dcs_failing else None
+        cut = ttl - dog if dog is not None and dog < ttl else 0.0
+        candidates = [fence_at(self.lease.written_at, ttl - cut)]
         if view.failsafe_until is not None:
-            candidates.append(view.failsafe_until - fence_margin(ttl))
+            candidates.append(view.failsafe_until - cut - fence_margin(ttl))
         known = [c for c in candidates if c is not None]
         self.guard.set(None if view.paused or not known else max(known))
+
+    def _after_fence(self) -> None:  # no writes now: no lease, and no watchdog reset needed
+        self.lease.lost()
+        self.watchdog.disarm()
 
     def _fence(self) -> bool:
         fenced = bool(self.manager.fence())
@@ -127,16 +134,15 @@ class HALoop:
             self._refresh_server()
         return fenced
 
-    def _promote_wait(self) -> float:
-        return self.loop_wait()
-
     # ---- observe ------------------------------------------------------------
     def _read_cluster(self) -> Tuple[Optional[ClusterView], Optional[str]]:
         try:
             cluster = self.dcs.get_cluster()
         except DCSError as exc:
             log.error("Error communicating with DCS: %s", exc)
+            self._dcs_failing = True
             return None, str(exc)
+        self._dcs_failing = False
         self.board.update(
             cluster=cluster, cluster_read_at=self.clock.monotonic(), dcs_last_seen=int(self.clock.wall())
         )
@@ -434,8 +440,7 @@ class HALoop:
         return float(self.settings.loop_wait) if self.settings else 10.0
 
     def sleep_seconds(self, started: float) -> Tuple[float, bool]:
-        """(how long to sleep after a cycle that started at `started` (<= 0: at once),
-        whether that is an early look asked for by the cycle itself)."""
+        """(seconds to sleep after a cycle started at `started` (<= 0: none), whether the cycle asked for it)."""
         remaining = started + self.loop_wait() - self.clock.monotonic()
         try:
             due = seconds_to_schedule(self.cluster, self.commands, self.clock.wall())

@@ -25,7 +25,7 @@ import logging
 import os
 import platform
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Protocol
+from typing import Any, Callable, Mapping, Optional, Protocol
 
 from ..core import fencing
 from ..core.fencing import MODE_AUTOMATIC, MODE_OFF, MODE_REQUIRED, watchdog_mode
@@ -227,10 +227,13 @@ class WatchdogSettings:
 
 class Watchdog:
     """Opens, configures, pings and closes the device for the loop.  `error` holds
-    the last failure (None while healthy); `armed` says whether it is open."""
+    the last failure (None while healthy); `armed` says whether it is open.
+    `opener`: makes the device instead of DRIVERS[driver](device) (the simulation's
+    device on its simulated clock); such a device is not looked for on the filesystem."""
 
-    def __init__(self, settings: WatchdogSettings) -> None:
+    def __init__(self, settings: WatchdogSettings, opener: Optional[Callable[[str], Device]] = None) -> None:
         self.settings = settings
+        self.opener = opener
         self.error: Optional[str] = None
         self.timeout: Optional[int] = None
         self._device: Optional[Device] = None
@@ -284,7 +287,8 @@ class Watchdog:
         return True
 
     def _open(self) -> Device:
-        device: Device = DRIVERS[self.settings.driver](self.settings.device)
+        make = self.opener if self.opener is not None else DRIVERS[self.settings.driver]
+        device: Device = make(self.settings.device)
         device.open()
         if not device.can_disarm():
             log.warning("%s cannot be disarmed (no magic close): closing it will not stop it", device.describe())
@@ -340,7 +344,7 @@ class Watchdog:
         """Cheap look at a device that is not armed (every cycle): one that cannot be
         opened for writing is reported at once, so that peers and `GET /patroni` know
         before this node ever races for the lock (never opens it: opening arms it)."""
-        if not self.enabled or self._device is not None:
+        if not self.enabled or self._device is not None or self.opener is not None:
             return
         path = self.settings.device
         problem = None

@@ -10,7 +10,7 @@ failure handling is the runtime's own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from qhb_patroni.core.local import ReplicationState, TaskStatus
 from qhb_patroni.core.model import ClusterView, Member
@@ -21,8 +21,10 @@ from qhb_patroni.dcs.writer import ClusterDCS
 from qhb_patroni.runtime.executor import FatalError
 from qhb_patroni.runtime.loop import HALoop
 from qhb_patroni.runtime.status import ServerStatus, StatusBoard, StatusView
+from qhb_patroni.runtime.watchdog import MODE_OFF, Watchdog, WatchdogSettings
 
 from .fakedb import FakeDB, port_of
+from .fencing import SimWatchdogDevice
 
 if TYPE_CHECKING:
     from .world import World
@@ -257,13 +259,20 @@ class SimTasks:
 
 
 class SimProber:
-    """The prober port: what each peer would answer on GET /patroni right now."""
+    """The prober port: what each peer would answer on GET /patroni right now, and
+    POST /failsafe from `caller` (None: no answer)."""
 
-    def __init__(self, world: World) -> None:
+    timeout = 2.0
+
+    def __init__(self, world: World, caller: str) -> None:
         self.world = world
+        self.caller = caller
 
     def probe(self, members: Sequence[Member]) -> Dict[str, Optional[PeerStatus]]:
         return self.world.probe_peers(tuple(m.name for m in members))
+
+    def post_json(self, url: str, doc: Mapping[str, Any], headers: Optional[Mapping[str, str]] = None) -> Optional[int]:
+        return self.world.post_json(self.caller, url, doc, headers)
 
 
 class SimNode:
@@ -282,6 +291,8 @@ class SimNode:
         # else has this cluster's data yet); exempt until it first holds the lock.
         self.fresh_bootstrap = False
         self.last_decision: Optional[Decision] = None
+        self.stalled_until: Optional[float] = None  # the daemon is stopped (SIGSTOP), its database runs on
+        self.watchdog_device: Optional[SimWatchdogDevice] = None  # the one the current daemon opened
         self.loop = self._new_loop()
 
     def _new_loop(self) -> HALoop:
@@ -289,10 +300,16 @@ class SimNode:
         self.tasks = SimTasks(self)
         board = StatusBoard(StatusView(name=self.name, scope=self.settings.scope, version="3.0.2",
                                        api_url=self.api_url, conn_url=conn_url(self.name)))
-        return HALoop(dcs=self.dcs, watch_dcs=self.dcs, manager=SimManager(self), board=board,
+        loop = HALoop(dcs=self.dcs, watch_dcs=self.dcs, manager=SimManager(self), board=board,
                       settings_provider=self._settings, member_extra=lambda: {"api_url": self.api_url},
-                      clock=self.world.clock, prober=SimProber(self.world), tasks=self.tasks,
+                      clock=self.world.clock, prober=SimProber(self.world, self.name), tasks=self.tasks,
                       decide_fn=self._decide)
+        self.watchdog_device = None
+        if self.settings.watchdog_mode != MODE_OFF:  # as the daemon does, with the simulated device
+            dog = WatchdogSettings(mode=self.settings.watchdog_mode, device="/dev/watchdog",
+                                   safety_margin=self.settings.watchdog_safety_margin)
+            loop.executor.watchdog = Watchdog(dog, opener=lambda path: SimWatchdogDevice(self, path))
+        return loop
 
     @property
     def api_url(self) -> str:
@@ -315,8 +332,14 @@ class SimNode:
         return self.loop.lease.written_at
 
     # ---- lifecycle ---------------------------------------------------------------
+    @property
+    def responsive(self) -> bool:
+        """The daemon runs (not down, not stalled)."""
+        return self.up and self.stalled_until is None
+
     def crash(self) -> None:
         self.up = False
+        self.stalled_until = None
         self.db.stop(crashed=True)
         self.loop.lease.lost()
 

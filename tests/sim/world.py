@@ -21,7 +21,7 @@ import itertools
 import json
 import random
 from dataclasses import replace
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 
 from qhb_patroni.core import actions as A
 from qhb_patroni.core import roles
@@ -32,7 +32,9 @@ from qhb_patroni.core.observation import Decision, Memory, Observation, PeerStat
 from qhb_patroni.dcs.base import DCSError, Snapshot, Store
 from qhb_patroni.dcs.memory import ManualClock, MemoryServer
 from qhb_patroni.messages import render
+from qhb_patroni.runtime.failsafe import failsafe_url
 
+from .fencing import answer_failsafe
 from .node import BASE, SimNode
 
 WAL_PER_SECOND = 10
@@ -90,10 +92,12 @@ class World:
         rewind_possible: bool = True,
         lossy: float = 0.0,
         lease_guard: bool = True,
+        stall_rate: float = 0.0,
         **settings_kw: object,
     ) -> None:
         self.decide = decide_fn
         self.lease_guard = lease_guard
+        self.stall_rate = stall_rate  # per simulated second: a daemon stops cycling (SIGSTOP) for > ttl
         self.rng = random.Random(seed)
         self.clock = ManualClock(1000.0)
         self.server = MemoryServer(clock=self.clock, name="sim")
@@ -128,6 +132,15 @@ class World:
         self.landings = 0  # executed decisions whose target role was checked
         self.events_landed: Dict[str, int] = collections.Counter()
         self.exits = 0  # planned stops completed by the runtime
+        self.stalls = 0
+        self.stalled_primaries = 0  # stalls of a node whose database was writable
+        self.watchdog_resets = 0
+        self.resets_of_running_daemons = 0  # watchdog resets of a node whose daemon was not stalled
+        # POST /failsafe rounds per caller: (when, target -> answered 200); see check_invariants
+        self.failsafe_rounds: Dict[str, List[Tuple[float, Dict[str, bool]]]] = collections.defaultdict(list)
+        self.failsafe_kept = 0  # invariant checks at which a writable node held only by failsafe
+        self.failsafe_confirmed: Dict[str, float] = {}  # node -> its last confirmed FailsafeActive
+        self.failsafe_confirmations = 0
 
     # ---- helpers used by nodes ---------------------------------------------------------
     def new_sysid(self) -> str:
@@ -144,6 +157,8 @@ class World:
         self.promotions += sum(isinstance(a, A.Promote) for a in actions)
         self.rewinds += sum(isinstance(a, A.Rewind) for a in actions)
         self.graceful += sum(isinstance(a, A.Demote) and a.mode == "graceful" for a in actions)
+        if any(isinstance(a, A.FailsafeActive) for a in actions):
+            self._confirm_failsafe(node)
 
     def leader_key(self) -> Optional[Tuple[str, int]]:
         try:
@@ -156,7 +171,7 @@ class World:
         out: Dict[str, Optional[PeerStatus]] = {}
         for name in names:
             node = self.nodes.get(name)
-            if node is None or not node.up:
+            if node is None or not node.responsive:
                 out[name] = None
                 continue
             db = node.db
@@ -164,6 +179,54 @@ class World:
                                    state=db.state, in_recovery=not db.writable, wal_position=db.lsn,
                                    timeline=db.timeline)
         return out
+
+    def post_json(self, caller: str, url: str, doc: Mapping[str, Any],
+                  headers: Optional[Mapping[str, str]]) -> Optional[int]:
+        """POST from `caller`'s daemon to the node whose REST API is at `url`:
+        no answer across a partition (either end) or from a daemon that is
+        down or stalled; else what that node's api/failsafe.py answers."""
+        target = next((n for n in self.nodes.values() if failsafe_url(n.api_url) == url), None)
+        code: Optional[int] = None
+        if target is not None and target.responsive and not ({caller, target.name} & set(self.partitioned)):
+            code = answer_failsafe(target, doc, headers)
+        now = self.clock()
+        rounds = self.failsafe_rounds[caller]
+        rounds[:] = [r for r in rounds if r[0] > now - 3 * self.nodes[caller].settings.ttl]
+        if not rounds or rounds[-1][0] != now:
+            rounds.append((now, {}))
+        rounds[-1][1][target.name if target is not None else url] = code == 200
+        return code
+
+    def stored_failsafe(self) -> object:
+        """The /failsafe key as the DCS stores it (read past any outage: the world's view)."""
+        server = self.server
+        with server._cond:
+            entry = server._data.get(f"{BASE}/failsafe")
+        try:
+            return json.loads(entry.value) if entry is not None else None
+        except ValueError:
+            return None
+
+    def _confirm_failsafe(self, name: str) -> None:
+        """`name` decided FailsafeActive (it stays primary without the DCS): it must be
+        listed in /failsafe, and every other member listed there must have accepted its
+        POST /failsafe at this instant (none other listed: nobody else may race)."""
+        now, listed = self.clock(), self.stored_failsafe()
+        if not isinstance(listed, dict) or name not in listed:
+            self.fail(f"{name} stays primary by failsafe but /failsafe does not list it: {listed}")
+        rounds = [answers for at, answers in self.failsafe_rounds[name] if at == now]
+        answers = rounds[0] if rounds else {}
+        missing = sorted(m for m in listed if m != name and not answers.get(m))
+        if missing:
+            self.fail(f"{name} stays primary by failsafe although {missing} did not accept its POST /failsafe")
+        self.failsafe_confirmed[name] = now
+        self.failsafe_confirmations += 1
+
+    def failsafe_holds(self, node: SimNode, now: float) -> bool:
+        """`node`'s last confirmed failsafe (see _confirm_failsafe) is less than ttl old: the
+        members that accepted stay out of the race for ttl from then."""
+        at = self.failsafe_confirmed.get(node.name)
+        return at is not None and now < at + node.settings.ttl
 
     def streaming_from(self, primary: SimNode) -> List[SimNode]:
         """Replicas streaming from `primary` right now (replication is instantaneous)."""
@@ -225,13 +288,21 @@ class World:
         self._replicate()
         self._acknowledge()
         for node in self.nodes.values():
-            if node.up:
+            if node.responsive:
                 node.tick()
                 if self.lease_guard:  # the runtime's lease guard, on the simulated clock
                     node.loop.guard.poll()
+        for node in self.nodes.values():
+            dev = node.watchdog_device
+            if node.up and dev is not None and dev.expired(now):  # the watchdog resets the machine
+                self.watchdog_resets += 1
+                self.resets_of_running_daemons += node.stalled_until is None
+                node.crash()
+                self.trace.append(f"{now:8.1f} {node.name}: watchdog fired, machine reset")
+                self.down_until[node.name] = now + self.rng.uniform(20, 60)
         leader = self.leader_key()
         for node in self.nodes.values():
-            if not node.up:
+            if not node.responsive:
                 continue
             watching = node.name not in self.partitioned and self.outage_until is None
             if watching and leader != node.seen_leader and not node.holds_lease(now):
@@ -278,6 +349,15 @@ class World:
             self.outage_until = now + rng.uniform(5, 45)
         elif roll < 0.025:
             self._request_switchover(rng.choice(names))
+        elif roll < 0.025 + self.stall_rate:
+            victim = self.nodes[rng.choice(names)]
+            if victim.responsive:
+                ttl = victim.settings.ttl
+                victim.stalled_until = now + rng.uniform(ttl + 1, 2.5 * ttl)
+                self.stalls += 1
+                self.stalled_primaries += victim.db.writable
+                self.trace.append(f"{now:8.1f} {victim.name}: daemon stalled until {victim.stalled_until:.1f} "
+                                  f"(writable={victim.db.writable})")
 
     def _request_switchover(self, candidate: str) -> None:
         """What POST /switchover does: write the /failover intent."""
@@ -291,11 +371,16 @@ class World:
             pass
 
     def _heal(self, now: float, force: bool) -> None:
+        for node in self.nodes.values():
+            if node.stalled_until is not None and (force or now >= node.stalled_until):
+                node.stalled_until = None  # SIGCONT: its overdue cycle runs at once
         for name, until in list(self.partitioned.items()):
             if force or now >= until:
                 self.server.heal(name)
                 del self.partitioned[name]
         for name, until in list(self.down_until.items()):
+            if self.nodes[name].stalled_until is not None:
+                continue  # a stopped process that was told to stop acts once it runs again
             if force or now >= until:
                 self.nodes[name].restart()
                 del self.down_until[name]
@@ -326,9 +411,14 @@ class World:
         if len(leased) > 1:
             self.fail(f"two writable primaries with a valid lease: {leased}")
         for n in writable:
-            if not n.holds_lease(now) and not n.fresh_bootstrap:
+            if n.holds_lease(now) or n.fresh_bootstrap:
+                continue
+            if not self.failsafe_holds(n, now):
                 self.fail(f"{n.name} is writable without a lock write in the last ttl "
-                          f"(last write {n.lock_written_at})")
+                          f"(last write {n.lock_written_at}) nor a failsafe confirmation")
+            self.failsafe_kept += 1
+        if len(writable) > 1:
+            self.fail(f"two writable nodes at the same instant: {[n.name for n in writable]}")
         for n in self.nodes.values():
             if n.fatal is not None:
                 self.fail(f"{n.name} exited: {n.fatal}")
@@ -350,7 +440,8 @@ class World:
             rows.append(
                 f"{n.name}: up={n.up} data={db.has_data} running={db.running} writable={db.writable} "
                 f"following={db.following} tl={db.history[-1][0] if db.history else None} lsn={db.lsn} "
-                f"lease={n.lock_written_at} task={n.tasks.task.kind if n.tasks.task else None} mem={n.memory}"
+                f"lease={n.lock_written_at} stalled_until={n.stalled_until} "
+                f"task={n.tasks.task.kind if n.tasks.task else None} mem={n.memory}"
             )
         return "\n".join(rows) + f"\nleader key: {self.leader_key()}"
 

@@ -67,6 +67,15 @@ def test_the_key_is_remembered_for_an_outage() -> None:
     assert d.memory.failsafe_members == ALL and not d.memory.last_paused
 
 
+def test_an_outage_right_after_the_key_was_written_calls_the_added_members() -> None:
+    """The view read had /failsafe with the leader alone; the leader wrote it with all three
+    and the DCS went away: the members it added (they may race when the DCS returns) are asked."""
+    d = decide(obs(with_key(cluster(leader="n0"), {"n0": URLS["n0"]}), primary()), STARTED, FS)
+    assert d.actions[-1] == A.WriteFailsafe(ALL) and d.memory.failsafe_members == ALL
+    d = decide(obs(None, primary()), d.memory, FS)
+    assert d.actions == (A.CallFailsafe(tuple(p for p in ALL if p[0] != "n0")),)
+
+
 # ---- the DCS cannot be read ----------------------------------------------------------
 def test_without_failsafe_the_primary_demotes() -> None:
     d = decide(obs(None, primary()), SEEN, settings(ttl=10))

@@ -113,6 +113,21 @@ def test_dcs_unreachable_demotes_then_disarms() -> None:
     assert kinds(d) == ["PingWatchdog", "Demote", "DisarmWatchdog"]
 
 
+def test_a_primary_holding_its_lease_without_the_dcs_keeps_the_watchdog_armed_unfed() -> None:
+    """Nothing renewed: no ping; the server still writes: no close (if the daemon hangs now,
+    its lease guard hangs with it and only the watchdog stops the writes)."""
+    o = replace(obs(None, primary(), ARMED), lock_written_at=1000.0, now=1006.0)
+    d = decide(o, STARTED, AUTO)
+    assert render(d.reason).startswith("DCS is not accessible; still the leader for")
+    assert d.actions == ()
+
+
+def test_in_pause_a_primary_without_the_dcs_closes_the_watchdog() -> None:
+    o = replace(obs(None, primary(), ARMED), lock_written_at=1000.0, now=1006.0)
+    d = decide(o, replace(STARTED, last_paused=True), AUTO)
+    assert kinds(d) == ["PingWatchdog", "DisarmWatchdog"]
+
+
 def test_a_replica_never_arms() -> None:
     d = decide(obs(cluster(leader="n1"), replica(), WatchdogState(), ), STARTED, REQUIRED)
     assert not any(isinstance(a, A.WATCHDOG_ACTIONS) for a in d.actions)
