@@ -95,8 +95,11 @@ def _failsafe_key_lists(node: Node, names: Any) -> bool:
 
 def _stays_primary_without_dcs(primary: Node, seconds: float) -> None:
     """Writable, GET /primary 200 and failsafe_mode_is_active for `seconds` (> ttl)."""
+    # Active once the first DCS read has failed (loop_wait + retry_timeout at most on a calm
+    # machine); were it later than the lease, the lease guard would have fenced the primary
+    # and the writes below would fail.
     wait_for(lambda: (_get_json(primary, "/patroni")[1] or {}).get("failsafe_mode_is_active") is True,
-             TTL, "failsafe mode to become active")
+             TTL + RETRY_TIMEOUT, "failsafe mode to become active")
     end, n = time.monotonic() + seconds, 0
     while time.monotonic() < end:
         n += 1
