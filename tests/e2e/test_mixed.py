@@ -15,59 +15,25 @@ import subprocess
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
-import yaml
 
 from tests.e2e.harness import REPO, LocalCluster, Node, Writer, healthy, patronictl, rows_on, running, wait_for
+from tests.fixtures import patroni302
 from tests.fixtures.etcd import EtcdProcess
 
 pytestmark = pytest.mark.e2e
 
-VENV = os.environ.get("PATRONI_302_VENV", "/opt/patroni-3.0.2")
-PATRONI = os.path.join(VENV, "bin", "patroni")
-PATRONICTL = os.path.join(VENV, "bin", "patronictl")
-PG_BIN = "/usr/lib/postgresql/15/bin"
-
-
-def _patroni_302_config(node: Node) -> Dict[str, Any]:
-    """Node config for Patroni 3.0.2: PostgreSQL binary names, QHB file names through the
-    keys 3.0.2 has (config_base_name, database, hba_file/ident_file as parameters)."""
-    ours = Node.config(node)
-    pg = ours["postgresql"]
-    parameters = dict(pg["parameters"])
-    parameters.update(hba_file=os.path.join(node.data_dir, "qhb_hba.conf"),
-                      ident_file=os.path.join(node.data_dir, "qhb_ident.conf"))
-    return {
-        "scope": ours["scope"], "namespace": ours["namespace"], "name": node.name,
-        "restapi": ours["restapi"], "etcd": {"hosts": [node.cluster.etcd_host]}, "log": {"level": "INFO"},
-        "bootstrap": {"dcs": ours["bootstrap"]["dcs"]},
-        "postgresql": {
-            "listen": pg["listen"], "connect_address": pg["connect_address"], "data_dir": pg["data_dir"],
-            "bin_dir": PG_BIN, "pgpass": pg["pgpass"], "authentication": pg["authentication"],
-            "config_base_name": "qhb", "database": "qhb", "parameters": parameters, "use_pg_rewind": True,
-        },
-        "tags": ours["tags"],
-    }
-
-
-def _start_patroni_302(node: Node) -> None:
-    assert node.proc is None or node.proc.poll() is not None, f"{node.name} already running"
-    os.makedirs(os.path.join(node.dir, "sock"), exist_ok=True)
-    with open(node.config_path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(_patroni_302_config(node), f, sort_keys=False)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATRONI")}
-    with open(node.log_path, "ab") as log:
-        node.proc = subprocess.Popen([PATRONI, node.config_path], cwd=node.dir, env=env, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+VENV = patroni302.VENV
+PATRONICTL = patroni302.PATRONICTL
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, etcd: EtcdProcess) -> Iterator[LocalCluster]:
-    if not os.access(PATRONI, os.X_OK):
+    if not patroni302.available():
         pytest.skip(f"Patroni 3.0.2 is not installed in {VENV}")
     base = str(tmp_path_factory.mktemp("mixed"))
     c = LocalCluster(base, etcd.host_port, ttl=10, loop_wait=2, retry_timeout=4, scope="qhb-mixed")
     theirs = c.nodes[2]
-    theirs.start = lambda: _start_patroni_302(theirs)  # type: ignore[method-assign]
+    patroni302.use_patroni_302(c, [theirs])
     ours = c.nodes[:2]
     c.start = lambda: [n.start() for n in ours]  # type: ignore[method-assign]
     with running(c):
@@ -91,8 +57,7 @@ def _theirs(cluster: LocalCluster) -> Node:
 
 
 def _their_patronictl(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATRONI")}
-    return subprocess.run([PATRONICTL, "-c", _theirs(cluster).config_path, *args], cwd=REPO, env=env,
+    return subprocess.run([PATRONICTL, "-c", _theirs(cluster).config_path, *args], cwd=REPO, env=patroni302.clean_env(),
                           capture_output=True, text=True, timeout=120)
 
 
