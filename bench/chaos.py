@@ -57,7 +57,6 @@ MODES = {
     "async": {},
 }
 MAX_LAG = 1048576  # maximum_lag_on_failover (bootstrap default of the harness)
-LOCK = "/run/qhbchaos.lock"
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -78,6 +77,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="a fault counts as unhealed when the cluster is not healthy this long after the heal")
     p.add_argument("--quiet", type=float, default=5.0, help="quiet period after the final heal")
     p.add_argument("--kinds", help="comma-separated subset of: " + ",".join(plan.KINDS))
+    p.add_argument("--net", type=int, default=0,
+                   help="which of several coexisting runs on this machine this is: namespaces, addresses and the "
+                        "lock file derive from it (0: qhbchaos-*, 10.213.0.x/10.213.1.x, /run/qhbchaos.lock)")
     p.add_argument("--keep", action="store_true", help="keep the run directory (logs) even when it passes")
     args = p.parse_args(argv)
     if args.nodes < 3:
@@ -86,6 +88,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error("--faults must be >= 0")
     if not 0 <= args.hold_min <= args.hold_max:
         p.error("--hold-min must be between 0 and --hold-max")
+    if not 0 <= args.net <= net.MAX_NET:
+        p.error(f"--net must be between 0 and {net.MAX_NET}")
+    if args.nodes > net.MAX_NODES:
+        p.error(f"--nodes must be at most {net.MAX_NODES}")
     if args.kinds:
         bad = sorted(set(args.kinds.split(",")) - set(plan.KINDS))
         if bad:
@@ -117,7 +123,8 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
     network.create()
     inside = net.Entered(net.CLIENT_NS)  # the clients and the checker live outside the node namespaces
     cluster, members = cc.build(base, args.nodes, args.ttl, args.loop_wait, args.retry_timeout, MODES[args.mode])
-    print(f"chaos: {args.nodes} nodes, mode {args.mode}, seed {args.seed}, {args.faults} faults, "
+    print(f"chaos: net {args.net} ({net.PREFIX}-*), {args.nodes} nodes, mode {args.mode}, seed {args.seed}, "
+          f"{args.faults} faults, "
           f"ttl {args.ttl}, loop_wait {args.loop_wait}, retry_timeout {args.retry_timeout}, "
           f"link shaping: {network.shaping}, logs in {base}", flush=True)
     workload: Optional[Workload] = None
@@ -168,7 +175,7 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
             r["start_s"] = round(r.pop("_start") - t0, 3)
             r.pop("_end")
         extra = {
-            "seed": args.seed, "dcs": args.dcs, "nodes": args.nodes, "clients": args.clients,
+            "seed": args.seed, "net": args.net, "dcs": args.dcs, "nodes": args.nodes, "clients": args.clients,
             "ttl": args.ttl, "loop_wait": args.loop_wait, "retry_timeout": args.retry_timeout,
             "link_shaping": network.shaping, "indeterminate_writes": workload.indeterminate,
             "refused_writes": workload.refused, "final_primary": final.name,
@@ -209,11 +216,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("chaos.py creates network namespaces: run it as root")
-    lock = open(LOCK, "w")
+    layout = net.use_net(args.net)
+    lock = open(layout.lock, "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        sys.exit(f"another chaos run holds {LOCK}")
+        sys.exit(f"another chaos run holds {layout.lock} (use another --net to run beside it)")
     # Installed explicitly: a shell starts background jobs with SIGINT ignored, and
     # Python then never turns it into KeyboardInterrupt.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -221,7 +229,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     leftovers = net.remove_all()
     if leftovers:
         print(f"chaos: removed leftovers of an earlier run: {', '.join(leftovers)}")
-    base = tempfile.mkdtemp(prefix=f"qhb-chaos-{args.mode}-{args.seed}-")
+    base = tempfile.mkdtemp(prefix=f"qhb-chaos-{args.mode}-{args.seed}-" + (f"net{args.net}-" if args.net else ""))
     os.chmod(base, 0o755)
     report: Optional[Dict[str, Any]] = None
     failures = ["interrupted or crashed before the checker ran"]

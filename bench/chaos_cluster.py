@@ -124,7 +124,7 @@ class ChaosNode(Node):
         pg = c["postgresql"]
         pg["listen"] = pg["connect_address"] = f"{self.ip}:{PG_PORT}"
         pg["parameters"].update({"shared_buffers": "16MB", "max_connections": 40, "wal_keep_size": "64MB"})
-        c["bootstrap"]["qhb_hba"] = [
+        c["bootstrap"]["qhb_hba"] = [  # every net's addresses lie in 10.213.0.0/16
             "host replication replicator 10.213.0.0/16 md5",
             "host all all 10.213.0.0/16 md5",
             "host all all 127.0.0.1/32 md5",

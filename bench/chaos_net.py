@@ -3,9 +3,14 @@
 Topology: a bridge `br0` in its own namespace `qhbchaos-br`; one namespace per node
 (`qhbchaos-n<i>`) and one for the clients (`qhbchaos-cl`), each joined to the bridge
 by a veth pair (`eth0` inside).  Every node has two addresses on its eth0: one for
-its database and REST API (10.213.0.11+i) and one for its etcd member
+its database and REST API (10.213.0.11+i) and one for its DCS member
 (10.213.1.11+i), so that a node can be cut from the DCS alone.  No address outside
 10.213.0.0/16 is used, and nothing is routed out of these namespaces.
+
+Several runs can share the machine, one per "net" N (`use_net`): net 0 is the layout
+above; net N >= 1 uses the prefix `qhbchaos<N>` (namespaces `qhbchaos<N>-br`, ...), the
+addresses 10.213.<2N>.x and 10.213.<2N+1>.x and its own lock file.  A run only ever
+lists, cleans up and removes the namespaces of its own net.
 
 A cut between namespace A and address b is a permanent neighbour entry in A that
 maps b to a MAC address nobody owns: A's frames for b go nowhere and are dropped
@@ -21,26 +26,81 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-PREFIX = "qhbchaos"
-BRIDGE_NS = f"{PREFIX}-br"
-CLIENT_NS = f"{PREFIX}-cl"
-CLIENT_IP = "10.213.0.100"
 NOWHERE_MAC = "02:00:00:00:00:01"  # locally administered, owned by no interface
 CLONE_NEWNET = 0x40000000
+MAX_NET = 127  # third octets 2N and 2N+1 stay inside 10.213.0.0/16
+MAX_NODES = 88  # host parts 11 .. 98, below the clients' .100
+
+
+class Layout(NamedTuple):
+    """Names and addresses of one net (pure: derived from N alone)."""
+    net: int
+    prefix: str  # every namespace of this net is `<prefix>-<something>`
+    lock: str
+    db_octet: int  # third octet of the database/REST addresses (and the clients')
+    dcs_octet: int  # third octet of the DCS member addresses
+
+    @property
+    def bridge_ns(self) -> str:
+        return f"{self.prefix}-br"
+
+    @property
+    def client_ns(self) -> str:
+        return f"{self.prefix}-cl"
+
+    @property
+    def client_ip(self) -> str:
+        return f"10.213.{self.db_octet}.100"
+
+    def node_ns(self, i: int) -> str:
+        return f"{self.prefix}-n{i}"
+
+    def db_ip(self, i: int) -> str:
+        return f"10.213.{self.db_octet}.{11 + i}"
+
+    def dcs_ip(self, i: int) -> str:
+        return f"10.213.{self.dcs_octet}.{11 + i}"
+
+    def owns(self, ns: str) -> bool:
+        return ns.startswith(self.prefix + "-")
+
+
+def layout(n: int) -> Layout:
+    """Net 0 is the original single-run layout (qhbchaos-*, 10.213.0/1.x, /run/qhbchaos.lock)."""
+    if not 0 <= n <= MAX_NET:
+        raise ValueError(f"net must be between 0 and {MAX_NET}")
+    prefix = "qhbchaos" if n == 0 else f"qhbchaos{n}"
+    return Layout(n, prefix, f"/run/{prefix}.lock", 2 * n, 2 * n + 1)
+
+
+LAYOUT = layout(0)
+PREFIX = LAYOUT.prefix
+BRIDGE_NS = LAYOUT.bridge_ns
+CLIENT_NS = LAYOUT.client_ns
+CLIENT_IP = LAYOUT.client_ip
+
+
+def use_net(n: int) -> Layout:
+    """Select net N for everything below (call once, before creating anything)."""
+    global LAYOUT, PREFIX, BRIDGE_NS, CLIENT_NS, CLIENT_IP
+    LAYOUT = layout(n)
+    PREFIX, BRIDGE_NS, CLIENT_NS, CLIENT_IP = LAYOUT.prefix, LAYOUT.bridge_ns, LAYOUT.client_ns, LAYOUT.client_ip
+    return LAYOUT
 
 
 def node_ns(i: int) -> str:
-    return f"{PREFIX}-n{i}"
+    return LAYOUT.node_ns(i)
 
 
 def db_ip(i: int) -> str:
-    return f"10.213.0.{11 + i}"
+    return LAYOUT.db_ip(i)
 
 
 def etcd_ip(i: int) -> str:
-    return f"10.213.1.{11 + i}"
+    """The node's DCS address (its etcd member's, or its Consul agent's)."""
+    return LAYOUT.dcs_ip(i)
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 30) -> str:
@@ -54,7 +114,7 @@ def our_namespaces() -> List[str]:
     names = []
     for line in sh("ip", "netns", "list").splitlines():
         name = line.split()[0] if line.strip() else ""
-        if name.startswith(PREFIX + "-"):
+        if LAYOUT.owns(name):
             names.append(name)
     return names
 
