@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Dict, List, Optional
 
@@ -26,6 +27,9 @@ USER = os.environ.get("QHB_TEST_USER", "qhbtest")
 ETCD_BIN = os.environ.get("QHB_TEST_ETCD", "/usr/bin/etcd")
 API_PORT, PG_PORT, ETCD_CLIENT, ETCD_PEER = 8008, 5432, 2379, 2380
 processes: List[subprocess.Popen[bytes]] = []  # reaped at teardown
+# Starting and killing a node's processes: the faults (main thread) and the emulated
+# watchdog's resets and reboots (its own threads) take turns.
+LIFECYCLE = threading.RLock()
 
 
 def chown_tree(path: str) -> None:
@@ -65,6 +69,12 @@ class EtcdMember:
         self.log_path = os.path.join(self.dir, "etcd.log")
 
     def start(self) -> None:
+        with LIFECYCLE:
+            if self.pids():
+                return  # already up again (an emulated watchdog reset restarted it)
+            self._start()
+
+    def _start(self) -> None:
         os.makedirs(self.dir, exist_ok=True)
         chown_tree(self.dir)
         peer = f"http://{net.etcd_ip(self.index)}:{ETCD_PEER}"
@@ -84,9 +94,10 @@ class EtcdMember:
         return net.find_pids(self.ns, lambda c: bool(c) and c[0] == ETCD_BIN and self.name in c)
 
     def kill(self) -> None:
-        signal_pids(self.pids(), signal.SIGKILL)
-        if net.wait_gone(self.ns, lambda c: bool(c) and c[0] == ETCD_BIN, 10):
-            raise RuntimeError(f"{self.name} survives SIGKILL")
+        with LIFECYCLE:
+            signal_pids(self.pids(), signal.SIGKILL)
+            if net.wait_gone(self.ns, lambda c: bool(c) and c[0] == ETCD_BIN, 10):
+                raise RuntimeError(f"{self.name} survives SIGKILL")
 
     def healthy(self) -> bool:
         try:
@@ -103,13 +114,19 @@ def _is_daemon(c: List[str]) -> bool:
 class ChaosNode(Node):
     """A harness Node living in its own namespace, on the node's address."""
 
-    def __init__(self, cluster: LocalCluster, index: int, src: str, etcd_hosts: List[str]) -> None:
+    def __init__(self, cluster: LocalCluster, index: int, src: str, etcd_hosts: List[str],
+                 watchdog_margin: Optional[int] = None) -> None:
         super().__init__(cluster, index)
         self.api_port, self.pg_port = API_PORT, PG_PORT
         self.ip = net.db_ip(index)
         self.ns = net.node_ns(index)
         self.src = src
         self.etcd_hosts = etcd_hosts
+        self.watchdog_margin = watchdog_margin  # None: no watchdog section (mode automatic, no device)
+
+    @property
+    def watchdog_device(self) -> str:
+        return os.path.join(self.dir, "watchdog")
 
     @property
     def api(self) -> str:
@@ -124,6 +141,9 @@ class ChaosNode(Node):
         pg = c["postgresql"]
         pg["listen"] = pg["connect_address"] = f"{self.ip}:{PG_PORT}"
         pg["parameters"].update({"shared_buffers": "16MB", "max_connections": 40, "wal_keep_size": "64MB"})
+        if self.watchdog_margin is not None:  # the harness's emulated device (bench/chaos_watchdog.py)
+            c["watchdog"] = {"mode": "required", "driver": "testing", "device": self.watchdog_device,
+                             "safety_margin": self.watchdog_margin}
         c["bootstrap"]["qhb_hba"] = [  # every net's addresses lie in 10.213.0.0/16
             "host replication replicator 10.213.0.0/16 md5",
             "host all all 10.213.0.0/16 md5",
@@ -132,8 +152,18 @@ class ChaosNode(Node):
         return c
 
     def start(self) -> None:
-        if self.running():
-            raise RuntimeError(f"{self.name} already running")
+        with LIFECYCLE:
+            if self.running():
+                raise RuntimeError(f"{self.name} already running")
+            self._start()
+
+    def ensure_started(self) -> None:
+        """Start the daemon unless it runs already (an emulated watchdog reset restarted it)."""
+        with LIFECYCLE:
+            if not self.running():
+                self._start()
+
+    def _start(self) -> None:
         self.write_config()
         chown_tree(self.dir)
         env = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "HOME": self.dir,
@@ -147,15 +177,17 @@ class ChaosNode(Node):
         return bool(self.daemon_pids())
 
     def kill_daemon(self) -> None:
-        signal_pids(self.daemon_pids(), signal.SIGKILL)
-        if net.wait_gone(self.ns, _is_daemon, 10):
-            raise RuntimeError(f"daemon of {self.name} survives SIGKILL")
+        with LIFECYCLE:
+            signal_pids(self.daemon_pids(), signal.SIGKILL)
+            if net.wait_gone(self.ns, _is_daemon, 10):
+                raise RuntimeError(f"daemon of {self.name} survives SIGKILL")
 
     def kill_postmaster(self) -> Optional[int]:
-        pm = self.postmaster_pid()
-        if pm is not None:
-            signal_pids([pm], signal.SIGKILL)
-        return pm
+        with LIFECYCLE:
+            pm = self.postmaster_pid()
+            if pm is not None:
+                signal_pids([pm], signal.SIGKILL)
+            return pm
 
     def terminate_daemon(self, timeout: float) -> None:
         signal_pids(self.daemon_pids(), signal.SIGCONT)
@@ -167,7 +199,7 @@ class ChaosNode(Node):
 
 
 def build(base: str, nodes: int, ttl: int, loop_wait: int, retry_timeout: int,
-          dynamic: Dict[str, Any]) -> tuple[LocalCluster, List[EtcdMember]]:
+          dynamic: Dict[str, Any], watchdog_margin: Optional[int] = None) -> tuple[LocalCluster, List[EtcdMember]]:
     """The etcd members and a cluster of ChaosNodes under `base` (nothing started)."""
     src = os.path.join(base, "src")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -179,8 +211,23 @@ def build(base: str, nodes: int, ttl: int, loop_wait: int, retry_timeout: int,
     cluster = LocalCluster(base, etcd_host="", nodes=0, ttl=ttl, loop_wait=loop_wait,
                            retry_timeout=retry_timeout, scope="qhb-chaos", dynamic=dynamic,
                            dcs=lambda: {"etcd3": {"hosts": hosts}})
-    cluster.nodes = [ChaosNode(cluster, i, src, hosts) for i in range(nodes)]
+    cluster.nodes = [ChaosNode(cluster, i, src, hosts, watchdog_margin) for i in range(nodes)]
     return cluster, members
+
+
+def hard_reset(node: ChaosNode) -> None:
+    """What a hardware reset does to a node: every process in its namespace (daemon,
+    database, DCS member) dies at once."""
+    with LIFECYCLE:
+        net.kill_namespace_processes(node.ns)
+    reap()
+
+
+def reboot(node: ChaosNode, member: EtcdMember) -> None:
+    """The node comes back after a reset: its DCS member and its daemon start, as at boot."""
+    with LIFECYCLE:
+        member.start()
+        node.ensure_started()
 
 
 def start_etcd(members: List[EtcdMember], timeout: float = 60) -> None:

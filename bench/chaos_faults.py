@@ -106,7 +106,7 @@ def _process_fault(ctx: Context, kind: str, pick: float) -> Tuple[str, Heal, str
         if kind in (plan.KILL_POSTMASTER, plan.KILL_BOTH):
             pm = node.kill_postmaster()
             detail = f"postmaster {pm}" if pm else "no postmaster was running"
-        return node.name, (node.start if kind != plan.KILL_POSTMASTER else _nothing), detail
+        return node.name, (node.ensure_started if kind != plan.KILL_POSTMASTER else _nothing), detail
     if kind == plan.STOP_DAEMON:
         node = ctx.node(ctx.primary(pick))
         pids = node.daemon_pids()
