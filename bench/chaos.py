@@ -65,7 +65,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--faults", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--mode", choices=sorted(MODES), default="strict")
-    p.add_argument("--dcs", choices=["etcd"], default="etcd", help="etcd: 3 members, v3 API (etcd3 section)")
+    p.add_argument("--dcs", choices=["etcd", "consul"], default="etcd",
+                   help="etcd: 3 members, v3 API (etcd3 section); consul: 3 server agents, each daemon uses its node's")
     p.add_argument("--report", help="write the JSON report here")
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--clients", type=int, default=4)
@@ -133,9 +134,9 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
     inside = net.Entered(net.CLIENT_NS)  # the clients and the checker live outside the node namespaces
     margin = wd.timeout_margin(args.ttl, args.loop_wait, args.retry_timeout) if args.watchdog else None
     cluster, members = cc.build(base, args.nodes, args.ttl, args.loop_wait, args.retry_timeout, MODES[args.mode],
-                                margin)
-    print(f"chaos: net {args.net} ({net.PREFIX}-*), {args.nodes} nodes, mode {args.mode}, seed {args.seed}, "
-          f"{args.faults} faults, "
+                                margin, args.dcs)
+    print(f"chaos: net {args.net} ({net.PREFIX}-*), dcs {args.dcs}, {args.nodes} nodes, mode {args.mode}, "
+          f"seed {args.seed}, {args.faults} faults, "
           f"ttl {args.ttl}, loop_wait {args.loop_wait}, retry_timeout {args.retry_timeout}, "
           f"link shaping: {network.shaping}, logs in {base}", flush=True)
     if margin is not None:
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
         if margin is not None:
             monitor = _watchdog_monitor(cluster, members, args.reboot_delay)
             monitor.start()
-        cc.start_etcd(members)
+        cc.start_dcs(members)
         cluster.start()
         if cc.wait_healthy(cluster, 240) is None:
             raise RuntimeError(f"cluster never became healthy: {cc.unhealthy(cluster)}")
@@ -223,7 +224,7 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
         inside.leave()
 
 
-def _watchdog_monitor(cluster: Any, members: List[cc.EtcdMember], reboot_s: float) -> wd.Monitor:
+def _watchdog_monitor(cluster: Any, members: List[cc.DcsMember], reboot_s: float) -> wd.Monitor:
     nodes = {n.name: n for n in cluster.nodes if isinstance(n, cc.ChaosNode)}
     for n in nodes.values():
         os.makedirs(n.dir, exist_ok=True)
@@ -298,7 +299,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         removed = net.remove_all()
         if report is None or failures or args.keep:
-            print(f"chaos: logs of every daemon, database and etcd member kept in {base}", flush=True)
+            print(f"chaos: logs of every daemon, database and DCS member kept in {base}", flush=True)
         else:
             shutil.rmtree(base, ignore_errors=True)
         if removed:

@@ -1,4 +1,5 @@
-"""The chaos harness's cluster: a 3-member etcd and our daemons, one node per namespace.
+"""The chaos harness's cluster: a 3-member etcd (or Consul, chaos_consul.py) and our
+daemons, one node per namespace.
 
 Nodes reuse the end-to-end harness (tests/e2e/harness.py): its Node builds the
 daemon's configuration (QHB names over the PostgreSQL 15 binaries, see
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Protocol
 
 import chaos_net as net
 
@@ -56,6 +57,18 @@ def signal_pids(pids: List[int], sig: int) -> None:
 def reap() -> None:
     for p in processes:
         p.poll()
+
+
+class DcsMember(Protocol):
+    """A DCS server in a node's namespace: EtcdMember, chaos_consul.ConsulMember."""
+    index: int
+    name: str
+    ns: str
+
+    def start(self) -> None: ...
+    def kill(self) -> None: ...
+    def pids(self) -> List[int]: ...
+    def healthy(self) -> bool: ...
 
 
 class EtcdMember:
@@ -114,14 +127,14 @@ def _is_daemon(c: List[str]) -> bool:
 class ChaosNode(Node):
     """A harness Node living in its own namespace, on the node's address."""
 
-    def __init__(self, cluster: LocalCluster, index: int, src: str, etcd_hosts: List[str],
+    def __init__(self, cluster: LocalCluster, index: int, src: str, dcs: Dict[str, Any],
                  watchdog_margin: Optional[int] = None) -> None:
         super().__init__(cluster, index)
         self.api_port, self.pg_port = API_PORT, PG_PORT
         self.ip = net.db_ip(index)
         self.ns = net.node_ns(index)
         self.src = src
-        self.etcd_hosts = etcd_hosts
+        self.dcs = dcs  # the DCS section of this node's configuration
         self.watchdog_margin = watchdog_margin  # None: no watchdog section (mode automatic, no device)
 
     @property
@@ -134,9 +147,9 @@ class ChaosNode(Node):
 
     def config(self) -> Dict[str, Any]:
         c = super().config()
-        c.pop("etcd", None)
-        own = f"{net.etcd_ip(self.index)}:{ETCD_CLIENT}"  # the local member first
-        c["etcd3"] = {"hosts": [own] + [h for h in self.etcd_hosts if h != own]}
+        for section in ("etcd", "etcd3", "consul"):
+            c.pop(section, None)
+        c.update(self.dcs)
         c["restapi"] = {"listen": f"{self.ip}:{API_PORT}", "connect_address": f"{self.ip}:{API_PORT}"}
         pg = c["postgresql"]
         pg["listen"] = pg["connect_address"] = f"{self.ip}:{PG_PORT}"
@@ -198,20 +211,33 @@ class ChaosNode(Node):
         return f"host={self.ip} port={PG_PORT} dbname={dbname} user=qhb password=qhb connect_timeout=2"
 
 
-def build(base: str, nodes: int, ttl: int, loop_wait: int, retry_timeout: int,
-          dynamic: Dict[str, Any], watchdog_margin: Optional[int] = None) -> tuple[LocalCluster, List[EtcdMember]]:
-    """The etcd members and a cluster of ChaosNodes under `base` (nothing started)."""
+def etcd_section(index: int, nodes: int) -> Dict[str, Any]:
+    """`etcd3` with every member, the node's own first."""
+    hosts = [f"{net.etcd_ip(i)}:{ETCD_CLIENT}" for i in range(nodes)]
+    return {"etcd3": {"hosts": [hosts[index]] + [h for h in hosts if h != hosts[index]]}}
+
+
+def build(base: str, nodes: int, ttl: int, loop_wait: int, retry_timeout: int, dynamic: Dict[str, Any],
+          watchdog_margin: Optional[int] = None, dcs: str = "etcd") -> tuple[LocalCluster, List[DcsMember]]:
+    """The DCS members and a cluster of ChaosNodes under `base` (nothing started)."""
     src = os.path.join(base, "src")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for pkg in ("qhb_patroni", "patronictl"):
         shutil.copytree(os.path.join(repo, pkg), os.path.join(src, pkg),
                         ignore=shutil.ignore_patterns("__pycache__"))
-    members = [EtcdMember(base, i, nodes) for i in range(nodes)]
-    hosts = [f"{net.etcd_ip(i)}:{ETCD_CLIENT}" for i in range(nodes)]
+    members: List[DcsMember]
+    section: Callable[[int], Dict[str, Any]]
+    if dcs == "consul":
+        import chaos_consul  # imports this module
+
+        consul = chaos_consul.members(base, nodes)
+        members, section = list(consul), lambda i: chaos_consul.node_section(consul[i])
+    else:
+        members, section = [EtcdMember(base, i, nodes) for i in range(nodes)], lambda i: etcd_section(i, nodes)
     cluster = LocalCluster(base, etcd_host="", nodes=0, ttl=ttl, loop_wait=loop_wait,
                            retry_timeout=retry_timeout, scope="qhb-chaos", dynamic=dynamic,
-                           dcs=lambda: {"etcd3": {"hosts": hosts}})
-    cluster.nodes = [ChaosNode(cluster, i, src, hosts, watchdog_margin) for i in range(nodes)]
+                           dcs=lambda: section(0))
+    cluster.nodes = [ChaosNode(cluster, i, src, section(i), watchdog_margin) for i in range(nodes)]
     return cluster, members
 
 
@@ -223,17 +249,17 @@ def hard_reset(node: ChaosNode) -> None:
     reap()
 
 
-def reboot(node: ChaosNode, member: EtcdMember) -> None:
+def reboot(node: ChaosNode, member: DcsMember) -> None:
     """The node comes back after a reset: its DCS member and its daemon start, as at boot."""
     with LIFECYCLE:
         member.start()
         node.ensure_started()
 
 
-def start_etcd(members: List[EtcdMember], timeout: float = 60) -> None:
+def start_dcs(members: List[DcsMember], timeout: float = 90) -> None:
     for m in members:
         m.start()
-    wait_for(lambda: all(m.healthy() for m in members), timeout, "the etcd members to be healthy", 0.2)
+    wait_for(lambda: all(m.healthy() for m in members), timeout, "the DCS members to be healthy", 0.2)
 
 
 def streaming(node: Node) -> List[str]:
@@ -299,7 +325,7 @@ def wait_healthy(cluster: LocalCluster, timeout: float) -> Optional[float]:
     return None
 
 
-def stop_all(cluster: LocalCluster, members: List[EtcdMember]) -> None:
+def stop_all(cluster: LocalCluster, members: List[DcsMember]) -> None:
     """Planned stop of every daemon (SIGTERM, which stops its database), then etcd."""
     for n in cluster.nodes:
         assert isinstance(n, ChaosNode)

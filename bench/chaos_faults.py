@@ -16,7 +16,7 @@ Heal = Callable[[], None]
 
 
 class Context:
-    def __init__(self, cluster: LocalCluster, members: List[cc.EtcdMember], network: net.Network,
+    def __init__(self, cluster: LocalCluster, members: List[cc.DcsMember], network: net.Network,
                  ttl: int, synchronous: bool) -> None:
         self.synchronous = synchronous
         self.cluster = cluster
