@@ -49,6 +49,7 @@ import chaos_cluster as cc  # noqa: E402
 import chaos_faults as faults  # noqa: E402
 import chaos_net as net  # noqa: E402
 import chaos_plan as plan  # noqa: E402
+import chaos_watchdog as wd  # noqa: E402
 from chaos_workload import Workload, keys_on, wal_position  # noqa: E402
 
 MODES = {
@@ -64,7 +65,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--faults", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--mode", choices=sorted(MODES), default="strict")
-    p.add_argument("--dcs", choices=["etcd"], default="etcd", help="etcd: 3 members, v3 API (etcd3 section)")
+    p.add_argument("--dcs", choices=["etcd", "consul"], default="etcd",
+                   help="etcd: 3 members, v3 API (etcd3 section); consul: 3 server agents, each daemon uses its node's")
     p.add_argument("--report", help="write the JSON report here")
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--clients", type=int, default=4)
@@ -80,8 +82,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--net", type=int, default=0,
                    help="which of several coexisting runs on this machine this is: namespaces, addresses and the "
                         "lock file derive from it (0: qhbchaos-*, 10.213.0.x/10.213.1.x, /run/qhbchaos.lock)")
+    p.add_argument("--watchdog", action="store_true",
+                   help="give every node an emulated hardware watchdog (watchdog.mode required): a node whose "
+                        "device is not fed within its timeout is reset (kill -9 of all its processes) and rebooted")
+    p.add_argument("--reboot-delay", type=float,
+                   help="with --watchdog: seconds between a reset and the node's restart (default: ttl, so that "
+                        "the reset node's leader key has expired when it is back, as after a real reboot)")
     p.add_argument("--keep", action="store_true", help="keep the run directory (logs) even when it passes")
     args = p.parse_args(argv)
+    if args.reboot_delay is None:
+        args.reboot_delay = float(args.ttl)
     if args.nodes < 3:
         p.error("--nodes must be 3 or more")
     if args.faults < 0:
@@ -122,14 +132,23 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
     network = net.Network(args.nodes)
     network.create()
     inside = net.Entered(net.CLIENT_NS)  # the clients and the checker live outside the node namespaces
-    cluster, members = cc.build(base, args.nodes, args.ttl, args.loop_wait, args.retry_timeout, MODES[args.mode])
-    print(f"chaos: net {args.net} ({net.PREFIX}-*), {args.nodes} nodes, mode {args.mode}, seed {args.seed}, "
-          f"{args.faults} faults, "
+    margin = wd.timeout_margin(args.ttl, args.loop_wait, args.retry_timeout) if args.watchdog else None
+    cluster, members = cc.build(base, args.nodes, args.ttl, args.loop_wait, args.retry_timeout, MODES[args.mode],
+                                margin, args.dcs)
+    print(f"chaos: net {args.net} ({net.PREFIX}-*), dcs {args.dcs}, {args.nodes} nodes, mode {args.mode}, "
+          f"seed {args.seed}, {args.faults} faults, "
           f"ttl {args.ttl}, loop_wait {args.loop_wait}, retry_timeout {args.retry_timeout}, "
           f"link shaping: {network.shaping}, logs in {base}", flush=True)
+    if margin is not None:
+        print(f"chaos: emulated watchdog per node, mode required, timeout {args.ttl - margin} s "
+              f"(safety_margin {margin}), reboot {args.reboot_delay:g} s after a reset", flush=True)
     workload: Optional[Workload] = None
+    monitor: Optional[wd.Monitor] = None
     try:
-        cc.start_etcd(members)
+        if margin is not None:
+            monitor = _watchdog_monitor(cluster, members, args.reboot_delay)
+            monitor.start()
+        cc.start_dcs(members)
         cluster.start()
         if cc.wait_healthy(cluster, 240) is None:
             raise RuntimeError(f"cluster never became healthy: {cc.unhealthy(cluster)}")
@@ -146,12 +165,16 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
             row = faults.run_fault(ctx, fault, args.heal_timeout)
             times = sorted(a.ack for a in workload.acks)
             row["no_primary_s"] = round(check.longest_gap(times, row["_start"], row["_end"], time.monotonic()), 3)
+            if monitor is not None:
+                row["watchdog_resets"] = wd.resets_in(monitor.resets, row["_start"], row["_end"])
             rows.append(row)
             healed = "NOT HEALED" if row["healed_s"] is None else f"healed {row['healed_s']:.1f}s"
             print(f"[{fault.index + 1}/{len(schedule)}] {row['at_utc']} {row['kind']:<21} {row['target']:<26} "
                   f"held {row['held_s']:.1f}s  no-primary {row['no_primary_s']:.1f}s  {healed}  "
                   f"primary {row['primary_before']}->{row['primary_after']}"
-                  + (f"  ({row['detail']})" if row.get("detail") else ""), flush=True)
+                  + (f"  ({row['detail']})" if row.get("detail") else "")
+                  + (f"  watchdog reset {','.join(row['watchdog_resets'])}" if row.get("watchdog_resets") else ""),
+                  flush=True)
         # Final heal (every fault healed itself already) and quiet period.
         network.heal()
         final_heal = cc.wait_healthy(cluster, args.heal_timeout)
@@ -169,6 +192,7 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
         lost = check.lost_acked(acks, present)
         lost_per_fault(lost, acks, rows)
         brains = check.split_brain(check.writable_spans(acks))
+        watchdog = _watchdog_summary(monitor, rows) if monitor is not None else None
         wal_per_row = (wal_position(final) - wal_start) / max(1, len(present))
         t0 = rows[0]["_start"] if rows else end
         for r in rows:
@@ -182,6 +206,7 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
             "final_heal_s": None if final_heal is None else round(final_heal, 3),
             "maximum_lag_on_failover": MAX_LAG, "wal_bytes_per_row": round(wal_per_row, 1),
             "lost_wal_estimate_bytes": round(len(lost) * wal_per_row),
+            "watchdog": watchdog,
         }
         brains_rel = [(s - t0, e - t0, a, b) for s, e, a, b in brains]
         report = check.summarize(args.mode, args.ttl, rows, acks, lost, brains_rel, extra)
@@ -192,9 +217,36 @@ def run(args: argparse.Namespace, base: str) -> Dict[str, Any]:
     finally:
         if workload is not None:
             workload.stop()
+        if monitor is not None:
+            monitor.stop()  # no resets while the cluster is stopped on purpose
         network.heal()
         cc.stop_all(cluster, members)
         inside.leave()
+
+
+def _watchdog_monitor(cluster: Any, members: List[cc.DcsMember], reboot_s: float) -> wd.Monitor:
+    nodes = {n.name: n for n in cluster.nodes if isinstance(n, cc.ChaosNode)}
+    for n in nodes.values():
+        os.makedirs(n.dir, exist_ok=True)
+        wd.make_fifo(n.watchdog_device)
+        cc.chown_tree(n.dir)
+    return wd.Monitor({name: n.watchdog_device for name, n in nodes.items()},
+                      reset=lambda name: cc.hard_reset(nodes[name]),
+                      reboot=lambda name: cc.reboot(nodes[name], members[nodes[name].index]),
+                      reboot_s=reboot_s)
+
+
+def _watchdog_summary(monitor: wd.Monitor, rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Every reset, and the ones outside any fault's window (before the first, after the last)."""
+    inside = sum(len(r.get("watchdog_resets", [])) for r in rows)
+    return {
+        "resets": len(monitor.resets),
+        "resets_outside_faults": len(monitor.resets) - inside,
+        "reset_log": [{"node": r.node, "silent_s": round(r.silent_s, 2), "timeout": r.timeout,
+                       "fault": next((row["index"] for row in rows if row["_start"] <= r.at < row["_end"]), None)}
+                      for r in monitor.resets],
+        "errors": monitor.errors,
+    }
 
 
 def print_summary(report: Dict[str, Any], failures: List[str]) -> None:
@@ -205,7 +257,8 @@ def print_summary(report: Dict[str, Any], failures: List[str]) -> None:
           f"lost_acked {report['lost_acked']}, split_brain_s {report['split_brain_s']}, "
           f"max_no_primary_s {report['max_no_primary_s']}, "
           f"median no-primary after a primary partition {med if med is not None else '-'} s, "
-          f"unhealed {report['unhealed']}")
+          f"unhealed {report['unhealed']}"
+          + (f", watchdog resets {report['watchdog']['resets']}" if report.get("watchdog") else ""))
     if report["mode"] == "async" and report["lost_acked"]:
         print(f"  async: {report['lost_acked']} acknowledged writes lost (~{report['lost_wal_estimate_bytes']} bytes "
               f"of WAL; bound per failover: maximum_lag_on_failover = {report['maximum_lag_on_failover']})")
@@ -246,7 +299,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         removed = net.remove_all()
         if report is None or failures or args.keep:
-            print(f"chaos: logs of every daemon, database and etcd member kept in {base}", flush=True)
+            print(f"chaos: logs of every daemon, database and DCS member kept in {base}", flush=True)
         else:
             shutil.rmtree(base, ignore_errors=True)
         if removed:

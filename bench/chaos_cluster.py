@@ -1,4 +1,5 @@
-"""The chaos harness's cluster: a 3-member etcd and our daemons, one node per namespace.
+"""The chaos harness's cluster: a 3-member etcd (or Consul, chaos_consul.py) and our
+daemons, one node per namespace.
 
 Nodes reuse the end-to-end harness (tests/e2e/harness.py): its Node builds the
 daemon's configuration (QHB names over the PostgreSQL 15 binaries, see
@@ -15,8 +16,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Protocol
 
 import chaos_net as net
 
@@ -26,6 +28,9 @@ USER = os.environ.get("QHB_TEST_USER", "qhbtest")
 ETCD_BIN = os.environ.get("QHB_TEST_ETCD", "/usr/bin/etcd")
 API_PORT, PG_PORT, ETCD_CLIENT, ETCD_PEER = 8008, 5432, 2379, 2380
 processes: List[subprocess.Popen[bytes]] = []  # reaped at teardown
+# Starting and killing a node's processes: the faults (main thread) and the emulated
+# watchdog's resets and reboots (its own threads) take turns.
+LIFECYCLE = threading.RLock()
 
 
 def chown_tree(path: str) -> None:
@@ -54,6 +59,18 @@ def reap() -> None:
         p.poll()
 
 
+class DcsMember(Protocol):
+    """A DCS server in a node's namespace: EtcdMember, chaos_consul.ConsulMember."""
+    index: int
+    name: str
+    ns: str
+
+    def start(self) -> None: ...
+    def kill(self) -> None: ...
+    def pids(self) -> List[int]: ...
+    def healthy(self) -> bool: ...
+
+
 class EtcdMember:
     def __init__(self, base: str, index: int, nodes: int) -> None:
         self.index = index
@@ -65,6 +82,12 @@ class EtcdMember:
         self.log_path = os.path.join(self.dir, "etcd.log")
 
     def start(self) -> None:
+        with LIFECYCLE:
+            if self.pids():
+                return  # already up again (an emulated watchdog reset restarted it)
+            self._start()
+
+    def _start(self) -> None:
         os.makedirs(self.dir, exist_ok=True)
         chown_tree(self.dir)
         peer = f"http://{net.etcd_ip(self.index)}:{ETCD_PEER}"
@@ -84,9 +107,10 @@ class EtcdMember:
         return net.find_pids(self.ns, lambda c: bool(c) and c[0] == ETCD_BIN and self.name in c)
 
     def kill(self) -> None:
-        signal_pids(self.pids(), signal.SIGKILL)
-        if net.wait_gone(self.ns, lambda c: bool(c) and c[0] == ETCD_BIN, 10):
-            raise RuntimeError(f"{self.name} survives SIGKILL")
+        with LIFECYCLE:
+            signal_pids(self.pids(), signal.SIGKILL)
+            if net.wait_gone(self.ns, lambda c: bool(c) and c[0] == ETCD_BIN, 10):
+                raise RuntimeError(f"{self.name} survives SIGKILL")
 
     def healthy(self) -> bool:
         try:
@@ -103,13 +127,19 @@ def _is_daemon(c: List[str]) -> bool:
 class ChaosNode(Node):
     """A harness Node living in its own namespace, on the node's address."""
 
-    def __init__(self, cluster: LocalCluster, index: int, src: str, etcd_hosts: List[str]) -> None:
+    def __init__(self, cluster: LocalCluster, index: int, src: str, dcs: Dict[str, Any],
+                 watchdog_margin: Optional[int] = None) -> None:
         super().__init__(cluster, index)
         self.api_port, self.pg_port = API_PORT, PG_PORT
         self.ip = net.db_ip(index)
         self.ns = net.node_ns(index)
         self.src = src
-        self.etcd_hosts = etcd_hosts
+        self.dcs = dcs  # the DCS section of this node's configuration
+        self.watchdog_margin = watchdog_margin  # None: no watchdog section (mode automatic, no device)
+
+    @property
+    def watchdog_device(self) -> str:
+        return os.path.join(self.dir, "watchdog")
 
     @property
     def api(self) -> str:
@@ -117,13 +147,16 @@ class ChaosNode(Node):
 
     def config(self) -> Dict[str, Any]:
         c = super().config()
-        c.pop("etcd", None)
-        own = f"{net.etcd_ip(self.index)}:{ETCD_CLIENT}"  # the local member first
-        c["etcd3"] = {"hosts": [own] + [h for h in self.etcd_hosts if h != own]}
+        for section in ("etcd", "etcd3", "consul"):
+            c.pop(section, None)
+        c.update(self.dcs)
         c["restapi"] = {"listen": f"{self.ip}:{API_PORT}", "connect_address": f"{self.ip}:{API_PORT}"}
         pg = c["postgresql"]
         pg["listen"] = pg["connect_address"] = f"{self.ip}:{PG_PORT}"
         pg["parameters"].update({"shared_buffers": "16MB", "max_connections": 40, "wal_keep_size": "64MB"})
+        if self.watchdog_margin is not None:  # the harness's emulated device (bench/chaos_watchdog.py)
+            c["watchdog"] = {"mode": "required", "driver": "testing", "device": self.watchdog_device,
+                             "safety_margin": self.watchdog_margin}
         c["bootstrap"]["qhb_hba"] = [  # every net's addresses lie in 10.213.0.0/16
             "host replication replicator 10.213.0.0/16 md5",
             "host all all 10.213.0.0/16 md5",
@@ -132,8 +165,18 @@ class ChaosNode(Node):
         return c
 
     def start(self) -> None:
-        if self.running():
-            raise RuntimeError(f"{self.name} already running")
+        with LIFECYCLE:
+            if self.running():
+                raise RuntimeError(f"{self.name} already running")
+            self._start()
+
+    def ensure_started(self) -> None:
+        """Start the daemon unless it runs already (an emulated watchdog reset restarted it)."""
+        with LIFECYCLE:
+            if not self.running():
+                self._start()
+
+    def _start(self) -> None:
         self.write_config()
         chown_tree(self.dir)
         env = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "HOME": self.dir,
@@ -147,15 +190,17 @@ class ChaosNode(Node):
         return bool(self.daemon_pids())
 
     def kill_daemon(self) -> None:
-        signal_pids(self.daemon_pids(), signal.SIGKILL)
-        if net.wait_gone(self.ns, _is_daemon, 10):
-            raise RuntimeError(f"daemon of {self.name} survives SIGKILL")
+        with LIFECYCLE:
+            signal_pids(self.daemon_pids(), signal.SIGKILL)
+            if net.wait_gone(self.ns, _is_daemon, 10):
+                raise RuntimeError(f"daemon of {self.name} survives SIGKILL")
 
     def kill_postmaster(self) -> Optional[int]:
-        pm = self.postmaster_pid()
-        if pm is not None:
-            signal_pids([pm], signal.SIGKILL)
-        return pm
+        with LIFECYCLE:
+            pm = self.postmaster_pid()
+            if pm is not None:
+                signal_pids([pm], signal.SIGKILL)
+            return pm
 
     def terminate_daemon(self, timeout: float) -> None:
         signal_pids(self.daemon_pids(), signal.SIGCONT)
@@ -166,27 +211,55 @@ class ChaosNode(Node):
         return f"host={self.ip} port={PG_PORT} dbname={dbname} user=qhb password=qhb connect_timeout=2"
 
 
-def build(base: str, nodes: int, ttl: int, loop_wait: int, retry_timeout: int,
-          dynamic: Dict[str, Any]) -> tuple[LocalCluster, List[EtcdMember]]:
-    """The etcd members and a cluster of ChaosNodes under `base` (nothing started)."""
+def etcd_section(index: int, nodes: int) -> Dict[str, Any]:
+    """`etcd3` with every member, the node's own first."""
+    hosts = [f"{net.etcd_ip(i)}:{ETCD_CLIENT}" for i in range(nodes)]
+    return {"etcd3": {"hosts": [hosts[index]] + [h for h in hosts if h != hosts[index]]}}
+
+
+def build(base: str, nodes: int, ttl: int, loop_wait: int, retry_timeout: int, dynamic: Dict[str, Any],
+          watchdog_margin: Optional[int] = None, dcs: str = "etcd") -> tuple[LocalCluster, List[DcsMember]]:
+    """The DCS members and a cluster of ChaosNodes under `base` (nothing started)."""
     src = os.path.join(base, "src")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for pkg in ("qhb_patroni", "patronictl"):
         shutil.copytree(os.path.join(repo, pkg), os.path.join(src, pkg),
                         ignore=shutil.ignore_patterns("__pycache__"))
-    members = [EtcdMember(base, i, nodes) for i in range(nodes)]
-    hosts = [f"{net.etcd_ip(i)}:{ETCD_CLIENT}" for i in range(nodes)]
+    members: List[DcsMember]
+    section: Callable[[int], Dict[str, Any]]
+    if dcs == "consul":
+        import chaos_consul  # imports this module
+
+        consul = chaos_consul.members(base, nodes)
+        members, section = list(consul), lambda i: chaos_consul.node_section(consul[i])
+    else:
+        members, section = [EtcdMember(base, i, nodes) for i in range(nodes)], lambda i: etcd_section(i, nodes)
     cluster = LocalCluster(base, etcd_host="", nodes=0, ttl=ttl, loop_wait=loop_wait,
                            retry_timeout=retry_timeout, scope="qhb-chaos", dynamic=dynamic,
-                           dcs=lambda: {"etcd3": {"hosts": hosts}})
-    cluster.nodes = [ChaosNode(cluster, i, src, hosts) for i in range(nodes)]
+                           dcs=lambda: section(0))
+    cluster.nodes = [ChaosNode(cluster, i, src, section(i), watchdog_margin) for i in range(nodes)]
     return cluster, members
 
 
-def start_etcd(members: List[EtcdMember], timeout: float = 60) -> None:
+def hard_reset(node: ChaosNode) -> None:
+    """What a hardware reset does to a node: every process in its namespace (daemon,
+    database, DCS member) dies at once."""
+    with LIFECYCLE:
+        net.kill_namespace_processes(node.ns)
+    reap()
+
+
+def reboot(node: ChaosNode, member: DcsMember) -> None:
+    """The node comes back after a reset: its DCS member and its daemon start, as at boot."""
+    with LIFECYCLE:
+        member.start()
+        node.ensure_started()
+
+
+def start_dcs(members: List[DcsMember], timeout: float = 90) -> None:
     for m in members:
         m.start()
-    wait_for(lambda: all(m.healthy() for m in members), timeout, "the etcd members to be healthy", 0.2)
+    wait_for(lambda: all(m.healthy() for m in members), timeout, "the DCS members to be healthy", 0.2)
 
 
 def streaming(node: Node) -> List[str]:
@@ -252,7 +325,7 @@ def wait_healthy(cluster: LocalCluster, timeout: float) -> Optional[float]:
     return None
 
 
-def stop_all(cluster: LocalCluster, members: List[EtcdMember]) -> None:
+def stop_all(cluster: LocalCluster, members: List[DcsMember]) -> None:
     """Planned stop of every daemon (SIGTERM, which stops its database), then etcd."""
     for n in cluster.nodes:
         assert isinstance(n, ChaosNode)

@@ -16,7 +16,7 @@ Heal = Callable[[], None]
 
 
 class Context:
-    def __init__(self, cluster: LocalCluster, members: List[cc.EtcdMember], network: net.Network,
+    def __init__(self, cluster: LocalCluster, members: List[cc.DcsMember], network: net.Network,
                  ttl: int, synchronous: bool) -> None:
         self.synchronous = synchronous
         self.cluster = cluster
@@ -106,7 +106,7 @@ def _process_fault(ctx: Context, kind: str, pick: float) -> Tuple[str, Heal, str
         if kind in (plan.KILL_POSTMASTER, plan.KILL_BOTH):
             pm = node.kill_postmaster()
             detail = f"postmaster {pm}" if pm else "no postmaster was running"
-        return node.name, (node.start if kind != plan.KILL_POSTMASTER else _nothing), detail
+        return node.name, (node.ensure_started if kind != plan.KILL_POSTMASTER else _nothing), detail
     if kind == plan.STOP_DAEMON:
         node = ctx.node(ctx.primary(pick))
         pids = node.daemon_pids()

@@ -261,3 +261,22 @@ def test_service_name_mapping() -> None:
     assert service_name("Batman_1.prod db") == "batman-1-prod-db"
     assert service_name("caf\u00e9") == "cafu0233"
     assert len(service_name("x" * 300)) == 230
+
+
+def test_a_renewal_never_takes_a_lock_another_session_holds_even_under_our_name(
+        consul_server: ConsulProcess, make: Any, scope: str) -> None:
+    """A daemon restarted after a crash (or a reset) finds the leader key still holding
+    its own name, locked by its previous process's session.  Renewing with the key's
+    current version (the writer's by-name fallback) must fail, not move the lock to the
+    new session: only the old session's expiry frees the key."""
+    old, new, other = make("a"), make("a"), make("b")
+    assert old.attempt_to_acquire_leader() is not None
+    held_by = old.store.session
+    node = other.store.load().nodes[keys.LEADER]
+    assert node.value == "a" and node.ephemeral_owner == held_by
+    assert new.store.put(keys.LEADER, "a", version=node.version, ephemeral=True) is None
+    assert new.update_leader(node.version) is None
+    assert new.update_leader(None) is None
+    after = other.store.load().nodes[keys.LEADER]
+    assert (after.value, after.ephemeral_owner, after.version) == ("a", held_by, node.version)
+    assert new.store.session not in (None, held_by)
