@@ -25,7 +25,9 @@ from tests.e2e.harness import LocalCluster, Node
 from tests.fixtures import patroni302
 
 
-def streaming_replicas(primary: Node) -> int:
+def streaming_replicas(primary: Node, names: List[str]) -> int:
+    """Members streaming from the primary (the base backup's own WAL stream shows as
+    streaming too, under another application_name: not counted)."""
     import psycopg2
 
     try:
@@ -34,15 +36,18 @@ def streaming_replicas(primary: Node) -> int:
         return 0
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+            cur.execute("SELECT count(DISTINCT application_name) FROM pg_stat_replication"
+                        " WHERE state = 'streaming' AND application_name = ANY(%s)", (names,))
             row = cur.fetchone()
             return int(row[0]) if row else 0
     finally:
         conn.close()
 
 
-def one_run(ttl: int, loop_wait: int, retry_timeout: int, impl: str) -> Dict[str, float]:
+def one_run(ttl: int, loop_wait: int, retry_timeout: int, impl: str, keep: Optional[str] = None) -> Dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="qhb-bench-boot-") as base:
+        if keep:  # the daemons' and servers' logs stay there for reading (where the time goes)
+            base = tempfile.mkdtemp(prefix="run-", dir=keep)
         etcd = Etcd(base)
         cluster = LocalCluster(base, etcd.host, ttl=ttl, loop_wait=loop_wait, retry_timeout=retry_timeout,
                                scope="bench-boot")
@@ -53,6 +58,7 @@ def one_run(ttl: int, loop_wait: int, retry_timeout: int, impl: str) -> Dict[str
             t0 = time.monotonic()
             cluster.start()
             primary: Optional[Node] = None
+            names = [n.name for n in cluster.nodes]
             while "running" not in marks or "streaming" not in marks:
                 now = time.monotonic() - t0
                 if now > 300:
@@ -61,7 +67,7 @@ def one_run(ttl: int, loop_wait: int, retry_timeout: int, impl: str) -> Dict[str
                     primary = cluster.primary()
                     if primary is not None:
                         marks["leader"] = time.monotonic() - t0
-                if primary is not None and "streaming" not in marks and streaming_replicas(primary) >= 2:
+                if primary is not None and "streaming" not in marks and streaming_replicas(primary, names) >= 2:
                     marks["streaming"] = time.monotonic() - t0
                 if "running" not in marks and cluster.all_running():
                     marks["running"] = time.monotonic() - t0
@@ -81,6 +87,7 @@ def main() -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--fast-only", action="store_true")
     group.add_argument("--default-only", action="store_true")
+    parser.add_argument("--keep", help="keep each run's directory (logs) under this directory")
     args = parser.parse_args()
     if args.impl == "patroni" and not patroni302.available():
         raise SystemExit(f"Patroni 3.0.2 not found at {patroni302.PATRONI}")
@@ -90,7 +97,7 @@ def main() -> None:
             continue
         figures: Dict[str, List[float]] = {}
         for i in range(args.runs):
-            marks = one_run(ttl, lw, rt, args.impl)
+            marks = one_run(ttl, lw, rt, args.impl, args.keep)
             for k, v in marks.items():
                 figures.setdefault(k, []).append(v)
             print(f"[{args.impl}] {label} run {i + 1}: leader {marks['leader']:.3f} s, all running "
