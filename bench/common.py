@@ -56,3 +56,32 @@ def summary(label: str, values: Sequence[float], unit: str = "s") -> str:
 def report(rows: List[Dict[str, Any]]) -> None:
     for row in rows:
         print("  " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+
+
+def use_patroni_302_cluster(cluster: Any) -> None:
+    """A whole cluster of Patroni 3.0.2 members (tests/fixtures/patroni302.py) that can
+    bootstrap itself: 3.0.2 with config_base_name qhb renames the qhb.conf that initdb never
+    wrote and gives up ('Failed to bootstrap cluster'), so these members keep the
+    PostgreSQL file names (and database postgres, which initdb does create); everything else
+    is the fixture's translation of our config."""
+    import yaml
+
+    from tests.fixtures import patroni302
+
+    def start(node: Any) -> None:
+        assert node.proc is None or node.proc.poll() is not None, f"{node.name} already running"
+        os.makedirs(os.path.join(node.dir, "sock"), exist_ok=True)
+        conf = patroni302.config(node)
+        pg = conf["postgresql"]
+        pg.pop("config_base_name", None)
+        pg.pop("database", None)
+        pg["parameters"] = {k: v for k, v in pg["parameters"].items() if k not in ("hba_file", "ident_file")}
+        with open(node.config_path, "w", encoding="utf-8") as f:
+            yaml.safe_dump(conf, f, sort_keys=False)
+        with open(node.log_path, "ab") as log:
+            node.proc = subprocess.Popen([patroni302.PATRONI, node.config_path], cwd=node.dir,
+                                         env=patroni302.clean_env(), stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    for node in cluster.nodes:
+        node.start = (lambda n=node: start(n))

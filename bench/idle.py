@@ -1,25 +1,29 @@
 """Idle cost of the daemon: resident memory and CPU seconds per idle minute.
 
-    python bench/idle.py [SECONDS]    (as an unprivileged user; default 60 s of idling)
+    python bench/idle.py [RUNS] [--seconds S] [--impl ours|patroni]
+        (as an unprivileged user; default 5 runs of 60 s idling each)
 
-Starts 3 daemons on etcd (v2 API) with the default timings (ttl 30, loop_wait 10,
-retry_timeout 10), waits until the cluster is up and has settled, then reads each
-daemon's VmRSS and its CPU time (user + system, from /proc/PID/stat) at the start
-and at the end of the idle period.  Figures are per daemon process (the database
-is not counted).  Issue #14 compares them with Patroni 3.0.2 measured here:
-about 44 MB and 0.06-0.13 CPU seconds per idle minute.
+Per run it starts 3 daemons on etcd (v2 API) with the default timings (ttl 30,
+loop_wait 10, retry_timeout 10), waits until the cluster is up and has settled, then
+reads each daemon's VmRSS and its CPU time (user + system, from /proc/PID/stat, the
+daemon process and any children it waited for) at the start and at the end of the idle
+period.  Figures are per daemon process (the database is not counted), reported
+separately for the leader and the replicas.  `--impl patroni` runs Patroni 3.0.2
+(tests/fixtures/patroni302.py).  Issue #14 compares them with Patroni 3.0.2 measured
+here: about 44 MB and 0.06-0.13 CPU seconds per idle minute.
 """
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import tempfile
 import time
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
-from common import Etcd, refuse_root, summary
+from common import Etcd, refuse_root, summary, use_patroni_302_cluster
 
 from tests.e2e.harness import LocalCluster
+from tests.fixtures import patroni302
 
 TICKS = os.sysconf("SC_CLK_TCK")
 SETTLE = 20.0
@@ -36,36 +40,56 @@ def rss_mb(pid: int) -> float:
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15)
+    # utime, stime, cutime, cstime (fields 14-17): children such as a controldata call count too
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICKS
+
+
+def one_run(seconds: float, impl: str) -> Dict[str, List[Tuple[float, float]]]:
+    """{"leader": [(rss MB, cpu s/min)], "replica": [...]} for one idle period."""
+    with tempfile.TemporaryDirectory(prefix="qhb-bench-idle-") as base:
+        etcd = Etcd(base)
+        cluster = LocalCluster(base, etcd.host, ttl=30, loop_wait=10, retry_timeout=10, scope="bench-idle")
+        if impl == "patroni":
+            use_patroni_302_cluster(cluster)
+        try:
+            cluster.start()
+            primary = cluster.wait_all_running(timeout=300)
+            time.sleep(SETTLE)
+            pids = {n.name: n.proc.pid for n in cluster.nodes if n.proc is not None}
+            start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            time.sleep(seconds)
+            out: Dict[str, List[Tuple[float, float]]] = {"leader": [], "replica": []}
+            for name, pid in pids.items():
+                cpu = (cpu_seconds(pid) - start[name]) * 60.0 / seconds
+                role = "leader" if name == primary.name else "replica"
+                out[role].append((rss_mb(pid), cpu))
+                print(f"  [{impl}] {name} ({role}): RSS {rss_mb(pid):.1f} MB, CPU {cpu:.3f} s per idle minute",
+                      flush=True)
+            return out
+        finally:
+            cluster.stop()
+            etcd.stop()
 
 
 def main() -> None:
     refuse_root()
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
-    with tempfile.TemporaryDirectory(prefix="qhb-bench-idle-") as base:
-        etcd = Etcd(base)
-        cluster = LocalCluster(base, etcd.host, ttl=30, loop_wait=10, retry_timeout=10, scope="bench-idle")
-        try:
-            cluster.start()
-            cluster.wait_all_running(timeout=300)
-            time.sleep(SETTLE)
-            pids = {n.name: n.proc.pid for n in cluster.nodes if n.proc is not None}
-            start: Dict[str, Tuple[float, float]] = {name: (cpu_seconds(pid), rss_mb(pid))
-                                                    for name, pid in pids.items()}
-            time.sleep(seconds)
-            per_minute, rss = [], []
-            for name, pid in pids.items():
-                cpu = (cpu_seconds(pid) - start[name][0]) * 60.0 / seconds
-                mem = rss_mb(pid)
-                per_minute.append(cpu)
-                rss.append(mem)
-                print(f"{name}: RSS {mem:.1f} MB (was {start[name][1]:.1f} MB), "
-                      f"CPU {cpu:.3f} s per idle minute", flush=True)
-            print(summary("daemon RSS", rss, "MB"))
-            print(summary("daemon CPU seconds per idle minute", per_minute))
-        finally:
-            cluster.stop()
-            etcd.stop()
+    parser = argparse.ArgumentParser(description="idle cost benchmark")
+    parser.add_argument("runs", nargs="?", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--impl", choices=("ours", "patroni"), default="ours")
+    args = parser.parse_args()
+    if args.impl == "patroni" and not patroni302.available():
+        raise SystemExit(f"Patroni 3.0.2 not found at {patroni302.PATRONI}")
+    print(f"impl={args.impl}, load average at start: {os.getloadavg()}", flush=True)
+    figures: Dict[str, List[Tuple[float, float]]] = {"leader": [], "replica": []}
+    for i in range(args.runs):
+        print(f"[{args.impl}] run {i + 1} ({args.seconds:.0f} s idle):", flush=True)
+        for role, vals in one_run(args.seconds, args.impl).items():
+            figures[role].extend(vals)
+    for role, vals in figures.items():
+        print(summary(f"[{args.impl}] {role} daemon RSS", [v[0] for v in vals], "MB"))
+        print(summary(f"[{args.impl}] {role} daemon CPU seconds per idle minute", [v[1] for v in vals]))
+    print(f"load average at end: {os.getloadavg()}", flush=True)
 
 
 if __name__ == "__main__":

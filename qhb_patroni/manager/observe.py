@@ -87,7 +87,7 @@ def observe(server: LocalServer) -> LocalState:
             rewind_possible=rewind_ok,
         )
     try:
-        status = sql.read_status(server.local_params())
+        status = sql.read_status(server.local_params(), server.status_conn.query)
     except ManagerError:
         if server.state == STATE_STOPPED:
             server.state = STATE_STARTING  # a postmaster that does not answer yet
@@ -138,7 +138,7 @@ def server_status(server: LocalServer) -> ServerStatus:
         _note_not_running(server)
         return ServerStatus(state=server.state, role=server.role)
     try:
-        status = sql.read_status(server.local_params())
+        status = sql.read_status(server.local_params(), server.status_conn.query)
     except ManagerError:
         return ServerStatus(state=server.state, role=server.role, query_ok=False, postmaster_pid=pid)
     if server.state in (STATE_STOPPED, STATE_STARTING, STATE_CRASHED):

@@ -24,6 +24,7 @@ from .controldata import ControlData, read_controldata
 from .files import major_version, write_file, write_pgpass
 from .process import STOP_SIGNALS, Postmaster, run_tool
 from .settings import ManagerError, PgSettings
+from .statusconn import StatusConnection
 
 DEFAULT_MAJOR = 15
 # Replica start safety (7.2): these must not be below the primary's values.
@@ -44,6 +45,7 @@ class LocalServer:
         self.postmaster = Postmaster(self.bin["server"], settings.data_dir, self.layout.postmaster_pid)
         self.state = STATE_STOPPED
         self.role = ROLE_UNINITIALIZED
+        self.status_conn = StatusConnection()  # kept for the status query (manager/statusconn.py)
         # Recovery section of the main config while following (None: no section).
         self.recovery: Optional[Dict[str, str]] = None
         self.pending_restart = False
@@ -184,6 +186,7 @@ class LocalServer:
 
     def start(self, timeout: Optional[float] = None) -> bool:
         """Write the config and start; True once it accepts connections."""
+        self.status_conn.resume()
         if self.is_running():
             self.state = STATE_RUNNING
             return True
@@ -206,6 +209,7 @@ class LocalServer:
     def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
         if mode not in STOP_SIGNALS:
             raise ManagerError(f"unknown stop mode {mode!r}")
+        self.status_conn.pause()  # resumed by the next start()
         if not self.is_running():
             self.state = STATE_STOPPED
             return True

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from psycopg2 import sql as pgsql
 
@@ -72,8 +72,10 @@ def _int_or_none(value: Any) -> Optional[int]:
     return None if value is None else int(value)
 
 
-def read_status(params: Mapping[str, Any]) -> StatusRow:
-    rows = query(params, STATUS_QUERY)
+def read_status(params: Mapping[str, Any], run: Optional[Callable[[Mapping[str, Any], str], List[Any]]] = None
+                ) -> StatusRow:
+    """`run(params, sql)`: how to run the query (default: a connection of its own)."""
+    rows = (run or query)(params, STATUS_QUERY)
     if not rows:
         raise ManagerError("status query returned no row")
     r = rows[0]
