@@ -143,6 +143,43 @@ def _timing_problems(dcs: Any, path: KeyPath, origin: Origin, local: bool = Fals
     return [Problem(origin(path + ("ttl",)), path, message, lenient=True)]
 
 
+def _watchdog_problems(config: Dict[str, Any], origin: Origin) -> List[Problem]:
+    """With a `watchdog` section (mode not off): its device timeout (ttl - safety_margin,
+    ttl // 2 for -1, with the timings of bootstrap.dcs or their defaults) must be longer
+    than loop_wait + retry_timeout - the loop pings the device, and one that meets an
+    unreachable DCS spends up to retry_timeout after sleeping up to loop_wait - and at
+    least loop_wait (a shorter one is refused when the leader arms it).  Lenient: 3.0.2
+    starts with any of these (docs/watchdog.md)."""
+    dog = config.get("watchdog")
+    if not isinstance(dog, dict) or parse_bool(dog.get("mode", "automatic")) is False \
+            or str(dog.get("mode", "")).strip().lower() in ("off", "disable", "disabled"):
+        return []
+    bootstrap = config.get("bootstrap")
+    dcs = bootstrap.get("dcs") if isinstance(bootstrap, dict) else None
+    dcs = dcs if isinstance(dcs, dict) else {}
+    names = ("ttl", "loop_wait", "retry_timeout")
+    values = [as_int(dcs.get(k, dynamic_default(k))) for k in names]
+    margin = as_int(dog.get("safety_margin", 5))
+    if any(v is None for v in values) or margin is None or isinstance(dog.get("safety_margin"), bool):
+        return []
+    ttl, loop_wait, retry_timeout = values
+    timeout = ttl // 2 if margin == -1 else ttl - margin
+    need = loop_wait + retry_timeout
+    if timeout > need:
+        return []
+    path: KeyPath = ("watchdog", "safety_margin")
+    best = ttl - need - 1
+    advice = (f"use watchdog.safety_margin {best} or less" if best >= 0 else
+              "raise ttl (bootstrap.dcs.ttl) above loop_wait + retry_timeout + 1")
+    what = "ttl // 2" if margin == -1 else f"ttl - watchdog.safety_margin ({ttl} - {margin})"
+    message = (f"the watchdog timeout {what} = {timeout} s is not longer than bootstrap.dcs.loop_wait + "
+               f"bootstrap.dcs.retry_timeout ({loop_wait} + {retry_timeout} = {need} s): a DCS outage can "
+               f"let the device reset the machine before the HA loop notices; {advice}")
+    if timeout < loop_wait:
+        message += "; a timeout shorter than loop_wait is refused and the leader runs without the watchdog"
+    return [Problem(origin(path), path, message, lenient=True)]
+
+
 def _extra_problems(config: Dict[str, Any], origin: Origin) -> List[Problem]:
     problems: List[Problem] = []
     pg = config.get("postgresql")
@@ -172,6 +209,7 @@ def validate_local(config: Dict[str, Any], origin: Optional[Origin] = None) -> L
     bootstrap = config.get("bootstrap")
     if isinstance(bootstrap, dict):
         problems += _timing_problems(bootstrap.get("dcs"), ("bootstrap", "dcs"), where, local=True)
+    problems += _watchdog_problems(config, where)
     problems += _extra_problems(config, where)
     problems += [Problem(where(p.path), p.path, p.message) for p in file_value_problems(config, "", local=True)]
     return _dedup(problems)

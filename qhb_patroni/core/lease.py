@@ -42,3 +42,12 @@ def fence_at(lock_written_at: Optional[float], ttl: float) -> Optional[float]:
 def lease_runs(lock_written_at: Optional[float], now: float, ttl: float) -> bool:
     end = fence_at(lock_written_at, ttl)
     return end is not None and now < end
+
+
+def status_deadline(ttl: float, loop_wait: float) -> float:
+    """Seconds the HA loop waits for the local server's status query before it decides
+    without it (the lock holder then renews on what it knew, core/running.py): a quarter
+    of what a cycle leaves of the lease, between 0.5 and 2 s (1 s at ttl 5 / loop_wait 1).
+    So a stalled server delays a renewal by at most this, never by the connection's own
+    timeouts (3 s to connect, 2 s per statement)."""
+    return min(2.0, max(0.5, (ttl - loop_wait) / 4.0))

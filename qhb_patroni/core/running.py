@@ -29,7 +29,7 @@ from .timing import deadline_passed, seconds_until
 def running_phases(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
     local = ctx.local
     if ctx.role == roles.UNKNOWN:
-        return ctx.out(roles.PG_UNKNOWN, [], memory)
+        return _unknown(ctx, memory)
     if ctx.cluster.paused:
         paused = _paused(ctx, memory)
         if paused is not None:
@@ -43,6 +43,18 @@ def running_phases(ctx: Ctx, memory: Memory, promoted: bool) -> Decision:
     if ctx.i_am_leader:
         return _mine(ctx, memory, promoted)
     return _theirs(ctx, memory)
+
+
+def _unknown(ctx: Ctx, memory: Memory) -> Decision:
+    """The server runs but did not answer the status query in time (stalled, overloaded,
+    a lock): the lock holder renews on the role it last had and does nothing else, so a
+    slow database never costs the lease (as 3.0.2, which falls back to its cached role).
+    A primary that stays stalled keeps the lock; one that lost the lock meanwhile is
+    fenced by the lease guard when its lease ends."""
+    if ctx.i_am_leader and not ctx.failed(A.RenewLock):
+        alert = "Failed to determine PostgreSQL state from the connection, falling back to cached role"
+        return ctx.out(roles.PG_UNKNOWN_HOLDER, [_renew(ctx)], memory, alert=alert)
+    return ctx.out(roles.PG_UNKNOWN, [], memory)
 
 
 def _paused(ctx: Ctx, memory: Memory) -> Optional[Decision]:

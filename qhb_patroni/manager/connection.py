@@ -1,16 +1,23 @@
 """psycopg2 connections with short timeouts (local server, leader, replication)."""
 from __future__ import annotations
 
+import select
+import time
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 import psycopg2
+import psycopg2.extensions
 
 from .settings import Credentials, ManagerError, PgSettings
 
 CONNECT_TIMEOUT = 3
 STATEMENT_TIMEOUT_MS = 2000
+
+
+class ServerUnresponsive(ManagerError):
+    """The server did not answer within the deadline (stopped, overloaded, a lock...)."""
 
 
 def host_port_from_url(url: str) -> Tuple[str, int]:
@@ -97,3 +104,45 @@ def query(params: Mapping[str, Any], sql: str, args: Any = None, replication: bo
         with conn.cursor() as cur:
             cur.execute(sql, args)
             return list(cur.fetchall()) if cur.description is not None else []
+
+
+def query_within(params: Mapping[str, Any], sql: str, seconds: float) -> List[Any]:
+    """`query` with a deadline for the whole round trip, connection included (libpq's
+    connect_timeout counts whole seconds and at least 2).  Raises ServerUnresponsive when
+    the server has not answered within `seconds`: the HA loop must not wait for a stalled
+    server before renewing the leader key.  The abandoned statement ends by itself
+    (statement_timeout) or when the server notices the closed connection."""
+    end = time.monotonic() + seconds
+    kwargs = dict(params)
+    kwargs.pop("connect_timeout", None)
+    try:
+        conn = psycopg2.connect(async_=True, **kwargs)
+    except psycopg2.Error as exc:
+        raise ManagerError(_one_line(exc)) from exc
+    try:
+        _poll_until(conn, end, seconds)
+        cur = conn.cursor()
+        cur.execute(sql)
+        _poll_until(conn, end, seconds)
+        return list(cur.fetchall()) if cur.description is not None else []
+    except psycopg2.Error as exc:
+        raise ManagerError(_one_line(exc)) from exc
+    finally:
+        conn.close()
+
+
+def _poll_until(conn: Any, end: float, seconds: float) -> None:
+    while True:
+        state = conn.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        left = end - time.monotonic()
+        if left <= 0:
+            raise ServerUnresponsive(f"no answer from the server within {seconds:g} s")
+        fd = conn.fileno()
+        if state == psycopg2.extensions.POLL_READ:
+            select.select([fd], [], [], left)
+        elif state == psycopg2.extensions.POLL_WRITE:
+            select.select([], [fd], [], left)
+        else:  # pragma: no cover - psycopg2 documents no other state
+            raise ManagerError(f"unexpected connection poll state {state}")

@@ -108,12 +108,13 @@ class Manager:
     def binaries(self) -> Mapping[str, str]:
         return self.settings.binaries
 
-    def observe(self) -> LocalState:
-        self._last = _observe.observe(self.server)
+    def observe(self, deadline: Optional[float] = None) -> LocalState:
+        """`deadline`: seconds the status query may take (see observe.observe)."""
+        self._last = _observe.observe(self.server, deadline)
         return self._last
 
-    def server_status(self) -> ServerStatus:
-        return _observe.server_status(self.server)
+    def server_status(self, deadline: Optional[float] = None) -> ServerStatus:
+        return _observe.server_status(self.server, deadline)
 
     def member_data(self) -> Dict[str, Any]:
         """Member key fields owned by the manager (api_url/version/tags come from the runtime)."""

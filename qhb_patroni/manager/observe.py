@@ -60,7 +60,11 @@ def _role_from_recovery(server: LocalServer, in_recovery: bool) -> str:
     return ROLE_MASTER
 
 
-def observe(server: LocalServer) -> LocalState:
+def observe(server: LocalServer, deadline: Optional[float] = None) -> LocalState:
+    """`deadline`: seconds the status query may take (None: the connection's own timeouts).
+    A server that was running and does not answer in time (or fails the query) while its
+    postmaster lives is reported running with an unknown role: the core keeps the leader
+    key renewed without waiting for it (core/running.py, PG_UNKNOWN_HOLDER)."""
     s = server.settings
     dstate, derr = data_dir_state(s.data_dir)
     if dstate != DATA_PRESENT or derr is not None:
@@ -87,8 +91,12 @@ def observe(server: LocalServer) -> LocalState:
             rewind_possible=rewind_ok,
         )
     try:
-        status = sql.read_status(server.local_params(), server.status_conn.query)
+        status = sql.read_status(server.local_params(), deadline, server.status_conn.query)
     except ManagerError:
+        if server.state == STATE_RUNNING:
+            return LocalState(data_dir=dstate, state=server.state, role=server.role, running=True, in_recovery=None,
+                              sysid=sysid, controldata_state=cstate, pending_restart=server.pending_restart,
+                              rewind_possible=rewind_ok)
         if server.state == STATE_STOPPED:
             server.state = STATE_STARTING  # a postmaster that does not answer yet
         return LocalState(data_dir=dstate, state=server.state, role=server.role, running=False,
@@ -131,14 +139,15 @@ def _rewind_binary_ok(server: LocalServer) -> bool:
     return os.access(server.bin["rewind"], os.X_OK)
 
 
-def server_status(server: LocalServer) -> ServerStatus:
-    """The status document's database part: one SQL round trip when the postmaster runs."""
+def server_status(server: LocalServer, deadline: Optional[float] = None) -> ServerStatus:
+    """The status document's database part: one SQL round trip when the postmaster runs
+    (bounded by `deadline` seconds when given)."""
     pid = server.postmaster.pid()
     if pid is None:
         _note_not_running(server)
         return ServerStatus(state=server.state, role=server.role)
     try:
-        status = sql.read_status(server.local_params(), server.status_conn.query)
+        status = sql.read_status(server.local_params(), deadline, server.status_conn.query)
     except ManagerError:
         return ServerStatus(state=server.state, role=server.role, query_ok=False, postmaster_pid=pid)
     if server.state in (STATE_STOPPED, STATE_STARTING, STATE_CRASHED):

@@ -9,7 +9,7 @@ from psycopg2 import sql as pgsql
 
 from ..core.local import SlotState
 from .conffiles import RECOVERY_GUCS, parse_history
-from .connection import connect, query
+from .connection import connect, query, query_within
 from .settings import ManagerError
 
 # One round trip with everything observe() and the status document need (PG 10+).
@@ -72,10 +72,14 @@ def _int_or_none(value: Any) -> Optional[int]:
     return None if value is None else int(value)
 
 
-def read_status(params: Mapping[str, Any], run: Optional[Callable[[Mapping[str, Any], str], List[Any]]] = None
-                ) -> StatusRow:
-    """`run(params, sql)`: how to run the query (default: a connection of its own)."""
-    rows = (run or query)(params, STATUS_QUERY)
+def read_status(params: Mapping[str, Any], deadline: Optional[float] = None,
+                run: Optional[Callable[[Mapping[str, Any], str, Optional[float]], List[Any]]] = None) -> StatusRow:
+    """The status row; with `deadline` (seconds) ServerUnresponsive when it takes longer.
+    `run(params, sql, deadline)`: how to run the query (default: a connection of its own)."""
+    if run is not None:
+        rows = run(params, STATUS_QUERY, deadline)
+    else:
+        rows = query(params, STATUS_QUERY) if deadline is None else query_within(params, STATUS_QUERY, deadline)
     if not rows:
         raise ManagerError("status query returned no row")
     r = rows[0]

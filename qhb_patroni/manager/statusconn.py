@@ -14,7 +14,7 @@ from typing import Any, List, Mapping, Optional, Tuple
 import psycopg2
 import psycopg2.extensions
 
-from .connection import query
+from .connection import ServerUnresponsive, query, query_within
 from .settings import ManagerError
 
 TIMEOUT = 3.0
@@ -28,18 +28,24 @@ class StatusConnection:
         self._lock = threading.Lock()
         self.paused = False  # while the server stops: a kept session would hold a smart shutdown
 
-    def query(self, params: Mapping[str, Any], sql: str) -> List[Any]:
+    def query(self, params: Mapping[str, Any], sql: str, deadline: Optional[float] = None) -> List[Any]:
+        """Rows of `sql`; `deadline`: seconds for the whole call (default `timeout`), after
+        which ServerUnresponsive (a stalled server is not retried on a fresh connection)."""
         if self.paused or not self._lock.acquire(blocking=False):
-            return query(params, sql)  # the other thread has it: a one-off connection as before
+            # the other thread has it, or the server stops: a one-off connection as before
+            return query(params, sql) if deadline is None else query_within(params, sql, deadline)
         try:
+            end = time.monotonic() + (self.timeout if deadline is None else deadline)
             key = tuple(sorted((k, str(v)) for k, v in params.items()))
             kept = self._conn is not None and self._key == key and not self._conn.closed
             try:
-                return self._run(params, key, sql, kept)
+                return self._run(params, key, sql, kept, end)
+            except ServerUnresponsive:
+                raise
             except ManagerError:
                 if not kept:
                     raise
-                return self._run(params, key, sql, False)
+                return self._run(params, key, sql, False, end)
         finally:
             self._lock.release()
 
@@ -61,36 +67,37 @@ class StatusConnection:
             except psycopg2.Error:
                 pass
 
-    def _run(self, params: Mapping[str, Any], key: Tuple[Tuple[str, str], ...], sql: str, kept: bool) -> List[Any]:
+    def _run(self, params: Mapping[str, Any], key: Tuple[Tuple[str, str], ...], sql: str, kept: bool,
+             end: float) -> List[Any]:
         try:
             if not kept:
                 self.close()
                 self._conn = psycopg2.connect(async_=1, **dict(params))
                 self._key = key
-                self._wait()
+                self._wait(end)
             cur = self._conn.cursor()
             cur.execute(sql)
-            self._wait()
+            self._wait(end)
             return list(cur.fetchall()) if cur.description is not None else []
+        except ServerUnresponsive:
+            self.close()
+            raise
         except (psycopg2.Error, OSError, ManagerError) as exc:
             self.close()
             raise ManagerError(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from exc
 
-    def _wait(self) -> None:
-        deadline = time.monotonic() + self.timeout
+    def _wait(self, end: float) -> None:
         while True:
             state = self._conn.poll()
             if state == psycopg2.extensions.POLL_OK:
                 return
-            remaining = deadline - time.monotonic()
+            remaining = end - time.monotonic()
             if remaining <= 0:
-                raise ManagerError(f"status query timed out after {self.timeout:.0f}s")
+                raise ServerUnresponsive("no answer from the server within the status query's deadline")
             fd = self._conn.fileno()
             if state == psycopg2.extensions.POLL_READ:
-                ready = select.select([fd], [], [], remaining)[0]
+                select.select([fd], [], [], remaining)
             elif state == psycopg2.extensions.POLL_WRITE:
-                ready = select.select([], [fd], [], remaining)[1]
+                select.select([], [fd], [], remaining)
             else:
                 raise ManagerError(f"unexpected poll state {state}")
-            if not ready:
-                raise ManagerError(f"status query timed out after {self.timeout:.0f}s")

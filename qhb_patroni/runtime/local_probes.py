@@ -5,11 +5,30 @@ from __future__ import annotations
 import logging
 from typing import Optional, Tuple
 
-from ..core.local import Divergence, ReplicationState
+from ..core.lease import status_deadline
+from ..core.local import Divergence, LocalState, ReplicationState
 from ..core.model import Member
+from ..core.observation import Settings
 from .ports import ManagerPort
+from .status import ServerStatus
 
 log = logging.getLogger("qhb_patroni.runtime.loop")  # these lines belong to the loop's log
+
+
+def deadline(settings: Optional[Settings]) -> float:
+    """How long the loop waits for the server's status: a stalled server must not hold
+    up the renewal of the leader key (core.lease.status_deadline)."""
+    return status_deadline(settings.ttl, settings.loop_wait) if settings is not None else status_deadline(30, 10)
+
+
+def observe(manager: ManagerPort, settings: Optional[Settings]) -> LocalState:
+    """The local server for the observation, within the status deadline."""
+    return manager.observe(deadline(settings))
+
+
+def server_status(manager: ManagerPort, settings: Optional[Settings]) -> ServerStatus:
+    """The local server for the status board, within the status deadline."""
+    return manager.server_status(deadline(settings))
 
 
 def replication(manager: ManagerPort, confirm: Tuple[str, ...]) -> ReplicationState:

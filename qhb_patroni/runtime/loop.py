@@ -154,13 +154,13 @@ class HALoop:
         """Publish the server's state of this moment on the board (one bounded query),
         so that no DCS key announces a role or state the REST API does not show yet."""
         try:
-            self.board.publish_server(self.manager.server_status(), self.clock.monotonic())
+            self.board.publish_server(local_probes.server_status(self.manager, self.settings), self.clock.monotonic())
         except Exception as exc:
             log.debug("could not refresh the server status: %s", exc)
 
     def _observe_local(self) -> LocalState:
         try:
-            return self.manager.observe()
+            return local_probes.observe(self.manager, self.settings)
         except Exception as exc:
             # Unknown is not empty: never let a failed look make us bootstrap or clone.
             log.exception("Error communicating with the database server")

@@ -54,7 +54,7 @@ class FakeDB:
     def timeline(self) -> int:
         return len(self.history)
 
-    def observe(self) -> LocalState:
+    def observe(self, deadline: Optional[float] = None) -> LocalState:
         return LocalState(
             data_dir=DATA_PRESENT if self.has_data else DATA_EMPTY,
             state=self.state,

@@ -68,10 +68,10 @@ class SimManager:
         return node if node is not None and node.up else None
 
     # ---- looking ------------------------------------------------------------------
-    def observe(self) -> Any:
+    def observe(self, deadline: Optional[float] = None) -> Any:
         return self.db.observe()
 
-    def server_status(self) -> ServerStatus:
+    def server_status(self, deadline: Optional[float] = None) -> ServerStatus:
         db, world = self.db, self.node.world
         rows: List[Dict[str, Any]] = [{"application_name": n.name, "state": "streaming"}
                                       for n in world.streaming_from(self.node)]

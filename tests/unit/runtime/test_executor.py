@@ -42,7 +42,7 @@ class FakeManager:
         self.calls.append(("stop", mode))
         return True
 
-    def observe(self) -> LocalState:
+    def observe(self, deadline: Optional[float] = None) -> LocalState:
         return LocalState(data_dir=DATA_PRESENT, lsn=4242)  # the stopped server's last position
 
 

@@ -30,13 +30,13 @@ class PrimaryManager:
         self.primary = True
         self.running = True
 
-    def observe(self) -> LocalState:
+    def observe(self, deadline: Optional[float] = None) -> LocalState:
         return LocalState(data_dir=DATA_PRESENT, state=STATE_RUNNING if self.running else "stopped",
                           role="master" if self.primary else "replica", running=self.running,
                           in_recovery=not self.primary if self.running else None, timeline=1,
                           lsn=100 if self.running else 120, sysid=SYSID)
 
-    def server_status(self) -> ServerStatus:
+    def server_status(self, deadline: Optional[float] = None) -> ServerStatus:
         return ServerStatus(state="running", role="master" if self.primary else "replica")
 
     def member_data(self) -> Dict[str, Any]:
