@@ -210,10 +210,12 @@ def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
         cluster = LocalCluster(base, dcs.host, ttl=ttl, loop_wait=lw, retry_timeout=rt, scope="bench-fo",
                                dynamic=dynamic, dcs=dcs.section())
         if args.impl == "patroni":
-            patroni302.use_patroni_302(cluster)
+            patroni302.use_patroni_302(cluster, native_names=True)
         try:
             cluster.start()
-            cluster.wait_all_running(timeout=300)
+            first = cluster.wait_all_running(timeout=300)
+            if args.impl == "patroni":
+                patroni302.create_qhb_database(first)
             # No statement timeout: a cancelled wait for a synchronous standby still commits.
             writer = Writer(cluster, interval=0.05, statement_timeout_ms=0).start()
             for i in range(args.runs):
@@ -261,6 +263,9 @@ def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
                 for node in cluster.nodes:
                     dest = os.path.join(args.keep_logs, f"{args.impl}-{args.dcs}-{node.name}.log")
                     shutil.copyfile(node.log_path, dest)
+                    server_log = os.path.join(node.dir, "server.log")
+                    if os.path.exists(server_log):
+                        shutil.copyfile(server_log, dest[:-4] + "-server.log")
     print(summary(f"{label} write-unavailability window", windows))
     print(summary(f"{label} leader key gone -> first acknowledged write", gone_to_write))
     print(f"{label}: acknowledged writes lost in {len(windows)} kills: {lost_total}", flush=True)
