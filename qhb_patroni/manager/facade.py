@@ -37,6 +37,10 @@ from .wipe import plan_removal
 _DEMOTE_STOP_MODES = {"offline": "fast", "graceful": "fast", "immediate": "immediate", "immediate-nolock": "immediate"}
 
 log = logging.getLogger(__name__)
+
+# How often a promote looks whether the server left recovery (one short local query):
+# the new primary takes writes, and says so, this much after it can at the latest.
+PROMOTE_POLL_INTERVAL = 0.01
 # 3.0.2 waits for the fencing command without a limit; ours ends it after an hour.
 PRE_PROMOTE_TIMEOUT = 3600.0
 
@@ -239,7 +243,7 @@ class Manager:
                             sorted(self.server.unready_slots))
                 self.server.unready_slots.clear()
             self.server.promote()
-            if not self.server.wait_recovery_state(False, wait_seconds):
+            if not self.server.wait_recovery_state(False, wait_seconds, interval=PROMOTE_POLL_INTERVAL):
                 return False
             self.server.recovery = None
             self.server.role = ROLE_MASTER

@@ -239,15 +239,30 @@ class LocalServer:
             return None
         return bool(rows[0][0]) if rows else None
 
-    def wait_recovery_state(self, in_recovery: bool, timeout: float, dbname: Optional[str] = None) -> bool:
-        """Poll until pg_is_in_recovery() equals `in_recovery`."""
+    def wait_recovery_state(self, in_recovery: bool, timeout: float, dbname: Optional[str] = None,
+                            interval: float = 0.2) -> bool:
+        """Poll (every `interval` s) until pg_is_in_recovery() equals `in_recovery`, on one
+        connection while it lasts: a new connection per look costs more than the look."""
+        params = self.local_params()
+        if dbname:
+            params["dbname"] = dbname
         deadline = time.monotonic() + timeout
         while True:
-            if self.in_recovery(dbname) is in_recovery:
-                return True
+            try:
+                with connect(params) as conn, conn.cursor() as cur:
+                    while True:
+                        cur.execute("SELECT pg_is_in_recovery()")
+                        row = cur.fetchone()
+                        if row is not None and bool(row[0]) is in_recovery:
+                            return True
+                        if time.monotonic() >= deadline:
+                            return False
+                        time.sleep(interval)
+            except ManagerError:
+                pass
             if time.monotonic() >= deadline or not self.is_running():
                 return False
-            time.sleep(0.2)
+            time.sleep(interval)
 
     def checkpoint(self, params: Optional[Mapping[str, Any]] = None) -> None:
         with connect(dict(params or self.local_params(statement_timeout_ms=None))) as conn:

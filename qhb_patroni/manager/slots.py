@@ -24,12 +24,7 @@ _COPY_AGAIN = ("58P01", "55000")
 def create_slots(server: LocalServer, names: Sequence[str]) -> List[str]:
     """Create the missing physical slots among `names` (a standby about to be
     promoted: nothing is dropped); returns the created ones."""
-    params = server.local_params()
-    present = sql.physical_slots(params)
-    created = [n for n in sorted(set(names)) if n not in present]
-    for name in created:
-        sql.create_physical_slot(params, name)
-    return created
+    return sql.create_physical_slots(server.local_params(), names)
 
 
 def sync_slots(server: LocalServer, names: Sequence[str]) -> Tuple[List[str], List[str]]:

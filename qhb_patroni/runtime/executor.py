@@ -88,6 +88,9 @@ class Executor:
         self.watchdog = Watchdog(WatchdogSettings(mode=MODE_OFF))  # the daemon sets the configured one
         # FailsafeActive: told the time it was confirmed (the loop publishes it); None = over.
         self.on_failsafe: Callable[[Optional[float]], None] = lambda at: None
+        # Called by the promote task once the server is out of recovery, before the loop
+        # hears the task ended: the loop publishes the server's new state at once.
+        self.on_promoted: Callable[[], None] = lambda: None
 
     def execute(self, actions: Sequence[A.Action], cluster: Optional[ClusterView]) -> ExecutionResult:
         result = ExecutionResult()
@@ -199,7 +202,13 @@ class Executor:
                 except Exception as exc:  # the leader's next cycle creates them anyway
                     log.warning("could not create replication slots before promoting: %s", exc)
             wait = self._promote_wait()
-            return bool(self.tasks.start(action.kind, "promote", lambda: mgr.promote(wait)))
+
+            def promote() -> bool:
+                ok = bool(mgr.promote(wait))
+                if ok:
+                    self.on_promoted()
+                return ok
+            return bool(self.tasks.start(action.kind, "promote", promote))
         if isinstance(action, A.CrashRecovery):
             return bool(self.tasks.start(action.kind, "crash recovery", mgr.crash_recovery))
         if isinstance(action, A.Rewind):

@@ -86,9 +86,7 @@ class HALoop:
         self.memory = Memory()
         self.settings: Optional[Settings] = None
         self.cluster: Optional[ClusterView] = None
-        self.executor = Executor(
-            dcs, manager, self.tasks, self.lease, self.clock, self.loop_wait, self.commands
-        )
+        self.executor = Executor(dcs, manager, self.tasks, self.lease, self.clock, self.loop_wait, self.commands)
         self._watch_target: Optional[ClusterView] = None
         self._watch_lock = threading.Condition()
         self._last_reason: Optional[str] = None
@@ -103,6 +101,7 @@ class HALoop:
         self._failsafe_sent_at: Optional[float] = None
         self._dcs_failing = False  # the last read of the DCS failed
         self.executor.on_failsafe = self._publish_failsafe
+        self.executor.on_promoted = self._refresh_server  # GET /primary answers as soon as it can
 
     def _publish_lease(self, written_at: Optional[float]) -> None:
         ttl = self.settings.ttl if self.settings else 30.0
