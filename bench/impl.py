@@ -12,7 +12,7 @@ from typing import List, Optional
 
 from common import REPO
 
-from tests.e2e.harness import LocalCluster, Node
+from tests.e2e.harness import LocalCluster, Node, in_recovery, wait_for
 
 IMPLS = ("ours", "patroni")
 
@@ -39,6 +39,16 @@ def start_cluster(cluster: LocalCluster, impl: str, timeout: float = 300) -> Non
     patroni302.use_patroni_302(cluster)
     cluster.start()
     cluster.wait_all_running(timeout=timeout)
+    # 3.0.2 answers GET /primary while the promotion it just started is still running.
+    wait_for(lambda: _writable(cluster), timeout, "a writable primary")
+
+
+def _writable(cluster: LocalCluster) -> bool:
+    primary = cluster.primary()
+    try:
+        return primary is not None and not in_recovery(primary)
+    except Exception:
+        return False
 
 
 def patronictl_cmd(cluster: LocalCluster, impl: str) -> List[str]:
