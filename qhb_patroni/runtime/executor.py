@@ -193,13 +193,16 @@ class Executor:
                 self.tasks.start(action.kind, name, lambda: mgr.clone(_conn_url(src), _conn_url(action.leader)))
             )
         if isinstance(action, A.Promote):
+            wait = self._promote_wait()
+            started = bool(self.tasks.start(action.kind, "promote", lambda: mgr.promote(wait)))
             if action.slots:
-                try:  # before the promotion: the replicas re-pointing right now need them
+                # While the server promotes (not before: that would delay the promotion), and
+                # before the replicas woken by the new leader key connect: they need them.
+                try:
                     mgr.create_slots(list(action.slots))
                 except Exception as exc:  # the leader's next cycle creates them anyway
-                    log.warning("could not create replication slots before promoting: %s", exc)
-            wait = self._promote_wait()
-            return bool(self.tasks.start(action.kind, "promote", lambda: mgr.promote(wait)))
+                    log.warning("could not create replication slots while promoting: %s", exc)
+            return started
         if isinstance(action, A.CrashRecovery):
             return bool(self.tasks.start(action.kind, "crash recovery", mgr.crash_recovery))
         if isinstance(action, A.Rewind):
