@@ -187,7 +187,7 @@ class ControlApi:
         wake: Callable[[], None],
         prober: Optional[ProberPort] = None,
         clock: Optional[Clock] = None,
-        poll_interval: float = 0.2,
+        poll_interval: float = 0.05,
         restart_wait: float = 300.0,
     ) -> None:
         self.dcs = dcs

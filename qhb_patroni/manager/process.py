@@ -6,13 +6,36 @@ import shlex
 import signal
 import subprocess
 import time
-from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..runtime.tasks import cancel_event, cancel_requested
 from .settings import ManagerError
 
 STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 _POLL = 0.1
+_FIRST_POLL = 0.005  # state changes (stop, ready) are looked at soon, then less and less often
+# The postmaster's status line in its pid file (line 8): "ready" (primary) or "standby"
+# (read-only) once it accepts connections; "starting" / "stopping" before.
+_PM_STATUS_LINE = 7
+_PM_ACCEPTING = ("ready", "standby")
+
+
+def poll_intervals(first: float = _FIRST_POLL, cap: float = _POLL, fast_for: float = 2.0) -> Iterator[float]:
+    """Sleeps between polls of a cheap check: `first` for `fast_for` seconds (a stop or
+    a start usually ends within them), `cap` after."""
+    until = time.monotonic() + fast_for
+    while True:
+        yield first if time.monotonic() < until else cap
+
+
+def pm_status(pidfile: str) -> str:
+    """The status word of the postmaster's pid file ('' when absent or unknown)."""
+    try:
+        with open(pidfile) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    return lines[_PM_STATUS_LINE].strip() if len(lines) > _PM_STATUS_LINE else ""
 _CANCEL_POLL = 0.2  # how often a task's child process is checked for cancellation
 
 
@@ -130,12 +153,23 @@ class Postmaster:
         return self._child is not None and self._child.poll() is not None
 
     def wait_ready(self, isready: List[str], timeout: float) -> Optional[bool]:
-        """True ready, False died, None still starting after `timeout` seconds."""
+        """True ready, False died, None still starting after `timeout` seconds.
+        The pid file's status line is watched often (a file read); the isready tool
+        confirms once it says the server accepts connections, and every 0.2 s anyway."""
         deadline = time.monotonic() + timeout
+        sleeps = poll_intervals(first=0.01, cap=0.05)
+        asked_at = 0.0
         while True:
             if self._child is not None and self._child.poll() is not None:
                 self._child = None
                 return False
+            if pm_status(self.pidfile) not in _PM_ACCEPTING and time.monotonic() - asked_at < 0.2:
+                if time.monotonic() >= deadline:
+                    return None
+                check_cancelled("waiting for the server to start")
+                time.sleep(next(sleeps))
+                continue
+            asked_at = time.monotonic()
             try:
                 rc = subprocess.run(
                     isready, capture_output=True, timeout=5, env=clean_env(), check=False
@@ -149,7 +183,7 @@ class Postmaster:
             if time.monotonic() >= deadline:
                 return None
             check_cancelled("waiting for the server to start")  # it keeps starting; the caller decides
-            time.sleep(0.2)
+            time.sleep(next(sleeps))
 
     def signal(self, sig: int) -> bool:
         pid = self.pid()
@@ -183,13 +217,14 @@ class Postmaster:
 
     def _wait_gone(self, pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
+        sleeps = poll_intervals()
         while True:
             self._reap()
             if not is_alive(pid):
                 return True
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(_POLL)
+            time.sleep(next(sleeps))
 
     def stop(self, mode: str, timeout: float) -> bool:
         """Signal per mode, wait; escalate to immediate and then SIGKILL of the

@@ -63,9 +63,8 @@ class HALoop:
         tasks: Optional[TaskPort] = None,
         decide_fn: DecideFn = decide,
     ) -> None:
-        """`tasks`: the background task runner (default: a TaskRunner that wakes this
-        loop when a task ends; whoever passes another one wakes the loop itself).
-        `decide_fn`: the decision core (tests and the simulation may wrap it)."""
+        """`tasks`: the background task runner (default: a TaskRunner waking this loop when a task
+        ends; whoever passes another one wakes the loop itself). `decide_fn`: the decision core."""
         self.dcs = dcs
         self.watch_dcs = watch_dcs
         self.manager = manager
@@ -186,7 +185,8 @@ class HALoop:
         failsafe_answers: Optional[Dict[str, bool]] = None
         failed: Optional[FailedAction] = None
         decision: Optional[Decision] = None
-        changed_server = task is not None and task.done  # a promote, start, rewind... just ended
+        if (changed_server := task is not None and task.done):  # a promote, start, rewind... just ended:
+            self._refresh_server()  # the REST API shows it now, not after this cycle's DCS round trips
         for _ in range(MAX_DECISIONS_PER_CYCLE):
             obs = Observation(
                 now=self.clock.monotonic(),
