@@ -1,10 +1,11 @@
 """The fast profile (ttl 5 / loop_wait 1 / retry_timeout 2) keeps its lease while the
 primary's database is stalled: real etcd, real databases, real daemons.
 
-The primary's postmaster is stopped with SIGSTOP for three times the ttl. Its status
-query cannot be answered (a new connection needs the postmaster), so every HA cycle
-meets a server that does not answer; the loop gives it up at its deadline and the core
-renews the leader key on the role it last knew. Checked: the key never expires, is
+The primary's whole server (the postmaster and every process it started, the backend
+of the daemon's kept status connection among them) is stopped with SIGSTOP for three
+times the ttl, as a machine that stalls its database would. Its status query cannot be
+answered, so every HA cycle meets a server that does not answer; the loop gives it up
+at its deadline and the core renews the leader key on the role it last knew. Checked: the key never expires, is
 renewed again and again during the stall, nobody else is promoted, and once the
 postmaster continues the same primary takes writes on the same timeline."""
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Iterator, Optional, Tuple
 
 import pytest
 
+from qhb_patroni.manager.process import child_pids
 from tests.e2e.harness import LocalCluster, healthy, in_recovery, running, sql, wait_for
 from tests.fixtures.etcd import EtcdProcess
 
@@ -47,14 +49,16 @@ def leader_key(c: LocalCluster) -> Optional[Tuple[str, int]]:
     return str(node["value"]), int(node["modifiedIndex"])
 
 
-def test_a_stopped_postmaster_does_not_cost_the_lease(cluster: LocalCluster) -> None:
+def test_a_stalled_server_does_not_cost_the_lease(cluster: LocalCluster) -> None:
     primary = healthy(cluster)
     replica = next(n for n in cluster.nodes if n is not primary)
     timeline = sql(primary, "SELECT timeline_id FROM pg_control_checkpoint()")[0][0]
     pid = primary.postmaster_pid()
     assert pid is not None
     versions = set()
-    os.kill(pid, signal.SIGSTOP)
+    stalled = [pid, *child_pids(pid)]  # the postmaster first: it starts no new child then
+    for victim in stalled:
+        os.kill(victim, signal.SIGSTOP)
     try:
         end = time.monotonic() + 3 * TTL
         while time.monotonic() < end:
@@ -66,10 +70,11 @@ def test_a_stopped_postmaster_does_not_cost_the_lease(cluster: LocalCluster) -> 
             assert status is None or status.get("role") != "master", "the replica was promoted"
             time.sleep(0.2)
     finally:
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass  # fenced: reported below
+        for victim in reversed(stalled):
+            try:
+                os.kill(victim, signal.SIGCONT)
+            except ProcessLookupError:
+                pass  # fenced: reported below
     assert len(versions) >= 3, f"the key was not renewed during the stall: {sorted(versions)}"
     assert primary.postmaster_pid() == pid, "the postmaster was fenced or restarted"
     assert "falling back to cached role" in primary.log_tail(400)
