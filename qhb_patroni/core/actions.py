@@ -116,6 +116,7 @@ class Demote:
 
     mode: DemoteMode
     leader: Optional[Member] = None
+    disarm_at_safepoint: bool = False  # see StopServer
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,10 @@ class StopServer:
 
     mode: Literal["fast", "immediate"] = "fast"
     checkpoint: bool = False
+    # close the armed watchdog once the server can acknowledge no write (its shutdown
+    # checkpoint is on disk), not after the whole stop: WAL senders waiting for an
+    # unreachable standby must not get the machine reset (core/fencing.py)
+    disarm_at_safepoint: bool = False
 
 
 @dataclass(frozen=True)

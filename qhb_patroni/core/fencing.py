@@ -19,7 +19,11 @@ are not executed and are left alone):
   stops the lease guard too, and only the watchdog fences it);
 * otherwise an armed watchdog is pinged first (a demotion can take a while) and
   disarmed (magic close) after the decision's own actions: after a demotion, a
-  release, in pause, when the lock is gone.
+  release, in pause, when the lock is gone.  A stop or demotion among them closes it
+  earlier, as soon as the server can acknowledge no write (`disarm_at_safepoint`):
+  a fast shutdown waits for its WAL senders to reach their standbys, up to
+  wal_sender_timeout for one that is cut off, and the machine must not be reset
+  for that (the fault harness saw it during a switchover with an isolated replica).
 
 `watchdog.mode required`: the arm fails and stops the decision before the lock
 write; the next decision (`refusal`) demotes or gives the lock back.  In mode
@@ -44,6 +48,7 @@ DRIVERS = ("default", "testing")  # watchdog.driver values (runtime/watchdog.py 
 
 _LOCK_WRITES = (A.AcquireLock, A.RenewLock, A.TakeLock, A.FailsafeActive)  # FailsafeActive: leads without
 _LETTING_GO = (A.Demote, A.ReleaseLock)
+_STOPS = (A.StopServer, A.Demote)
 
 
 def watchdog_mode(value: Any) -> Optional[str]:
@@ -93,8 +98,9 @@ def with_watchdog(ctx: Ctx, decision: Decision) -> Decision:
         return replace(decision, actions=acts[:first] + (feed,) + acts[first:])
     if state.armed and not acts and holds_without_dcs(ctx, decision):
         return decision  # neither fed (nothing was renewed) nor closed: it fences a hang from here
-    if state.armed:  # fed once more (a demotion can take a while), closed once it is done
-        return replace(decision, actions=(A.PingWatchdog(),) + acts + (A.DisarmWatchdog(),))
+    if state.armed:  # fed once more, closed as soon as the server can take no write, and after
+        stops = tuple(replace(a, disarm_at_safepoint=True) if isinstance(a, _STOPS) else a for a in acts)
+        return replace(decision, actions=(A.PingWatchdog(),) + stops + (A.DisarmWatchdog(),))
     return decision
 
 

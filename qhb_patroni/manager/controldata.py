@@ -1,7 +1,9 @@
-"""Run `<controldata> <data_dir>` (LANG=C) and read its labelled output."""
+"""Run `<controldata> <data_dir>` (LANG=C) and read its labelled output; read the
+cluster state straight from the control file while a server stops."""
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Tuple
@@ -102,3 +104,30 @@ def read_controldata(binary: str, data_dir: str, timeout: float = 10) -> Optiona
     if proc.returncode != 0:
         return None
     return ControlData(parse_controldata(proc.stdout))
+
+
+# pg_control starts with system_identifier (uint64), pg_control_version (uint32),
+# catalog_version_no (uint32) and state (a C enum), in the machine's byte order; these
+# have not moved since PostgreSQL 9.0 (control version 903; 1300 in 13 to 16).
+_HEAD = struct.Struct("=QIIi")
+_KNOWN_VERSIONS = range(900, 2000)
+_SHUT_DOWN_STATES = (1, 2)  # DB_SHUTDOWNED, DB_SHUTDOWNED_IN_RECOVERY
+
+
+def shut_down_on_disk(pg_control: str) -> Optional[bool]:
+    """Whether the control file says the cluster is shut down, read directly (cheap enough
+    to poll while a server stops): its shutdown checkpoint is written, so every backend
+    has exited and no write can be acknowledged any more, even while the WAL senders
+    still wait for their standbys.  None when the file cannot be read or does not look
+    like a control file of a known version."""
+    try:
+        with open(pg_control, "rb") as f:
+            head = f.read(_HEAD.size)
+    except OSError:
+        return None
+    if len(head) < _HEAD.size:
+        return None
+    _, version, _, state = _HEAD.unpack(head)
+    if version not in _KNOWN_VERSIONS:
+        return None
+    return state in _SHUT_DOWN_STATES

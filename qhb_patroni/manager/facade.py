@@ -7,7 +7,7 @@ import shlex
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..core.local import (
     PRE_PROMOTE_FAILED_ERROR,
@@ -207,10 +207,12 @@ class Manager:
         Deliberately without the operations lock: it must not wait for a slow action."""
         return self.server.postmaster.fence()
 
-    def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
+    def stop(self, mode: str = "fast", timeout: Optional[float] = None,
+             on_safepoint: Optional[Callable[[], None]] = None) -> bool:
+        """`on_safepoint`: see LocalServer.stop."""
         with self._ops:
             was_running = self.server.is_running()
-            ok = self.server.stop(mode, self._primary_stop_timeout(timeout))
+            ok = self.server.stop(mode, self._primary_stop_timeout(timeout), on_safepoint)
             if ok and was_running:
                 self.callbacks.fire("on_stop", self.role)
             return ok
@@ -296,9 +298,11 @@ class Manager:
         with self._ops:
             return self._follow(leader_conn_url)
 
-    def demote(self, mode: str, leader_conn_url: Optional[str]) -> bool:
+    def demote(self, mode: str, leader_conn_url: Optional[str],
+               on_safepoint: Optional[Callable[[], None]] = None) -> bool:
         """Stop per mode, then start read-only following the leader (or nobody).
-        standby.signal is written before the start, so it never comes up writable."""
+        standby.signal is written before the start, so it never comes up writable.
+        `on_safepoint`: see LocalServer.stop."""
         if mode not in _DEMOTE_STOP_MODES:
             raise ManagerError(f"unknown demote mode {mode!r}")
         with self._ops:
@@ -307,7 +311,7 @@ class Manager:
                     self.server.checkpoint()
                 except ManagerError:
                     pass  # the shutdown checkpoint follows anyway
-            if not self.server.stop(_DEMOTE_STOP_MODES[mode], self._primary_stop_timeout(None)):
+            if not self.server.stop(_DEMOTE_STOP_MODES[mode], self._primary_stop_timeout(None), on_safepoint):
                 raise ManagerError("server did not stop")
             self.server.sync_standby_names = None  # a replica waits for nobody
             self.server.role = ROLE_DEMOTED

@@ -6,7 +6,7 @@ import shlex
 import signal
 import subprocess
 import time
-from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..runtime.tasks import cancel_event, cancel_requested
 from .settings import ManagerError
@@ -215,20 +215,25 @@ class Postmaster:
                 pass
         return True
 
-    def _wait_gone(self, pid: int, timeout: float) -> bool:
+    def _wait_gone(self, pid: int, timeout: float, watch: Optional[Callable[[bool], None]] = None) -> bool:
         deadline = time.monotonic() + timeout
         sleeps = poll_intervals()
         while True:
             self._reap()
             if not is_alive(pid):
+                if watch is not None:
+                    watch(True)
                 return True
+            if watch is not None:
+                watch(False)
             if time.monotonic() >= deadline:
                 return False
             time.sleep(next(sleeps))
 
-    def stop(self, mode: str, timeout: float) -> bool:
+    def stop(self, mode: str, timeout: float, watch: Optional[Callable[[bool], None]] = None) -> bool:
         """Signal per mode, wait; escalate to immediate and then SIGKILL of the
-        postmaster and its children. True when it was running and is now gone."""
+        postmaster and its children. True when it was running and is now gone.
+        `watch(gone)` is called at every look while it waits (see LocalServer.stop)."""
         if mode not in STOP_SIGNALS:
             raise ManagerError(f"unknown stop mode {mode!r}")
         pid = self.pid()
@@ -236,14 +241,14 @@ class Postmaster:
             return False
         children = child_pids(pid)
         os.kill(pid, STOP_SIGNALS[mode])
-        if self._wait_gone(pid, timeout):
+        if self._wait_gone(pid, timeout, watch):
             return True
         if mode != "immediate":
             try:
                 os.kill(pid, signal.SIGQUIT)
             except ProcessLookupError:
                 return True
-            if self._wait_gone(pid, 5):
+            if self._wait_gone(pid, 5, watch):
                 return True
         children = sorted(set(children) | set(child_pids(pid)))
         for victim in [pid, *children]:
@@ -251,7 +256,7 @@ class Postmaster:
                 os.kill(victim, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self._wait_gone(pid, 5)
+        self._wait_gone(pid, 5, watch)
         return True
 
     def run_single_user(self, config_file: str, timeout: float) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..core.local import (
     STATE_RUNNING,
@@ -20,7 +20,7 @@ from ..core.local import (
 from ..core.model import ROLE_UNINITIALIZED
 from . import conffiles
 from .connection import connect, local_params, query
-from .controldata import ControlData, read_controldata
+from .controldata import ControlData, read_controldata, shut_down_on_disk
 from .files import major_version, write_file, write_pgpass
 from .process import STOP_SIGNALS, Postmaster, run_tool
 from .settings import ManagerError, PgSettings
@@ -206,19 +206,37 @@ class LocalServer:
         self.state = STATE_START_FAILED
         return False
 
-    def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
+    def stop(self, mode: str = "fast", timeout: Optional[float] = None,
+             on_safepoint: Optional[Callable[[], None]] = None) -> bool:
+        """`on_safepoint()` is called once, as soon as the server can acknowledge no write:
+        its control file says shut down (the shutdown checkpoint follows the exit of every
+        backend; WAL senders may still wait for their standbys) or it is gone, whichever
+        comes first; at once when it is not running."""
         if mode not in STOP_SIGNALS:
             raise ManagerError(f"unknown stop mode {mode!r}")
         self.status_conn.pause()  # resumed by the next start()
         if not self.is_running():
             self.state = STATE_STOPPED
+            if on_safepoint is not None:
+                on_safepoint()
             return True
         self.state = STATE_STOPPING
-        self.postmaster.stop(mode, self.settings.pg_ctl_timeout if timeout is None else timeout)
+        self.postmaster.stop(mode, self.settings.pg_ctl_timeout if timeout is None else timeout,
+                             None if on_safepoint is None else self._safepoint_watch(on_safepoint))
         gone = not self.is_running()
         self.state = STATE_STOPPED if gone else "stop failed"
         self.timeline_cache = None
         return gone
+
+    def _safepoint_watch(self, on_safepoint: Callable[[], None]) -> Callable[[bool], None]:
+        fired = False
+
+        def watch(gone: bool) -> None:
+            nonlocal fired
+            if not fired and (gone or shut_down_on_disk(self.layout.pg_control)):
+                fired = True
+                on_safepoint()
+        return watch
 
     def reload(self) -> bool:
         if not self.is_running():

@@ -151,7 +151,7 @@ class Executor:
                     mgr.checkpoint()
                 except Exception as exc:  # the shutdown checkpoint follows anyway
                     log.debug("checkpoint before stopping failed: %s", exc)
-            return bool(mgr.stop(action.mode))
+            return bool(mgr.stop(action.mode, on_safepoint=self._safepoint(action.disarm_at_safepoint)))
         if isinstance(action, A.WriteInitialize):
             return bool(dcs.initialize(action.value, create=action.create, version=action.version))
         if isinstance(action, A.CancelInitialize):
@@ -168,7 +168,7 @@ class Executor:
             return self._sync(action, result)
         if isinstance(action, A.Demote):
             self.lease.lost()  # the lock itself is released by a ReleaseLock after this action
-            return bool(mgr.demote(action.mode, _conn_url(action.leader)))
+            return bool(mgr.demote(action.mode, _conn_url(action.leader), self._safepoint(action.disarm_at_safepoint)))
         if isinstance(action, A.Follow):
             return bool(mgr.follow(_conn_url(action.leader)))
         if isinstance(action, A.StartReadOnlyLeader):
@@ -259,6 +259,10 @@ class Executor:
         log.info("%s ended: %s", name, (finished.error or "done") if finished else "done")
         result.task_cancelled = True
         return True
+
+    def _safepoint(self, disarm: bool) -> Optional[Callable[[], None]]:
+        """What a stop calls once the server can acknowledge no write (A.StopServer)."""
+        return self.watchdog.disarm if disarm else None
 
     def _watchdog(self, action: A.Action) -> bool:
         dog = self.watchdog

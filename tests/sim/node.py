@@ -143,8 +143,11 @@ class SimManager:
         self.db.start_replica(upstream, self._slot(upstream) if upstream else None)
         return True
 
-    def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
+    def stop(self, mode: str = "fast", timeout: Optional[float] = None,
+             on_safepoint: Optional[Callable[[], None]] = None) -> bool:
         self.db.stop()
+        if on_safepoint is not None:
+            on_safepoint()
         return True
 
     def follow(self, leader_conn_url: Optional[str]) -> bool:
@@ -153,8 +156,11 @@ class SimManager:
         self.db.start_replica(name_of(leader_conn_url), self._slot(name_of(leader_conn_url)))
         return True
 
-    def demote(self, mode: str, leader_conn_url: Optional[str]) -> bool:
+    def demote(self, mode: str, leader_conn_url: Optional[str],
+               on_safepoint: Optional[Callable[[], None]] = None) -> bool:
         self.db.stop()
+        if on_safepoint is not None:
+            on_safepoint()
         upstream = name_of(leader_conn_url) if mode != "offline" else None
         self.db.start_replica(upstream, self._slot(upstream))
         return True

@@ -108,6 +108,26 @@ def test_switchover_demotes_then_disarms() -> None:
     assert kinds(d) == ["PingWatchdog", "RenewLock", "StopServer", "ReleaseLock", "Demote", "DisarmWatchdog"]
 
 
+def test_an_armed_watchdog_closes_as_soon_as_a_stopping_server_takes_no_write() -> None:
+    """A switchover's fast stop waits for the WAL senders to reach their standbys, up to
+    wal_sender_timeout for one that is cut off; the device must not fire meanwhile (the
+    fault harness saw it reset a primary's machine mid-switchover with an isolated replica)."""
+    from qhb_patroni.core.model import Failover
+    c = replace(cluster(leader="n0"), failover=Failover(leader="n0", candidate="n1", version=4))
+    o = replace(obs(c, primary(), ARMED, peers={"n1": peer("n1", 100)}), streaming=("n1",))
+    d = decide(o, STARTED, AUTO)
+    stops = [a for a in d.actions if isinstance(a, (A.StopServer, A.Demote))]
+    assert [type(a).__name__ for a in stops] == ["StopServer", "Demote"]
+    assert all(a.disarm_at_safepoint for a in stops)
+    demoted = decide(obs(cluster(leader="n1"), primary(), ARMED), STARTED, AUTO)
+    assert [a.disarm_at_safepoint for a in demoted.actions if isinstance(a, A.Demote)] == [True]
+
+
+def test_without_an_armed_watchdog_stops_carry_no_safepoint_disarm() -> None:
+    d = decide(obs(cluster(leader="n1"), primary(), UNARMED), STARTED, AUTO)
+    assert [a.disarm_at_safepoint for a in d.actions if isinstance(a, A.Demote)] == [False]
+
+
 def test_dcs_unreachable_demotes_then_disarms() -> None:
     d = decide(obs(None, primary(), ARMED), STARTED, AUTO)
     assert kinds(d) == ["PingWatchdog", "Demote", "DisarmWatchdog"]

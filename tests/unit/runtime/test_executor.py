@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 from qhb_patroni.core import actions as A
 from qhb_patroni.core.local import DATA_PRESENT, LocalState
@@ -20,6 +20,7 @@ class FakeManager:
 
     def __init__(self) -> None:
         self.calls: List[Any] = []
+        self.safepoints: List[Optional[Callable[[], None]]] = []
         self.release = threading.Event()
 
     def promote(self, wait: float) -> bool:
@@ -27,8 +28,9 @@ class FakeManager:
         self.release.wait(5)
         return True
 
-    def demote(self, mode: str, leader: Optional[str]) -> bool:
+    def demote(self, mode: str, leader: Optional[str], on_safepoint: Optional[Callable[[], None]] = None) -> bool:
         self.calls.append(("demote", mode, leader))
+        self.safepoints.append(on_safepoint)
         return True
 
     def follow(self, leader: Optional[str]) -> bool:
@@ -38,8 +40,10 @@ class FakeManager:
     def checkpoint(self) -> None:
         self.calls.append(("checkpoint",))
 
-    def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
+    def stop(self, mode: str = "fast", timeout: Optional[float] = None,
+             on_safepoint: Optional[Callable[[], None]] = None) -> bool:
         self.calls.append(("stop", mode))
+        self.safepoints.append(on_safepoint)
         return True
 
     def observe(self, deadline: Optional[float] = None) -> LocalState:
@@ -122,6 +126,16 @@ def test_dcs_outage_is_a_failed_action_not_an_exception() -> None:
     server.set_down(True)
     result = ex.execute([A.AcquireLock()], None)
     assert result.failed is not None and "DCS error" in result.failed.error
+
+
+def test_stops_marked_for_it_close_the_watchdog_at_the_safepoint() -> None:
+    """StopServer/Demote with disarm_at_safepoint hand the watchdog's disarm to the stop
+    (called once the server takes no write); without it they hand nothing."""
+    ex, dcs, mgr, *_ = make("n0", MemoryServer(clock=Clock()))
+    leader = Member(name="n1", conn_url="postgres://127.0.0.1:5433/qhb")
+    ex.execute([A.StopServer("fast", disarm_at_safepoint=True), A.Demote("graceful", leader, True),
+                A.StopServer("fast"), A.Demote("immediate", leader)], None)
+    assert mgr.safepoints == [ex.watchdog.disarm, ex.watchdog.disarm, None, None]
 
 
 def test_demote_immediate_then_release_my_lock() -> None:

@@ -4,7 +4,7 @@ its lease runs out, never exits; /liveness fails while cycles do not complete.""
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from qhb_patroni.api.health import liveness
 from qhb_patroni.core import actions as A
@@ -43,13 +43,14 @@ class PrimaryManager:
         return {"conn_url": "postgres://127.0.0.1:5432/qhb", "state": "running" if self.running else "stopped",
                 "role": "master" if self.primary else "replica", "xlog_location": 100, "timeline": 1}
 
-    def stop(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
+    def stop(self, mode: str = "fast", timeout: Optional[float] = None,
+             on_safepoint: Optional[Callable[[], None]] = None) -> bool:
         self.calls.append(("stop", mode))
         self.primary = False
         self.running = False
         return True
 
-    def demote(self, mode: str, leader: Optional[str]) -> bool:
+    def demote(self, mode: str, leader: Optional[str], on_safepoint: Optional[Callable[[], None]] = None) -> bool:
         self.calls.append(("demote", mode))
         self.primary = False
         return True
