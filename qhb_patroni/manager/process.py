@@ -228,14 +228,20 @@ class Postmaster:
 
     def stop(self, mode: str, timeout: float) -> bool:
         """Signal per mode, wait; escalate to immediate and then SIGKILL of the
-        postmaster and its children. True when it was running and is now gone."""
+        postmaster and its children. True when it was running and is now gone
+        (also when it exited by itself between being found and being signalled:
+        a postmaster finishing a shutdown somebody else asked for)."""
         if mode not in STOP_SIGNALS:
             raise ManagerError(f"unknown stop mode {mode!r}")
         pid = self.pid()
         if pid is None:
             return False
         children = child_pids(pid)
-        os.kill(pid, STOP_SIGNALS[mode])
+        try:
+            os.kill(pid, STOP_SIGNALS[mode])
+        except ProcessLookupError:
+            self._reap()
+            return True
         if self._wait_gone(pid, timeout):
             return True
         if mode != "immediate":
