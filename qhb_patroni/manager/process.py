@@ -8,6 +8,7 @@ import subprocess
 import time
 from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ..core.local import CRASH_RECOVERY_RAN_ERROR
 from ..runtime.tasks import cancel_event, cancel_requested
 from .settings import ManagerError
 
@@ -269,10 +270,10 @@ class Postmaster:
         except TaskCancelled:
             raise
         except ManagerError as exc:
-            raise ManagerError(f"single-user crash recovery failed: {exc}") from exc
+            raise ManagerError(f"{CRASH_RECOVERY_RAN_ERROR}: {exc}") from exc
         if rc != 0:
             tail = err.decode(errors="replace").strip().splitlines()[-1:]
-            raise ManagerError(f"single-user crash recovery failed: {' '.join(tail)}")
+            raise ManagerError(f"{CRASH_RECOVERY_RAN_ERROR}: {' '.join(tail)}")
 
 
 def processes_in(directory: str) -> List[int]:
