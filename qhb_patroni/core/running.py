@@ -217,9 +217,11 @@ def _divergence(ctx: Ctx, memory: Memory, stopped: bool) -> Optional[Decision]:
     if stopped and ctx.local.controldata_state in CRASHED_CONTROLDATA_STATES:
         if ctx.local.postmaster_alive:
             # It does not answer but has not gone away: a shutdown still under way (the
-            # lease guard's), a restart after a backend crash, or a hung server.  Stop it
-            # (a fast stop waits for a shutdown already running and kills a hung one);
-            # only then does the control file tell whether it crashed.
+            # lease guard's fast shutdown), a stop that timed out, a restart after a
+            # backend crash, a hung server.  (One the shell last saw running reads as
+            # running with an unknown role instead, PG_UNKNOWN.)  Stop it: a fast stop
+            # waits for a shutdown already under way and kills a hung server; only then
+            # does the control file tell whether it crashed.
             if ctx.failed(A.StopServer):
                 return ctx.out(roles.CRASH_CHECK_STOP_FAILED, [], memory, leader=leader.name)
             return ctx.out(roles.CRASH_CHECK_STOP, [A.StopServer("fast")], memory, leader=leader.name)

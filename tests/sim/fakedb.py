@@ -52,6 +52,7 @@ class FakeDB:
     control_data: bool = False  # model the control file state and slow shutdowns (see above)
     cstate: Optional[str] = None  # control file state while not running
     shutdown_done_at: Optional[float] = None  # a shutdown under way ends then (postmaster alive)
+    blind_shell: bool = False  # report as the chaos run's tree did: not answering = not running
     events: list = field(default_factory=list)  # type: ignore[type-arg]
 
     # ---- what the shell observes ---------------------------------------------------
@@ -76,12 +77,15 @@ class FakeDB:
         cstate: Optional[str] = None
         if self.control_data and self.has_data:
             cstate = self.live_cstate if self.running else self.cstate
+        # As the shell reports it: a server last seen running that stops answering reads as
+        # running with an unknown role (in_recovery None) while its postmaster lives.
+        unanswering = self.shutting_down and self.state == STATE_RUNNING and not self.blind_shell
         return LocalState(
             data_dir=DATA_PRESENT if self.has_data else DATA_EMPTY,
             state=self.state,
             role=("master" if self.writable else "replica") if self.has_data else "uninitialized",
-            running=self.running,
-            postmaster_alive=self.running or self.shutting_down,
+            running=self.running or unanswering,
+            postmaster_alive=self.running or (self.shutting_down and not self.blind_shell),
             controldata_state=cstate,
             in_recovery=self.in_recovery if self.running else None,
             timeline=self.timeline or None,

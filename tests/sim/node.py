@@ -337,6 +337,9 @@ class SimNode:
         return self.settings
 
     def _decide(self, obs: Observation, memory: Memory, settings: Settings) -> Decision:
+        lead = obs.cluster.leader if obs.cluster is not None else None
+        if self.db.shutting_down and lead is not None and lead.name != self.name:
+            self.world.unanswering_looks += 1  # the window of chaos seed 22, fault #82
         decision = self.world.decide(obs, memory, settings)
         self.world.log(self.name, current_role(obs), decision)
         return decision

@@ -108,6 +108,7 @@ class World:
         self.trip_rate = trip_rate
         self.trips = 0
         self.recoveries_while_alive = 0  # CrashRecovery started while a shutdown was under way
+        self.unanswering_looks = 0  # decisions on a shutdown under way while another node led
         self.clock = ManualClock(1000.0)
         self.server = MemoryServer(clock=self.clock, name="sim")
         self.observer = self.server.client("observer", base=BASE)
