@@ -80,6 +80,9 @@ MESSAGES: Dict[str, str] = {
     R.CRASH_RECOVERY_FAILED: (
         "crash recovery in single user mode failed, not starting postgres; reinitialize this member"
     ),
+    R.CRASH_RECOVERY_RETRY_WAIT: "crash recovery could not run, trying again in {seconds} seconds",
+    R.CRASH_CHECK_STOP: "postgres does not answer and has not shut down cleanly: stopping it before crash recovery",
+    R.CRASH_CHECK_STOP_FAILED: "failed to stop postgres before crash recovery, trying again",
     R.STILL_STARTING: "PostgreSQL is still starting up, {seconds} seconds until timeout",
     R.START_TIMEOUT_DEMOTE: "stopped PostgreSQL because of startup timeout",
     R.START_TIMEOUT_WAIT: "primary start has timed out, but continuing to wait because failover is not possible",

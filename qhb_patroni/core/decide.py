@@ -25,6 +25,7 @@ from . import actions as A
 from . import roles
 from .cancel import cancels_for_forced_reinit
 from .context import Ctx, arm_rewind_check
+from .crash import crash_recovery_finished
 from .failsafe import dcs_down, remember, with_failsafe_key
 from .fencing import refusal, watchdog_unusable, with_watchdog
 from .local import DATA_EMPTY, DATA_INACCESSIBLE, DATA_PRESENT, PRE_PROMOTE_FAILED_ERROR, TaskKind
@@ -183,9 +184,10 @@ def _task_finished(ctx: Ctx, memory: Memory) -> Tuple[Optional[Decision], Memory
     if task.kind == TaskKind.CLONE and not task.ok and ctx.local.data_dir != DATA_PRESENT:
         return ctx.out(roles.CLONE_FAILED, [], memory, action=task.name, error=task.error), memory, False
     if task.kind in (TaskKind.CLONE, TaskKind.REINITIALIZE) and task.ok:
-        memory = replace(memory, rewind_state="idle")  # a fresh copy: no earlier failure applies
+        # a fresh copy: no earlier failure applies
+        memory = replace(memory, rewind_state="idle", crash_attempts=0, crash_retry_at=None)
     if task.kind == TaskKind.CRASH_RECOVERY:
-        return None, replace(memory, rewind_state="check" if task.ok else "crash_failed"), False
+        return None, crash_recovery_finished(task, memory, ctx.obs.now, ctx.settings), False
     if task.kind == TaskKind.REWIND:
         if task.ok:
             return None, replace(memory, rewind_state="idle"), False

@@ -25,8 +25,15 @@ STATE_CREATING_REPLICA = "creating replica"
 # lock holder gives the lock up instead of promoting (3.0.2).
 PRE_PROMOTE_FAILED_ERROR = "pre-promote script failed"
 
-# Control data states of a cluster that stopped without a shutdown checkpoint.
+# Control data states of a cluster that stopped without a shutdown checkpoint.  While a
+# postmaster is still alive they only say that it has not finished (or not started) its
+# shutdown: a crash is known only once it is gone (LocalState.postmaster_alive False).
 CRASHED_CONTROLDATA_STATES = ("in production", "shutting down", "in crash recovery")
+
+# In the error of a CrashRecovery task whose single-user crash recovery ran and failed
+# (or left the cluster still not cleanly shut down): the data directory needs a DBA.
+# Any other failure of the task (the shell could not get that far) is retried.
+CRASH_RECOVERY_RAN_ERROR = "single-user crash recovery failed"
 
 
 class TaskKind(str, Enum):
@@ -86,6 +93,9 @@ class LocalState:
     state: str = STATE_STOPPED  # server state string (2.6)
     role: str = "uninitialized"  # internal role: master/replica/demoted/promoted/uninitialized
     running: bool = False  # postmaster alive and accepting connections
+    # A postmaster process exists on the data directory; with running False it does not
+    # answer (still starting, shutting down, hung).
+    postmaster_alive: bool = False
     in_recovery: Optional[bool] = None  # None when unknown (not running)
     timeline: Optional[int] = None
     lsn: Optional[int] = None  # primary: current WAL LSN; replica: max(receive, replay)

@@ -149,6 +149,10 @@ class Memory:
     demoted_at: Optional[float] = None
     release_backoff_until: Optional[float] = None
     crash_start_at: Optional[float] = None  # when we started the server after a crash as lock holder
+    # CrashRecovery tasks in a row that failed before single-user mode could run, and
+    # when the next one may start (core/crash.py).
+    crash_attempts: int = 0
+    crash_retry_at: Optional[float] = None
     started: bool = False  # a first decision was made (arms the divergence check once after start)
     # (/failover version, now) when a switchover started waiting for its candidate to stream.
     stream_wait_since: Optional[Tuple[Optional[int], float]] = None

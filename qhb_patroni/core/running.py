@@ -197,11 +197,15 @@ def _stopped(ctx: Ctx, memory: Memory) -> Decision:
         if memory.rewind_state == "failed":
             return ctx.out(roles.REWIND_FAILED_WAIT, [], memory, leader=ctx.other_leader.name)
         if memory.rewind_state == "crash_failed":
-            return ctx.out(roles.CRASH_RECOVERY_FAILED, [], memory, leader=ctx.other_leader.name)
+            if ctx.local.controldata_state in CRASHED_CONTROLDATA_STATES or ctx.local.postmaster_alive:
+                return ctx.out(roles.CRASH_RECOVERY_FAILED, [], memory, leader=ctx.other_leader.name)
+            # The cluster was shut down cleanly since (by hand, or a shutdown that was still
+            # under way when the recovery tripped): no recovery needed; check the timeline.
+            memory = replace(memory, rewind_state="check")
         diverged = _divergence(ctx, memory, stopped=True)
         if diverged is not None:
             return diverged
-        memory = replace(memory, rewind_state="idle")
+        memory = replace(memory, rewind_state="idle", crash_attempts=0, crash_retry_at=None)
     return ctx.out(roles.START_SECONDARY, [A.Follow(follow_target(ctx))], memory)
 
 
@@ -211,8 +215,23 @@ def _divergence(ctx: Ctx, memory: Memory, stopped: bool) -> Optional[Decision]:
     assert leader is not None
     div = ctx.obs.divergence
     if stopped and ctx.local.controldata_state in CRASHED_CONTROLDATA_STATES:
+        if ctx.local.postmaster_alive:
+            # It does not answer but has not gone away: a shutdown still under way (the
+            # lease guard's fast shutdown), a stop that timed out, a restart after a
+            # backend crash, a hung server.  (One the shell last saw running reads as
+            # running with an unknown role instead, PG_UNKNOWN.)  Stop it: a fast stop
+            # waits for a shutdown already under way and kills a hung server; only then
+            # does the control file tell whether it crashed.
+            if ctx.failed(A.StopServer):
+                return ctx.out(roles.CRASH_CHECK_STOP_FAILED, [], memory, leader=leader.name)
+            return ctx.out(roles.CRASH_CHECK_STOP, [A.StopServer("fast")], memory, leader=leader.name)
+        retry_at = memory.crash_retry_at
+        if retry_at is not None and ctx.obs.now < retry_at:
+            return ctx.out(roles.CRASH_RECOVERY_RETRY_WAIT, [], memory, leader=leader.name,
+                           seconds=int(retry_at - ctx.obs.now + 0.999))
         # Only a cleanly shut down cluster says where its WAL ends: recover it first, in
         # the background (it may replay a lot of WAL), then check.
+        memory = replace(memory, crash_retry_at=None)
         return ctx.out(roles.CRASH_RECOVERY_START, [A.CrashRecovery()], memory, leader=leader.name)
     if div is None or div.leader != leader.name:
         return ctx.out(roles.PROBE_DIVERGENCE, [A.ProbeDivergence(leader)], memory, leader=leader.name)

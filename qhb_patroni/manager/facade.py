@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..core.local import (
+    CRASH_RECOVERY_RAN_ERROR,
     PRE_PROMOTE_FAILED_ERROR,
     STATE_RUNNING,
     STATE_STARTING,
@@ -358,12 +359,18 @@ class Manager:
                 self.server.state = STATE_STOPPED
 
     def crash_recovery(self) -> bool:
-        """Single-user crash recovery of a stopped server that did not shut down cleanly."""
+        """Single-user crash recovery of a stopped server that did not shut down cleanly.
+        Raises ManagerError naming CRASH_RECOVERY_RAN_ERROR when recovery ran and the
+        cluster is still not cleanly shut down (the core then stops retrying)."""
         with self._ops:
             log.info("doing crash recovery in a single user mode")
             _rewind.ensure_clean_shutdown(self.server)
             data = self.server.controldata()
-            return data is not None and data.clean_shutdown
+            if data is None:
+                raise ManagerError("control data not readable after crash recovery")
+            if not data.clean_shutdown:
+                raise ManagerError(f"{CRASH_RECOVERY_RAN_ERROR}: the cluster state is still {data.state!r}")
+            return True
 
     def rewind_possible(self) -> bool:
         return _rewind.rewind_possible(self.server)

@@ -95,12 +95,13 @@ def observe(server: LocalServer, deadline: Optional[float] = None) -> LocalState
     except ManagerError:
         if server.state == STATE_RUNNING:
             return LocalState(data_dir=dstate, state=server.state, role=server.role, running=True, in_recovery=None,
-                              sysid=sysid, controldata_state=cstate, pending_restart=server.pending_restart,
-                              rewind_possible=rewind_ok)
+                              postmaster_alive=True, sysid=sysid, controldata_state=cstate,
+                              pending_restart=server.pending_restart, rewind_possible=rewind_ok)
         if server.state == STATE_STOPPED:
             server.state = STATE_STARTING  # a postmaster that does not answer yet
         return LocalState(data_dir=dstate, state=server.state, role=server.role, running=False,
-                          sysid=sysid, controldata_state=cstate, rewind_possible=rewind_ok)
+                          postmaster_alive=True, sysid=sysid, controldata_state=cstate,
+                          rewind_possible=rewind_ok)
     if server.state != STATE_STOPPING:
         server.state = STATE_RUNNING
     server.role = _role_from_recovery(server, status.in_recovery)
@@ -118,6 +119,7 @@ def observe(server: LocalServer, deadline: Optional[float] = None) -> LocalState
         state=server.state,
         role=server.role,
         running=True,
+        postmaster_alive=True,
         in_recovery=status.in_recovery,
         timeline=timeline,
         lsn=lsn,

@@ -8,6 +8,7 @@ import subprocess
 import time
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ..core.local import CRASH_RECOVERY_RAN_ERROR
 from ..runtime.tasks import cancel_event, cancel_requested
 from .settings import ManagerError
 
@@ -232,7 +233,9 @@ class Postmaster:
 
     def stop(self, mode: str, timeout: float, watch: Optional[Callable[[bool], None]] = None) -> bool:
         """Signal per mode, wait; escalate to immediate and then SIGKILL of the
-        postmaster and its children. True when it was running and is now gone.
+        postmaster and its children. True when it was running and is now gone
+        (also when it exited by itself between being found and being signalled:
+        a postmaster finishing a shutdown somebody else asked for).
         `watch(gone)` is called at every look while it waits (see LocalServer.stop)."""
         if mode not in STOP_SIGNALS:
             raise ManagerError(f"unknown stop mode {mode!r}")
@@ -240,13 +243,21 @@ class Postmaster:
         if pid is None:
             return False
         children = child_pids(pid)
-        os.kill(pid, STOP_SIGNALS[mode])
+        try:
+            os.kill(pid, STOP_SIGNALS[mode])
+        except ProcessLookupError:
+            self._reap()
+            if watch is not None:
+                watch(True)
+            return True
         if self._wait_gone(pid, timeout, watch):
             return True
         if mode != "immediate":
             try:
                 os.kill(pid, signal.SIGQUIT)
             except ProcessLookupError:
+                if watch is not None:
+                    watch(True)
                 return True
             if self._wait_gone(pid, 5, watch):
                 return True
@@ -268,10 +279,10 @@ class Postmaster:
         except TaskCancelled:
             raise
         except ManagerError as exc:
-            raise ManagerError(f"single-user crash recovery failed: {exc}") from exc
+            raise ManagerError(f"{CRASH_RECOVERY_RAN_ERROR}: {exc}") from exc
         if rc != 0:
             tail = err.decode(errors="replace").strip().splitlines()[-1:]
-            raise ManagerError(f"single-user crash recovery failed: {' '.join(tail)}")
+            raise ManagerError(f"{CRASH_RECOVERY_RAN_ERROR}: {' '.join(tail)}")
 
 
 def processes_in(directory: str) -> List[int]:

@@ -117,3 +117,58 @@ def test_in_maintenance_mode_a_database_that_is_down_reads_stopped(pair: Dict[st
     running(manager, LOOKS["observe"])
     manager.note_paused_not_running()  # a running database is left alone
     assert manager.observe().state == "running"
+
+
+# ---- a postmaster that is alive but does not answer (chaos seed 22, fault #82) ----------
+def test_a_postmaster_that_does_not_answer_is_seen_alive_not_gone(pair: Dict[str, Manager]) -> None:
+    manager = pair["primary"]
+    running(manager, LOOKS["observe"])
+    pid = manager.server.postmaster.pid()
+    assert pid is not None
+    manager.server.status_conn.close()  # a kept backend would answer for the stopped postmaster
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        look = manager.observe()
+        # Running with an unknown role (neither primary nor replica), not gone.
+        assert look.postmaster_alive and look.in_recovery is None and not look.is_primary
+        assert look.controldata_state == "in production"  # not a crash: it has not gone away
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    eventually(lambda: manager.observe().running, what="the server answering again")
+    assert manager.observe().postmaster_alive
+
+
+def test_crash_recovery_asked_during_a_fast_shutdown_waits_for_it(pair: Dict[str, Manager]) -> None:
+    """The lease guard's fast shutdown still under way when crash recovery is asked for:
+    the recovery waits for the postmaster (however the race between the two goes) and
+    finds a cleanly shut down cluster; it never fails on the postmaster exiting under it."""
+    manager = pair["primary"]
+    running(manager, LOOKS["observe"])
+    pid = manager.server.postmaster.pid()
+    assert pid is not None
+    manager.server.status_conn.close()  # a kept backend would answer for the stopped postmaster
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        os.kill(pid, signal.SIGINT)  # the fast shutdown request waits until the postmaster runs
+        look = manager.observe()
+        assert look.postmaster_alive and look.in_recovery is None and look.controldata_state == "in production"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert manager.crash_recovery() is True
+    assert not manager.server.is_running()
+    control = manager.server.controldata()
+    assert control is not None and control.clean_shutdown
+    look = manager.observe()
+    assert not look.running and not look.postmaster_alive and look.controldata_state == "shut down"
+
+
+def test_crash_recovery_after_kill9_leaves_a_cleanly_shut_down_cluster(pair: Dict[str, Manager]) -> None:
+    manager = pair["primary"]
+    running(manager, LOOKS["observe"])
+    kill9(manager)
+    look = manager.observe()
+    assert not look.postmaster_alive and look.controldata_state == "in production"
+    assert manager.crash_recovery() is True
+    look = manager.observe()
+    assert not look.running and look.controldata_state == "shut down"
+    running(manager, LOOKS["observe"])

@@ -127,6 +127,17 @@ class SimManager:
         return True
 
     def crash_recovery(self) -> bool:
+        world = self.node.world
+        if world.trip_rate and not self.node.tripped and world.sim_rng.random() < world.trip_rate:
+            # The shell trips before single-user mode runs (fault #82 of chaos seed 22: a
+            # postmaster that exited under it); transient: the next attempt gets through.
+            self.node.tripped = True
+            world.trips += 1
+            raise ProcessLookupError(3, "No such process")
+        self.node.tripped = False
+        if self.db.shutting_down:
+            self.db.stop()  # a fast stop first: it waits for the shutdown under way
+        self.db.recover_in_single_user_mode()
         return self.db.has_data
 
     def restart(self, mode: str = "fast", timeout: Optional[float] = None) -> bool:
@@ -171,9 +182,13 @@ class SimManager:
         return changed
 
     def fence(self) -> bool:
-        """The lease guard: stop acknowledging writes at once."""
+        """The lease guard: stop acknowledging writes at once (with the control data
+        modelled, the postmaster then takes a while to finish its shutdown)."""
         was_writable = self.db.writable
-        self.db.stop()
+        if self.db.control_data:
+            self.db.begin_shutdown(self.node.world.clock() + self.node.world.shutdown_seconds())
+        else:
+            self.db.stop()
         return was_writable
 
     def mark_demoted(self) -> None:
@@ -223,6 +238,8 @@ class SimTasks:
     def start(self, kind: str, name: str, work: Callable[[], bool]) -> bool:
         if self.task is not None:
             return False
+        if kind == "CrashRecovery" and self.node.db.shutting_down:
+            self.node.world.recoveries_while_alive += 1  # the postmaster has not gone yet
         self.finished = None
         self.task = SimTask(kind, name, self.node.world.clock() + TASK_SECONDS[kind], work)
         return True
@@ -298,6 +315,7 @@ class SimNode:
         self.fresh_bootstrap = False
         self.last_decision: Optional[Decision] = None
         self.stalled_until: Optional[float] = None  # the daemon is stopped (SIGSTOP), its database runs on
+        self.tripped = False  # the last crash recovery tripped (see SimManager.crash_recovery)
         self.watchdog_device: Optional[SimWatchdogDevice] = None  # the one the current daemon opened
         self.loop = self._new_loop()
 
@@ -325,6 +343,9 @@ class SimNode:
         return self.settings
 
     def _decide(self, obs: Observation, memory: Memory, settings: Settings) -> Decision:
+        lead = obs.cluster.leader if obs.cluster is not None else None
+        if self.db.shutting_down and lead is not None and lead.name != self.name:
+            self.world.unanswering_looks += 1  # the window of chaos seed 22, fault #82
         decision = self.world.decide(obs, memory, settings)
         self.world.log(self.name, current_role(obs), decision)
         return decision

@@ -93,12 +93,22 @@ class World:
         lossy: float = 0.0,
         lease_guard: bool = True,
         stall_rate: float = 0.0,
+        control_data: bool = False,
+        trip_rate: float = 0.0,
         **settings_kw: object,
     ) -> None:
+        """`control_data`: model control file states and shutdowns that take time
+        (fakedb.py); `trip_rate`: the chance that a crash recovery fails in the shell
+        before it runs (never twice in a row)."""
         self.decide = decide_fn
         self.lease_guard = lease_guard
         self.stall_rate = stall_rate  # per simulated second: a daemon stops cycling (SIGSTOP) for > ttl
         self.rng = random.Random(seed)
+        self.sim_rng = random.Random(seed * 104729)  # draws of the control data model only
+        self.trip_rate = trip_rate
+        self.trips = 0
+        self.recoveries_while_alive = 0  # CrashRecovery started while a shutdown was under way
+        self.unanswering_looks = 0  # decisions on a shutdown under way while another node led
         self.clock = ManualClock(1000.0)
         self.server = MemoryServer(clock=self.clock, name="sim")
         self.observer = self.server.client("observer", base=BASE)
@@ -110,6 +120,7 @@ class World:
             name = f"n{i}"
             node = SimNode(self, name, Settings(name=name, **kw))  # type: ignore[arg-type]
             node.db.rewind_possible = rewind_possible
+            node.db.control_data = control_data
             node.next_cycle += self.rng.randint(0, 9)  # nodes are not in lock-step
             if lossy:
                 node.dcs.store = LossyStore(node.dcs.store, random.Random(seed * 1000 + i), lossy)
@@ -145,6 +156,10 @@ class World:
     # ---- helpers used by nodes ---------------------------------------------------------
     def new_sysid(self) -> str:
         return str(next(self._sysids))
+
+    def shutdown_seconds(self) -> float:
+        """How long a fast shutdown takes (a large shutdown checkpoint can take a while)."""
+        return self.sim_rng.uniform(1, 15)
 
     def server_at(self, name: Optional[str]) -> Optional[SimNode]:
         """The node a connection points at (a subclass may add servers outside the cluster)."""
@@ -285,6 +300,8 @@ class World:
         if faults:
             self._inject_faults(now)
         self._heal(now, force=not faults)
+        for node in self.nodes.values():
+            node.db.tick(now)  # shutdowns under way end, whether the daemon runs or not
         self._replicate()
         self._acknowledge()
         for node in self.nodes.values():
