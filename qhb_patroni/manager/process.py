@@ -314,6 +314,42 @@ def _is_stopped(pid: int) -> bool:
     return state in ("T", "t")
 
 
+# Titles of the server's own processes that may outlive the client backends during a
+# shutdown (the part after "<program>: " and an optional "<cluster_name>: ").  Anything
+# else - client backends, background workers, autovacuum - counts as a possible writer.
+_STAYING = ("checkpointer", "background writer", "walwriter", "archiver", "logger", "stats collector",
+            "io worker", "startup", "walreceiver")
+
+
+def _title(pid: int) -> Optional[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
+def writers_left(pid: int) -> Optional[bool]:
+    """Whether the postmaster `pid` still has a child that could acknowledge a write: any
+    child but WAL senders and the processes named in _STAYING (from their process titles).
+    None when a child's title is unreadable or not in the server's "<program>: ..." form."""
+    for child in child_pids(pid):
+        title = _title(child)
+        if title is None:
+            if is_alive(child):
+                return None
+            continue
+        parts = title.split(": ")
+        if len(parts) < 2:
+            return None
+        words = parts[-1].strip()
+        if any(words == name or words.startswith(name + " ") for name in ("walsender", *_STAYING)):
+            continue
+        return True
+    return False
+
+
 def child_pids(pid: int) -> List[int]:
     """Direct children of `pid` (from /proc)."""
     result: List[int] = []

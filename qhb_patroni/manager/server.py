@@ -22,7 +22,7 @@ from . import conffiles
 from .connection import connect, local_params, query
 from .controldata import ControlData, read_controldata, shut_down_on_disk
 from .files import major_version, write_file, write_pgpass
-from .process import STOP_SIGNALS, Postmaster, run_tool
+from .process import STOP_SIGNALS, Postmaster, pm_status, run_tool, writers_left
 from .settings import ManagerError, PgSettings
 from .statusconn import StatusConnection
 
@@ -233,10 +233,20 @@ class LocalServer:
 
         def watch(gone: bool) -> None:
             nonlocal fired
-            if not fired and (gone or shut_down_on_disk(self.layout.pg_control)):
+            if not fired and (gone or self._takes_no_write()):
                 fired = True
                 on_safepoint()
         return watch
+
+    def _takes_no_write(self) -> bool:
+        """A stopping server can acknowledge no write: its shutdown checkpoint is on disk,
+        or the postmaster has taken the shutdown request (pid file says stopping: no new
+        backend) and no child that could write is left (WAL senders may still wait for
+        standbys, and the shutdown checkpoint itself waits for them)."""
+        if shut_down_on_disk(self.layout.pg_control):
+            return True
+        pid = self.postmaster.pid()
+        return pid is not None and pm_status(self.postmaster.pidfile) == "stopping" and writers_left(pid) is False
 
     def reload(self) -> bool:
         if not self.is_running():

@@ -1,7 +1,8 @@
 """A stop tells its caller when the server can acknowledge no write any more (the
-watchdog is closed there, core/fencing.py), before the postmaster is gone: a fast
-shutdown waits for its WAL senders to reach their standbys, and one that does not
-answer holds the postmaster up to wal_sender_timeout.  Against real binaries, with a
+watchdog is closed there, core/fencing.py): once every client backend has exited, before
+the postmaster is gone. A fast shutdown waits for its WAL senders to reach their
+standbys (its shutdown checkpoint too), and one that does not answer holds the
+postmaster up to wal_sender_timeout.  Against real binaries, with a
 WAL receiver stopped by SIGSTOP standing in for a standby that was cut off."""
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import subprocess
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
+import psycopg2
 import pytest
 
 from qhb_patroni.manager import Manager
 from qhb_patroni.manager.controldata import shut_down_on_disk
-from qhb_patroni.manager.process import is_alive
+from qhb_patroni.manager.process import is_alive, writers_left
 from tests.fixtures.pgbin import PG_BIN_DIR, qhb_node_config
 from tests.integration.helpers import eventually
 
@@ -43,21 +45,30 @@ def test_the_safepoint_comes_while_a_wal_sender_still_waits(node: Manager, tmp_p
         [f"{PG_BIN_DIR}/pg_receivewal", "-D", str(tmp_path), "-n",
          "-d", f"host=127.0.0.1 port={s.port} user=replicator password=rep-pass"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = psycopg2.connect(**node.server.local_params())
     try:
         eventually(lambda: streaming(node), what="the receiver to stream")
         pid = node.server.postmaster.pid()
         assert pid is not None
+        with client.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = int(cur.fetchone()[0])
+        assert writers_left(pid) is True  # the idle client above, at least
         os.kill(receiver.pid, signal.SIGSTOP)  # a standby cut off: no more replies
-        seen: List[Tuple[bool, object]] = []
+        seen: List[Tuple[bool, bool, object]] = []
 
         def on_safepoint() -> None:
-            seen.append((is_alive(pid), shut_down_on_disk(node.server.layout.pg_control)))
+            seen.append((is_alive(pid), is_alive(backend), writers_left(pid)))
             os.kill(receiver.pid, signal.SIGCONT)  # let the shutdown finish without waiting for timeouts
 
         assert node.server.stop("fast", 60, on_safepoint) is True
-        assert seen == [(True, True)], "called once, with the control file shut down and the postmaster alive"
+        assert len(seen) == 1, "called once"
+        postmaster_alive, client_alive, writers = seen[0]
+        assert postmaster_alive, "before the postmaster was gone"
+        assert not client_alive and writers is not True, "after every client backend had exited"
         assert not node.server.is_running()
     finally:
+        client.close()
         os.kill(receiver.pid, signal.SIGCONT)
         receiver.terminate()
         receiver.wait(10)
