@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from dataclasses import replace
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List
 
 import psycopg2
 import pytest
@@ -165,7 +165,11 @@ def test_switchover_demote_then_promote(nodes: Dict[str, Any]) -> None:
         b.promote(30)
     assert b.observe().is_replica and b.role != "promoted"
     b.settings = replace(b.settings, pre_promote=f"touch {marker}")
-    assert b.promote(30) is True
+    kept = b.server.local_query("SELECT pg_backend_pid()")
+    seen: List[Any] = []  # told as soon as the server is out of recovery
+    assert b.promote(30, on_promoted=lambda: seen.append((b.server.in_recovery(), b.role))) is True
+    assert seen == [(False, "master")]
+    assert b.server.local_query("SELECT pg_backend_pid()") == kept  # the promotion kept the connection
     assert os.path.exists(marker)
     # The CHECKPOINT after the promote puts the new timeline into pg_control; until then the
     # member key says checkpoint_after_promote: false (3.0.2 members wait before rewinding).

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 from qhb_patroni.core import actions as A
 from qhb_patroni.core.local import DATA_PRESENT, LocalState
@@ -22,7 +22,7 @@ class FakeManager:
         self.calls: List[Any] = []
         self.release = threading.Event()
 
-    def promote(self, wait: float) -> bool:
+    def promote(self, wait: float, on_promoted: Optional[Callable[[], None]] = None) -> bool:
         self.calls.append(("promote", wait))
         self.release.wait(5)
         return True
