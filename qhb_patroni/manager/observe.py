@@ -105,8 +105,7 @@ def observe(server: LocalServer, deadline: Optional[float] = None) -> LocalState
         server.state = STATE_RUNNING
     server.role = _role_from_recovery(server, status.in_recovery)
     if status.in_recovery:
-        timeline = replica_timeline(server) or status.received_tli
-        server.timeline_cache = timeline
+        timeline = _replica_timeline(server, status)
         receive = status.received_location or 0
         replay = status.replayed_location or 0
         lsn: Optional[int] = max(receive, replay) or None
@@ -133,6 +132,21 @@ def observe(server: LocalServer, deadline: Optional[float] = None) -> LocalState
         feedback_enforced=server.enforce_feedback,
         unready_slots=tuple(sorted(list(server.unready_slots))),
     )
+
+
+def _replica_timeline(server: LocalServer, status: sql.StatusRow) -> Optional[int]:
+    """The timeline a replica replays.  IDENTIFY_SYSTEM needs a new (password-authenticated)
+    replication connection, which under load costs more than the whole rest of the look and
+    sits on the failover's path; a replica's timeline changes only by replaying WAL, so the
+    last answer stands while the postmaster and the replay position are the ones it was
+    read at (a standby whose primary is gone replays nothing)."""
+    mark = (status.postmaster_start_time, status.replayed_location)
+    if server.timeline_cache is not None and server.timeline_mark == mark and mark[1] is not None:
+        return server.timeline_cache
+    identified = replica_timeline(server)
+    server.timeline_cache = identified or status.received_tli
+    server.timeline_mark = mark if identified else None
+    return server.timeline_cache
 
 
 def _rewind_binary_ok(server: LocalServer) -> bool:
