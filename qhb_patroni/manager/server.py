@@ -56,6 +56,8 @@ class LocalServer:
         self.timeline_cache: Optional[int] = None
         # (postmaster start time, replay position) the cached replica timeline was read at
         self.timeline_mark: Optional[Tuple[Optional[str], Optional[int]]] = None
+        # (postmaster pid, monotonic time, answer) of the last controldata read while running
+        self.control_cache: Optional[Tuple[int, float, ControlData]] = None
         self.recovery = self._recovery_on_disk()
         # synchronous_standby_names chosen by the HA loop in synchronous mode (None: as configured).
         self.sync_standby_names: Optional[str] = None
@@ -200,7 +202,7 @@ class LocalServer:
         options = conffiles.cmdline_options(params)
         self.state = STATE_STARTING
         self.pending_restart = False
-        self.timeline_cache = self.timeline_mark = None
+        self.timeline_cache = self.timeline_mark = self.control_cache = None
         self.postmaster.spawn(self.layout.main_conf, options, self.settings.server_log)
         ready = self.postmaster.wait_ready(self.isready_cmd(), self.settings.pg_ctl_timeout if timeout is None
                                            else timeout)
@@ -223,7 +225,7 @@ class LocalServer:
         self.postmaster.stop(mode, self.settings.pg_ctl_timeout if timeout is None else timeout)
         gone = not self.is_running()
         self.state = STATE_STOPPED if gone else "stop failed"
-        self.timeline_cache = self.timeline_mark = None
+        self.timeline_cache = self.timeline_mark = self.control_cache = None
         return gone
 
     def reload(self) -> bool:

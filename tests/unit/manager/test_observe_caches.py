@@ -1,6 +1,7 @@
-"""The replica timeline of observe() (IDENTIFY_SYSTEM, a new replication connection) is
-read again only when the postmaster or the replay position changed since the last read:
-a replica's timeline changes only by replaying WAL."""
+"""What observe() reads again only when it may have changed: the replica timeline
+(IDENTIFY_SYSTEM, a new replication connection) when the postmaster or the replay position
+changed since the last read (a replica's timeline changes only by replaying WAL), and
+controldata (a new process) when the postmaster changed, stopped, or the answer is old."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -62,3 +63,49 @@ def test_no_replay_position_is_never_taken_as_unchanged(identify: List[Optional[
     observe._replica_timeline(s, row(replayed=None))
     observe._replica_timeline(s, row(replayed=None))
     assert identify == []
+
+
+class Postmaster:
+    def __init__(self) -> None:
+        self.running: Optional[int] = 100
+
+    def pid(self) -> Optional[int]:
+        return self.running
+
+
+class ControlServer:
+    """Counts controldata reads; each answer is a new object."""
+
+    def __init__(self) -> None:
+        self.postmaster = Postmaster()
+        self.control_cache: Any = None
+        self.reads = 0
+
+    def controldata(self) -> Any:
+        self.reads += 1
+        return object()
+
+
+def test_controldata_is_read_once_while_the_same_postmaster_runs() -> None:
+    s: Any = ControlServer()
+    first = observe._controldata(s)
+    assert observe._controldata(s) is first
+    assert s.reads == 1
+
+
+def test_controldata_is_read_again_for_a_new_postmaster_a_stopped_one_or_an_old_answer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    s: Any = ControlServer()
+    observe._controldata(s)
+    s.postmaster.running = 200  # restarted
+    observe._controldata(s)
+    assert s.reads == 2
+    s.postmaster.running = None  # stopped: the control file's state matters now, every time
+    observe._controldata(s)
+    observe._controldata(s)
+    assert s.reads == 4
+    s.postmaster.running = 200
+    observe._controldata(s)
+    monkeypatch.setattr(observe, "CONTROLDATA_REUSE", 0.0)
+    observe._controldata(s)
+    assert s.reads == 6
