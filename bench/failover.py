@@ -16,22 +16,28 @@ cluster runs in synchronous mode, where no acknowledged write may be lost.
 the same DCS and database binaries.  3.0.2 talks to Consul only with python-consul
 installed: PATRONI_302_EXTRA_PATH (default /opt/p302-consul-extra) is added to its
 PYTHONPATH when that directory exists.
+With --keep-logs it also prints, from the database logs, the part of that time before
+the new primary's server receives the promote request (the daemon's: watch wake-up,
+peer probes, CAS, slots, pg_promote) and the server's own part up to the end of archive
+recovery; the rest is the end of recovery to the client's first commit.
 Target (issue #14): key gone -> first acknowledged write <= 0.07 s median on all three.
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import datetime
 import http.client
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from common import TIMINGS, Etcd, refuse_root, summary
 
@@ -199,12 +205,44 @@ class Backend:
             self.consul.stop()
 
 
+_SERVER_EVENT = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) UTC \[\d+\] LOG:  "
+                           r"(received promote request|archive recovery complete)")
+
+
+def server_steps(logs: List[str], gone_walls: List[float]) -> Tuple[List[float], List[float]]:
+    """From the database logs of a --keep-logs run, per kill: key gone -> the new primary's
+    server received the promote request (the daemon's part: wake-up, peer probes, CAS,
+    slots, pg_promote), and that request -> end of archive recovery (the server's part)."""
+    events: List[Tuple[float, str]] = []
+    for path in logs:
+        with open(path, errors="replace") as f:
+            for line in f:
+                m = _SERVER_EVENT.match(line)
+                if m:
+                    stamp = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+                    events.append((stamp.replace(tzinfo=datetime.timezone.utc).timestamp(), m.group(2)))
+    events.sort()
+    daemon: List[float] = []
+    server: List[float] = []
+    for gone in gone_walls:
+        req = next((t for t, e in events if e.startswith("received") and 0 <= t - gone < 10), None)
+        if req is None:
+            continue
+        daemon.append(req - gone)
+        done = next((t for t, e in events if e.startswith("archive") and 0 <= t - req < 10), None)
+        if done is not None:
+            server.append(done - req)
+    return daemon, server
+
+
 def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
     ttl, lw, rt = timing
     dynamic = {"synchronous_mode": True} if args.sync else {}
     windows: List[float] = []
     gone_to_write: List[float] = []
     lost_total = 0
+    gone_walls: List[float] = []
+    server_logs: List[str] = []
     with tempfile.TemporaryDirectory(prefix="qhb-bench-failover-") as base:
         dcs = Backend(args.dcs, base)
         cluster = LocalCluster(base, dcs.host, ttl=ttl, loop_wait=lw, retry_timeout=rt, scope="bench-fo",
@@ -251,6 +289,7 @@ def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
                 print(f"{label} run {i + 1}: unavailable {window:.3f} s, leader key gone -> writable "
                       f"{g2w:.3f} s, acknowledged writes lost {lost}, new primary "
                       f"{new.name if new else '?'}", flush=True)
+                gone_walls.append(watch.gone_wall or 0.0)
                 if args.keep_logs:  # wall clock of the key-gone event, to line up with the daemons' logs
                     print(f"  key gone at {time.strftime('%H:%M:%S', time.localtime(watch.gone_wall or 0))}"
                           f".{int((watch.gone_wall or 0) % 1 * 1000):03d}", flush=True)
@@ -266,9 +305,15 @@ def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
                     server_log = os.path.join(node.dir, "server.log")
                     if os.path.exists(server_log):
                         shutil.copyfile(server_log, dest[:-4] + "-server.log")
+                        server_logs.append(dest[:-4] + "-server.log")
     print(summary(f"{label} write-unavailability window", windows))
     print(summary(f"{label} leader key gone -> first acknowledged write", gone_to_write))
     print(f"{label}: acknowledged writes lost in {len(windows)} kills: {lost_total}", flush=True)
+    daemon, server = server_steps(server_logs, gone_walls)
+    if daemon:
+        print(summary(f"{label} leader key gone -> promote request received by the server", daemon))
+    if server:
+        print(summary(f"{label} promote request -> end of archive recovery (server)", server), flush=True)
 
 
 def main() -> None:

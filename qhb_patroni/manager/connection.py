@@ -106,7 +106,7 @@ def query(params: Mapping[str, Any], sql: str, args: Any = None, replication: bo
             return list(cur.fetchall()) if cur.description is not None else []
 
 
-def query_within(params: Mapping[str, Any], sql: str, seconds: float) -> List[Any]:
+def query_within(params: Mapping[str, Any], sql: str, seconds: float, args: Any = None) -> List[Any]:
     """`query` with a deadline for the whole round trip, connection included (libpq's
     connect_timeout counts whole seconds and at least 2).  Raises ServerUnresponsive when
     the server has not answered within `seconds`: the HA loop must not wait for a stalled
@@ -122,7 +122,7 @@ def query_within(params: Mapping[str, Any], sql: str, seconds: float) -> List[An
     try:
         _poll_until(conn, end, seconds)
         cur = conn.cursor()
-        cur.execute(sql)
+        cur.execute(sql, args)
         _poll_until(conn, end, seconds)
         return list(cur.fetchall()) if cur.description is not None else []
     except psycopg2.Error as exc:

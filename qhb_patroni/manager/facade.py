@@ -234,7 +234,10 @@ class Manager:
                 self.callbacks.fire("on_reload", self.role)
             return ok
 
-    def promote(self, wait_seconds: float) -> bool:
+    def promote(self, wait_seconds: float, on_promoted: Optional[Callable[[], None]] = None) -> bool:
+        """Promote and wait up to `wait_seconds` for the end of recovery; `on_promoted` is
+        called as soon as the server is out of recovery (before the config is rewritten and
+        the callbacks fire), so the REST API can say so at once."""
         with self._ops:
             if self.server.in_recovery() is False:
                 self.server.role = ROLE_MASTER
@@ -246,11 +249,15 @@ class Manager:
                             sorted(self.server.unready_slots))
                 self.server.unready_slots.clear()
             self.server.promote()
+            log.debug("promotion requested, waiting for the end of recovery")
             if not self.server.wait_recovery_state(False, wait_seconds, interval=PROMOTE_POLL_INTERVAL):
                 return False
+            log.debug("recovery ended")
             self.server.recovery = None
             self.server.role = ROLE_MASTER
             self.checkpoint_pending = True
+            if on_promoted is not None:
+                on_promoted()
             threading.Thread(target=self._checkpoint_after_promote, name="checkpoint-after-promote",
                              daemon=True).start()
             self.server.write_config()

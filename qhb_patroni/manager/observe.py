@@ -3,6 +3,7 @@ runtime.status.ServerStatus.  Every probe here has a short timeout."""
 from __future__ import annotations
 
 import os
+import time
 from typing import Optional
 
 from ..core.local import (
@@ -22,6 +23,8 @@ from .files import data_dir_state
 from .rewind import replica_timeline
 from .server import LocalServer
 from .settings import ManagerError
+
+CONTROLDATA_REUSE = 10.0  # seconds a running server's controldata answer is used again
 
 
 def following_from_conninfo(conninfo: str) -> Optional[str]:
@@ -71,7 +74,7 @@ def observe(server: LocalServer, deadline: Optional[float] = None) -> LocalState
         if not server.is_running():
             _note_not_running(server)
         return LocalState(data_dir=dstate, data_dir_error=derr, state=server.state, role=server.role)
-    control = server.controldata()
+    control = _controldata(server)
     sysid = control.sysid if control else None
     cstate = control.state if control else None
     rewind_ok = bool(control and control.rewind_capable) and _rewind_binary_ok(server)
@@ -106,8 +109,7 @@ def observe(server: LocalServer, deadline: Optional[float] = None) -> LocalState
         server.state = STATE_RUNNING
     server.role = _role_from_recovery(server, status.in_recovery)
     if status.in_recovery:
-        timeline = replica_timeline(server) or status.received_tli
-        server.timeline_cache = timeline
+        timeline = _replica_timeline(server, status)
         receive = status.received_location or 0
         replay = status.replayed_location or 0
         lsn: Optional[int] = max(receive, replay) or None
@@ -135,6 +137,37 @@ def observe(server: LocalServer, deadline: Optional[float] = None) -> LocalState
         feedback_enforced=server.enforce_feedback,
         unready_slots=tuple(sorted(list(server.unready_slots))),
     )
+
+
+def _controldata(server: LocalServer) -> Optional[ControlData]:
+    """pg_control through the controldata tool: a new process each time, 5-15 ms of every
+    cycle under load and on the failover's path.  While the same postmaster runs, an
+    answer younger than CONTROLDATA_REUSE seconds is used again: what a running server's
+    observation takes from it (system id, whether a rewind is possible) does not change
+    while it runs, and the control file's state is read afresh once it no longer runs."""
+    pid = server.postmaster.pid()
+    now = time.monotonic()
+    cached = server.control_cache
+    if pid is not None and cached is not None and cached[0] == pid and 0 <= now - cached[1] < CONTROLDATA_REUSE:
+        return cached[2]
+    control = server.controldata()
+    server.control_cache = (pid, now, control) if pid is not None and control is not None else None
+    return control
+
+
+def _replica_timeline(server: LocalServer, status: sql.StatusRow) -> Optional[int]:
+    """The timeline a replica replays.  IDENTIFY_SYSTEM needs a new (password-authenticated)
+    replication connection, which under load costs more than the whole rest of the look and
+    sits on the failover's path; a replica's timeline changes only by replaying WAL, so the
+    last answer stands while the postmaster and the replay position are the ones it was
+    read at (a standby whose primary is gone replays nothing)."""
+    mark = (status.postmaster_start_time, status.replayed_location)
+    if server.timeline_cache is not None and server.timeline_mark == mark and mark[1] is not None:
+        return server.timeline_cache
+    identified = replica_timeline(server)
+    server.timeline_cache = identified or status.received_tli
+    server.timeline_mark = mark if identified else None
+    return server.timeline_cache
 
 
 def _rewind_binary_ok(server: LocalServer) -> bool:

@@ -27,6 +27,10 @@ from .settings import ManagerError, PgSettings
 from .statusconn import StatusConnection
 
 DEFAULT_MAJOR = 15
+# Statements over the kept local connection (local_query): how long one may take, and how
+# long to wait for the connection while the status refresher uses it.
+KEPT_DEADLINE = 3.0
+KEPT_WAIT = 0.2
 # Replica start safety (7.2): these must not be below the primary's values.
 _CONTROLDATA_MINIMUMS = {
     "max_connections": "max_connections setting",
@@ -50,6 +54,10 @@ class LocalServer:
         self.recovery: Optional[Dict[str, str]] = None
         self.pending_restart = False
         self.timeline_cache: Optional[int] = None
+        # (postmaster start time, replay position) the cached replica timeline was read at
+        self.timeline_mark: Optional[Tuple[Optional[str], Optional[int]]] = None
+        # (postmaster pid, monotonic time, answer) of the last controldata read while running
+        self.control_cache: Optional[Tuple[int, float, ControlData]] = None
         self.recovery = self._recovery_on_disk()
         # synchronous_standby_names chosen by the HA loop in synchronous mode (None: as configured).
         self.sync_standby_names: Optional[str] = None
@@ -194,7 +202,7 @@ class LocalServer:
         options = conffiles.cmdline_options(params)
         self.state = STATE_STARTING
         self.pending_restart = False
-        self.timeline_cache = None
+        self.timeline_cache = self.timeline_mark = self.control_cache = None
         self.postmaster.spawn(self.layout.main_conf, options, self.settings.server_log)
         ready = self.postmaster.wait_ready(self.isready_cmd(), self.settings.pg_ctl_timeout if timeout is None
                                            else timeout)
@@ -225,7 +233,7 @@ class LocalServer:
                              None if on_safepoint is None else self._safepoint_watch(on_safepoint))
         gone = not self.is_running()
         self.state = STATE_STOPPED if gone else "stop failed"
-        self.timeline_cache = None
+        self.timeline_cache = self.timeline_mark = self.control_cache = None
         return gone
 
     def _safepoint_watch(self, on_safepoint: Callable[[], None]) -> Callable[[bool], None]:
@@ -254,11 +262,17 @@ class LocalServer:
         self.write_config()
         return self.postmaster.signal(signal.SIGHUP)
 
+    def local_query(self, sql: str, args: Any = None, deadline: float = KEPT_DEADLINE) -> List[Any]:
+        """One statement over the kept local connection (the status query's, see
+        statusconn.py), waiting a moment for it rather than paying for a new
+        password-authenticated connection: the promotion runs its statements this way."""
+        return self.status_conn.query(self.local_params(), sql, deadline, args=args, wait=KEPT_WAIT)
+
     def promote(self) -> None:
         """Ask the server to promote, without waiting (wait_recovery_state does).  Over
         the local connection (no process to spawn); with the ctl tool when that fails."""
         try:
-            rows = query(self.local_params(), "SELECT pg_promote(false)")
+            rows = self.local_query("SELECT pg_promote(false)")
             if rows and rows[0][0]:
                 return
         except ManagerError:
@@ -266,30 +280,45 @@ class LocalServer:
         run_tool([self.bin["ctl"], "promote", "-W", "-D", self.settings.data_dir], timeout=30)
 
     def in_recovery(self, dbname: Optional[str] = None) -> Optional[bool]:
-        params = self.local_params()
-        if dbname:
-            params["dbname"] = dbname
         try:
-            rows = query(params, "SELECT pg_is_in_recovery()")
+            if dbname:
+                rows = query(dict(self.local_params(), dbname=dbname), "SELECT pg_is_in_recovery()")
+            else:
+                rows = self.local_query("SELECT pg_is_in_recovery()")
         except ManagerError:
             return None
         return bool(rows[0][0]) if rows else None
 
     def wait_recovery_state(self, in_recovery: bool, timeout: float, dbname: Optional[str] = None,
                             interval: float = 0.2) -> bool:
-        """Poll until pg_is_in_recovery() equals `in_recovery`, on one connection while it
-        lasts (a new connection per look costs more than the look): every 10 ms during the
+        """Poll until pg_is_in_recovery() equals `in_recovery`: every 10 ms during the
         first second (a promotion mostly ends within a few tenths of one), then every
-        `interval` s."""
-        params = self.local_params()
-        if dbname:
-            params["dbname"] = dbname
+        `interval` s; over the kept local connection (`dbname`: one of its own while it
+        lasts): a new connection per look costs more than the look."""
         started = time.monotonic()
         deadline = started + timeout
 
         def pause() -> None:
             time.sleep(min(interval, 0.01) if time.monotonic() - started < 1.0 else interval)
 
+        if dbname:
+            return self._wait_recovery_own(in_recovery, dbname, deadline, pause)
+        while True:
+            try:
+                rows = self.local_query("SELECT pg_is_in_recovery()",
+                                        deadline=max(0.05, min(KEPT_DEADLINE, deadline - time.monotonic())))
+                if rows and bool(rows[0][0]) is in_recovery:
+                    return True
+            except ManagerError:
+                if not self.is_running():
+                    return False
+            if time.monotonic() >= deadline:
+                return False
+            pause()
+
+    def _wait_recovery_own(self, in_recovery: bool, dbname: str, deadline: float,
+                           pause: Callable[[], None]) -> bool:
+        params = dict(self.local_params(), dbname=dbname)
         while True:
             try:
                 with connect(params) as conn, conn.cursor() as cur:

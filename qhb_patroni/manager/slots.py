@@ -23,8 +23,9 @@ _COPY_AGAIN = ("58P01", "55000")
 
 def create_slots(server: LocalServer, names: Sequence[str]) -> List[str]:
     """Create the missing physical slots among `names` (a standby about to be
-    promoted: nothing is dropped); returns the created ones."""
-    return sql.create_physical_slots(server.local_params(), names)
+    promoted: nothing is dropped); returns the created ones.  Over the kept local
+    connection: this is on the failover's path."""
+    return sql.create_physical_slots(server.local_params(), names, server.local_query)
 
 
 def sync_slots(server: LocalServer, names: Sequence[str]) -> Tuple[List[str], List[str]]:

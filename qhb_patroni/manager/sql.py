@@ -216,11 +216,12 @@ def physical_slots(params: Mapping[str, Any]) -> List[str]:
     return sorted(str(r[0]) for r in rows)
 
 
-def create_physical_slots(params: Mapping[str, Any], names: Sequence[str]) -> List[str]:
+def create_physical_slots(params: Mapping[str, Any], names: Sequence[str],
+                          run: Optional[Callable[[str, Any], List[Any]]] = None) -> List[str]:
     """Create the physical slots among `names` that do not exist yet, in one round trip;
-    the names created, sorted."""
-    rows = query(
-        params,
+    the names created, sorted.  `run(sql, args)`: how to run it (default: a connection
+    of its own)."""
+    rows = (run or (lambda text, args: query(params, text, args)))(
         "WITH missing AS MATERIALIZED (SELECT n FROM unnest(%s::text[]) AS n "
         "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = n)) "
         "SELECT s.slot_name::text FROM missing, LATERAL pg_create_physical_replication_slot(missing.n, true) AS s "

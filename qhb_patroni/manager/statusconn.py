@@ -28,24 +28,27 @@ class StatusConnection:
         self._lock = threading.Lock()
         self.paused = False  # while the server stops: a kept session would hold a smart shutdown
 
-    def query(self, params: Mapping[str, Any], sql: str, deadline: Optional[float] = None) -> List[Any]:
-        """Rows of `sql`; `deadline`: seconds for the whole call (default `timeout`), after
-        which ServerUnresponsive (a stalled server is not retried on a fresh connection)."""
-        if self.paused or not self._lock.acquire(blocking=False):
+    def query(self, params: Mapping[str, Any], sql: str, deadline: Optional[float] = None, args: Any = None,
+              wait: float = 0.0) -> List[Any]:
+        """Rows of `sql` (with `args`); `deadline`: seconds for the whole call (default
+        `timeout`), after which ServerUnresponsive (a stalled server is not retried on a
+        fresh connection).  `wait`: seconds to wait for the kept connection while another
+        thread uses it, before falling back to a one-off connection."""
+        if self.paused or not (self._lock.acquire(timeout=wait) if wait > 0 else self._lock.acquire(blocking=False)):
             # the other thread has it, or the server stops: a one-off connection as before
-            return query(params, sql) if deadline is None else query_within(params, sql, deadline)
+            return query(params, sql, args) if deadline is None else query_within(params, sql, deadline, args)
         try:
             end = time.monotonic() + (self.timeout if deadline is None else deadline)
             key = tuple(sorted((k, str(v)) for k, v in params.items()))
             kept = self._conn is not None and self._key == key and not self._conn.closed
             try:
-                return self._run(params, key, sql, kept, end)
+                return self._run(params, key, sql, args, kept, end)
             except ServerUnresponsive:
                 raise
             except ManagerError:
                 if not kept:
                     raise
-                return self._run(params, key, sql, False, end)
+                return self._run(params, key, sql, args, False, end)
         finally:
             self._lock.release()
 
@@ -67,8 +70,8 @@ class StatusConnection:
             except psycopg2.Error:
                 pass
 
-    def _run(self, params: Mapping[str, Any], key: Tuple[Tuple[str, str], ...], sql: str, kept: bool,
-             end: float) -> List[Any]:
+    def _run(self, params: Mapping[str, Any], key: Tuple[Tuple[str, str], ...], sql: str, args: Any,
+             kept: bool, end: float) -> List[Any]:
         try:
             if not kept:
                 self.close()
@@ -76,7 +79,7 @@ class StatusConnection:
                 self._key = key
                 self._wait(end)
             cur = self._conn.cursor()
-            cur.execute(sql)
+            cur.execute(sql, args)
             self._wait(end)
             return list(cur.fetchall()) if cur.description is not None else []
         except ServerUnresponsive:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from ..core import actions as A
 from ..core.model import ClusterView, Member
@@ -117,6 +117,7 @@ class Executor:
         if isinstance(action, A.AcquireLock):
             t0 = self.clock.monotonic()
             ok = dcs.attempt_to_acquire_leader() is not None
+            log.debug("leader key create-only write: %s", "won" if ok else "lost")
             if ok:
                 self.lease.written_at = t0
                 result.lock_changed = True
@@ -201,11 +202,17 @@ class Executor:
                     mgr.create_slots(list(action.slots))
                 except Exception as exc:  # the leader's next cycle creates them anyway
                     log.warning("could not create replication slots before promoting: %s", exc)
+                log.debug("slots before promoting: done")
             wait = self._promote_wait()
 
             def promote() -> bool:
-                ok = bool(mgr.promote(wait))
-                if ok:
+                told: List[bool] = []
+
+                def promoted() -> None:  # as soon as the server is out of recovery
+                    told.append(True)
+                    self.on_promoted()
+                ok = bool(mgr.promote(wait, promoted))
+                if ok and not told:
                     self.on_promoted()
                 return ok
             return bool(self.tasks.start(action.kind, "promote", promote))

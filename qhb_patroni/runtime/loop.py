@@ -231,7 +231,8 @@ class HALoop:
             keeps_failsafe = any(isinstance(a, A.FailsafeActive) for a in decision.actions)
             if not keeps_failsafe and any(isinstance(a, (A.Demote, A.ReleaseLock)) for a in decision.actions):
                 self._publish_failsafe(None)  # before a demotion, not after it
-            if any(isinstance(a, _ANNOUNCES_LEADERSHIP) for a in decision.actions):
+            if any(isinstance(a, _ANNOUNCES_LEADERSHIP) for a in decision.actions) and not any(
+                    isinstance(a, A.Promote) for a in decision.actions):  # promoted: on_promoted refreshes
                 self._refresh_server()  # the REST API says what the leader key will announce
             result: ExecutionResult = self.executor.execute(decision.actions, cluster)
             changed_server = changed_server or any(not isinstance(a, _KEEPS_SERVER) for a in decision.actions)

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from dataclasses import replace
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List
 
 import psycopg2
 import pytest
@@ -165,7 +165,11 @@ def test_switchover_demote_then_promote(nodes: Dict[str, Any]) -> None:
         b.promote(30)
     assert b.observe().is_replica and b.role != "promoted"
     b.settings = replace(b.settings, pre_promote=f"touch {marker}")
-    assert b.promote(30) is True
+    kept = b.server.local_query("SELECT pg_backend_pid()")
+    seen: List[Any] = []  # told as soon as the server is out of recovery
+    assert b.promote(30, on_promoted=lambda: seen.append((b.server.in_recovery(), b.role))) is True
+    assert seen == [(False, "master")]
+    assert b.server.local_query("SELECT pg_backend_pid()") == kept  # the promotion kept the connection
     assert os.path.exists(marker)
     # The CHECKPOINT after the promote puts the new timeline into pg_control; until then the
     # member key says checkpoint_after_promote: false (3.0.2 members wait before rewinding).
@@ -234,11 +238,15 @@ def test_follow_changes_leader_by_reload(nodes: Dict[str, Any]) -> None:
     b: Manager = nodes["b"]
     started = b.observe().postmaster_start_time
     assert b.follow(None) is True
+    # A reload is a signal the backends act on a moment later: a look at once (over the
+    # kept status connection) may still see the old setting.
+    eventually(lambda: b.observe().following is None, what="primary_conninfo emptied by the reload")
     local = b.observe()
-    assert local.is_replica and local.following is None
+    assert local.is_replica
     assert local.postmaster_start_time == started  # reloaded, not restarted
     assert b.follow(nodes["a"].conn_url) is True
-    assert b.observe().following == f"127.0.0.1:{nodes['a'].settings.port}"
+    eventually(lambda: b.observe().following == f"127.0.0.1:{nodes['a'].settings.port}",
+               what="primary_conninfo set again by the reload")
 
 
 def test_stop_modes(nodes: Dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ deadline that runs out raises ServerUnresponsive (and the next call starts afres
 and while paused (the server is about to stop) nothing is kept."""
 from __future__ import annotations
 
+import threading
 from typing import Iterator
 
 import pytest
@@ -61,3 +62,29 @@ def test_nothing_is_kept_while_paused(node: Manager) -> None:
         conn.resume()
     again = backend(node)
     assert backend(node) == again
+
+
+def test_local_query_runs_with_arguments_on_the_kept_connection(node: Manager) -> None:
+    # The promotion's statements (slots, pg_promote, the recovery poll) go this way.
+    first = backend(node)
+    assert node.server.local_query("SELECT pg_backend_pid(), %s::text", ("x",)) == [(first, "x")]
+    assert node.server.in_recovery() is False
+    assert backend(node) == first
+
+
+def test_a_call_that_may_wait_gets_the_kept_connection_once_the_other_thread_lets_go(node: Manager) -> None:
+    conn = node.server.status_conn
+    first = backend(node)
+    conn._lock.acquire()  # another thread's status query in flight
+    releaser = threading.Timer(0.1, conn._lock.release)
+    releaser.start()
+    try:
+        assert int(conn.query(node.server.local_params(), PID, wait=10.0)[0][0]) == first
+    finally:
+        releaser.join()
+    # without waiting, a busy kept connection means a one-off connection
+    conn._lock.acquire()
+    try:
+        assert int(conn.query(node.server.local_params(), PID)[0][0]) != first
+    finally:
+        conn._lock.release()

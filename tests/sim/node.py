@@ -114,7 +114,7 @@ class SimManager:
         self.db.clone_from(src.db, name_of(leader_conn_url), self._slot(name_of(leader_conn_url)))
         return True
 
-    def promote(self, wait_seconds: float) -> bool:
+    def promote(self, wait_seconds: float, on_promoted: Optional[Callable[[], None]] = None) -> bool:
         return self.db.promote()
 
     def rewind(self, leader_conn_url: str) -> bool:

@@ -23,7 +23,7 @@ class FakeManager:
         self.safepoints: List[Optional[Callable[[], None]]] = []
         self.release = threading.Event()
 
-    def promote(self, wait: float) -> bool:
+    def promote(self, wait: float, on_promoted: Optional[Callable[[], None]] = None) -> bool:
         self.calls.append(("promote", wait))
         self.release.wait(5)
         return True
