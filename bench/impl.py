@@ -8,9 +8,9 @@ import os
 import subprocess
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
-from common import REPO
+from common import REPO, TIMINGS
 
 from tests.e2e.harness import LocalCluster, Node, in_recovery, wait_for
 
@@ -20,6 +20,21 @@ IMPLS = ("ours", "patroni")
 def add_impl_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--impl", choices=IMPLS, default="ours",
                         help="ours (qhb-patroni) or patroni (3.0.2 from /opt/patroni-3.0.2)")
+
+
+def timed_runs(description: str) -> Tuple[argparse.Namespace, List[Tuple[str, Tuple[int, int, int]]]]:
+    """The command line shared by the per-timing benchmarks (RUNS, --fast-only, --impl):
+    the parsed arguments and the (label, (ttl, loop_wait, retry_timeout)) sets to run;
+    prints the implementation and the load first."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("runs", nargs="?", type=int, default=5)
+    parser.add_argument("--fast-only", action="store_true", help="only the fast timing set")
+    add_impl_arg(parser)
+    args = parser.parse_args()
+    print(f"implementation: {args.impl}; load: {os.getloadavg()[0]:.2f}", flush=True)
+    sets = [(f"{args.impl} {label}", timing) for label, timing in TIMINGS.items()
+            if not args.fast_only or label.startswith("fast")]
+    return args, sets
 
 
 def start_cluster(cluster: LocalCluster, impl: str, timeout: float = 300) -> None:

@@ -15,14 +15,13 @@ Target (issue 14.4, fast timings): <= 2 s in both cases (ours before: 2.7-3.2 s)
 """
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
 from typing import Dict, List
 
-from common import TIMINGS, Etcd, refuse_root, summary
-from impl import StreamingProbe, add_impl_arg, start_cluster
+from common import Etcd, refuse_root, summary
+from impl import StreamingProbe, start_cluster, timed_runs
 
 from tests.e2e.harness import LocalCluster, Node, Writer, wait_for
 
@@ -42,16 +41,8 @@ def rejoin(node: Node, primary: Node) -> float:
 
 def main() -> None:
     refuse_root()
-    parser = argparse.ArgumentParser(description="crash rejoin benchmark")
-    parser.add_argument("runs", nargs="?", type=int, default=5)
-    parser.add_argument("--fast-only", action="store_true", help="only the fast timing set")
-    add_impl_arg(parser)
-    args = parser.parse_args()
-    print(f"implementation: {args.impl}; load: {os.getloadavg()[0]:.2f}", flush=True)
-    for label, (ttl, lw, rt) in TIMINGS.items():
-        if args.fast_only and not label.startswith("fast"):
-            continue
-        label = f"{args.impl} {label}"
+    args, sets = timed_runs("crash rejoin benchmark")
+    for label, (ttl, lw, rt) in sets:
         figures: Dict[str, List[float]] = {"replica": [], "former primary": []}
         with tempfile.TemporaryDirectory(prefix="qhb-bench-rejoin-") as base:
             etcd = Etcd(base)

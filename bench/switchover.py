@@ -15,15 +15,14 @@ streaming within 1 s (Patroni 3.0.2 here: window 1.11 s).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import tempfile
 import time
 from typing import List, Optional
 
-from common import REPO, TIMINGS, Etcd, refuse_root, summary
-from impl import StreamingProbe, add_impl_arg, patronictl_cmd, patronictl_env, start_cluster
+from common import REPO, Etcd, refuse_root, summary
+from impl import StreamingProbe, patronictl_cmd, patronictl_env, start_cluster, timed_runs
 
 from tests.e2e.harness import LocalCluster, Writer, rows_on, wait_for
 
@@ -54,16 +53,8 @@ def one_switchover(cluster: LocalCluster, impl: str, leader: str, candidate: str
 
 def main() -> None:
     refuse_root()
-    parser = argparse.ArgumentParser(description="planned switchover benchmark")
-    parser.add_argument("runs", nargs="?", type=int, default=5)
-    parser.add_argument("--fast-only", action="store_true", help="only the fast timing set")
-    add_impl_arg(parser)
-    args = parser.parse_args()
-    print(f"implementation: {args.impl}; load: {os.getloadavg()[0]:.2f}", flush=True)
-    for label, (ttl, lw, rt) in TIMINGS.items():
-        if args.fast_only and not label.startswith("fast"):
-            continue
-        label = f"{args.impl} {label}"
+    args, sets = timed_runs("planned switchover benchmark")
+    for label, (ttl, lw, rt) in sets:
         windows: List[float] = []
         ctl_times: List[float] = []
         stream_times: List[float] = []
