@@ -79,7 +79,7 @@ def test_kill9_failover_keeps_every_replicated_row(cluster: LocalCluster) -> Non
     old = healthy(cluster)
     writer = Writer(cluster).start()
     wait_for(lambda: len(writer.acked) >= 20, 30, "some acknowledged writes")
-    # Replication is asynchronous (synchronous_mode is not implemented yet): a commit
+    # Replication is asynchronous here (test_sync.py covers synchronous mode): a commit
     # acknowledged in the last milliseconds before a kill -9 may never have left the
     # primary.  What must survive is every row the replicas had received before the
     # kill, and every write acknowledged once the new primary is there.
@@ -99,7 +99,11 @@ def test_kill9_failover_keeps_every_replicated_row(cluster: LocalCluster) -> Non
     assert not lost, f"acknowledged rows lost: {lost[:10]}"
     other = next(n for n in survivors if n is not new)
     wait_for(lambda: (other.status() or {}).get("role") == "replica", 60, "the other replica to follow")
-    wait_for(lambda: set(writer.acked) <= set(rows_on(other)), 60, "the other replica to catch up")
+    # ...and it ends up with what the new primary has: not with every acknowledged write,
+    # since one acknowledged by the old primary just before its kill may exist nowhere else
+    # (seen in a loaded run: the old primary committed a row and the postmaster died within
+    # a millisecond, before its WAL sender had sent it).
+    wait_for(lambda: present <= set(rows_on(other)), 60, "the other replica to catch up")
     # The killed node stays down for the next test.
     assert not old.running()
 
