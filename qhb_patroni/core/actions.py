@@ -127,9 +127,9 @@ class StopServer:
 
     mode: Literal["fast", "immediate"] = "fast"
     checkpoint: bool = False
-    # close the armed watchdog once the server can acknowledge no write (its shutdown
-    # checkpoint is on disk), not after the whole stop: WAL senders waiting for an
-    # unreachable standby must not get the machine reset (core/fencing.py)
+    # close the armed watchdog once the server can acknowledge no write (no client
+    # backend left), not after the whole stop: WAL senders waiting for an unreachable
+    # standby must not get the machine reset (core/fencing.py)
     disarm_at_safepoint: bool = False
 
 

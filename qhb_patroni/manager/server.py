@@ -216,10 +216,10 @@ class LocalServer:
 
     def stop(self, mode: str = "fast", timeout: Optional[float] = None,
              on_safepoint: Optional[Callable[[], None]] = None) -> bool:
-        """`on_safepoint()` is called once, as soon as the server can acknowledge no write:
-        its control file says shut down (the shutdown checkpoint follows the exit of every
-        backend; WAL senders may still wait for their standbys) or it is gone, whichever
-        comes first; at once when it is not running."""
+        """`on_safepoint()` is called once, as soon as the server can acknowledge no write
+        (_takes_no_write: no client backend left, or the control file says shut down; WAL
+        senders may still wait for their standbys) or it is gone, whichever comes first;
+        at once when it is not running."""
         if mode not in STOP_SIGNALS:
             raise ManagerError(f"unknown stop mode {mode!r}")
         self.status_conn.pause()  # resumed by the next start()
