@@ -13,7 +13,7 @@ from typing import Any, Dict, FrozenSet, Iterator, List, Mapping, Optional, Sequ
 import yaml
 from prettytable import HRuleStyle, PrettyTable
 
-from qhb_patroni.api.views import cluster_json
+from qhb_patroni.api.clusterdoc import cluster_json
 from qhb_patroni.core.model import ClusterView
 
 FORMATS = ("pretty", "tsv", "json", "yaml", "yml", "topology")

@@ -17,4 +17,8 @@ if [ "$(id -u)" = 0 ]; then
 else
     exec_as=()
 fi
+# Byte-compile the copy first, as an installed package is (pip compiles on install):
+# otherwise every daemon and patronictl start would compile the sources again and
+# the figures would include that, while Patroni 3.0.2 in its venv starts from .pyc.
+"${exec_as[@]}" "$VENV/bin/python" -m compileall -q qhb_patroni patronictl >/dev/null
 "${exec_as[@]}" env HOME="$work" PYTHONDONTWRITEBYTECODE=1 PATH="$VENV/bin:/usr/bin:/bin" "$VENV/bin/python" "$@"

@@ -15,7 +15,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import click
 import yaml
 
-from qhb_patroni.config.dynvalid import dynamic_problems, summary
 from qhb_patroni.config.errors import ConfigError
 from qhb_patroni.config.merge import deep_merge
 from qhb_patroni.dcs import DCSError
@@ -92,6 +91,10 @@ def check_dynamic(data: Dict[str, Any]) -> None:
     """Refuse (CtlError, nothing written) what the daemons would refuse to use:
     wrong types, non-finite numbers (-s ttl=.inf), out-of-range values, the
     timing rule, parameter names and values that cannot be written to qhb.conf."""
+    # Imported here: the validator pulls in the decision core's types, which only
+    # edit-config needs; every other command starts faster without them.
+    from qhb_patroni.config.dynvalid import dynamic_problems, summary
+
     problems = dynamic_problems(data, source="")
     if problems:
         raise CtlError(f"Invalid dynamic configuration, not applied: {summary(ConfigError(problems))}")

@@ -1,76 +1,36 @@
 """Patroni 3.0.2 JSON shapes built from published data (PURE: no I/O, no clock).
 
 * `node_status(view, now)`   -> body of `GET /patroni` and of every JSON health check (spec 1.3)
-* `cluster_json(cluster)`    -> body of `GET /cluster` (spec 1.6); also what patronictl renders
-* `history_json(cluster)`    -> body of `GET /history`
+* `cluster_json(cluster)`, `history_json(cluster)` -> `GET /cluster`, `GET /history`: they live in
+  clusterdoc.py (patronictl imports them from there) and are re-exported here
 """
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Dict, List, Mapping, Optional
-from urllib.parse import urlsplit
+from typing import Any, Dict, Optional
 
-from ..core.model import ROLE_MASTER, ROLE_REPLICA, ROLE_STANDBY_LEADER, ClusterView, Member
+from ..core.model import ROLE_MASTER, ROLE_REPLICA, ROLE_STANDBY_LEADER
 from ..core.operator import RestartCommand
 from ..runtime.status import ServerStatus, StatusView
+from .clusterdoc import (
+    cluster_is_standby,
+    cluster_json,
+    conn_host_port,
+    history_json,
+    in_sync_list,
+    is_standby_cluster_config,
+    is_sync_standby,
+    member_json,
+    member_role,
+    synchronous_mode,
+)
 
-# ---- small shared helpers ---------------------------------------------------
-
-
-def is_standby_cluster_config(value: Any) -> bool:
-    """A `standby_cluster` section describes a standby cluster when it names a
-    host, a port or a restore_command (Patroni's test)."""
-    return isinstance(value, Mapping) and bool(
-        value.get("host") or value.get("port") or value.get("restore_command")
-    )
-
-
-def cluster_is_standby(cluster: Optional[ClusterView]) -> bool:
-    if cluster is None or cluster.config is None:
-        return False
-    return is_standby_cluster_config(cluster.config.data.get("standby_cluster"))
-
-
-def synchronous_mode(cluster: Optional[ClusterView]) -> bool:
-    if cluster is None or cluster.config is None:
-        return False
-    value = cluster.config.data.get("synchronous_mode")
-    if isinstance(value, str):
-        return value.strip().lower() in ("on", "true", "yes", "1")
-    return bool(value)
-
-
-def in_sync_list(cluster: Optional[ClusterView], name: str) -> bool:
-    """`name` is one of the standbys listed in `/sync`."""
-    if cluster is None or cluster.sync is None:
-        return False
-    return name in cluster.sync.sync_standby
-
-
-def is_sync_standby(cluster: Optional[ClusterView], name: str) -> bool:
-    """Synchronous mode is on and the node is listed in `/sync`."""
-    return synchronous_mode(cluster) and in_sync_list(cluster, name)
-
-
-def conn_host_port(conn_url: Optional[str]) -> Dict[str, Any]:
-    """{"host": h, "port": p} from `postgres://h:p/db`; port defaults to 5432 and
-    is omitted when it cannot be parsed; {} when there is no host."""
-    if not conn_url:
-        return {}
-    try:
-        parts = urlsplit(conn_url)
-        host = parts.hostname
-    except ValueError:
-        return {}
-    if not host:
-        return {}
-    out: Dict[str, Any] = {"host": host}
-    try:
-        out["port"] = int(parts.port or 5432)
-    except ValueError:
-        pass
-    return out
-
+__all__ = [
+    "cluster_is_standby", "cluster_json", "conn_host_port", "history_json", "in_sync_list",
+    "is_standby_cluster_config", "is_sync_standby", "member_json", "member_role", "node_status",
+    "reported_role", "reported_state", "scheduled_restart_json", "stale_for", "synchronous_mode",
+    "watchdog_json", "xlog_json",
+]
 
 # ---- GET /patroni -----------------------------------------------------------
 
@@ -211,65 +171,3 @@ def scheduled_restart_json(
     if with_start_time and command is not None and command.postmaster_start_time is not None:
         doc["postmaster_start_time"] = command.postmaster_start_time
     return doc
-
-
-# ---- GET /cluster and /history ---------------------------------------------
-
-
-def member_role(cluster: ClusterView, member: Member) -> str:
-    if cluster.leader is not None and member.name == cluster.leader.name:
-        return "standby_leader" if cluster_is_standby(cluster) else "leader"
-    if in_sync_list(cluster, member.name):  # 3.0.2: regardless of synchronous_mode
-        return "sync_standby"
-    return "replica"
-
-
-_OPTIONAL_MEMBER_KEYS = ("timeline", "pending_restart", "scheduled_restart", "tags")
-
-
-def member_json(cluster: ClusterView, member: Member) -> Dict[str, Any]:
-    data = member.data
-    out: Dict[str, Any] = {
-        "name": member.name,
-        "role": member_role(cluster, member),
-        "state": data.get("state", member.state or ""),
-        "api_url": member.api_url,
-    }
-    out.update(conn_host_port(member.conn_url))
-    for key in _OPTIONAL_MEMBER_KEYS:
-        if key in data:
-            out[key] = data[key]
-    is_leader = cluster.leader is not None and member.name == cluster.leader.name
-    if not is_leader:
-        lsn = member.xlog_location if member.xlog_location is not None else data.get("xlog_location")
-        if lsn is None:
-            out["lag"] = "unknown"
-        else:
-            try:
-                out["lag"] = max(0, int(cluster.last_lsn or 0) - int(lsn))
-            except (TypeError, ValueError):
-                out["lag"] = "unknown"
-    return out
-
-
-def cluster_json(cluster: ClusterView) -> Dict[str, Any]:
-    """The `GET /cluster` document (spec 1.6)."""
-    members = sorted((member_json(cluster, m) for m in cluster.members), key=lambda m: str(m["name"]))
-    doc: Dict[str, Any] = {"members": members}
-    if cluster.paused:
-        doc["pause"] = True
-    failover = cluster.failover
-    if failover is not None and failover.scheduled_at is not None:
-        switchover: Dict[str, Any] = {"at": failover.scheduled_at.isoformat()}
-        if failover.leader:
-            switchover["from"] = failover.leader
-        if failover.candidate:
-            switchover["to"] = failover.candidate
-        doc["scheduled_switchover"] = switchover
-    return doc
-
-
-def history_json(cluster: Optional[ClusterView]) -> List[List[Any]]:
-    if cluster is None or not cluster.history:
-        return []
-    return [list(line) for line in cluster.history]

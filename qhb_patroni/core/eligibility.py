@@ -9,10 +9,12 @@ GET /patroni shows they can take over (`peer_can_take_over`).
 """
 from __future__ import annotations
 
-from typing import Collection, Optional, Tuple
+from typing import TYPE_CHECKING, Collection, Optional, Tuple
 
 from .model import ClusterView, Member
-from .observation import PeerStatus
+
+if TYPE_CHECKING:  # a type only: patronictl uses this module without the decision types
+    from .observation import PeerStatus
 
 
 def candidate_members(
