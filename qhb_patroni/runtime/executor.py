@@ -144,7 +144,9 @@ class Executor:
             if action.demoted:
                 mgr.mark_demoted()
             last_lsn = self._stopped_position() if action.stopped_position else action.last_lsn
-            return bool(dcs.delete_leader(action.version, last_lsn=last_lsn))
+            released = bool(dcs.delete_leader(action.version, last_lsn=last_lsn))
+            log.debug("leader key released: %s", released)
+            return released
         if isinstance(action, A.StopServer):
             self.lease.lost()  # stop answering as the primary before it stops being one
             if action.checkpoint:
@@ -152,7 +154,9 @@ class Executor:
                     mgr.checkpoint()
                 except Exception as exc:  # the shutdown checkpoint follows anyway
                     log.debug("checkpoint before stopping failed: %s", exc)
-            return bool(mgr.stop(action.mode, on_safepoint=self._safepoint(action.disarm_at_safepoint)))
+            stopped = bool(mgr.stop(action.mode, on_safepoint=self._safepoint(action.disarm_at_safepoint)))
+            log.debug("server stopped (%s): %s", action.mode, stopped)
+            return stopped
         if isinstance(action, A.WriteInitialize):
             return bool(dcs.initialize(action.value, create=action.create, version=action.version))
         if isinstance(action, A.CancelInitialize):
@@ -197,13 +201,7 @@ class Executor:
                 self.tasks.start(action.kind, name, lambda: mgr.clone(_conn_url(src), _conn_url(action.leader)))
             )
         if isinstance(action, A.Promote):
-            if action.slots:
-                try:  # before the promotion: the replicas re-pointing right now need them
-                    mgr.create_slots(list(action.slots))
-                except Exception as exc:  # the leader's next cycle creates them anyway
-                    log.warning("could not create replication slots before promoting: %s", exc)
-                log.debug("slots before promoting: done")
-            wait = self._promote_wait()
+            wait, members = self._promote_wait(), list(action.slots)
 
             def promote() -> bool:
                 told: List[bool] = []
@@ -211,7 +209,7 @@ class Executor:
                 def promoted() -> None:  # as soon as the server is out of recovery
                     told.append(True)
                     self.on_promoted()
-                ok = bool(mgr.promote(wait, promoted))
+                ok = bool(mgr.promote(wait, promoted, members))
                 if ok and not told:
                     self.on_promoted()
                 return ok

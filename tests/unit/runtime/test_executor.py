@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 from qhb_patroni.core import actions as A
 from qhb_patroni.core.local import DATA_PRESENT, LocalState
@@ -23,8 +23,9 @@ class FakeManager:
         self.safepoints: List[Optional[Callable[[], None]]] = []
         self.release = threading.Event()
 
-    def promote(self, wait: float, on_promoted: Optional[Callable[[], None]] = None) -> bool:
-        self.calls.append(("promote", wait))
+    def promote(self, wait: float, on_promoted: Optional[Callable[[], None]] = None,
+                slots: Sequence[str] = ()) -> bool:
+        self.calls.append(("promote", wait, tuple(slots)))
         self.release.wait(5)
         return True
 
@@ -89,7 +90,7 @@ def test_promote_is_never_reached_after_losing_the_lock_race() -> None:
 def test_acquire_then_promote_runs_the_task_and_records_the_lease() -> None:
     server = MemoryServer(clock=Clock())
     ex, dcs, mgr, tasks, lease, clock, done = make("n0", server)
-    result = ex.execute([A.AcquireLock(), A.Promote()], dcs.get_cluster())
+    result = ex.execute([A.AcquireLock(), A.Promote(slots=("n1", "n2"))], dcs.get_cluster())
     assert result.failed is None and result.lock_changed
     assert lease.written_at == clock.now
     assert dcs.get_cluster().leader is not None and dcs.get_cluster().leader.name == "n0"
@@ -102,7 +103,8 @@ def test_acquire_then_promote_runs_the_task_and_records_the_lease() -> None:
     finished = tasks.status()
     assert finished is not None and finished.done and finished.ok
     assert tasks.status() is None  # reported exactly once
-    assert mgr.calls == [("promote", 3.0)]
+    # The members' slots are the promote task's (created while the server promotes).
+    assert mgr.calls == [("promote", 3.0, ("n1", "n2"))]
 
 
 def test_failed_renewal_drops_the_local_lease() -> None:
