@@ -172,6 +172,9 @@ def test_switchover_demote_then_promote(nodes: Dict[str, Any]) -> None:
     assert seen == [(False, "master")]
     assert sql(b, "SELECT slot_name, restart_lsn IS NOT NULL FROM pg_replication_slots ORDER BY 1") == [
         ("node_a", True), ("node_x", True)]
+    # Out of recovery already: nothing to ask for, the slots are created all the same.
+    assert b.promote(30, slots=["node_y"]) is True and b.role == "master"
+    assert ("node_y",) in sql(b, "SELECT slot_name FROM pg_replication_slots")
     assert b.server.local_query("SELECT pg_backend_pid()") == kept  # the promotion kept the connection
     assert os.path.exists(marker)
     # The CHECKPOINT after the promote puts the new timeline into pg_control; until then the
