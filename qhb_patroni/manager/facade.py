@@ -114,9 +114,10 @@ class Manager:
     def binaries(self) -> Mapping[str, str]:
         return self.settings.binaries
 
-    def observe(self, deadline: Optional[float] = None) -> LocalState:
-        """`deadline`: seconds the status query may take (see observe.observe)."""
-        self._last = _observe.observe(self.server, deadline)
+    def observe(self, deadline: Optional[float] = None, cluster_timeline: Optional[int] = None) -> LocalState:
+        """`deadline`: seconds the status query may take, `cluster_timeline`: the cluster's
+        timeline (see observe.observe)."""
+        self._last = _observe.observe(self.server, deadline, cluster_timeline)
         return self._last
 
     def server_status(self, deadline: Optional[float] = None) -> ServerStatus:

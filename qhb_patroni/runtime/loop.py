@@ -161,9 +161,9 @@ class HALoop:
         except Exception as exc:
             log.debug("could not refresh the server status: %s", exc)
 
-    def _observe_local(self) -> LocalState:
+    def _observe_local(self, cluster: Optional[ClusterView] = None) -> LocalState:
         try:
-            return local_probes.observe(self.manager, self.settings)
+            return local_probes.observe(self.manager, self.settings, cluster)
         except Exception as exc:
             # Unknown is not empty: never let a failed look make us bootstrap or clone.
             log.exception("Error communicating with the database server")
@@ -180,7 +180,7 @@ class HALoop:
         settings = self.settings = self.settings_provider(cluster)
         if cluster is not None and (cluster.leader is None or cluster.leader.name != settings.name):
             self.lease.lost()
-        local = self._observe_local()
+        local = self._observe_local(cluster)
         self.watchdog.check()
         task = self.tasks.status()
         peers = None
@@ -253,7 +253,7 @@ class HALoop:
             if result.exit:
                 self.exited = True
             if result.task_cancelled and result.failed is None:
-                local, task, failed = self._observe_local(), None, None  # decide again without it
+                local, task, failed = self._observe_local(cluster), None, None  # decide again without it
                 continue
             if result.failed is None:
                 if result.lock_changed:
@@ -262,7 +262,7 @@ class HALoop:
             failed = result.failed
             # Something changed under us (lost race, CAS conflict...): look again.
             cluster, dcs_error = self._read_cluster()
-            local = self._observe_local()
+            local = self._observe_local(cluster)
             if task is not None and task.done:
                 task = None
         assert decision is not None

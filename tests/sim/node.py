@@ -68,7 +68,7 @@ class SimManager:
         return node if node is not None and node.up else None
 
     # ---- looking ------------------------------------------------------------------
-    def observe(self, deadline: Optional[float] = None) -> Any:
+    def observe(self, deadline: Optional[float] = None, cluster_timeline: Optional[int] = None) -> Any:
         return self.db.observe()
 
     def server_status(self, deadline: Optional[float] = None) -> ServerStatus:

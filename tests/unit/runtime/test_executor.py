@@ -47,7 +47,7 @@ class FakeManager:
         self.safepoints.append(on_safepoint)
         return True
 
-    def observe(self, deadline: Optional[float] = None) -> LocalState:
+    def observe(self, deadline: Optional[float] = None, cluster_timeline: Optional[int] = None) -> LocalState:
         return LocalState(data_dir=DATA_PRESENT, lsn=4242)  # the stopped server's last position
 
 
