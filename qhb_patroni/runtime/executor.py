@@ -91,6 +91,9 @@ class Executor:
         # Called by the promote task once the server is out of recovery, before the loop
         # hears the task ended: the loop publishes the server's new state at once.
         self.on_promoted: Callable[[], None] = lambda: None
+        # The version of the leader key our last successful write of it left: a release
+        # without a version (a switchover's, a planned stop's) is a CAS on it, not a read first.
+        self._leader_version: Optional[int] = None
 
     def execute(self, actions: Sequence[A.Action], cluster: Optional[ClusterView]) -> ExecutionResult:
         result = ExecutionResult()
@@ -116,7 +119,8 @@ class Executor:
         dcs, mgr = self.dcs, self.manager
         if isinstance(action, A.AcquireLock):
             t0 = self.clock.monotonic()
-            ok = dcs.attempt_to_acquire_leader() is not None
+            self._leader_version = dcs.attempt_to_acquire_leader()
+            ok = self._leader_version is not None
             log.debug("leader key create-only write: %s", "won" if ok else "lost")
             if ok:
                 self.lease.written_at = t0
@@ -125,7 +129,8 @@ class Executor:
         if isinstance(action, A.RenewLock):
             t0 = self.clock.monotonic()
             slots = dict(action.slots) if action.slots else None
-            ok = dcs.update_leader(action.version, last_lsn=action.last_lsn, slots=slots) is not None
+            self._leader_version = dcs.update_leader(action.version, last_lsn=action.last_lsn, slots=slots)
+            ok = self._leader_version is not None
             if ok:
                 self.lease.written_at = t0
             else:
@@ -134,6 +139,7 @@ class Executor:
         if isinstance(action, A.TakeLock):
             t0 = self.clock.monotonic()
             ok = bool(dcs.take_leader())
+            self._leader_version = None  # unknown: a release reads the key first
             if ok:
                 self.lease.written_at = t0
                 result.lock_changed = True
@@ -144,7 +150,11 @@ class Executor:
             if action.demoted:
                 mgr.mark_demoted()
             last_lsn = self._stopped_position() if action.stopped_position else action.last_lsn
-            released = bool(dcs.delete_leader(action.version, last_lsn=last_lsn))
+            version = action.version if action.version is not None else self._leader_version
+            self._leader_version = None
+            released = bool(dcs.delete_leader(version, last_lsn=last_lsn))
+            if not released and version is not None and action.version is None:
+                released = bool(dcs.delete_leader(None))  # changed since my write: by name, as before
             log.debug("leader key released: %s", released)
             return released
         if isinstance(action, A.StopServer):

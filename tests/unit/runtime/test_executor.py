@@ -191,6 +191,28 @@ def test_a_switchover_stops_cleanly_then_hands_the_lock_over_with_the_shutdown_p
     assert status is not None and '"optime":4242' in status.value
 
 
+def test_a_release_without_a_version_is_a_cas_on_my_last_write_then_by_name() -> None:
+    """The version my last leader-key write left is released without reading the key; when
+    it changed since (an answer lost in transit, a renewal by name) the key is released by
+    name as before, and another member's key is never touched."""
+    server = MemoryServer(clock=Clock())
+    ex, dcs, mgr, tasks, lease, clock, _ = make("n0", server)
+    ex.execute([A.AcquireLock()], None)
+    assert ex.execute([A.ReleaseLock()], None).failed is None
+    assert dcs.get_cluster().leader is None
+    ex.execute([A.AcquireLock()], None)
+    again = ClusterDCS(server.client("n0-other"), "n0", ttl=10)
+    assert again.update_leader(None) is not None  # the key is still mine, at another version
+    assert ex.execute([A.ReleaseLock()], None).failed is None
+    assert dcs.get_cluster().leader is None
+    ex.execute([A.AcquireLock()], None)
+    other = ClusterDCS(server.client("n1"), "n1", ttl=10)
+    assert dcs.delete_leader(None) and other.attempt_to_acquire_leader() is not None
+    assert ex.execute([A.ReleaseLock()], None).failed is not None
+    leader = dcs.get_cluster().leader
+    assert leader is not None and leader.name == "n1"
+
+
 def test_the_planned_stop_actions_report_to_the_loop() -> None:
     server = MemoryServer(clock=Clock())
     ex, dcs, mgr, tasks, lease, clock, _ = make("n0", server)
