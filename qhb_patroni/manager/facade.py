@@ -29,6 +29,7 @@ from . import rewind as _rewind
 from . import slots as _slots
 from . import syncrep as _syncrep
 from .callbacks import Callbacks
+from .controldata import shutdown_checkpoint_on_disk
 from .files import local_history, remove_data_directory
 from .process import run_watched
 from .server import LocalServer
@@ -119,6 +120,15 @@ class Manager:
         timeline (see observe.observe)."""
         self._last = _observe.observe(self.server, deadline, cluster_timeline)
         return self._last
+
+    def stopped_position(self) -> Optional[int]:
+        """The last position of the stopped server: a cleanly shut down primary's shutdown
+        checkpoint read from the control file directly, else what observe() finds."""
+        if not self.server.is_running():
+            lsn = shutdown_checkpoint_on_disk(self.server.layout.pg_control)
+            if lsn is not None:
+                return lsn
+        return self.observe().lsn
 
     def server_status(self, deadline: Optional[float] = None) -> ServerStatus:
         return _observe.server_status(self.server, deadline)

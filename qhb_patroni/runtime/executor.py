@@ -360,7 +360,7 @@ class Executor:
     def _stopped_position(self) -> Optional[int]:
         """The local server's last position once stopped (its shutdown checkpoint)."""
         try:
-            return self.manager.observe().lsn
+            return self.manager.stopped_position()
         except Exception as exc:
             log.debug("could not read the shutdown position: %s", exc)
             return None

@@ -71,6 +71,9 @@ class SimManager:
     def observe(self, deadline: Optional[float] = None, cluster_timeline: Optional[int] = None) -> Any:
         return self.db.observe()
 
+    def stopped_position(self) -> Optional[int]:
+        return self.db.observe().lsn  # type: ignore[no-any-return]
+
     def server_status(self, deadline: Optional[float] = None) -> ServerStatus:
         db, world = self.db, self.node.world
         rows: List[Dict[str, Any]] = [{"application_name": n.name, "state": "streaming"}

@@ -48,7 +48,10 @@ class FakeManager:
         return True
 
     def observe(self, deadline: Optional[float] = None, cluster_timeline: Optional[int] = None) -> LocalState:
-        return LocalState(data_dir=DATA_PRESENT, lsn=4242)  # the stopped server's last position
+        return LocalState(data_dir=DATA_PRESENT, lsn=4242)
+
+    def stopped_position(self) -> Optional[int]:
+        return 4242  # the stopped server's last position
 
 
 class Clock:

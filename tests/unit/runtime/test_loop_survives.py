@@ -36,6 +36,9 @@ class PrimaryManager:
                           in_recovery=not self.primary if self.running else None, timeline=1,
                           lsn=100 if self.running else 120, sysid=SYSID)
 
+    def stopped_position(self) -> Optional[int]:
+        return self.observe().lsn
+
     def server_status(self, deadline: Optional[float] = None) -> ServerStatus:
         return ServerStatus(state="running", role="master" if self.primary else "replica")
 
