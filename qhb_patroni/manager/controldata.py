@@ -131,3 +131,28 @@ def shut_down_on_disk(pg_control: str) -> Optional[bool]:
     if version not in _KNOWN_VERSIONS:
         return None
     return state in _SHUT_DOWN_STATES
+
+
+# After state: pg_time_t time (int64, aligned: 4 bytes of padding before it) and
+# XLogRecPtr checkPoint (uint64), at offset 32 since PostgreSQL 9.0 as well.
+_HEAD_CHECKPOINT = struct.Struct("=QIIi4xqQ")
+_DB_SHUTDOWNED = 1
+
+
+def shutdown_checkpoint_on_disk(pg_control: str) -> Optional[int]:
+    """The latest checkpoint location of a cluster whose control file says "shut down"
+    (not in recovery): a stopped primary's last position, its shutdown checkpoint, read
+    directly (a process less than the controldata tool on a switchover's path).  None
+    otherwise, or when the file cannot be read or is not of a known version (the caller
+    asks the tool then)."""
+    try:
+        with open(pg_control, "rb") as f:
+            head = f.read(_HEAD_CHECKPOINT.size)
+    except OSError:
+        return None
+    if len(head) < _HEAD_CHECKPOINT.size:
+        return None
+    _, version, _, state, _, checkpoint = _HEAD_CHECKPOINT.unpack(head)
+    if version not in _KNOWN_VERSIONS or state != _DB_SHUTDOWNED or checkpoint <= 0:
+        return None
+    return int(checkpoint)

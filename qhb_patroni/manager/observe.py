@@ -63,8 +63,10 @@ def _role_from_recovery(server: LocalServer, in_recovery: bool) -> str:
     return ROLE_MASTER
 
 
-def observe(server: LocalServer, deadline: Optional[float] = None) -> LocalState:
+def observe(server: LocalServer, deadline: Optional[float] = None,
+            cluster_timeline: Optional[int] = None) -> LocalState:
     """`deadline`: seconds the status query may take (None: the connection's own timeouts).
+    `cluster_timeline`: the cluster's timeline as the DCS tells it (see _replica_timeline).
     A server that was running and does not answer in time (or fails the query) while its
     postmaster lives is reported running with an unknown role: the core keeps the leader
     key renewed without waiting for it (core/running.py, PG_UNKNOWN_HOLDER)."""
@@ -109,7 +111,7 @@ def observe(server: LocalServer, deadline: Optional[float] = None) -> LocalState
         server.state = STATE_RUNNING
     server.role = _role_from_recovery(server, status.in_recovery)
     if status.in_recovery:
-        timeline = _replica_timeline(server, status)
+        timeline = _replica_timeline(server, status, cluster_timeline)
         receive = status.received_location or 0
         replay = status.replayed_location or 0
         lsn: Optional[int] = max(receive, replay) or None
@@ -155,15 +157,26 @@ def _controldata(server: LocalServer) -> Optional[ControlData]:
     return control
 
 
-def _replica_timeline(server: LocalServer, status: sql.StatusRow) -> Optional[int]:
+def _replica_timeline(server: LocalServer, status: sql.StatusRow,
+                      cluster_timeline: Optional[int] = None) -> Optional[int]:
     """The timeline a replica replays.  IDENTIFY_SYSTEM needs a new (password-authenticated)
     replication connection, which under load costs more than the whole rest of the look and
     sits on the failover's path; a replica's timeline changes only by replaying WAL, so the
     last answer stands while the postmaster and the replay position are the ones it was
-    read at (a standby whose primary is gone replays nothing)."""
+    read at (a standby whose primary is gone replays nothing).  It stands too, for the same
+    postmaster, while it equals `cluster_timeline` (Patroni's rule): a replica's timeline
+    never goes back, and one beyond the cluster's is only possible after a promotion the DCS
+    does not show yet, so no comparison with the cluster's timeline comes out differently;
+    this spares the connection when the replay position moves (writes, the old primary's
+    shutdown checkpoint on a switchover's path)."""
     mark = (status.postmaster_start_time, status.replayed_location)
-    if server.timeline_cache is not None and server.timeline_mark == mark and mark[1] is not None:
-        return server.timeline_cache
+    cached, seen = server.timeline_cache, server.timeline_mark
+    if cached is not None and seen == mark and mark[1] is not None:
+        return cached
+    if (cached is not None and seen is not None and mark[0] is not None and seen[0] == mark[0]
+            and cluster_timeline is not None and cached == cluster_timeline):
+        server.timeline_mark = mark
+        return cached
     identified = replica_timeline(server)
     server.timeline_cache = identified or status.received_tli
     server.timeline_mark = mark if identified else None

@@ -268,16 +268,22 @@ class LocalServer:
         password-authenticated connection: the promotion runs its statements this way."""
         return self.status_conn.query(self.local_params(), sql, deadline, args=args, wait=KEPT_WAIT)
 
-    def promote(self) -> None:
-        """Ask the server to promote, without waiting (wait_recovery_state does).  Over
-        the local connection (no process to spawn); with the ctl tool when that fails."""
+    def promote(self) -> bool:
+        """Ask the server to promote, without waiting (wait_recovery_state does); False when
+        it is not in recovery (nothing to promote).  Over the local connection (no process
+        to spawn), the check and the request in one statement; with the ctl tool when that
+        fails."""
         try:
-            rows = self.local_query("SELECT pg_promote(false)")
+            # NULL: not in recovery (CASE evaluates the branch only when taken).
+            rows = self.local_query("SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(false) END")
+            if rows and rows[0][0] is None:
+                return False
             if rows and rows[0][0]:
-                return
+                return True
         except ManagerError:
             pass
         run_tool([self.bin["ctl"], "promote", "-W", "-D", self.settings.data_dir], timeout=30)
+        return True
 
     def in_recovery(self, dbname: Optional[str] = None) -> Optional[bool]:
         try:
@@ -290,8 +296,8 @@ class LocalServer:
         return bool(rows[0][0]) if rows else None
 
     def wait_recovery_state(self, in_recovery: bool, timeout: float, dbname: Optional[str] = None,
-                            interval: float = 0.2) -> bool:
-        """Poll until pg_is_in_recovery() equals `in_recovery`: every 10 ms during the
+                            interval: float = 0.2, first: float = 0.01) -> bool:
+        """Poll until pg_is_in_recovery() equals `in_recovery`: every `first` s during the
         first second (a promotion mostly ends within a few tenths of one), then every
         `interval` s; over the kept local connection (`dbname`: one of its own while it
         lasts): a new connection per look costs more than the look."""
@@ -299,7 +305,7 @@ class LocalServer:
         deadline = started + timeout
 
         def pause() -> None:
-            time.sleep(min(interval, 0.01) if time.monotonic() - started < 1.0 else interval)
+            time.sleep(min(interval, first) if time.monotonic() - started < 1.0 else interval)
 
         if dbname:
             return self._wait_recovery_own(in_recovery, dbname, deadline, pause)

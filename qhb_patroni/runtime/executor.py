@@ -91,6 +91,9 @@ class Executor:
         # Called by the promote task once the server is out of recovery, before the loop
         # hears the task ended: the loop publishes the server's new state at once.
         self.on_promoted: Callable[[], None] = lambda: None
+        # The version of the leader key our last successful write of it left: a release
+        # without a version (a switchover's, a planned stop's) is a CAS on it, not a read first.
+        self._leader_version: Optional[int] = None
 
     def execute(self, actions: Sequence[A.Action], cluster: Optional[ClusterView]) -> ExecutionResult:
         result = ExecutionResult()
@@ -116,7 +119,8 @@ class Executor:
         dcs, mgr = self.dcs, self.manager
         if isinstance(action, A.AcquireLock):
             t0 = self.clock.monotonic()
-            ok = dcs.attempt_to_acquire_leader() is not None
+            self._leader_version = dcs.attempt_to_acquire_leader()
+            ok = self._leader_version is not None
             log.debug("leader key create-only write: %s", "won" if ok else "lost")
             if ok:
                 self.lease.written_at = t0
@@ -125,7 +129,8 @@ class Executor:
         if isinstance(action, A.RenewLock):
             t0 = self.clock.monotonic()
             slots = dict(action.slots) if action.slots else None
-            ok = dcs.update_leader(action.version, last_lsn=action.last_lsn, slots=slots) is not None
+            self._leader_version = dcs.update_leader(action.version, last_lsn=action.last_lsn, slots=slots)
+            ok = self._leader_version is not None
             if ok:
                 self.lease.written_at = t0
             else:
@@ -134,6 +139,7 @@ class Executor:
         if isinstance(action, A.TakeLock):
             t0 = self.clock.monotonic()
             ok = bool(dcs.take_leader())
+            self._leader_version = None  # unknown: a release reads the key first
             if ok:
                 self.lease.written_at = t0
                 result.lock_changed = True
@@ -144,7 +150,13 @@ class Executor:
             if action.demoted:
                 mgr.mark_demoted()
             last_lsn = self._stopped_position() if action.stopped_position else action.last_lsn
-            return bool(dcs.delete_leader(action.version, last_lsn=last_lsn))
+            version = action.version if action.version is not None else self._leader_version
+            self._leader_version = None
+            released = bool(dcs.delete_leader(version, last_lsn=last_lsn))
+            if not released and version is not None and action.version is None:
+                released = bool(dcs.delete_leader(None))  # changed since my write: by name, as before
+            log.debug("leader key released: %s", released)
+            return released
         if isinstance(action, A.StopServer):
             self.lease.lost()  # stop answering as the primary before it stops being one
             if action.checkpoint:
@@ -152,7 +164,9 @@ class Executor:
                     mgr.checkpoint()
                 except Exception as exc:  # the shutdown checkpoint follows anyway
                     log.debug("checkpoint before stopping failed: %s", exc)
-            return bool(mgr.stop(action.mode, on_safepoint=self._safepoint(action.disarm_at_safepoint)))
+            stopped = bool(mgr.stop(action.mode, on_safepoint=self._safepoint(action.disarm_at_safepoint)))
+            log.debug("server stopped (%s): %s", action.mode, stopped)
+            return stopped
         if isinstance(action, A.WriteInitialize):
             return bool(dcs.initialize(action.value, create=action.create, version=action.version))
         if isinstance(action, A.CancelInitialize):
@@ -197,13 +211,7 @@ class Executor:
                 self.tasks.start(action.kind, name, lambda: mgr.clone(_conn_url(src), _conn_url(action.leader)))
             )
         if isinstance(action, A.Promote):
-            if action.slots:
-                try:  # before the promotion: the replicas re-pointing right now need them
-                    mgr.create_slots(list(action.slots))
-                except Exception as exc:  # the leader's next cycle creates them anyway
-                    log.warning("could not create replication slots before promoting: %s", exc)
-                log.debug("slots before promoting: done")
-            wait = self._promote_wait()
+            wait, members = self._promote_wait(), list(action.slots)
 
             def promote() -> bool:
                 told: List[bool] = []
@@ -211,7 +219,7 @@ class Executor:
                 def promoted() -> None:  # as soon as the server is out of recovery
                     told.append(True)
                     self.on_promoted()
-                ok = bool(mgr.promote(wait, promoted))
+                ok = bool(mgr.promote(wait, promoted, members))
                 if ok and not told:
                     self.on_promoted()
                 return ok
@@ -352,7 +360,7 @@ class Executor:
     def _stopped_position(self) -> Optional[int]:
         """The local server's last position once stopped (its shutdown checkpoint)."""
         try:
-            return self.manager.observe().lsn
+            return self.manager.stopped_position()
         except Exception as exc:
             log.debug("could not read the shutdown position: %s", exc)
             return None

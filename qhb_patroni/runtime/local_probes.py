@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 
 from ..core.lease import status_deadline
 from ..core.local import Divergence, LocalState, ReplicationState
-from ..core.model import Member
+from ..core.model import ClusterView, Member
 from ..core.observation import Settings
 from .ports import ManagerPort
 from .status import ServerStatus
@@ -21,9 +21,10 @@ def deadline(settings: Optional[Settings]) -> float:
     return status_deadline(settings.ttl, settings.loop_wait) if settings is not None else status_deadline(30, 10)
 
 
-def observe(manager: ManagerPort, settings: Optional[Settings]) -> LocalState:
-    """The local server for the observation, within the status deadline."""
-    return manager.observe(deadline(settings))
+def observe(manager: ManagerPort, settings: Optional[Settings], cluster: Optional[ClusterView] = None) -> LocalState:
+    """The local server for the observation, within the status deadline (`cluster`: the
+    view just read, whose timeline spares a replica's IDENTIFY_SYSTEM when it matches)."""
+    return manager.observe(deadline(settings), cluster.timeline if cluster is not None else None)
 
 
 def server_status(manager: ManagerPort, settings: Optional[Settings]) -> ServerStatus:

@@ -1,8 +1,8 @@
 """The HA loop: observe -> decide -> act -> publish, once per loop_wait.
 
-The loop sleeps on an event set by the leader-key watcher, the end of the background
-task, signals and operator commands, so a failover or a finished promote is acted on
-at once rather than at the next loop_wait.
+The loop sleeps on an event set by the leader-key watcher (watcher.py), the end of the
+background task, signals and operator commands, so a failover or a finished promote is
+acted on at once rather than at the next loop_wait.
 """
 from __future__ import annotations
 
@@ -28,15 +28,17 @@ from .probe import PeerProber
 from .status import StatusBoard, WatchdogStatus
 from .tasks import TaskRunner
 from .watchdog import Watchdog
+from .watcher import LeaderWatcher
 
 log = logging.getLogger(__name__)
 
 MAX_DECISIONS_PER_CYCLE = 6
-# Actions after which the lock holder's key says it leads, and actions that leave the
-# server as it was (after any other, the board is refreshed before the member key).
+# Actions after which the lock holder's key says it leads, and actions that leave the server
+# as it was (after any other, the board is refreshed before the member key; Promote's task
+# publishes the server itself as soon as it is out of recovery).
 _ANNOUNCES_LEADERSHIP = (A.AcquireLock, A.TakeLock)
-_KEEPS_SERVER = (A.RenewLock, A.WriteInitialize, A.WriteConfig, A.ClearFailover, A.WriteHistory,
-                 A.WriteSync, A.DeleteSync, A.RejectCommand)
+_KEEPS_SERVER = (A.RenewLock, A.AcquireLock, A.TakeLock, A.WriteInitialize, A.WriteConfig, A.ClearFailover,
+                 A.WriteHistory, A.WriteSync, A.DeleteSync, A.RejectCommand, A.Promote) + A.WATCHDOG_ACTIONS
 # After synchronous_standby_names changed, look again this soon to confirm the new
 # standbys (every server process has reloaded by then).
 SYNC_RECHECK_DELAY = 1.0
@@ -86,8 +88,10 @@ class HALoop:
         self.settings: Optional[Settings] = None
         self.cluster: Optional[ClusterView] = None
         self.executor = Executor(dcs, manager, self.tasks, self.lease, self.clock, self.loop_wait, self.commands)
-        self._watch_target: Optional[ClusterView] = None
-        self._watch_lock = threading.Condition()
+        self.watcher = LeaderWatcher(watch_dcs, self.wake.set, self.stopping,
+                                     lambda: self.settings.name if self.settings else None,
+                                     self.loop_wait, self.clock.monotonic)
+        self._cycle_ended_at: Optional[float] = None  # the watcher's view is used only if read after
         self._last_reason: Optional[str] = None
         self._recheck_at: Optional[float] = None
         self.failed_cycles = 0  # HA cycles in a row that raised
@@ -133,9 +137,10 @@ class HALoop:
         return fenced
 
     # ---- observe ------------------------------------------------------------
-    def _read_cluster(self) -> Tuple[Optional[ClusterView], Optional[str]]:
+    def _read_cluster(self, fresh: Optional[ClusterView] = None) -> Tuple[Optional[ClusterView], Optional[str]]:
+        """The cluster from the DCS, or `fresh` (just read by the watcher) when given."""
         try:
-            cluster = self.dcs.get_cluster()
+            cluster = fresh if fresh is not None else self.dcs.get_cluster()
         except DCSError as exc:
             log.error("Error communicating with DCS: %s", exc)
             self._dcs_failing = True
@@ -156,9 +161,9 @@ class HALoop:
         except Exception as exc:
             log.debug("could not refresh the server status: %s", exc)
 
-    def _observe_local(self) -> LocalState:
+    def _observe_local(self, cluster: Optional[ClusterView] = None) -> LocalState:
         try:
-            return local_probes.observe(self.manager, self.settings)
+            return local_probes.observe(self.manager, self.settings, cluster)
         except Exception as exc:
             # Unknown is not empty: never let a failed look make us bootstrap or clone.
             log.exception("Error communicating with the database server")
@@ -171,11 +176,11 @@ class HALoop:
                 self.on_reload()
             except Exception:
                 log.exception("reload failed")
-        cluster, dcs_error = self._read_cluster()
+        cluster, dcs_error = self._read_cluster(self.watcher.take_fresh(self._cycle_ended_at))
         settings = self.settings = self.settings_provider(cluster)
         if cluster is not None and (cluster.leader is None or cluster.leader.name != settings.name):
             self.lease.lost()
-        local = self._observe_local()
+        local = self._observe_local(cluster)
         self.watchdog.check()
         task = self.tasks.status()
         peers = None
@@ -248,7 +253,7 @@ class HALoop:
             if result.exit:
                 self.exited = True
             if result.task_cancelled and result.failed is None:
-                local, task, failed = self._observe_local(), None, None  # decide again without it
+                local, task, failed = self._observe_local(cluster), None, None  # decide again without it
                 continue
             if result.failed is None:
                 if result.lock_changed:
@@ -257,7 +262,7 @@ class HALoop:
             failed = result.failed
             # Something changed under us (lost race, CAS conflict...): look again.
             cluster, dcs_error = self._read_cluster()
-            local = self._observe_local()
+            local = self._observe_local(cluster)
             if task is not None and task.done:
                 task = None
         assert decision is not None
@@ -270,9 +275,7 @@ class HALoop:
         self._publish_member(cluster)
         self._guard_update()  # a pause may have begun or ended
         self.cluster = cluster
-        with self._watch_lock:
-            self._watch_target = cluster
-            self._watch_lock.notify_all()
+        self.watcher.seen(cluster)
         return decision
 
     def _look_again(self, seconds: float) -> None:
@@ -349,49 +352,6 @@ class HALoop:
         except Exception:
             log.exception("could not build my member data")
 
-    # ---- sleeping -----------------------------------------------------------
-    def _watcher(self) -> None:
-        """Long-poll the leader key and wake the loop when its owner changes,
-        or it expires or is deleted.  A renewal (same owner, new version) does
-        not wake the loop; the lock holder watches the /failover key instead."""
-        while not self.stopping.is_set():
-            with self._watch_lock:
-                target = self._watch_target
-                mine = (
-                    target is not None
-                    and target.leader is not None
-                    and self.settings is not None
-                    and target.leader.name == self.settings.name
-                )
-                if target is None:
-                    self._watch_lock.wait(1.0)
-                    continue
-            timeout = self.settings.loop_wait if self.settings else 10.0
-            try:
-                if mine:
-                    # The holder watches /failover instead: a switchover written straight into
-                    # the DCS (patronictl's fallback, a request to another member) acts at once.
-                    changed = self.watch_dcs.watch_failover(timeout)
-                else:
-                    changed = self.watch_dcs.watch_leader(target, timeout)
-                if changed and not mine:
-                    fresh = self.watch_dcs.get_cluster()
-                    if _leader_name(fresh) == _leader_name(target):
-                        with self._watch_lock:  # a renewal: keep watching from the new version
-                            if self._watch_target is target:
-                                self._watch_target = fresh
-                        continue
-            except Exception as exc:
-                log.debug("leader watch failed: %s", exc)
-                changed = False
-                self.stopping.wait(1.0)
-            if changed:
-                self.wake.set()
-                # Wait until the loop has read the new state before watching again.
-                with self._watch_lock:
-                    if self._watch_target is target:
-                        self._watch_lock.wait(timeout)
-
     # ---- a cycle that never takes the daemon down ---------------------------------
     def cycle(self) -> Optional[Decision]:
         """One HA cycle.  Any exception (but the core's Fatal) is logged and counted, and
@@ -410,6 +370,8 @@ class HALoop:
                           self.failed_cycles)
             self._after_failed_cycle()
             return None
+        finally:
+            self._cycle_ended_at = self.clock.monotonic()
         self.failed_cycles = 0
         self.board.update(next_cycle_at=started + self.loop_wait())
         return decision
@@ -456,7 +418,7 @@ class HALoop:
         return remaining, early
 
     def run(self, stop_requested: Callable[[], bool], on_first_cycle: Optional[Callable[[], object]] = None) -> None:
-        watcher = threading.Thread(target=self._watcher, name="leader-watch", daemon=True)
+        watcher = threading.Thread(target=self.watcher.run, name="leader-watch", daemon=True)
         watcher.start()
         # /liveness counts from the start: a first cycle that never completes fails it too.
         self.board.update(next_cycle_at=self.clock.monotonic())
@@ -492,9 +454,5 @@ class HALoop:
         finally:
             self.guard.stop()
             self.stopping.set()
-            with self._watch_lock:
-                self._watch_lock.notify_all()
+            self.watcher.stop()
 
-
-def _leader_name(cluster: Optional[ClusterView]) -> Optional[str]:
-    return cluster.leader.name if cluster is not None and cluster.leader is not None else None

@@ -154,8 +154,8 @@ def test_switchover_demote_then_promote(nodes: Dict[str, Any]) -> None:
     a.sync_slots(["node_b"])
     assert a.demote("graceful", b.conn_url) is True
     assert a.observe().is_replica  # never writable after a demote
-    # The slots of the members are created on the standby before it is promoted
-    # (what the executor does for Promote(slots)): a replica re-pointing at once finds its own.
+    # Slots of members can be created on the standby (promote(slots=...) creates them
+    # while the server promotes): a replica re-pointing at once finds its own.
     b.create_slots(["node_a"])
     assert sql(b, "SELECT slot_name, restart_lsn IS NOT NULL FROM pg_replication_slots") == [("node_a", True)]
     # postgresql.pre_promote: a fencing command that fails refuses the promotion.
@@ -167,8 +167,14 @@ def test_switchover_demote_then_promote(nodes: Dict[str, Any]) -> None:
     b.settings = replace(b.settings, pre_promote=f"touch {marker}")
     kept = b.server.local_query("SELECT pg_backend_pid()")
     seen: List[Any] = []  # told as soon as the server is out of recovery
-    assert b.promote(30, on_promoted=lambda: seen.append((b.server.in_recovery(), b.role))) is True
+    assert b.promote(30, on_promoted=lambda: seen.append((b.server.in_recovery(), b.role)),
+                     slots=["node_a", "node_x"]) is True
     assert seen == [(False, "master")]
+    assert sql(b, "SELECT slot_name, restart_lsn IS NOT NULL FROM pg_replication_slots ORDER BY 1") == [
+        ("node_a", True), ("node_x", True)]
+    # Out of recovery already: nothing to ask for, the slots are created all the same.
+    assert b.promote(30, slots=["node_y"]) is True and b.role == "master"
+    assert ("node_y",) in sql(b, "SELECT slot_name FROM pg_replication_slots")
     assert b.server.local_query("SELECT pg_backend_pid()") == kept  # the promotion kept the connection
     assert os.path.exists(marker)
     # The CHECKPOINT after the promote puts the new timeline into pg_control; until then the

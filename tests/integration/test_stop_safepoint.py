@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 
 from qhb_patroni.manager import Manager
-from qhb_patroni.manager.controldata import shut_down_on_disk
+from qhb_patroni.manager.controldata import shut_down_on_disk, shutdown_checkpoint_on_disk
 from qhb_patroni.manager.process import is_alive, writers_left
 from tests.fixtures.pgbin import PG_BIN_DIR, qhb_node_config
 from tests.integration.helpers import eventually
@@ -84,9 +84,15 @@ def test_a_stopped_server_is_at_its_safepoint_at_once(node: Manager) -> None:
 def test_the_control_file_state_read_directly(node: Manager, tmp_path: Path) -> None:
     control = node.server.layout.pg_control
     assert shut_down_on_disk(control) is False  # running: in production
+    assert shutdown_checkpoint_on_disk(control) is None
     assert node.server.stop("fast", 30) is True
     assert shut_down_on_disk(control) is True
+    # A stopped primary's last position, read directly: the tool's "Latest checkpoint location".
+    tool = node.server.controldata()
+    assert tool is not None and tool.state == "shut down"
+    assert shutdown_checkpoint_on_disk(control) == tool.checkpoint_lsn == node.stopped_position()
     garbage = tmp_path / "not_a_control_file"
     garbage.write_bytes(b"\xff" * 64)
     assert shut_down_on_disk(str(garbage)) is None
+    assert shutdown_checkpoint_on_disk(str(garbage)) is None
     assert shut_down_on_disk(str(tmp_path / "missing")) is None

@@ -68,8 +68,11 @@ class SimManager:
         return node if node is not None and node.up else None
 
     # ---- looking ------------------------------------------------------------------
-    def observe(self, deadline: Optional[float] = None) -> Any:
+    def observe(self, deadline: Optional[float] = None, cluster_timeline: Optional[int] = None) -> Any:
         return self.db.observe()
+
+    def stopped_position(self) -> Optional[int]:
+        return self.db.observe().lsn  # type: ignore[no-any-return]
 
     def server_status(self, deadline: Optional[float] = None) -> ServerStatus:
         db, world = self.db, self.node.world
@@ -114,7 +117,8 @@ class SimManager:
         self.db.clone_from(src.db, name_of(leader_conn_url), self._slot(name_of(leader_conn_url)))
         return True
 
-    def promote(self, wait_seconds: float, on_promoted: Optional[Callable[[], None]] = None) -> bool:
+    def promote(self, wait_seconds: float, on_promoted: Optional[Callable[[], None]] = None,
+                slots: Sequence[str] = ()) -> bool:
         return self.db.promote()
 
     def rewind(self, leader_conn_url: str) -> bool:
@@ -201,9 +205,6 @@ class SimManager:
 
     def remove_data_directory(self) -> None:
         self.db.remove_data()
-
-    def create_slots(self, names: Sequence[str]) -> None:
-        pass  # slots on a standby: the fake server does not model them
 
     def manage_slots(self, drop: Sequence[str], create: Sequence[Any], advance: Sequence[Any],
                      feedback: Optional[bool], readiness_leader_url: Optional[str] = None) -> None:

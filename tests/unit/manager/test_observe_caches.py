@@ -1,6 +1,7 @@
 """What observe() reads again only when it may have changed: the replica timeline
 (IDENTIFY_SYSTEM, a new replication connection) when the postmaster or the replay position
-changed since the last read (a replica's timeline changes only by replaying WAL), and
+changed since the last read (a replica's timeline changes only by replaying WAL) and the
+last answer is not the cluster's timeline, and
 controldata (a new process) when the postmaster changed, stopped, or the answer is old."""
 from __future__ import annotations
 
@@ -62,6 +63,26 @@ def test_no_replay_position_is_never_taken_as_unchanged(identify: List[Optional[
     identify.extend([1, 1])
     observe._replica_timeline(s, row(replayed=None))
     observe._replica_timeline(s, row(replayed=None))
+    assert identify == []
+
+
+def test_the_timeline_stands_while_it_is_the_clusters(identify: List[Optional[int]]) -> None:
+    """A moving replay position reads it again, unless the last answer (for the same
+    postmaster) is the cluster's timeline: a replica's timeline never goes back."""
+    s = server()
+    identify.extend([2, 3, 4])
+    assert observe._replica_timeline(s, row(replayed=100), 2) == 2
+    assert observe._replica_timeline(s, row(replayed=200), 2) == 2  # no IDENTIFY_SYSTEM
+    assert observe._replica_timeline(s, row(replayed=300), 3) == 3  # the cluster moved on: read
+    assert observe._replica_timeline(s, row(start="t1", replayed=300), 3) == 4  # restarted: read
+    assert identify == []
+
+
+def test_a_fallback_answer_does_not_stand_for_the_clusters_timeline(identify: List[Optional[int]]) -> None:
+    s = server()
+    identify.extend([None, 3])
+    assert observe._replica_timeline(s, row(received_tli=3), 3) == 3  # received, maybe not replayed
+    assert observe._replica_timeline(s, row(replayed=200, received_tli=3), 3) == 3
     assert identify == []
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 from qhb_patroni.core import actions as A
 from qhb_patroni.core.local import DATA_PRESENT, LocalState
@@ -23,8 +23,9 @@ class FakeManager:
         self.safepoints: List[Optional[Callable[[], None]]] = []
         self.release = threading.Event()
 
-    def promote(self, wait: float, on_promoted: Optional[Callable[[], None]] = None) -> bool:
-        self.calls.append(("promote", wait))
+    def promote(self, wait: float, on_promoted: Optional[Callable[[], None]] = None,
+                slots: Sequence[str] = ()) -> bool:
+        self.calls.append(("promote", wait, tuple(slots)))
         self.release.wait(5)
         return True
 
@@ -46,8 +47,11 @@ class FakeManager:
         self.safepoints.append(on_safepoint)
         return True
 
-    def observe(self, deadline: Optional[float] = None) -> LocalState:
-        return LocalState(data_dir=DATA_PRESENT, lsn=4242)  # the stopped server's last position
+    def observe(self, deadline: Optional[float] = None, cluster_timeline: Optional[int] = None) -> LocalState:
+        return LocalState(data_dir=DATA_PRESENT, lsn=4242)
+
+    def stopped_position(self) -> Optional[int]:
+        return 4242  # the stopped server's last position
 
 
 class Clock:
@@ -89,7 +93,7 @@ def test_promote_is_never_reached_after_losing_the_lock_race() -> None:
 def test_acquire_then_promote_runs_the_task_and_records_the_lease() -> None:
     server = MemoryServer(clock=Clock())
     ex, dcs, mgr, tasks, lease, clock, done = make("n0", server)
-    result = ex.execute([A.AcquireLock(), A.Promote()], dcs.get_cluster())
+    result = ex.execute([A.AcquireLock(), A.Promote(slots=("n1", "n2"))], dcs.get_cluster())
     assert result.failed is None and result.lock_changed
     assert lease.written_at == clock.now
     assert dcs.get_cluster().leader is not None and dcs.get_cluster().leader.name == "n0"
@@ -102,7 +106,8 @@ def test_acquire_then_promote_runs_the_task_and_records_the_lease() -> None:
     finished = tasks.status()
     assert finished is not None and finished.done and finished.ok
     assert tasks.status() is None  # reported exactly once
-    assert mgr.calls == [("promote", 3.0)]
+    # The members' slots are the promote task's (created while the server promotes).
+    assert mgr.calls == [("promote", 3.0, ("n1", "n2"))]
 
 
 def test_failed_renewal_drops_the_local_lease() -> None:
@@ -187,6 +192,28 @@ def test_a_switchover_stops_cleanly_then_hands_the_lock_over_with_the_shutdown_p
     assert dcs.get_cluster().leader is None
     status = dcs.store.load().nodes.get(keys.STATUS)
     assert status is not None and '"optime":4242' in status.value
+
+
+def test_a_release_without_a_version_is_a_cas_on_my_last_write_then_by_name() -> None:
+    """The version my last leader-key write left is released without reading the key; when
+    it changed since (an answer lost in transit, a renewal by name) the key is released by
+    name as before, and another member's key is never touched."""
+    server = MemoryServer(clock=Clock())
+    ex, dcs, mgr, tasks, lease, clock, _ = make("n0", server)
+    ex.execute([A.AcquireLock()], None)
+    assert ex.execute([A.ReleaseLock()], None).failed is None
+    assert dcs.get_cluster().leader is None
+    ex.execute([A.AcquireLock()], None)
+    again = ClusterDCS(server.client("n0-other"), "n0", ttl=10)
+    assert again.update_leader(None) is not None  # the key is still mine, at another version
+    assert ex.execute([A.ReleaseLock()], None).failed is None
+    assert dcs.get_cluster().leader is None
+    ex.execute([A.AcquireLock()], None)
+    other = ClusterDCS(server.client("n1"), "n1", ttl=10)
+    assert dcs.delete_leader(None) and other.attempt_to_acquire_leader() is not None
+    assert ex.execute([A.ReleaseLock()], None).failed is not None
+    leader = dcs.get_cluster().leader
+    assert leader is not None and leader.name == "n1"
 
 
 def test_the_planned_stop_actions_report_to_the_loop() -> None:

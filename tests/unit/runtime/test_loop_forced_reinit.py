@@ -30,7 +30,7 @@ class SlowCloneManager:
         self.finish = threading.Event()
         self.clone_started = threading.Event()
 
-    def observe(self, deadline: Optional[float] = None) -> LocalState:
+    def observe(self, deadline: Optional[float] = None, cluster_timeline: Optional[int] = None) -> LocalState:
         return LocalState(data_dir=DATA_EMPTY)
 
     def member_data(self) -> Dict[str, Any]:

@@ -30,11 +30,14 @@ class PrimaryManager:
         self.primary = True
         self.running = True
 
-    def observe(self, deadline: Optional[float] = None) -> LocalState:
+    def observe(self, deadline: Optional[float] = None, cluster_timeline: Optional[int] = None) -> LocalState:
         return LocalState(data_dir=DATA_PRESENT, state=STATE_RUNNING if self.running else "stopped",
                           role="master" if self.primary else "replica", running=self.running,
                           in_recovery=not self.primary if self.running else None, timeline=1,
                           lsn=100 if self.running else 120, sysid=SYSID)
+
+    def stopped_position(self) -> Optional[int]:
+        return self.observe().lsn
 
     def server_status(self, deadline: Optional[float] = None) -> ServerStatus:
         return ServerStatus(state="running", role="master" if self.primary else "replica")
