@@ -56,6 +56,7 @@ def one_run(ttl: int, loop_wait: int, retry_timeout: int, impl: str, keep: Optio
         marks: Dict[str, float] = {}
         try:
             t0 = time.monotonic()
+            wall0 = time.time()
             cluster.start()
             primary: Optional[Node] = None
             names = [n.name for n in cluster.nodes]
@@ -73,6 +74,11 @@ def one_run(ttl: int, loop_wait: int, retry_timeout: int, impl: str, keep: Optio
                     marks["running"] = time.monotonic() - t0
                 time.sleep(0.02)
             marks["done"] = max(marks["running"], marks["streaming"])
+            if keep:  # wall-clock marks, to line up with the timestamps of the kept logs
+                with open(os.path.join(base, "marks.txt"), "w") as f:
+                    f.write(f"start {time.strftime('%H:%M:%S', time.localtime(wall0))}{f'{wall0 % 1:.3f}'[1:]}\n")
+                    for k, v in marks.items():
+                        f.write(f"{k} +{v:.3f}\n")
             return marks
         finally:
             cluster.stop()
