@@ -13,6 +13,7 @@ from ..core.local import STATE_INITDB_FAILED, STATE_INITIALIZING
 from ..core.methods import CustomBootstrap
 from ..core.model import ROLE_MASTER
 from . import conffiles, sql
+from .connection import connect
 from .files import empty_directory, write_pgpass
 from .names import FAILED_SUFFIX, INITDB_HBA_FILES, INITDB_IDENT_FILES, INITDB_MAIN_CONFS
 from .process import check_cancelled, clean_env, command_words, run_tool, run_watched
@@ -104,7 +105,8 @@ def run_post_bootstrap_script(server: LocalServer, script: str, timeout: float =
 
 def post_bootstrap(server: LocalServer, script: Optional[str] = None) -> None:
     """Database, superuser (password), the post_bootstrap script, replication/rewind/extra
-    users, checkpoint: the order of 3.0.2."""
+    users, checkpoint: the order of 3.0.2, the roles and the checkpoint on one connection
+    (a password-authenticated connection per statement cost more than the statements)."""
     s = server.settings
     params = server.local_params(statement_timeout_ms=None)
     # The configured database (qhb) may not exist yet: create it from a
@@ -114,27 +116,29 @@ def post_bootstrap(server: LocalServer, script: Optional[str] = None) -> None:
         sql.ensure_database(maintenance, s.database)
     except ManagerError:
         sql.ensure_database(dict(params, dbname="template1"), s.database)
-    # The superuser connects without password checks only where hba allows it;
-    # initdb set the password through --pwfile already, this re-asserts it.
-    sql.create_or_alter_role(params, s.superuser.username, s.superuser.password, ["SUPERUSER"])
-    if script:
-        run_post_bootstrap_script(server, script)
-    reserved = {s.superuser.username}
-    if s.replication.username not in reserved:
-        sql.create_or_alter_role(params, s.replication.username, s.replication.password, ["REPLICATION"])
-        reserved.add(s.replication.username)
-    if s.rewind.username not in reserved:
-        sql.create_or_alter_role(params, s.rewind.username, s.rewind.password, [])
-        sql.grant_rewind(params, s.rewind.username)
-        reserved.add(s.rewind.username)
-    for name, spec in s.bootstrap_users.items():
-        if name in reserved:
-            continue
-        spec = spec or {}
-        password = spec.get("password")
-        sql.create_or_alter_role(params, str(name), None if password is None else str(password),
-                                 _user_options(spec))
-    server.checkpoint()
+    with connect(params) as conn, conn.cursor() as cur:
+        sql.quiet_session(cur)
+        # The superuser connects without password checks only where hba allows it;
+        # initdb set the password through --pwfile already, this re-asserts it.
+        sql.create_or_alter_role(cur, s.superuser.username, s.superuser.password, ["SUPERUSER"])
+        if script:
+            run_post_bootstrap_script(server, script)
+        reserved = {s.superuser.username}
+        if s.replication.username not in reserved:
+            sql.create_or_alter_role(cur, s.replication.username, s.replication.password, ["REPLICATION"])
+            reserved.add(s.replication.username)
+        if s.rewind.username not in reserved:
+            sql.create_or_alter_role(cur, s.rewind.username, s.rewind.password, [])
+            sql.grant_rewind(cur, s.rewind.username)
+            reserved.add(s.rewind.username)
+        for name, spec in s.bootstrap_users.items():
+            if name in reserved:
+                continue
+            spec = spec or {}
+            password = spec.get("password")
+            sql.create_or_alter_role(cur, str(name), None if password is None else str(password),
+                                     _user_options(spec))
+        cur.execute("CHECKPOINT")
 
 
 def bootstrap(server: LocalServer) -> None:
