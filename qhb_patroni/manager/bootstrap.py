@@ -12,7 +12,7 @@ from typing import Any, List, Mapping, Optional
 from ..core.local import STATE_INITDB_FAILED, STATE_INITIALIZING
 from ..core.methods import CustomBootstrap
 from ..core.model import ROLE_MASTER
-from . import conffiles, sql
+from . import conffiles, durable, sql
 from .connection import connect
 from .files import empty_directory, write_pgpass
 from .names import FAILED_SUFFIX, INITDB_HBA_FILES, INITDB_IDENT_FILES, INITDB_MAIN_CONFS
@@ -32,9 +32,14 @@ SCRIPT_TIMEOUT = 3600.0
 
 
 def run_initdb(server: LocalServer) -> None:
+    """initdb into the emptied data directory; its files are on disk when this returns
+    (with --no-sync and one syncfs per file system where that is usable: manager/durable.py)."""
     s = server.settings
     options = conffiles.initdb_options(s.initdb)
     options.append(f"--username={s.superuser.username}")
+    flush = durable.usable()
+    if flush:
+        options.append("--no-sync")
     empty_directory(s.data_dir)
     fd, pwfile = tempfile.mkstemp(prefix="qhb-patroni-pw-")
     try:
@@ -45,6 +50,8 @@ def run_initdb(server: LocalServer) -> None:
         run_tool([server.bin["initdb"], "-D", s.data_dir, *options], timeout=600)
     finally:
         os.unlink(pwfile)
+    if flush:
+        durable.flush(s.data_dir)
 
 
 def arrange_config_files(server: LocalServer, append_hba: bool = True) -> None:
