@@ -37,7 +37,7 @@ def run_initdb(server: LocalServer) -> None:
     s = server.settings
     options = conffiles.initdb_options(s.initdb)
     options.append(f"--username={s.superuser.username}")
-    flush = durable.usable()
+    flush = server.flush_instead_of_sync("initdb")
     if flush:
         options.append("--no-sync")
     empty_directory(s.data_dir)

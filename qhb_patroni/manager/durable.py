@@ -10,17 +10,21 @@ claims to be a cluster (a bootstrapped leader, a cloned replica) before its file
 on disk, exactly as when the tool synced them itself.
 
 syncfs reports write-back errors only since Linux 5.8; elsewhere (or when the call is
-missing) `usable()` says no and the tools sync file by file as before.
+missing) `usable()` says no and the tools sync file by file as before.  So they do when
+a tool does not list --no-sync in its --help (PostgreSQL's initdb has it since 9.3, the
+base backup tool since 10; QHB's are expected to keep it, but that is checked, not assumed).
 """
 from __future__ import annotations
 
 import ctypes
 import os
 import re
+import subprocess
 import sys
 from typing import Callable, List, Optional, Tuple, cast
 
 from .names import TABLESPACE_DIR, WAL_DIR
+from .process import clean_env
 
 _MIN_KERNEL = (5, 8)
 
@@ -47,6 +51,16 @@ def _syncfs() -> Optional[Callable[[int], int]]:
 def usable() -> bool:
     """syncfs can stand in for the tools' own fsync of every file here."""
     return sys.platform.startswith("linux") and kernel_reports_errors(os.uname().release) and _syncfs() is not None
+
+
+def tool_has_no_sync(binary: str) -> bool:
+    """`binary --help` lists --no-sync."""
+    try:
+        out = subprocess.run([binary, "--help"], capture_output=True, timeout=10, env=clean_env(),
+                             check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"--no-sync" in out
 
 
 def locations(data_dir: str) -> List[str]:

@@ -103,7 +103,7 @@ def _basebackup(server: LocalServer, host_port: Tuple[str, int], dsn: str, retry
     s = server.settings
     options = conffiles.basebackup_options(s.basebackup)
     own_no_sync = "--no-sync" in options
-    flush = durable.usable()
+    flush = server.flush_instead_of_sync("basebackup")
     cmd = [
         server.bin["basebackup"],
         f"--pgdata={s.data_dir}",

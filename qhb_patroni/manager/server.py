@@ -19,7 +19,7 @@ from ..core.local import (
     STATE_STOPPING,
 )
 from ..core.model import ROLE_UNINITIALIZED
-from . import conffiles
+from . import conffiles, durable
 from .connection import connect, local_params, query
 from .controldata import ControlData, read_controldata, shut_down_on_disk
 from .files import major_version, write_file, write_pgpass
@@ -70,6 +70,8 @@ class LocalServer:
         # The data directory is a fresh copy the clone already put on disk (replica.py):
         # its first start need not fsync every file again (see _startup_sync_options).
         self.synced_copy = False
+        # Per tool binary: syncfs may stand in for its own sync (manager/durable.py; asked once).
+        self._flush_instead: Dict[str, bool] = {}
         # hot_standby_feedback forced on: a replica keeping copies of permanent logical slots.
         self.enforce_feedback = False
         # Copied logical slots not yet safe after a failover -> their catalog_xmin on the
@@ -217,6 +219,13 @@ class LocalServer:
             return False  # still starting; observe() will see it become ready
         self.state = STATE_START_FAILED
         return False
+
+    def flush_instead_of_sync(self, tool: str) -> bool:
+        """Run `tool` (initdb, basebackup) with --no-sync and flush its output with syncfs."""
+        binary = self.bin[tool]  # keyed by path: a reload may point at other binaries
+        if binary not in self._flush_instead:
+            self._flush_instead[binary] = durable.usable() and durable.tool_has_no_sync(binary)
+        return self._flush_instead[binary]
 
     def _startup_sync_options(self, params: Mapping[str, str]) -> List[str]:
         """A server whose control file does not say "shut down" - a base backup never

@@ -33,3 +33,15 @@ def test_flush_of_a_data_directory(tmp_path: Path) -> None:
     (tmp_path / "global" / "pg_control").write_bytes(b"\0" * 8192)
     if durable.usable():
         durable.flush(str(tmp_path))  # raises OSError on failure
+
+
+def test_a_tool_without_no_sync_keeps_its_own_sync(tmp_path: Path) -> None:
+    old = tmp_path / "old_tool"
+    old.write_text("#!/bin/sh\necho '  -N, --nosync   do not wait'\n")
+    new = tmp_path / "new_tool"
+    new.write_text("#!/bin/sh\necho '  -N, --no-sync  do not wait for changes to be written safely to disk'\n")
+    for tool in (old, new):
+        tool.chmod(0o755)
+    assert not durable.tool_has_no_sync(str(old))
+    assert durable.tool_has_no_sync(str(new))
+    assert not durable.tool_has_no_sync(str(tmp_path / "missing"))
