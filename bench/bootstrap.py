@@ -9,39 +9,85 @@ state=running ("running"), and when the leader's pg_stat_replication showed both
 replicas streaming ("streaming", the figure the target is about: the end is whichever
 of running and streaming comes last).  `--impl patroni` runs the same cluster with
 Patroni 3.0.2 (tests/fixtures/patroni302.py).
+The bench polls every POLL = 20 ms (the leader key in etcd, and /primary of its holder
+until it answers 200, then one query on a kept connection to the primary, and GET /patroni of the members not
+yet seen running): each mark is late by up to one poll.  --keep DIR keeps each run's logs
+and a marks.txt with the wall-clock start, to read where the time goes.
 Target (issue #14): <= 2.5 s median with ttl 10 / loop_wait 2 / retry_timeout 4 and with the defaults.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
-from common import TIMINGS, Etcd, refuse_root, summary, use_patroni_302_cluster
+from common import TIMINGS, Etcd, http_get, refuse_root, summary, use_patroni_302_cluster
 
 from tests.e2e.harness import LocalCluster, Node
 from tests.fixtures import patroni302
 
+POLL = 0.02  # the bench's own resolution: a mark is up to one poll (plus the asking) late
 
-def streaming_replicas(primary: Node, names: List[str]) -> int:
-    """Members streaming from the primary (the base backup's own WAL stream shows as
-    streaming too, under another application_name: not counted)."""
-    import psycopg2
 
-    try:
-        conn = psycopg2.connect(primary.dsn("postgres"))
-    except psycopg2.Error:  # not up yet
-        return 0
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(DISTINCT application_name) FROM pg_stat_replication"
-                        " WHERE state = 'streaming' AND application_name = ANY(%s)", (names,))
-            row = cur.fetchone()
-            return int(row[0]) if row else 0
-    finally:
-        conn.close()
+class Watcher:
+    """What the bench asks every POLL seconds, kept cheap: it shares the 2 cores with the
+    cluster it times (a new database connection and 7 HTTP requests per poll, as before,
+    cost the cluster CPU while it bootstraps).  One connection to the primary is kept for
+    the streaming query, and a member once seen running is not asked again (during a
+    bootstrap none leaves that state)."""
+
+    def __init__(self, names: List[str]) -> None:
+        self.names = names
+        self.conn: Any = None
+        self.seen_running: Set[str] = set()
+
+    def primary(self, cluster: LocalCluster, etcd_host: str) -> Optional[Node]:
+        """The holder of the leader key once it answers 200 on /primary: one etcd read and
+        at most one REST request per poll (asking every member's /primary made 150
+        requests a second to the daemons while initdb needed the CPU)."""
+        try:
+            code, body = http_get(f"http://{etcd_host}/v2/keys/service/{cluster.scope}/leader", timeout=1.0)
+        except OSError:
+            return None
+        if code != 200:
+            return None
+        name = json.loads(body).get("node", {}).get("value")
+        node = next((n for n in cluster.nodes if n.name == name), None)
+        return node if node is not None and node.is_primary() else None
+
+    def streaming_replicas(self, primary: Node) -> int:
+        """Members streaming from the primary (the base backup's own WAL stream shows as
+        streaming too, under another application_name: not counted)."""
+        import psycopg2
+
+        try:
+            if self.conn is None:
+                self.conn = psycopg2.connect(primary.dsn("postgres"))
+                self.conn.autocommit = True
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT count(DISTINCT application_name) FROM pg_stat_replication"
+                            " WHERE state = 'streaming' AND application_name = ANY(%s)", (self.names,))
+                row = cur.fetchone()
+                return int(row[0]) if row else 0
+        except psycopg2.Error:  # not up yet
+            self.close()
+            return 0
+
+    def all_running(self, cluster: LocalCluster) -> bool:
+        for node in cluster.nodes:
+            if node.name not in self.seen_running:
+                status = node.status()
+                if status is not None and status.get("state") == "running":
+                    self.seen_running.add(node.name)
+        return len(self.seen_running) == len(cluster.nodes)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 def one_run(ttl: int, loop_wait: int, retry_timeout: int, impl: str, keep: Optional[str] = None) -> Dict[str, float]:
@@ -56,23 +102,30 @@ def one_run(ttl: int, loop_wait: int, retry_timeout: int, impl: str, keep: Optio
         marks: Dict[str, float] = {}
         try:
             t0 = time.monotonic()
+            wall0 = time.time()
             cluster.start()
             primary: Optional[Node] = None
-            names = [n.name for n in cluster.nodes]
+            watcher = Watcher([n.name for n in cluster.nodes])
             while "running" not in marks or "streaming" not in marks:
                 now = time.monotonic() - t0
                 if now > 300:
                     raise RuntimeError("cluster did not come up:\n" + cluster.dump_logs())
                 if primary is None:
-                    primary = cluster.primary()
+                    primary = watcher.primary(cluster, etcd.host)
                     if primary is not None:
                         marks["leader"] = time.monotonic() - t0
-                if primary is not None and "streaming" not in marks and streaming_replicas(primary, names) >= 2:
+                if primary is not None and "streaming" not in marks and watcher.streaming_replicas(primary) >= 2:
                     marks["streaming"] = time.monotonic() - t0
-                if "running" not in marks and cluster.all_running():
+                if "running" not in marks and primary is not None and watcher.all_running(cluster):
                     marks["running"] = time.monotonic() - t0
-                time.sleep(0.02)
+                time.sleep(POLL)
+            watcher.close()
             marks["done"] = max(marks["running"], marks["streaming"])
+            if keep:  # wall-clock marks, to line up with the timestamps of the kept logs
+                with open(os.path.join(base, "marks.txt"), "w") as f:
+                    f.write(f"start {time.strftime('%H:%M:%S', time.localtime(wall0))}{f'{wall0 % 1:.3f}'[1:]}\n")
+                    for k, v in marks.items():
+                        f.write(f"{k} +{v:.3f}\n")
             return marks
         finally:
             cluster.stop()

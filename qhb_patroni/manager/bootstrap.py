@@ -12,7 +12,8 @@ from typing import Any, List, Mapping, Optional
 from ..core.local import STATE_INITDB_FAILED, STATE_INITIALIZING
 from ..core.methods import CustomBootstrap
 from ..core.model import ROLE_MASTER
-from . import conffiles, sql
+from . import conffiles, durable, sql
+from .connection import connect
 from .files import empty_directory, write_pgpass
 from .names import FAILED_SUFFIX, INITDB_HBA_FILES, INITDB_IDENT_FILES, INITDB_MAIN_CONFS
 from .process import check_cancelled, clean_env, command_words, run_tool, run_watched
@@ -31,9 +32,14 @@ SCRIPT_TIMEOUT = 3600.0
 
 
 def run_initdb(server: LocalServer) -> None:
+    """initdb into the emptied data directory; its files are on disk when this returns
+    (with --no-sync and one syncfs per file system where that is usable: manager/durable.py)."""
     s = server.settings
     options = conffiles.initdb_options(s.initdb)
     options.append(f"--username={s.superuser.username}")
+    flush = server.flush_instead_of_sync("initdb")
+    if flush:
+        options.append("--no-sync")
     empty_directory(s.data_dir)
     fd, pwfile = tempfile.mkstemp(prefix="qhb-patroni-pw-")
     try:
@@ -44,6 +50,8 @@ def run_initdb(server: LocalServer) -> None:
         run_tool([server.bin["initdb"], "-D", s.data_dir, *options], timeout=600)
     finally:
         os.unlink(pwfile)
+    if flush:
+        durable.flush(s.data_dir)
 
 
 def arrange_config_files(server: LocalServer, append_hba: bool = True) -> None:
@@ -104,7 +112,8 @@ def run_post_bootstrap_script(server: LocalServer, script: str, timeout: float =
 
 def post_bootstrap(server: LocalServer, script: Optional[str] = None) -> None:
     """Database, superuser (password), the post_bootstrap script, replication/rewind/extra
-    users, checkpoint: the order of 3.0.2."""
+    users, checkpoint: the order of 3.0.2, the roles and the checkpoint on one connection
+    (a password-authenticated connection per statement cost more than the statements)."""
     s = server.settings
     params = server.local_params(statement_timeout_ms=None)
     # The configured database (qhb) may not exist yet: create it from a
@@ -114,27 +123,29 @@ def post_bootstrap(server: LocalServer, script: Optional[str] = None) -> None:
         sql.ensure_database(maintenance, s.database)
     except ManagerError:
         sql.ensure_database(dict(params, dbname="template1"), s.database)
-    # The superuser connects without password checks only where hba allows it;
-    # initdb set the password through --pwfile already, this re-asserts it.
-    sql.create_or_alter_role(params, s.superuser.username, s.superuser.password, ["SUPERUSER"])
-    if script:
-        run_post_bootstrap_script(server, script)
-    reserved = {s.superuser.username}
-    if s.replication.username not in reserved:
-        sql.create_or_alter_role(params, s.replication.username, s.replication.password, ["REPLICATION"])
-        reserved.add(s.replication.username)
-    if s.rewind.username not in reserved:
-        sql.create_or_alter_role(params, s.rewind.username, s.rewind.password, [])
-        sql.grant_rewind(params, s.rewind.username)
-        reserved.add(s.rewind.username)
-    for name, spec in s.bootstrap_users.items():
-        if name in reserved:
-            continue
-        spec = spec or {}
-        password = spec.get("password")
-        sql.create_or_alter_role(params, str(name), None if password is None else str(password),
-                                 _user_options(spec))
-    server.checkpoint()
+    with connect(params) as conn, conn.cursor() as cur:
+        sql.quiet_session(cur)
+        # The superuser connects without password checks only where hba allows it;
+        # initdb set the password through --pwfile already, this re-asserts it.
+        sql.create_or_alter_role(cur, s.superuser.username, s.superuser.password, ["SUPERUSER"])
+        if script:
+            run_post_bootstrap_script(server, script)
+        reserved = {s.superuser.username}
+        if s.replication.username not in reserved:
+            sql.create_or_alter_role(cur, s.replication.username, s.replication.password, ["REPLICATION"])
+            reserved.add(s.replication.username)
+        if s.rewind.username not in reserved:
+            sql.create_or_alter_role(cur, s.rewind.username, s.rewind.password, [])
+            sql.grant_rewind(cur, s.rewind.username)
+            reserved.add(s.rewind.username)
+        for name, spec in s.bootstrap_users.items():
+            if name in reserved:
+                continue
+            spec = spec or {}
+            password = spec.get("password")
+            sql.create_or_alter_role(cur, str(name), None if password is None else str(password),
+                                     _user_options(spec))
+        cur.execute("CHECKPOINT")
 
 
 def bootstrap(server: LocalServer) -> None:

@@ -9,7 +9,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 from ..core.local import STATE_CREATING_REPLICA, STATE_STOPPED
 from ..core.methods import ReplicaMethod, methods_to_try
 from ..core.model import ROLE_REPLICA, ROLE_STANDBY_LEADER, ROLE_UNINITIALIZED
-from . import conffiles
+from . import conffiles, durable
 from .bootstrap import arrange_config_files
 from .connection import host_port_from_url
 from .files import empty_directory
@@ -56,6 +56,7 @@ def clone(server: LocalServer, source_url: Optional[str], retry_delay: float = C
         raise ManagerError("no member to clone from and no method that works without a leader")
     server.state = STATE_CREATING_REPLICA
     server.role = ROLE_UNINITIALIZED
+    server.synced_copy = False
     connstring = ""
     if host_port is not None:
         server.write_replication_pgpass(host_port)
@@ -72,7 +73,8 @@ def clone(server: LocalServer, source_url: Optional[str], retry_delay: float = C
         try:
             if method.builtin:
                 assert host_port is not None
-                _basebackup(server, host_port, connstring, retry_delay, clear)
+                # A copy already on disk needs no file-by-file sync at its first start.
+                server.synced_copy = _basebackup(server, host_port, connstring, retry_delay, clear)
             else:
                 _custom_method(server, method, connstring, timeout, clear)
         except TaskCancelled:
@@ -93,16 +95,23 @@ def clone(server: LocalServer, source_url: Optional[str], retry_delay: float = C
 
 
 def _basebackup(server: LocalServer, host_port: Tuple[str, int], dsn: str, retry_delay: float,
-                clear: Callable[[], None]) -> None:
-    """The base backup tool, up to CLONE_ATTEMPTS times, emptying the directory first."""
+                clear: Callable[[], None]) -> bool:
+    """The base backup tool, up to CLONE_ATTEMPTS times, emptying the directory first.
+    The copy is on disk when this returns True (the tool's --no-sync and one syncfs per
+    file system where that is usable, manager/durable.py; else the tool's own sync);
+    False when the operator's options asked for --no-sync."""
     s = server.settings
+    options = conffiles.basebackup_options(s.basebackup)
+    own_no_sync = "--no-sync" in options
+    flush = server.flush_instead_of_sync("basebackup")
     cmd = [
         server.bin["basebackup"],
         f"--pgdata={s.data_dir}",
         "-X",
         "stream",
         f"--dbname={dsn}",
-        *conffiles.basebackup_options(s.basebackup),
+        *options,
+        *(["--no-sync"] if flush and not own_no_sync else []),
     ]
     env = dict(clean_env(), PGPASSFILE=s.pgpass)
     error = "not attempted"
@@ -112,9 +121,13 @@ def _basebackup(server: LocalServer, host_port: Tuple[str, int], dsn: str, retry
         clear()
         try:
             run_tool(cmd, timeout=24 * 3600, env=env)
-            return
+            if flush:
+                durable.flush(s.data_dir)
+            return flush or not own_no_sync
         except TaskCancelled:
             raise
+        except OSError as exc:
+            error = f"flushing the copy: {exc}"
         except ManagerError as exc:
             error = str(exc)
     raise ManagerError(f"{host_port[0]}:{host_port[1]}: {error}")

@@ -159,26 +159,26 @@ def _role_options(options: Sequence[str]) -> List[str]:
     return result
 
 
-def create_or_alter_role(
-    params: Mapping[str, Any], name: str, password: Optional[str], options: Sequence[str]
-) -> None:
-    """CREATE ROLE or ALTER ROLE with options and password, statement logging off."""
+def quiet_session(cur: Any) -> None:
+    """No statement logging (passwords follow) and local commits, in one round trip."""
+    cur.execute("; ".join(QUIET_SESSION))
+
+
+def create_or_alter_role(cur: Any, name: str, password: Optional[str], options: Sequence[str]) -> None:
+    """CREATE ROLE or ALTER ROLE with options and password, on a cursor of a session made
+    quiet by quiet_session() (the post-bootstrap steps share one connection)."""
     opts = _role_options(options)
     for opt in opts:
         if not opt.replace(" ", "").isalnum():
             raise ManagerError(f"bad role option {opt!r}")
-    with connect(params) as conn:
-        with conn.cursor() as cur:
-            for stmt in QUIET_SESSION:
-                cur.execute(stmt)
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
-            verb = "ALTER" if cur.fetchone() else "CREATE"
-            text = pgsql.SQL("{} ROLE {} WITH {}").format(
-                pgsql.SQL(verb), pgsql.Identifier(name), pgsql.SQL(" ".join(opts))
-            )
-            if password is not None:
-                text = pgsql.SQL("{} PASSWORD {}").format(text, pgsql.Literal(password))
-            cur.execute(text)
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+    verb = "ALTER" if cur.fetchone() else "CREATE"
+    text = pgsql.SQL("{} ROLE {} WITH {}").format(
+        pgsql.SQL(verb), pgsql.Identifier(name), pgsql.SQL(" ".join(opts))
+    )
+    if password is not None:
+        text = pgsql.SQL("{} PASSWORD {}").format(text, pgsql.Literal(password))
+    cur.execute(text)
 
 
 REWIND_GRANTS = (
@@ -189,15 +189,10 @@ REWIND_GRANTS = (
 )
 
 
-def grant_rewind(params: Mapping[str, Any], name: str) -> None:
-    with connect(params) as conn:
-        with conn.cursor() as cur:
-            for function in REWIND_GRANTS:
-                cur.execute(
-                    pgsql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
-                        pgsql.SQL(function), pgsql.Identifier(name)
-                    )
-                )
+def grant_rewind(cur: Any, name: str) -> None:
+    """The functions the rewind tool needs, granted to `name` in one statement."""
+    cur.execute(pgsql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
+        pgsql.SQL(", ").join(pgsql.SQL(function) for function in REWIND_GRANTS), pgsql.Identifier(name)))
 
 
 def ensure_database(params: Mapping[str, Any], name: str) -> bool:

@@ -146,6 +146,12 @@ def test_clone_replica_streams(nodes: Dict[str, Any]) -> None:
     assert a.server_status().replication[0]["application_name"] == "node-b"
     # The replica config must not carry the leader's port: it was rewritten.
     assert f"port = '{b.settings.port}'" in open(os.path.join(b.settings.data_dir, "qhb.conf")).read()
+    # The clone put the copy on disk: its first start flushed it with one syncfs instead of
+    # fsyncing every file again; a later start uses the configured method (the default).
+    assert sql(b, "SHOW recovery_init_sync_method") == [("syncfs",)]
+    assert b.restart() is True
+    assert sql(b, "SHOW recovery_init_sync_method") == [("fsync",)]
+    eventually(lambda: a.server_status().replication, what="walsender visible on a after b's restart")
 
 
 def test_switchover_demote_then_promote(nodes: Dict[str, Any]) -> None:

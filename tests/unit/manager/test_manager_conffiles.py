@@ -156,8 +156,15 @@ def test_initdb_options() -> None:
 
 def test_basebackup_options_skip_forbidden() -> None:
     spec = ["verbose", {"max-rate": "100M"}, {"pgdata": "/x"}, "wal-method"]
-    assert cf.basebackup_options(spec) == ["--verbose", "--max-rate=100M"]
+    assert cf.basebackup_options(spec) == ["--verbose", "--max-rate=100M", "--checkpoint=fast"]
     assert cf.basebackup_options({"checkpoint": "fast", "host": "h"}) == ["--checkpoint=fast"]
+
+
+def test_basebackup_checkpoint_is_fast_unless_the_operator_chose() -> None:
+    assert cf.basebackup_options(None) == ["--checkpoint=fast"]
+    assert cf.basebackup_options([]) == ["--checkpoint=fast"]
+    assert cf.basebackup_options({"checkpoint": "spread"}) == ["--checkpoint=spread"]
+    assert cf.basebackup_options([{"checkpoint": "spread"}, "verbose"]) == ["--checkpoint=spread", "--verbose"]
 
 
 def test_build_dsn_quotes() -> None:
