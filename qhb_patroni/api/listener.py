@@ -93,6 +93,7 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.listener.connections.add(self)
+        self.listener.sweep_soon()
         self.slot.evict = transport.abort  # idle and in the way of a new connection
         if self.slot.released:  # given way during the TLS handshake
             transport.abort()
@@ -301,6 +302,7 @@ class Listener:
         self.renderer = Renderer(api.response_headers)
         self.pool = WorkerPool(api.unsafe_workers)
         self.tick = min(1.0, max(0.05, min(api.request_timeout, api.idle_timeout) / 4))
+        self._sweep_at: Optional[asyncio.TimerHandle] = None
         self.thread = threading.Thread(target=self._run, name="restapi", daemon=True)
 
     def _run(self) -> None:
@@ -308,13 +310,13 @@ class Listener:
         asyncio.set_event_loop(loop)
         try:
             loop.add_reader(self.sock.fileno(), self._accept)
-            loop.call_later(self.tick, self._sweep)
             loop.run_forever()
         finally:
             self._close_everything()
 
     # accepting
     def _accept(self) -> None:
+        self.sweep_soon()
         self.admission.limits = self.api.connection_limits  # follows reloads
         for _ in range(128):
             try:
@@ -384,7 +386,13 @@ class Listener:
         return self.renderer.render(resp, keep_alive)
 
     # deadlines
+    def sweep_soon(self) -> None:
+        """The sweep runs while there is something to sweep: an idle API does not wake."""
+        if self._sweep_at is None:
+            self._sweep_at = self.loop.call_later(self.tick, self._sweep)
+
     def _sweep(self) -> None:
+        self._sweep_at = None
         now = self.loop.time()
         for conn in [c for c in self.connections if c.deadline <= now]:
             try:
@@ -392,7 +400,9 @@ class Listener:
             except Exception:
                 logger.exception("API: error while closing a connection")
         self._log_limits(now)
-        self.loop.call_later(self.tick, self._sweep)
+        adm = self.admission
+        if self.connections or self.pending or (adm.evicted, adm.refused) != self._limit_log[1:]:
+            self.sweep_soon()
 
     def _log_limits(self, now: float) -> None:
         """At most one WARNING a minute about connections closed at the caps."""
