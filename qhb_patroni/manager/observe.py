@@ -83,7 +83,7 @@ def observe(server: LocalServer, deadline: Optional[float] = None) -> LocalState
             pass
     # A server that answers is the postmaster the cached answer was read from, still running:
     # what is taken from it then cannot have changed (see _controldata).
-    control = _controldata(server, CONTROLDATA_REUSE if status is None else float("inf"))
+    control = _controldata(server, None if status is None else float("inf"))
     sysid = control.sysid if control else None
     cstate = control.state if control else None
     rewind_ok = bool(control and control.rewind_capable) and _rewind_binary_ok(server)
@@ -146,7 +146,7 @@ def observe(server: LocalServer, deadline: Optional[float] = None) -> LocalState
     )
 
 
-def _controldata(server: LocalServer, reuse: float = CONTROLDATA_REUSE) -> Optional[ControlData]:
+def _controldata(server: LocalServer, reuse: Optional[float] = None) -> Optional[ControlData]:
     """pg_control through the controldata tool: a new process each time, 5-15 ms of every
     cycle under load and on the failover's path.  While the same postmaster runs, an
     answer younger than `reuse` seconds is used again: what a running server's
@@ -154,7 +154,8 @@ def _controldata(server: LocalServer, reuse: float = CONTROLDATA_REUSE) -> Optio
     while it runs (wal_log_hints and checksums change only with a restart), and the
     control file's state is read afresh once it no longer runs or answers.  The caller
     passes an unlimited `reuse` for a server whose status query has just answered (an
-    idle daemon then starts no process per cycle), CONTROLDATA_REUSE otherwise."""
+    idle daemon then starts no process per cycle), None (CONTROLDATA_REUSE) otherwise."""
+    reuse = CONTROLDATA_REUSE if reuse is None else reuse
     pid = server.postmaster.pid()
     now = time.monotonic()
     cached = server.control_cache
