@@ -130,9 +130,8 @@ class Daemon:
         self.loop.executor.watchdog = Watchdog(WatchdogSettings.from_config(config.get("watchdog")))
         FailsafeApi(self.loop.failsafe_inbox).install(self.api)
         # The server part of the status view for the REST API: sampled when a request finds
-        # it older than a second, else once per loop_wait (runtime/sampler.py).
+        # it older than a second, else once a minute (runtime/sampler.py).
         self.sampler = ServerSampler(self.board, self.manager.server_status, self.clock.monotonic,
-                                     idle_interval=lambda: float(self.board.get().loop_wait),
                                      before=self._publish_scheduled_restart)
         self.loop.failsafe_headers = _basic_auth(restapi)
 

@@ -1,11 +1,14 @@
 """The server sampler: the local server's SQL figures for the status board.
 
 It samples when a reader asks (StatusBoard.wait_for_sample: a REST request finding the
-sample older than a second) and otherwise once every `idle_interval` seconds (loop_wait),
-so an idle daemon with nobody asking runs one status query per HA cycle instead of one
-a second.  Transitions the daemon makes itself are published by the loop as they happen
-(HALoop._refresh_server), and a postmaster that exits is seen by the next request
-(api/server.py with_live_postmaster): neither waits for this thread.
+sample older than a second) and otherwise once every `idle_interval` seconds, so an idle
+daemon runs no status query a second for nobody.  The REST API's
+answers do not depend on the idle samples (every request after a lull asks for a new
+one); they keep the board's in-process readers (the observation's server_version) from
+drifting far behind a server restarted by hand.  Transitions the daemon makes itself are
+published by the loop as they happen (HALoop._refresh_server), and a postmaster that
+exits is seen by the next request (api/server.py with_live_postmaster): neither waits
+for this thread.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from .status import ServerStatus, StatusBoard
 
 log = logging.getLogger(__name__)
 
+IDLE_INTERVAL = 60.0  # seconds between two samples nobody asked for
+
 
 class ServerSampler:
     def __init__(
@@ -24,7 +29,7 @@ class ServerSampler:
         board: StatusBoard,
         sample: Callable[[], ServerStatus],
         clock: Callable[[], float],
-        idle_interval: Callable[[], float],
+        idle_interval: Callable[[], float] = lambda: IDLE_INTERVAL,
         before: Callable[[], None] = lambda: None,
     ) -> None:
         """`sample()`: one bounded look at the server; `before()`: run just before each
