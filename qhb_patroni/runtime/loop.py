@@ -375,7 +375,7 @@ class HALoop:
                 else:
                     changed = self.watch_dcs.watch_leader(target, timeout)
                 if changed and not mine:
-                    fresh = self.watch_dcs.get_cluster()
+                    fresh = self.watch_dcs.renewed(target) or self.watch_dcs.get_cluster()
                     if _leader_name(fresh) == _leader_name(target):
                         with self._watch_lock:  # a renewal: keep watching from the new version
                             if self._watch_target is target:
