@@ -7,8 +7,9 @@ Reading never blocks on the database or the DCS.
 The server's SQL figures are sampled on demand: a reader that finds the sample older
 than FRESH_FOR asks for a new one and, for at most WAIT_FOR_SAMPLE, waits for it (an
 idle daemon runs no query a second for nobody).  A sample already under way for longer
-than that (a hung or stopped server) is not waited for: the answer is the last sample,
-marked stale by the views once it is old (api/views.py).
+than that, or a server that did not answer the last sample (hung, SIGSTOPped), is not
+waited for: the answer is the last sample, marked stale by the views once it is old
+(api/views.py).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from ..core.model import ClusterView
 # without waiting, so that steady traffic keeps the sample fresh and never waits.
 FRESH_FOR = 1.0
 ASK_AFTER = 0.8
-WAIT_FOR_SAMPLE = 0.25  # seconds a reader waits for a sample it asked for, at most
+WAIT_FOR_SAMPLE = 0.1  # seconds a reader waits for a sample it asked for, at most
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,9 @@ class StatusBoard:
         server sample being fresh (or nobody samples, or the sample asked for is overdue).
         True: the sample is older than FRESH_FOR and one has been asked for; `notify()`
         is called once it is published.  The reader must not wait longer than
-        WAIT_FOR_SAMPLE for it (the call may never come for a hung server)."""
+        WAIT_FOR_SAMPLE for it (the call may never come for a hung server).  A server whose
+        last sample found its postmaster alive but not answering is asked again, never
+        waited for: a hung database holds no request beyond the first one after a lull."""
         if not self.sampler_attached:
             return False
         sampled_at = self._view.server.sampled_at
@@ -159,6 +162,9 @@ class StatusBoard:
                 self.wanted.set()
             if age < FRESH_FOR or now - self._asked_at >= WAIT_FOR_SAMPLE:
                 return False
+            server = self._view.server
+            if server.postmaster_pid is not None and not server.query_ok:
+                return False  # it did not answer the last time
             self._waiters.append(notify)
             return True
 

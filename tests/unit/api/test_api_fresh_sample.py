@@ -64,8 +64,18 @@ def test_an_overdue_sample_is_not_waited_for() -> None:
     """A server that does not answer holds no request beyond the first WAIT_FOR_SAMPLE."""
     board = board_with(replica_server(), 100.0)
     assert board.wait_for_sample(200.0, lambda: None)
-    assert not board.wait_for_sample(200.0 + WAIT_FOR_SAMPLE, lambda: None)
+    assert not board.wait_for_sample(200.0 + 2 * WAIT_FOR_SAMPLE, lambda: None)
     assert board.get().server.role == "replica"
+
+
+def test_a_server_that_did_not_answer_the_last_sample_is_asked_but_not_waited_for() -> None:
+    hung = replace(replica_server(), query_ok=False, postmaster_pid=4321)
+    board = board_with(hung, 100.0)
+    assert not board.wait_for_sample(200.0, lambda: None)
+    assert board.wanted.is_set()  # asked: a server that answers again is seen
+    stopped = replace(replica_server(), state="stopped", query_ok=False, postmaster_pid=None)
+    board.publish_server(stopped, 100.0)  # nothing to wait for either, but cheap: waited for
+    assert board.wait_for_sample(200.0, lambda: None)
 
 
 def test_a_failed_sample_releases_the_waiting_and_the_next_request_asks_again() -> None:
