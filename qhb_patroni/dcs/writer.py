@@ -101,13 +101,16 @@ class ClusterDCS:
             return None
         return replace(cluster, leader=replace(cluster.leader, version=event[1]))
 
-    def watch_failover(self, timeout: float) -> bool:
+    def watch_failover(self, cluster: Optional[ClusterView], timeout: float) -> bool:
         """Sleep up to `timeout` s, waking early when /failover changes from what it
-        holds now (its raw version: a cleared key "{}" decodes to no failover at all).
-        The lock holder watches this instead of its own leader key."""
-        snap = self.store.load()
-        node = snap.nodes.get(keys.FAILOVER)
-        return self.store.watch(keys.FAILOVER, node.version if node else None, snap.index, timeout)
+        held in `cluster` (its raw version: a cleared key "{}" decodes to no failover at
+        all), i.e. since that read; without a view, from what it holds now.  The lock
+        holder watches this instead of its own leader key."""
+        if cluster is None:
+            snap = self.store.load()
+            node = snap.nodes.get(keys.FAILOVER)
+            return self.store.watch(keys.FAILOVER, node.version if node else None, snap.index, timeout)
+        return self.store.watch(keys.FAILOVER, cluster.failover_version, cluster.watch_index, timeout)
 
     # ---- members -------------------------------------------------------------
     def touch_member(self, data: Mapping[str, Any]) -> bool:

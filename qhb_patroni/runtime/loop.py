@@ -371,7 +371,7 @@ class HALoop:
                 if mine:
                     # The holder watches /failover instead: a switchover written straight into
                     # the DCS (patronictl's fallback, a request to another member) acts at once.
-                    changed = self.watch_dcs.watch_failover(timeout)
+                    changed = self.watch_dcs.watch_failover(target, timeout)
                 else:
                     changed = self.watch_dcs.watch_leader(target, timeout)
                 if changed and not mine:

@@ -97,6 +97,24 @@ def test_a_renewal_seen_by_the_watch_needs_no_new_read(store_factory: Factory) -
         assert b.renewed(moved) is None  # gone: the caller reads the cluster
 
 
+def test_the_failover_watch_starts_from_the_view_it_is_given(store_factory: Factory) -> None:
+    """watch_failover(view): a change of /failover made after that read wakes it, even one
+    made before the watch started; none times out.  A cleared key "{}" counts as held."""
+    backend = store_factory(realtime=True)
+    a, b = backend.client("a"), backend.client("b")
+    a.attempt_to_acquire_leader()
+    assert a.set_failover({})
+    view = a.get_cluster()
+    assert view.failover is None and view.failover_version is not None
+    assert a.watch_failover(view, timeout=1.0) is False
+    assert b.manual_failover("a", "b")  # before the watch starts: seen at once
+    assert a.watch_failover(view, timeout=30.0) is True
+    fresh = a.get_cluster()
+    changer = _later(0.3, lambda: b.delete_failover())
+    assert a.watch_failover(fresh, timeout=30.0) is True
+    changer.join(10)
+
+
 def test_prefix_read_is_a_consistent_snapshot(store_factory: Factory) -> None:
     backend = store_factory()
     writer, reader = backend.client("w"), backend.client("r")
