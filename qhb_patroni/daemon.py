@@ -31,6 +31,7 @@ from .runtime.loop import HALoop
 from .runtime.notify import sd_notify
 from .runtime.ports import SystemClock
 from .runtime.probe import PeerProber
+from .runtime.sampler import ServerSampler
 from .runtime.status import StatusBoard, StatusView
 from .runtime.watchdog import Watchdog, WatchdogSettings
 
@@ -128,6 +129,10 @@ class Daemon:
                    clock=self.clock, prober=self.prober).install(self.api)
         self.loop.executor.watchdog = Watchdog(WatchdogSettings.from_config(config.get("watchdog")))
         FailsafeApi(self.loop.failsafe_inbox).install(self.api)
+        # The server part of the status view for the REST API: sampled when a request finds
+        # it older than a second, else once a minute (runtime/sampler.py).
+        self.sampler = ServerSampler(self.board, self.manager.server_status, self.clock.monotonic,
+                                     before=self._publish_scheduled_restart)
         self.loop.failsafe_headers = _basic_auth(restapi)
 
     # ---- dynamic configuration -----------------------------------------------
@@ -242,17 +247,6 @@ class Daemon:
             log.error("could not apply the restapi section: %s", exc)
         log.info("Reloaded the configuration")
 
-    # ---- local refresher -------------------------------------------------------
-    def _refresher(self) -> None:
-        """Keep the server part of the status view fresh (<= ~1 s) for the REST API."""
-        while not self._stop.is_set():
-            try:
-                self.board.publish_server(self.manager.server_status(), self.clock.monotonic())
-            except Exception as exc:
-                log.debug("status refresh failed: %s", exc)
-            self._publish_scheduled_restart()
-            self._stop.wait(1.0)
-
     # ---- life cycle --------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
@@ -269,7 +263,7 @@ class Daemon:
         self._apply_effective()
         self.api.start()
         log.info("REST API listening on %s", self.local_config["restapi"]["listen"])
-        threading.Thread(target=self._refresher, name="status-refresher", daemon=True).start()
+        self.sampler.start()
         rc = 0
         try:
             self.loop.run(self._stop.is_set, on_first_cycle=lambda: sd_notify("READY=1"))
@@ -289,6 +283,7 @@ class Daemon:
         if fatal:
             log.info("exiting without stopping the database server")
         self.loop.watchdog.disarm()  # magic close: the loop has stopped (planned stop or fatal exit)
+        self.sampler.stop()
         self.api.stop()
         for client in (self.dcs, self.watch_dcs, self.api_dcs):
             try:

@@ -9,7 +9,6 @@ through redact()."""
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import re
 from typing import Any, Dict, Mapping, Optional
@@ -92,8 +91,11 @@ def setup_logging(section: Optional[Mapping[str, Any]]) -> logging.Handler:
     handler: logging.Handler
     log_dir = section.get("dir")
     if log_dir:
+        # imported only for a log file (it brings pickle and the socket handlers: ~0.35 MB)
+        from logging.handlers import RotatingFileHandler
+
         os.makedirs(str(log_dir), exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
+        handler = RotatingFileHandler(
             os.path.join(str(log_dir), LOG_FILE),
             maxBytes=int(section.get("file_size") or 25000000),
             backupCount=int(4 if section.get("file_num") is None else section["file_num"]),

@@ -16,15 +16,15 @@ import asyncio
 import errno
 import functools
 import logging
-import queue
 import socket
 import ssl
 import threading
-import time
 from typing import Any, Callable, List, Mapping, Optional, Protocol, Set, Tuple
 
+from ..runtime.status import WAIT_FOR_SAMPLE
 from .limits import Admission, ConnectionLimits, Slot
 from .wire import Renderer, Request, RequestError, RequestParser, Response, error_response, keeps_connection
+from .workers import WorkerPool
 
 
 class ListenerSettings(Protocol):
@@ -65,52 +65,6 @@ _SILENT, _TIMEOUT_PAGE, _ABORT = 0, 1, 2
 LIMIT_LOG_INTERVAL = 60.0  # seconds between two summaries of connections closed at a cap
 
 
-class _WorkerPool:
-    """A few daemon threads for the unsafe handlers (daemon: a handler waiting minutes for
-    a restart must not hold up the process's exit, nor stop())."""
-
-    def __init__(self, size: int) -> None:
-        self._queue: queue.SimpleQueue[Optional[Callable[[], None]]] = queue.SimpleQueue()
-        self._busy: Set[threading.Thread] = set()
-        self._threads = [
-            threading.Thread(target=self._run, name=f"restapi-unsafe-{i}", daemon=True) for i in range(size)
-        ]
-        for t in self._threads:
-            t.start()
-
-    def submit(self, job: Callable[[], None]) -> None:
-        self._queue.put(job)
-
-    def _run(self) -> None:
-        me = threading.current_thread()
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            self._busy.add(me)
-            try:
-                job()
-            except Exception:  # jobs answer their own errors; this is a last resort
-                logger.exception("API: unsafe request worker failed")
-            finally:
-                self._busy.discard(me)
-
-    def stop(self, timeout: float) -> None:
-        """Queued jobs are dropped (their connections are gone), idle workers exit at once,
-        a busy one finishes its request on its own."""
-        try:
-            while True:
-                self._queue.get_nowait()
-        except queue.Empty:
-            pass
-        for _ in self._threads:
-            self._queue.put(None)
-        deadline = time.monotonic() + timeout
-        for t in self._threads:
-            if t is not threading.current_thread() and t not in self._busy:
-                t.join(max(0.0, deadline - time.monotonic()))
-
-
 class _Connection(asyncio.Protocol):
     """One client connection: requests in order, one at a time, each answered before
     the next is read (pipelined bytes wait in the parser)."""
@@ -130,12 +84,16 @@ class _Connection(asyncio.Protocol):
         self.request_deadline = _INF
         self.deadline = _INF
         self.expiry = _SILENT
+        self.held: Optional[Tuple[Request, bool]] = None  # waiting for a fresh server sample
+        self.held_timer: Optional[asyncio.TimerHandle] = None
+        self.holds = 0  # which hold a sample's call back is for
 
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.listener.connections.add(self)
+        self.listener.sweep_soon()
         self.slot.evict = transport.abort  # idle and in the way of a new connection
         if self.slot.released:  # given way during the TLS handshake
             transport.abort()
@@ -200,6 +158,10 @@ class _Connection(asyncio.Protocol):
             req, keep = item
             self.in_request = False
             self.served += 1
+            if listener.wait_for_sample(functools.partial(self._sample_published, self.holds + 1)):
+                transport.write(b"".join(out))
+                self._hold(req, keep)
+                return
             if listener.is_unsafe(req):
                 transport.write(b"".join(out))
                 self.busy = True
@@ -237,6 +199,39 @@ class _Connection(asyncio.Protocol):
             if self.served:
                 self._set_deadline(listener.idle_timeout, _SILENT)
             listener.admission.idle(self.slot)  # waiting for a request: may give way
+
+    def _hold(self, req: Request, keep: bool) -> None:
+        """The server sample is older than a second and a new one is on its way: answer
+        once it is published, or after WAIT_FOR_SAMPLE with what there is."""
+        assert self.transport is not None
+        self.busy = True
+        self.deadline = _INF
+        self.transport.pause_reading()
+        self.holds += 1
+        self.held = (req, keep)
+        self.held_timer = self.listener.loop.call_later(WAIT_FOR_SAMPLE, self._release, self.holds)
+
+    def _sample_published(self, hold: int) -> None:
+        """From the sampling thread."""
+        try:
+            self.listener.loop.call_soon_threadsafe(self._release, hold)
+        except RuntimeError:  # the listener stopped meanwhile
+            pass
+
+    def _release(self, hold: int) -> None:
+        if hold != self.holds or self.held is None:
+            return  # answered already (the sample came, or the time was up)
+        (req, keep), self.held = self.held, None
+        if self.held_timer is not None:
+            self.held_timer.cancel()
+            self.held_timer = None
+        if self.closing or self.transport is None:
+            self.busy = False
+            return
+        if self.listener.is_unsafe(req):
+            self.listener.pool_submit(functools.partial(self._unsafe, req, keep))
+        else:
+            self._unsafe_done(self.listener.answer(req), keep)
 
     def _unsafe(self, req: Request, keep: bool) -> None:
         """On a worker thread: answer, then hand the response back to the loop."""
@@ -290,9 +285,13 @@ class _Connection(asyncio.Protocol):
 class Listener:
     """The event loop thread of one started server: listening socket, connections, sweep."""
 
-    def __init__(self, api: ListenerSettings, sock: socket.socket, respond: Callable[[Request], Response]) -> None:
+    def __init__(self, api: ListenerSettings, sock: socket.socket, respond: Callable[[Request], Response],
+                 wait_for_sample: Callable[[Callable[[], None]], bool] = lambda notify: False) -> None:
+        """`wait_for_sample(notify)`: True when a request should wait for the next server
+        sample, `notify()` being called (from any thread) once it is published."""
         self.api = api
         self.respond = respond
+        self.wait_for_sample = wait_for_sample
         self.sock = sock
         self.idle_timeout = api.idle_timeout
         self.admission = Admission(api.connection_limits)
@@ -301,8 +300,9 @@ class Listener:
         self.connections: Set[_Connection] = set()
         self.pending: Set[asyncio.Task[Any]] = set()  # accepted, TLS handshake not finished
         self.renderer = Renderer(api.response_headers)
-        self.pool = _WorkerPool(api.unsafe_workers)
+        self.pool = WorkerPool(api.unsafe_workers)
         self.tick = min(1.0, max(0.05, min(api.request_timeout, api.idle_timeout) / 4))
+        self._sweep_at: Optional[asyncio.TimerHandle] = None
         self.thread = threading.Thread(target=self._run, name="restapi", daemon=True)
 
     def _run(self) -> None:
@@ -310,13 +310,13 @@ class Listener:
         asyncio.set_event_loop(loop)
         try:
             loop.add_reader(self.sock.fileno(), self._accept)
-            loop.call_later(self.tick, self._sweep)
             loop.run_forever()
         finally:
             self._close_everything()
 
     # accepting
     def _accept(self) -> None:
+        self.sweep_soon()
         self.admission.limits = self.api.connection_limits  # follows reloads
         for _ in range(128):
             try:
@@ -386,7 +386,13 @@ class Listener:
         return self.renderer.render(resp, keep_alive)
 
     # deadlines
+    def sweep_soon(self) -> None:
+        """The sweep runs while there is something to sweep: an idle API does not wake."""
+        if self._sweep_at is None:
+            self._sweep_at = self.loop.call_later(self.tick, self._sweep)
+
     def _sweep(self) -> None:
+        self._sweep_at = None
         now = self.loop.time()
         for conn in [c for c in self.connections if c.deadline <= now]:
             try:
@@ -394,7 +400,9 @@ class Listener:
             except Exception:
                 logger.exception("API: error while closing a connection")
         self._log_limits(now)
-        self.loop.call_later(self.tick, self._sweep)
+        adm = self.admission
+        if self.connections or self.pending or (adm.evicted, adm.refused) != self._limit_log[1:]:
+            self.sweep_soon()
 
     def _log_limits(self, now: float) -> None:
         """At most one WARNING a minute about connections closed at the caps."""

@@ -280,6 +280,10 @@ class RestApiServer:
                 return text_response(refusal.code, refusal.body, refusal.headers)
         return handler(view, self.clock(), req)
 
+    def _wait_for_sample(self, notify: Callable[[], None]) -> bool:
+        """Whether a request waits (briefly) for a fresh server sample (runtime/status.py)."""
+        return self.board.wait_for_sample(self.clock(), notify)
+
     def start(self) -> None:
         """Bind (errors raise here) and serve from a background thread."""
         if self._listener is not None:
@@ -287,7 +291,7 @@ class RestApiServer:
         sock = listening_socket(*parse_listen(self.listen), backlog=self.backlog)
         host, port = sock.getsockname()[:2]
         self._address = (str(host), int(port))
-        self._listener = Listener(self, sock, self.respond)
+        self._listener = Listener(self, sock, self.respond, self._wait_for_sample)
         self._listener.thread.start()
         limits = self.connection_limits
         logger.info("REST API: at most %d connections, %d per client address (open files limit %d)",

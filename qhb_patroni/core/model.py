@@ -135,6 +135,9 @@ class ClusterView:
     failsafe: Optional[Mapping[str, str]] = None
     status_version: Optional[int] = None
     watch_index: Optional[int] = None  # backend hint for watching the leader key
+    # The raw version of /failover (also when its value decodes to no failover, e.g. a
+    # cleared "{}"): what the lock holder's watch of that key starts from.
+    failover_version: Optional[int] = None
 
     def member(self, name: str) -> Optional[Member]:
         for m in self.members:

@@ -10,7 +10,10 @@ tokens for compare-and-swap, "ephemeral" keys bound to this process's lease
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Protocol
+from typing import Dict, Optional, Protocol, Tuple
+
+# What a watch saw: (the key's new value, None once deleted or expired; its new version).
+WatchEvent = Tuple[Optional[str], int]
 
 
 class DCSError(Exception):
@@ -37,6 +40,10 @@ class Snapshot:
 
 class Store(Protocol):
     """Implemented by memory, etcd (v2), etcd3 and consul backends."""
+
+    # After watch() returned True: the event that woke it, when the backend's answer
+    # carries it (etcd v2); None otherwise (the caller reads the store).
+    last_watch: Optional[WatchEvent]
 
     def set_ttl(self, ttl: float) -> None:
         """TTL in seconds for ephemeral keys created from now on."""

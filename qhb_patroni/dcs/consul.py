@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar
 import consul
 import requests
 
-from qhb_patroni.dcs.base import DCSError, Node, Snapshot
+from qhb_patroni.dcs.base import DCSError, Node, Snapshot, WatchEvent
 from qhb_patroni.dcs.consul_agent import DEFAULT_PORT, ConsulSettings, ServiceRegistration, service_name, ttl_text
 from qhb_patroni.dcs.consul_agent import reason as _reason
 from qhb_patroni.dcs.retry import RetryExhausted, call_with_retry
@@ -126,6 +126,7 @@ class ConsulStore:
         self._retry_timeout = float(retry_timeout)
         self._sleep = sleep
         self._clock = clock
+        self.last_watch: Optional[WatchEvent] = None  # the answers do not carry the event
         self._lock = threading.RLock()
         self._session: Optional[str] = None
         self._session_ttl = 0.0

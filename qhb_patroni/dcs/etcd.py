@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import etcd
 import urllib3
 
-from qhb_patroni.dcs.base import DCSError, Node, Snapshot
+from qhb_patroni.dcs.base import DCSError, Node, Snapshot, WatchEvent
 from qhb_patroni.dcs.endpoints import endpoints_from_config as _endpoints
 from qhb_patroni.dcs.retry import RetryExhausted, call_with_retry
 
@@ -64,6 +64,19 @@ def _error_code(exc: etcd.EtcdException) -> Optional[int]:
         code = payload.get("errorCode")
         return int(code) if isinstance(code, int) else None
     return None
+
+
+def _watch_event(response: Any) -> Optional[WatchEvent]:
+    """(the key's new value, None once deleted or expired; its modifiedIndex) from the
+    answer of a watch, None when it cannot be read.  Reading it also hands the connection
+    back to the pool: left unread, the next watch connects anew."""
+    try:
+        data = json.loads(response.data.decode("utf-8", "replace"))
+        node = data["node"]
+        value = node.get("value")
+        return (value if isinstance(value, str) else None), int(node["modifiedIndex"])
+    except Exception:  # an answer we cannot read: the caller reads the store instead
+        return None
 
 
 def _flatten(node: Mapping[str, Any], prefix: str, out: Dict[str, Node]) -> None:
@@ -111,6 +124,7 @@ class EtcdStore:
         self._lock = threading.Lock()
         self._current = 0
         self._clients: Dict[str, etcd.Client] = {}
+        self.last_watch: Optional[WatchEvent] = None
 
     # ---- settings -------------------------------------------------------------
     def set_ttl(self, ttl: float) -> None:
@@ -302,12 +316,14 @@ class EtcdStore:
         if candidates:
             params["waitIndex"] = max(candidates)
         url = self.endpoint
+        self.last_watch = None
         if timeout <= 0:
             return False
         try:
             client = self._client(url)
-            client.api_execute(self._path(client, key), client._MGET, params=params,
-                               timeout=urllib3.Timeout(connect=min(timeout, 2.0), read=timeout))
+            response = client.api_execute(self._path(client, key), client._MGET, params=params,
+                                          timeout=urllib3.Timeout(connect=min(timeout, 2.0), read=timeout))
+            self.last_watch = _watch_event(response)
             return True
         except etcd.EtcdWatchTimedOut:
             return False

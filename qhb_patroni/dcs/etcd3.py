@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import urllib3
 
-from qhb_patroni.dcs.base import DCSError, Node, Snapshot
+from qhb_patroni.dcs.base import DCSError, Node, Snapshot, WatchEvent
 from qhb_patroni.dcs.endpoints import endpoints_from_config as _endpoints
 from qhb_patroni.dcs.retry import RetryExhausted, call_with_retry
 
@@ -136,6 +136,7 @@ class Etcd3Store:
         self._auth = (username, password)
         self._sleep = sleep
         self._clock = clock
+        self.last_watch: Optional[WatchEvent] = None  # the answers do not carry the event
         self._lock = threading.RLock()
         self._current = 0
         self._discovered_at: Optional[float] = None

@@ -387,6 +387,7 @@ def _decode(snapshot: Snapshot, problems: Problems) -> ClusterView:
         failsafe=decode_failsafe(fsnode.value, problems) if fsnode is not None else None,
         status_version=status.version if status is not None else None,
         watch_index=snapshot.index,
+        failover_version=fnode.version if fnode is not None else None,
     )
 
 

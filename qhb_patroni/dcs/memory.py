@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Set
 
-from qhb_patroni.dcs.base import DCSError, Node, Snapshot
+from qhb_patroni.dcs.base import DCSError, Node, Snapshot, WatchEvent
 
 Clock = Callable[[], float]
 
@@ -128,6 +128,7 @@ class MemoryStore:
 
     def __init__(self, server: MemoryServer, base: str, client_id: str, ttl: float = 30.0) -> None:
         self.server = server
+        self.last_watch: Optional[WatchEvent] = None  # the answers do not carry the event
         self.base = base.rstrip("/") + "/"
         self.client_id = client_id
         self.lease_id = f"lease-{client_id}"

@@ -8,6 +8,7 @@ None when a condition failed.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from qhb_patroni.core.model import ClusterView
@@ -90,13 +91,26 @@ class ClusterDCS:
         index = cluster.watch_index if cluster is not None else None
         return self.store.watch(keys.LEADER, version, index, timeout)
 
-    def watch_failover(self, timeout: float) -> bool:
+    def renewed(self, cluster: Optional[ClusterView]) -> Optional[ClusterView]:
+        """After watch_leader() woke: `cluster` with the leader key at its new version when
+        the event that woke it was a renewal by the same leader (the store told its value
+        with it: etcd v2), so the watch goes on without reading the whole cluster again;
+        None when it was anything else or is not known (the caller reads the cluster)."""
+        event = self.store.last_watch
+        if event is None or cluster is None or cluster.leader is None or event[0] != cluster.leader.name:
+            return None
+        return replace(cluster, leader=replace(cluster.leader, version=event[1]))
+
+    def watch_failover(self, cluster: Optional[ClusterView], timeout: float) -> bool:
         """Sleep up to `timeout` s, waking early when /failover changes from what it
-        holds now (its raw version: a cleared key "{}" decodes to no failover at all).
-        The lock holder watches this instead of its own leader key."""
-        snap = self.store.load()
-        node = snap.nodes.get(keys.FAILOVER)
-        return self.store.watch(keys.FAILOVER, node.version if node else None, snap.index, timeout)
+        held in `cluster` (its raw version: a cleared key "{}" decodes to no failover at
+        all), i.e. since that read; without a view, from what it holds now.  The lock
+        holder watches this instead of its own leader key."""
+        if cluster is None:
+            snap = self.store.load()
+            node = snap.nodes.get(keys.FAILOVER)
+            return self.store.watch(keys.FAILOVER, node.version if node else None, snap.index, timeout)
+        return self.store.watch(keys.FAILOVER, cluster.failover_version, cluster.watch_index, timeout)
 
     # ---- members -------------------------------------------------------------
     def touch_member(self, data: Mapping[str, Any]) -> bool:

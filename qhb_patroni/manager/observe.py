@@ -76,11 +76,20 @@ def observe(server: LocalServer, deadline: Optional[float] = None,
         if not server.is_running():
             _note_not_running(server)
         return LocalState(data_dir=dstate, data_dir_error=derr, state=server.state, role=server.role)
-    control = _controldata(server)
+    running = server.is_running()
+    status: Optional[sql.StatusRow] = None
+    if running:
+        try:
+            status = sql.read_status(server.local_params(), deadline, server.status_conn.query)
+        except ManagerError:
+            pass
+    # A server that answers is the postmaster the cached answer was read from, still running:
+    # what is taken from it then cannot have changed (see _controldata).
+    control = _controldata(server, None if status is None else float("inf"))
     sysid = control.sysid if control else None
     cstate = control.state if control else None
     rewind_ok = bool(control and control.rewind_capable) and _rewind_binary_ok(server)
-    if not server.is_running():
+    if not running:
         _note_not_running(server, control)
         position = control.local_position() if control else None
         return LocalState(
@@ -95,9 +104,7 @@ def observe(server: LocalServer, deadline: Optional[float] = None,
             pending_restart=server.pending_restart,
             rewind_possible=rewind_ok,
         )
-    try:
-        status = sql.read_status(server.local_params(), deadline, server.status_conn.query)
-    except ManagerError:
+    if status is None:
         if server.state == STATE_RUNNING:
             return LocalState(data_dir=dstate, state=server.state, role=server.role, running=True, in_recovery=None,
                               postmaster_alive=True, sysid=sysid, controldata_state=cstate,
@@ -141,16 +148,20 @@ def observe(server: LocalServer, deadline: Optional[float] = None,
     )
 
 
-def _controldata(server: LocalServer) -> Optional[ControlData]:
+def _controldata(server: LocalServer, reuse: Optional[float] = None) -> Optional[ControlData]:
     """pg_control through the controldata tool: a new process each time, 5-15 ms of every
     cycle under load and on the failover's path.  While the same postmaster runs, an
-    answer younger than CONTROLDATA_REUSE seconds is used again: what a running server's
+    answer younger than `reuse` seconds is used again: what a running server's
     observation takes from it (system id, whether a rewind is possible) does not change
-    while it runs, and the control file's state is read afresh once it no longer runs."""
+    while it runs (wal_log_hints and checksums change only with a restart), and the
+    control file's state is read afresh once it no longer runs or answers.  The caller
+    passes an unlimited `reuse` for a server whose status query has just answered (an
+    idle daemon then starts no process per cycle), None (CONTROLDATA_REUSE) otherwise."""
+    reuse = CONTROLDATA_REUSE if reuse is None else reuse
     pid = server.postmaster.pid()
     now = time.monotonic()
     cached = server.control_cache
-    if pid is not None and cached is not None and cached[0] == pid and 0 <= now - cached[1] < CONTROLDATA_REUSE:
+    if pid is not None and cached is not None and cached[0] == pid and 0 <= now - cached[1] < reuse:
         return cached[2]
     control = server.controldata()
     server.control_cache = (pid, now, control) if pid is not None and control is not None else None

@@ -73,10 +73,16 @@ class LeaderWatcher:
             timeout = self.timeout()
             try:
                 if mine:
-                    changed = self.dcs.watch_failover(timeout)
+                    changed = self.dcs.watch_failover(target, timeout)
                 else:
                     changed = self.dcs.watch_leader(target, timeout)
                 if changed and not mine:
+                    renewal = self.dcs.renewed(target)  # etcd v2 tells a renewal without a read
+                    if renewal is not None:
+                        with self._lock:
+                            if self._target is target:
+                                self._target = renewal
+                        continue
                     read_at = self.monotonic()
                     fresh = self.dcs.get_cluster()
                     if _leader_name(fresh) == _leader_name(target):

@@ -75,6 +75,46 @@ def test_watch_returns_at_once_for_a_change_made_before_it_started(store_factory
     assert b.watch_leader(view, timeout=30.0) is True
 
 
+def test_a_renewal_seen_by_the_watch_needs_no_new_read(store_factory: Factory) -> None:
+    """renewed(): the watched view moved to the renewed leader version (what a new read
+    says), or None where the backend's watch does not carry the event; never for a leader
+    key that went away."""
+    backend = store_factory()
+    a, b = backend.client("a"), backend.client("b")
+    version = a.attempt_to_acquire_leader()
+    view = b.get_cluster()
+    renewed_version = a.update_leader(version)
+    assert renewed_version is not None
+    assert b.watch_leader(view, timeout=30.0) is True
+    moved = b.renewed(view)
+    if moved is not None:
+        fresh = b.get_cluster()
+        assert moved.leader is not None and fresh.leader is not None
+        assert (moved.leader.name, moved.leader.version) == (fresh.leader.name, fresh.leader.version)
+        assert b.watch_leader(moved, timeout=0.5) is False  # nothing new since: watched from there
+        assert a.delete_leader(renewed_version)
+        assert b.watch_leader(moved, timeout=30.0) is True
+        assert b.renewed(moved) is None  # gone: the caller reads the cluster
+
+
+def test_the_failover_watch_starts_from_the_view_it_is_given(store_factory: Factory) -> None:
+    """watch_failover(view): a change of /failover made after that read wakes it, even one
+    made before the watch started; none times out.  A cleared key "{}" counts as held."""
+    backend = store_factory(realtime=True)
+    a, b = backend.client("a"), backend.client("b")
+    a.attempt_to_acquire_leader()
+    assert a.set_failover({})
+    view = a.get_cluster()
+    assert view.failover is None and view.failover_version is not None
+    assert a.watch_failover(view, timeout=1.0) is False
+    assert b.manual_failover("a", "b")  # before the watch starts: seen at once
+    assert a.watch_failover(view, timeout=30.0) is True
+    fresh = a.get_cluster()
+    changer = _later(0.3, lambda: b.delete_failover())
+    assert a.watch_failover(fresh, timeout=30.0) is True
+    changer.join(10)
+
+
 def test_prefix_read_is_a_consistent_snapshot(store_factory: Factory) -> None:
     backend = store_factory()
     writer, reader = backend.client("w"), backend.client("r")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from typing import Callable, Dict, Iterator
+import time
+from typing import Any, Callable, Dict, Iterator
 
 import pytest
 
@@ -172,3 +173,36 @@ def test_crash_recovery_after_kill9_leaves_a_cleanly_shut_down_cluster(pair: Dic
     look = manager.observe()
     assert not look.running and look.controldata_state == "shut down"
     running(manager, LOOKS["observe"])
+
+
+def test_an_answering_server_reads_its_control_file_once(pair: Dict[str, Manager]) -> None:
+    """What observe() takes from the control file of a running server cannot change while
+    that postmaster runs: however old the answer, no controldata process per cycle while
+    the server answers; once it has stopped, the control file is read afresh."""
+    manager = pair["replica"]
+    running(manager, LOOKS["observe"])
+    server = manager.server
+    real = server.controldata
+    calls = []
+
+    def counting() -> Any:
+        calls.append(1)
+        return real()
+
+    server.controldata = counting  # type: ignore[method-assign]
+    try:
+        first = manager.observe()
+        assert first.rewind_possible and first.sysid
+        assert server.control_cache is not None
+        pid, _, control = server.control_cache
+        server.control_cache = (pid, time.monotonic() - 3600, control)  # an hour old
+        before = len(calls)
+        again = manager.observe()
+        assert again.running and again.sysid == first.sysid and again.rewind_possible
+        assert len(calls) == before
+        qhb_ctl_stop(manager, "fast")
+        stopped = manager.observe()
+        assert stopped.state == "stopped" and stopped.controldata_state == "shut down in recovery"
+        assert len(calls) > before
+    finally:
+        server.controldata = real  # type: ignore[method-assign]

@@ -363,6 +363,23 @@ def test_idle_kept_alive_connection_is_closed(api_server: MakeServer) -> None:
     wait_until(lambda: server.connection_count == 0, "the connection to be forgotten")
 
 
+def test_an_idle_api_stops_sweeping_and_a_new_connection_starts_it_again(api_server: MakeServer) -> None:
+    """No connection, nothing to sweep: the listener's loop sleeps until the next one."""
+    server, _ = api_server(primary_view(), idle_timeout=0.2)
+    listener = server._listener
+    assert listener is not None
+    with Client(server) as c:
+        c.send(get("/primary"))
+        assert c.read()[0] == 200
+        assert c.closed_by_server()
+    wait_until(lambda: server.connection_count == 0 and listener._sweep_at is None, "the sweep to stop")
+    with Client(server) as c:  # its idle deadline is still enforced
+        c.send(get("/primary"))
+        assert c.read()[0] == 200
+        assert c.closed_by_server()
+    wait_until(lambda: server.connection_count == 0, "the connection to be forgotten")
+
+
 def restapi_threads() -> List[str]:
     return sorted(t.name for t in threading.enumerate() if t.name.startswith("restapi"))
 

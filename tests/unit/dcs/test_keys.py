@@ -204,6 +204,13 @@ def test_failover_legacy_text_and_cleared() -> None:
     assert keys.decode_failover('{"scheduled_at":"not a date","member":"pg1"}') is None
 
 
+def test_the_raw_failover_version_is_kept_even_when_the_key_decodes_to_none() -> None:
+    """The lock holder watches /failover from it: a cleared "{}" has a version too."""
+    cleared = keys.decode(Snapshot(nodes={"failover": Node(value="{}", version=17)}, index=20))
+    assert cleared.failover is None and cleared.failover_version == 17
+    assert keys.decode(Snapshot(nodes={}, index=20)).failover_version is None
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [

@@ -130,3 +130,17 @@ def test_controldata_is_read_again_for_a_new_postmaster_a_stopped_one_or_an_old_
     monkeypatch.setattr(observe, "CONTROLDATA_REUSE", 0.0)
     observe._controldata(s)
     assert s.reads == 6
+
+
+def test_an_answering_servers_controldata_is_used_again_however_old(monkeypatch: pytest.MonkeyPatch) -> None:
+    """observe() passes an unlimited reuse once the status query has answered."""
+    s: Any = ControlServer()
+    first = observe._controldata(s)
+    monkeypatch.setattr(observe, "CONTROLDATA_REUSE", 0.0)
+    assert observe._controldata(s, float("inf")) is first
+    assert s.reads == 1
+    observe._controldata(s)  # not answering: the short reuse applies
+    assert s.reads == 2
+    s.postmaster.running = 300  # a new postmaster is read again whatever the reuse
+    observe._controldata(s, float("inf"))
+    assert s.reads == 3

@@ -12,12 +12,12 @@ from qhb_patroni.runtime.watchdog import (
     MODE_AUTOMATIC,
     MODE_OFF,
     MODE_REQUIRED,
-    LinuxDevice,
     Watchdog,
     WatchdogError,
     WatchdogSettings,
     parse_mode,
 )
+from qhb_patroni.runtime.watchdog_device import LinuxDevice
 
 
 class PipeReader:
