@@ -110,7 +110,8 @@ def node_status(view: StatusView, now: float) -> Dict[str, Any]:
     return doc
 
 
-# The SQL figures are sampled about once a second; older than this they are marked.
+# The SQL figures are sampled when a request finds them older than a second (runtime/sampler.py);
+# older than this (a hung or very slow server) they are marked.
 STALE_AFTER = 3.0
 SAMPLED_FIELDS = ("postmaster_start_time", "role", "server_version", "xlog", "timeline", "replication",
                   "database_system_identifier", "pending_restart", "sync_standby")
