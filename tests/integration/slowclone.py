@@ -4,7 +4,8 @@
 directory by a script.  While the returned marker file exists, the next call
 removes it, writes its pid (the script execs the real tool, so that is the tool's
 pid) and copies at the lowest rate pg_basebackup allows (32 kB/s: minutes for a
-fresh cluster); every other call runs at full speed.  `restore_basebackup` puts the
+fresh cluster); every other call runs at full speed.  A `--help` or `--version` call
+(the manager asks whether the tool lists --no-sync) neither uses nor consumes it.  `restore_basebackup` puts the
 plain link back."""
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from tests.fixtures.pgbin import PG_BIN_DIR
 
 SCRIPT = """#!/bin/sh
+case "$1" in --help|--version|-V) exec '{tool}' "$@";; esac
 if [ -e '{marker}' ]; then
     rm -f '{marker}'
     echo $$ > '{pidfile}.tmp' && mv '{pidfile}.tmp' '{pidfile}'
