@@ -6,7 +6,10 @@
 Per run it prints the write-unavailability window (last acknowledged write before
 the kill to the first one after it, writer every 50 ms), the time from the
 moment the leader key is gone from the DCS (expired/deleted; seen by a watch of
-the benchmark's own) to the first acknowledged write on the new primary, and how
+the benchmark's own) to the first acknowledged write on the new primary (twice: the
+writer's, which finds the primary through the REST API and retries every 50 ms, and a
+direct probe's (bench/probes.py), already connected to every replica, asking each every
+5 ms whether it still is one and writing at the first "no"), and how
 many writes acknowledged before the kill the new primary lacks.  With --sync the
 cluster runs in synchronous mode, where no acknowledged write may be lost.
 
@@ -40,6 +43,7 @@ import urllib.request
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from common import TIMINGS, Etcd, refuse_root, summary
+from probes import start_probes, stop_probes
 
 from tests.e2e.harness import LocalCluster, Writer, rows_on, wait_for
 from tests.fixtures import patroni302
@@ -240,6 +244,7 @@ def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
     dynamic = {"synchronous_mode": True} if args.sync else {}
     windows: List[float] = []
     gone_to_write: List[float] = []
+    gone_to_probe: List[float] = []
     lost_total = 0
     gone_walls: List[float] = []
     server_logs: List[str] = []
@@ -266,6 +271,7 @@ def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
                 if args.sync:
                     # Without a standby named in /sync nobody may take over (by design).
                     wait_for(lambda s=cluster.scope: dcs.sync_standbys(s), 60, "a synchronous standby")
+                probes = start_probes([n for n in cluster.nodes if n is not primary], primary, once=True)
                 last_ack_before = writer.ack_times[-1]
                 primary.kill9()
                 # kill9() returns once the old primary's port is closed: a backend may still
@@ -282,12 +288,16 @@ def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
                 g2w = first_after - watch.gone_at
                 windows.append(window)
                 gone_to_write.append(g2w)
+                wait_for(lambda ps=probes: any(p.first is not None for p in ps), 10, "a probe's write")
+                g2p = min(p.first for p in probes if p.first is not None) - watch.gone_at
+                stop_probes(probes)
+                gone_to_probe.append(g2p)
                 new = cluster.primary()
                 present = set(rows_on(new)) if new is not None else set()
                 lost = sum(1 for r in acked_before if r not in present)
                 lost_total += lost
                 print(f"{label} run {i + 1}: unavailable {window:.3f} s, leader key gone -> writable "
-                      f"{g2w:.3f} s, acknowledged writes lost {lost}, new primary "
+                      f"{g2w:.3f} s (direct probe {g2p:.3f} s), acknowledged writes lost {lost}, new primary "
                       f"{new.name if new else '?'}", flush=True)
                 gone_walls.append(watch.gone_wall or 0.0)
                 if args.keep_logs:  # wall clock of the key-gone event, to line up with the daemons' logs
@@ -308,6 +318,7 @@ def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
                         server_logs.append(dest[:-4] + "-server.log")
     print(summary(f"{label} write-unavailability window", windows))
     print(summary(f"{label} leader key gone -> first acknowledged write", gone_to_write))
+    print(summary(f"{label} leader key gone -> first write acknowledged to a connected probe", gone_to_probe))
     print(f"{label}: acknowledged writes lost in {len(windows)} kills: {lost_total}", flush=True)
     daemon, server = server_steps(server_logs, gone_walls)
     if daemon:

@@ -5,7 +5,9 @@
 
 Per run it prints
   * the write window: the longest pause between acknowledged writes (writer every 50 ms)
-    from the moment `patronictl switchover --force` was started;
+    from the moment `patronictl switchover --force` was started; and the same window seen
+    by direct probes (bench/probes.py): the old primary's last write (one every 5 ms,
+    synchronous_commit off) to the new primary's first (it is asked every 5 ms);
   * how long `patronictl switchover --force` took to return;
   * when the old primary was streaming from the new one (pg_stat_replication on the new
     primary, polled every 10 ms), counted from the new primary's first acknowledged write;
@@ -23,6 +25,7 @@ from typing import List, Optional
 
 from common import REPO, Etcd, refuse_root, summary
 from impl import StreamingProbe, patronictl_cmd, patronictl_env, start_cluster, timed_runs
+from probes import start_probes, stop_probes
 
 from tests.e2e.harness import LocalCluster, Writer, rows_on, wait_for
 
@@ -56,6 +59,7 @@ def main() -> None:
     args, sets = timed_runs("planned switchover benchmark")
     for label, (ttl, lw, rt) in sets:
         windows: List[float] = []
+        probe_windows: List[float] = []
         ctl_times: List[float] = []
         stream_times: List[float] = []
         lost_total = 0
@@ -73,6 +77,10 @@ def main() -> None:
                     on_primary.close()
                     probe = StreamingProbe(candidate)
                     wait_for(lambda w=writer: len(w.acked) > 10, 60, "writes")
+                    # Direct probes: the old primary written every 5 ms, the candidate asked every
+                    # 5 ms whether it still is a replica and written once when it is not.
+                    old_probe = start_probes([primary], primary, async_commit=True)[0]
+                    new_probe = start_probes([candidate], primary, once=True)[0]
                     time.sleep(1.0)
                     started, returned, streaming_at = one_switchover(cluster, args.impl, primary.name,
                                                                      candidate.name, probe)
@@ -86,13 +94,19 @@ def main() -> None:
                     gap_start, first_new = max(pairs, key=lambda ab: ab[1] - ab[0])
                     window = first_new - gap_start
                     windows.append(window)
+                    wait_for(lambda p=new_probe: p.first is not None, 30, "the probe's write on the new primary")
+                    stop_probes([old_probe, new_probe])
+                    assert new_probe.first is not None
+                    last_old = max(t for t in old_probe.acks if t < new_probe.first)
+                    probe_windows.append(new_probe.first - last_old)
                     ctl_times.append(returned - started)
                     stream_times.append(streaming_at - first_new)
                     acked = list(writer.acked)
                     present = set(rows_on(candidate))
                     lost = [r for r in acked if r not in present]
                     lost_total += len(lost)
-                    print(f"{label} run {i + 1}: {primary.name} -> {candidate.name}, write window {window:.3f} s, "
+                    print(f"{label} run {i + 1}: {primary.name} -> {candidate.name}, write window {window:.3f} s "
+                          f"(direct probes {probe_windows[-1]:.3f} s), "
                           f"patronictl {returned - started:.3f} s, old primary streaming "
                           f"{streaming_at - first_new:.3f} s after the first write on the new primary "
                           f"({streaming_at - started:.3f} s after the command), "
@@ -104,6 +118,7 @@ def main() -> None:
                 cluster.stop()
                 etcd.stop()
         print(summary(f"{label}: write window", windows))
+        print(summary(f"{label}: write window seen by direct probes", probe_windows))
         print(summary(f"{label}: patronictl switchover --force returned after", ctl_times))
         print(summary(f"{label}: old primary streaming after the new primary's first write", stream_times))
         print(f"{label}: acknowledged rows lost: {lost_total}", flush=True)
