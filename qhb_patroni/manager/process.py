@@ -14,6 +14,7 @@ from .settings import ManagerError
 
 STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 _POLL = 0.1
+WAKE_EVERY = 0.5  # seconds between SIGHUPs to a starting standby (Postmaster.wait_ready)
 _FIRST_POLL = 0.005  # state changes (stop, ready) are looked at soon, then less and less often
 # The postmaster's status line in its pid file (line 8): "ready" (primary) or "standby"
 # (read-only) once it accepts connections; "starting" / "stopping" before.
@@ -68,6 +69,15 @@ def read_pidfile(path: str) -> Optional[int]:
     return pid if pid > 0 else None
 
 
+def _proc_state(pid: int) -> Optional[str]:
+    """The state letter of /proc/PID/stat (R, S, Z, ...); None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def is_alive(pid: int) -> bool:
     """The process exists and is not a zombie."""
     try:
@@ -76,12 +86,12 @@ def is_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-        return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
+    return _proc_state(pid) not in ("Z", "X")
+
+
+def is_zombie(pid: Optional[int]) -> bool:
+    """The process has exited and waits to be reaped by its parent."""
+    return pid is not None and pid > 0 and _proc_state(pid) == "Z"
 
 
 def postmaster_pid(pidfile: str, data_dir: str) -> Optional[int]:
@@ -122,8 +132,11 @@ class Postmaster:
         # Backends of a postmaster killed with SIGKILL exit on their own shortly;
         # starting while they hold shared memory would fail.
         check_cancelled(f"start of {os.path.basename(self.server)}")
+        # So would a pid file naming an exited postmaster init has not reaped yet (a zombie
+        # whose parent, the daemon, was killed too): the server takes it for a live one.
         deadline = time.monotonic() + 10
-        while processes_in(self.data_dir) and time.monotonic() < deadline:
+        while (processes_in(self.data_dir) or is_zombie(read_pidfile(self.pidfile))) \
+                and time.monotonic() < deadline:
             time.sleep(_POLL)
         cmd = [self.server, "-D", self.data_dir, f"--config-file={config_file}", *options]
         out: Any = subprocess.DEVNULL
@@ -153,17 +166,27 @@ class Postmaster:
         """The process we spawned has exited (False when we did not spawn one)."""
         return self._child is not None and self._child.poll() is not None
 
-    def wait_ready(self, isready: List[str], timeout: float) -> Optional[bool]:
+    def wait_ready(self, isready: List[str], timeout: float, wake_for: float = 0.0) -> Optional[bool]:
         """True ready, False died, None still starting after `timeout` seconds.
         The pid file's status line is watched often (a file read); the isready tool
-        confirms once it says the server accepts connections, and every 0.2 s anyway."""
-        deadline = time.monotonic() + timeout
+        confirms once it says the server accepts connections, and every 0.2 s anyway.
+        `wake_for`: seconds during which a starting standby gets SIGHUP every WAKE_EVERY s:
+        one that must stream to become consistent (after a rewind) waits 5 s
+        (wal_retrieve_retry_interval) after a failed attempt (the new primary had no slot
+        for it yet); SIGHUP ends that wait.  Sent once the pid file names it (handlers set)."""
+        started = time.monotonic()
+        deadline = started + timeout
         sleeps = poll_intervals(first=0.01, cap=0.05)
         asked_at = 0.0
+        woke_at = started
         while True:
             if self._child is not None and self._child.poll() is not None:
                 self._child = None
                 return False
+            now = time.monotonic()
+            if now - started < wake_for and now - woke_at >= WAKE_EVERY:
+                woke_at = now
+                self._wake_child()
             if pm_status(self.pidfile) not in _PM_ACCEPTING and time.monotonic() - asked_at < 0.2:
                 if time.monotonic() >= deadline:
                     return None
@@ -185,6 +208,15 @@ class Postmaster:
                 return None
             check_cancelled("waiting for the server to start")  # it keeps starting; the caller decides
             time.sleep(next(sleeps))
+
+    def _wake_child(self) -> None:
+        child = self._child
+        if child is None or read_pidfile(self.pidfile) != child.pid:
+            return
+        try:
+            os.kill(child.pid, signal.SIGHUP)
+        except ProcessLookupError:
+            pass
 
     def signal(self, sig: int) -> bool:
         pid = self.pid()

@@ -31,6 +31,8 @@ DEFAULT_MAJOR = 15
 # Statements over the kept local connection (local_query): how long one may take, and how
 # long to wait for the connection while the status refresher uses it.
 KEPT_DEADLINE = 3.0
+# A standby that streams is woken this many seconds into its start (Postmaster.wait_ready).
+STANDBY_WAKE_FOR = 10.0
 KEPT_WAIT = 0.2
 # Replica start safety (7.2): these must not be below the primary's values.
 _CONTROLDATA_MINIMUMS = {
@@ -210,8 +212,9 @@ class LocalServer:
         self.pending_restart = False
         self.timeline_cache = self.timeline_mark = self.control_cache = None
         self.postmaster.spawn(self.layout.main_conf, options, self.settings.server_log)
+        streams = bool(self.recovery and self.recovery.get("primary_conninfo"))
         ready = self.postmaster.wait_ready(self.isready_cmd(), self.settings.pg_ctl_timeout if timeout is None
-                                           else timeout)
+                                           else timeout, wake_for=STANDBY_WAKE_FOR if streams else 0.0)
         if ready:
             self.state = STATE_RUNNING
             return True
