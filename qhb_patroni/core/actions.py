@@ -309,6 +309,14 @@ class PublishNoSync:
 
 
 @dataclass(frozen=True)
+class WakeWalReceiver:
+    """A standby that follows the leader has no WAL receiver (its last attempt failed,
+    e.g. the new primary had not created its slot yet): wake its startup process, which
+    otherwise waits wal_retrieve_retry_interval (5 s by default) before trying again.  A
+    reload does it (the startup process ends that wait on SIGHUP); no on_reload callback."""
+
+
+@dataclass(frozen=True)
 class Recheck:
     """Run the next cycle after `seconds` instead of loop_wait (waiting on somebody else)."""
 
@@ -363,6 +371,7 @@ Action = Union[
     CancelTask,
     StopServer,
     PublishNoSync,
+    WakeWalReceiver,
     Recheck,
     Exit,
     "ManageSlots",

@@ -104,6 +104,8 @@ class LocalState:
     # Recovery settings currently in effect (replica), to know whether to re-point.
     following: Optional[str] = None  # "host:port" from primary_conninfo, None = nobody
     slot_name: Optional[str] = None  # primary_slot_name in effect
+    # Standby: a WAL receiver process runs (pg_stat_wal_receiver has a row); None = unknown.
+    wal_receiver: Optional[bool] = None
     pending_restart: bool = False
     rewind_possible: bool = False  # rewind binary usable and wal_log_hints/checksums on
     postmaster_start_time: Optional[str] = None

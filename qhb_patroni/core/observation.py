@@ -164,6 +164,9 @@ class Memory:
     # key as sorted (name, api_url) pairs, and whether the cluster was paused.
     failsafe_members: Tuple[Tuple[str, str], ...] = ()
     last_paused: bool = False
+    # Since when (monotonic) the standby following the leader has had no WAL receiver;
+    # None = it has one, or it is no such standby (core/running.py, receiver_nudge).
+    receiver_missing_since: Optional[float] = None
 
 
 @dataclass(frozen=True)

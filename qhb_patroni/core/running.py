@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from . import actions as A
 from . import roles
@@ -374,7 +374,34 @@ def _theirs(ctx: Ctx, memory: Memory) -> Decision:
         if plan.copy and not ctx.failed(A.CopyLogicalSlots):
             acts.append(A.CopyLogicalSlots(plan.copy, leader))
             return ctx.out(roles.COPY_LOGICAL_SLOTS, acts, memory, slots=list(plan.copy))
+    nudge, memory = receiver_nudge(ctx, memory, follows)
+    acts.extend(nudge)
     return ctx.out(event, acts, memory, leader=leader.name)
+
+
+# A standby that follows the leader but has no WAL receiver is woken to try streaming
+# again every RECEIVER_POLL seconds, for RECEIVER_NUDGE_FOR seconds from when it was first
+# seen without one; after that the server's own wal_retrieve_retry_interval paces it.
+# The usual case: a member rejoining after a failover starts before the new primary's
+# next cycle has created its slot, and would otherwise wait 5 s to try again.
+RECEIVER_POLL = 0.5
+RECEIVER_NUDGE_FOR = 10.0
+
+
+def receiver_nudge(ctx: Ctx, memory: Memory, follows: bool) -> Tuple[List[A.Action], Memory]:
+    local = ctx.local
+    now = ctx.obs.now
+    if not (follows and local.is_replica and local.following is not None and local.wal_receiver is False):
+        if memory.receiver_missing_since is not None:
+            memory = replace(memory, receiver_missing_since=None)
+        return [], memory
+    since = memory.receiver_missing_since
+    if since is None:
+        memory = replace(memory, receiver_missing_since=now)
+        since = now
+    if now - since >= RECEIVER_NUDGE_FOR:
+        return [], memory
+    return [A.WakeWalReceiver(), A.Recheck(RECEIVER_POLL)], memory
 
 
 def slot_actions(plan: SlotPlan, leader: Optional[Member] = None) -> List[A.Action]:

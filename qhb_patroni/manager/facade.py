@@ -359,6 +359,13 @@ class Manager:
             self.server.role = ROLE_DEMOTED
             return self._follow(leader_conn_url if mode != "offline" else None)
 
+    def wake_wal_receiver(self) -> bool:
+        """A reload of the running standby: its startup process, waiting
+        wal_retrieve_retry_interval after a failed attempt to stream, tries again at once.
+        Not an operator reload: no on_reload callback."""
+        with self._ops:
+            return self.server.is_running() and self.server.reload()
+
     def set_synchronous_standby_names(self, value: Optional[str]) -> bool:
         """Synchronous mode: the standbys the primary waits for (None: the configured
         value).  Rewrites the config and reloads a running server; True if it changed."""

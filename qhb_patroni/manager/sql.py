@@ -39,7 +39,8 @@ SELECT pg_postmaster_start_time(),
        (SELECT json_agg(s) FROM (SELECT slot_name, slot_type, database, plugin, temporary,
                                         pg_wal_lsn_diff(restart_lsn, '0/0')::bigint AS restart_lsn,
                                         pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint AS confirmed_flush_lsn
-                                   FROM pg_replication_slots ORDER BY slot_name) s)
+                                   FROM pg_replication_slots ORDER BY slot_name) s),
+       EXISTS (SELECT 1 FROM pg_stat_wal_receiver)
 """.replace(
     # The recovery settings are the daemon's to manage (a promotion removes them, which the
     # server reports as "pending restart"): they never make a restart pending for the DBA.
@@ -66,6 +67,7 @@ class StatusRow:
     primary_slot_name: str = ""
     received_tli: Optional[int] = None
     slot_details: Tuple[SlotState, ...] = ()
+    wal_receiver: bool = False  # a WAL receiver process runs (standby)
 
 
 def _int_or_none(value: Any) -> Optional[int]:
@@ -104,6 +106,7 @@ def read_status(params: Mapping[str, Any], deadline: Optional[float] = None,
         primary_slot_name=r[14] or "",
         received_tli=_int_or_none(r[15]),
         slot_details=_slot_details(r[16]),
+        wal_receiver=bool(r[17]),
     )
 
 

@@ -240,6 +240,10 @@ class Executor:
                 log.info("Withdrawing from synchronous standby duty before stopping")
             self.nosync = action.on
             return True
+        if isinstance(action, A.WakeWalReceiver):
+            if not mgr.wake_wal_receiver():  # best effort: the next cycle looks again
+                log.debug("could not reload the standby to wake its WAL receiver")
+            return True
         if isinstance(action, A.Recheck):
             now = action.seconds
             result.recheck_after = now if result.recheck_after is None else min(result.recheck_after, now)

@@ -38,7 +38,8 @@ MAX_DECISIONS_PER_CYCLE = 6
 # publishes the server itself as soon as it is out of recovery).
 _ANNOUNCES_LEADERSHIP = (A.AcquireLock, A.TakeLock)
 _KEEPS_SERVER = (A.RenewLock, A.AcquireLock, A.TakeLock, A.WriteInitialize, A.WriteConfig, A.ClearFailover,
-                 A.WriteHistory, A.WriteSync, A.DeleteSync, A.RejectCommand, A.Promote) + A.WATCHDOG_ACTIONS
+                 A.WriteHistory, A.WriteSync, A.DeleteSync, A.RejectCommand, A.Promote,
+                 A.WakeWalReceiver) + A.WATCHDOG_ACTIONS
 # After synchronous_standby_names changed, look again this soon to confirm the new
 # standbys (every server process has reloaded by then).
 SYNC_RECHECK_DELAY = 1.0

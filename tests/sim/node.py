@@ -185,6 +185,11 @@ class SimManager:
         self.db.sync_names = value or ""
         return changed
 
+    def wake_wal_receiver(self) -> bool:
+        """The simulated standby has no WAL receiver of its own (observe() leaves
+        wal_receiver unknown), so the core never asks for this; a reload changes nothing."""
+        return bool(self.db.running)
+
     def fence(self) -> bool:
         """The lease guard: stop acknowledging writes at once (with the control data
         modelled, the postmaster then takes a while to finish its shutdown)."""

@@ -41,6 +41,10 @@ class FakeManager:
     def checkpoint(self) -> None:
         self.calls.append(("checkpoint",))
 
+    def wake_wal_receiver(self) -> bool:
+        self.calls.append(("wake_wal_receiver",))
+        return len(self.calls) > 1  # the first call fails: the action is best effort
+
     def stop(self, mode: str = "fast", timeout: Optional[float] = None,
              on_safepoint: Optional[Callable[[], None]] = None) -> bool:
         self.calls.append(("stop", mode))
@@ -225,6 +229,15 @@ def test_the_planned_stop_actions_report_to_the_loop() -> None:
     assert result.exit and ("stop", "fast") in mgr.calls
     ex.execute([A.PublishNoSync(False)], None)
     assert not ex.nosync
+
+
+def test_waking_the_wal_receiver_is_best_effort_and_asks_for_an_early_look() -> None:
+    server = MemoryServer(clock=Clock())
+    ex, dcs, mgr, tasks, lease, clock, _ = make("n0", server)
+    for _ in range(2):  # the first reload fails, the second works: neither stops the cycle
+        result = ex.execute([A.WakeWalReceiver(), A.Recheck(0.5)], None)
+        assert result.failed is None and result.recheck_after == 0.5
+    assert mgr.calls.count(("wake_wal_receiver",)) == 2
 
 
 def test_write_history_keeps_the_last_max_timelines_history_lines() -> None:
