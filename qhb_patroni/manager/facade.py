@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 # the new primary takes writes, and says so, this much after it can at the latest.
 PROMOTE_POLL_INTERVAL = 0.01
 PROMOTE_FIRST_POLL = 0.005  # during the first second: a promotion mostly ends within 0.1 s
+# A promote request that finds the startup process retrying a lost primary is acted on
+# only after wal_retrieve_retry_interval (PG 15: it waits out that interval after taking
+# the request); SIGHUP ends the wait, sent this often while the promotion has not ended.
+PROMOTE_WAKE_EVERY = 0.1
 # 3.0.2 waits for the fencing command without a limit; ours ends it after an hour.
 PRE_PROMOTE_TIMEOUT = 3600.0
 
@@ -278,7 +282,7 @@ class Manager:
                     log.warning("could not create replication slots while promoting: %s", exc)
             log.debug("waiting for the end of recovery")
             if not self.server.wait_recovery_state(False, wait_seconds, interval=PROMOTE_POLL_INTERVAL,
-                                                   first=PROMOTE_FIRST_POLL):
+                                                   first=PROMOTE_FIRST_POLL, wake_every=PROMOTE_WAKE_EVERY):
                 return False
             log.debug("recovery ended")
             self.server.recovery = None

@@ -325,16 +325,22 @@ class LocalServer:
         return bool(rows[0][0]) if rows else None
 
     def wait_recovery_state(self, in_recovery: bool, timeout: float, dbname: Optional[str] = None,
-                            interval: float = 0.2, first: float = 0.01) -> bool:
+                            interval: float = 0.2, first: float = 0.01, wake_every: float = 0.0) -> bool:
         """Poll until pg_is_in_recovery() equals `in_recovery`: every `first` s during the
         first second (a promotion mostly ends within a few tenths of one), then every
         `interval` s; over the kept local connection (`dbname`: one of its own while it
-        lasts): a new connection per look costs more than the look."""
+        lasts): a new connection per look costs more than the look.  `wake_every`: send
+        the postmaster SIGHUP this often meanwhile (see facade.PROMOTE_WAKE_EVERY)."""
         started = time.monotonic()
         deadline = started + timeout
+        woke = [started]
 
         def pause() -> None:
-            time.sleep(min(interval, first) if time.monotonic() - started < 1.0 else interval)
+            now = time.monotonic()
+            if wake_every and now - woke[0] >= wake_every:
+                woke[0] = now
+                self.postmaster.signal(signal.SIGHUP)
+            time.sleep(min(interval, first) if now - started < 1.0 else interval)
 
         if dbname:
             return self._wait_recovery_own(in_recovery, dbname, deadline, pause)
