@@ -380,7 +380,8 @@ def _theirs(ctx: Ctx, memory: Memory) -> Decision:
 
 
 # A standby that follows the leader but has no WAL receiver is woken to try streaming
-# again every RECEIVER_POLL seconds, for RECEIVER_NUDGE_FOR seconds from when it was first
+# again every RECEIVER_POLL seconds, for RECEIVER_NUDGE_FOR seconds (at least two of the
+# leader's cycles: it creates a new member's slot at its next one) from when it was first
 # seen without one; after that the server's own wal_retrieve_retry_interval paces it.
 # The usual case: a member rejoining after a failover starts before the new primary's
 # next cycle has created its slot, and would otherwise wait 5 s to try again.
@@ -399,7 +400,7 @@ def receiver_nudge(ctx: Ctx, memory: Memory, follows: bool) -> Tuple[List[A.Acti
     if since is None:
         memory = replace(memory, receiver_missing_since=now)
         since = now
-    if now - since >= RECEIVER_NUDGE_FOR:
+    if now - since >= max(RECEIVER_NUDGE_FOR, 2 * ctx.settings.loop_wait):
         return [], memory
     return [A.WakeWalReceiver(), A.Recheck(RECEIVER_POLL)], memory
 

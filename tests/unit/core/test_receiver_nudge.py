@@ -52,3 +52,11 @@ def test_an_unknown_receiver_state_or_a_standby_to_re_point_is_not_nudged() -> N
     elsewhere = replace(replica(following=hostport("n2"), slot="n0"), wal_receiver=False)
     d = decide(make_obs(cluster(leader="n1"), elsewhere), STARTED, S)
     assert any(isinstance(a, A.Follow) for a in d.actions) and A.WakeWalReceiver() not in d.actions
+
+
+def test_with_a_long_loop_wait_the_window_covers_two_of_the_leaders_cycles() -> None:
+    slow = settings(ttl=30, loop_wait=10, retry_timeout=10)
+    obs = make_obs(cluster(leader="n1"), following(False))  # type: ignore[arg-type]
+    first = decide(obs, STARTED, slow)
+    assert A.WakeWalReceiver() in decide(replace(obs, now=NOW + 19.9), first.memory, slow).actions
+    assert A.WakeWalReceiver() not in decide(replace(obs, now=NOW + 20), first.memory, slow).actions
