@@ -10,7 +10,9 @@ the benchmark's own) to the first acknowledged write on the new primary (twice: 
 writer's, which finds the primary through the REST API and retries every 50 ms, and a
 direct probe's (bench/probes.py), already connected to every replica, asking each every
 5 ms whether it still is one and writing at the first "no"), and how
-many writes acknowledged before the kill the new primary lacks.  With --sync the
+many writes acknowledged before the kill the new primary lacks (each counted at the
+first kill that loses it; for those it prints when they were acknowledged and which
+other replica holds them).  With --sync the
 cluster runs in synchronous mode, where no acknowledged write may be lost.
 
 --dcs: etcd (v2 API), etcd3 (v3 JSON gateway of the same etcd) or consul (a local
@@ -246,6 +248,7 @@ def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
     gone_to_write: List[float] = []
     gone_to_probe: List[float] = []
     lost_total = 0
+    seen_lost: set = set()  # rows already counted as lost at an earlier kill
     gone_walls: List[float] = []
     server_logs: List[str] = []
     with tempfile.TemporaryDirectory(prefix="qhb-bench-failover-") as base:
@@ -294,8 +297,13 @@ def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
                 gone_to_probe.append(g2p)
                 new = cluster.primary()
                 present = set(rows_on(new)) if new is not None else set()
-                lost = sum(1 for r in acked_before if r not in present)
+                newly_lost = [r for r in acked_before if r not in present and r not in seen_lost]
+                seen_lost.update(newly_lost)
+                lost = len(newly_lost)
                 lost_total += lost
+                if newly_lost:
+                    explain_lost(newly_lost, dict(zip(writer.acked, writer.ack_times)), killed_at,
+                                 [n for n in cluster.nodes if n is not primary and n is not new])
                 print(f"{label} run {i + 1}: unavailable {window:.3f} s, leader key gone -> writable "
                       f"{g2w:.3f} s (direct probe {g2p:.3f} s), acknowledged writes lost {lost}, new primary "
                       f"{new.name if new else '?'}", flush=True)
@@ -325,6 +333,24 @@ def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
         print(summary(f"{label} leader key gone -> promote request received by the server", daemon))
     if server:
         print(summary(f"{label} promote request -> end of archive recovery (server)", server), flush=True)
+
+
+def explain_lost(rows: List[int], acked_at: Dict[int, float], killed_at: float, others: List[Any]) -> None:
+    """Print, for writes acknowledged before the kill that the new primary lacks, when
+    each was acknowledged (relative to the old port closing) and which of the other
+    replicas hold it: a row another replica holds means the winner was not the most
+    advanced one; a row none holds was acknowledged and never streamed (asynchronous)."""
+    ages = ", ".join(f"{r}: {1000 * (killed_at - acked_at[r]):.0f} ms" for r in rows[:10] if r in acked_at)
+    print(f"  lost rows acknowledged before the port closed by: {ages}{' ...' if len(rows) > 10 else ''}",
+          flush=True)
+    for other in others:
+        try:
+            held = set(rows_on(other))
+        except Exception as exc:  # a replica still restarting: say so, the figure stands
+            print(f"  {other.name}: could not read its rows ({exc})", flush=True)
+            continue
+        print(f"  {other.name} holds {sum(1 for r in rows if r in held)} of the {len(rows)} lost rows",
+              flush=True)
 
 
 def main() -> None:
