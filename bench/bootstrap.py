@@ -13,6 +13,14 @@ The bench polls every POLL = 20 ms (the leader key in etcd, and /primary of its 
 until it answers 200, then one query on a kept connection to the primary, and GET /patroni of the members not
 yet seen running): each mark is late by up to one poll.  --keep DIR keeps each run's logs
 and a marks.txt with the wall-clock start, to read where the time goes.
+Every run has its own directory, and all of them are removed together when the bench ends
+(or kept with --keep), never one between runs. On the machine of issue #14 (ext4 mounted
+with -o discard on a virtual disk), runs that started just after the previous run's ~150 MB
+had been removed took 2.1-3.9 s instead of 1.0-1.5 s. They were as slow when the removal
+was followed by a 5 s sleep, and a flush between runs (no removal) did not slow them. The
+slowdown lasted into the next batch (about 2.0 s for a minute after such a batch), so
+figures taken right after another bench's cleanup are higher. Patroni 3.0.2 is slowed the
+same way. --remove-between-runs restores the removal, the bench's default before 2026-12-06.
 Target (issue #14): <= 2.5 s median with ttl 10 / loop_wait 2 / retry_timeout 4 and with the defaults.
 """
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from typing import Any, Dict, List, Optional, Set
@@ -90,46 +99,47 @@ class Watcher:
             self.conn = None
 
 
-def one_run(ttl: int, loop_wait: int, retry_timeout: int, impl: str, keep: Optional[str] = None) -> Dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="qhb-bench-boot-") as base:
-        if keep:  # the daemons' and servers' logs stay there for reading (where the time goes)
-            base = tempfile.mkdtemp(prefix="run-", dir=keep)
-        etcd = Etcd(base)
-        cluster = LocalCluster(base, etcd.host, ttl=ttl, loop_wait=loop_wait, retry_timeout=retry_timeout,
-                               scope="bench-boot")
-        if impl == "patroni":
-            use_patroni_302_cluster(cluster)
-        marks: Dict[str, float] = {}
-        try:
-            t0 = time.monotonic()
-            wall0 = time.time()
-            cluster.start()
-            primary: Optional[Node] = None
-            watcher = Watcher([n.name for n in cluster.nodes])
-            while "running" not in marks or "streaming" not in marks:
-                now = time.monotonic() - t0
-                if now > 300:
-                    raise RuntimeError("cluster did not come up:\n" + cluster.dump_logs())
-                if primary is None:
-                    primary = watcher.primary(cluster, etcd.host)
-                    if primary is not None:
-                        marks["leader"] = time.monotonic() - t0
-                if primary is not None and "streaming" not in marks and watcher.streaming_replicas(primary) >= 2:
-                    marks["streaming"] = time.monotonic() - t0
-                if "running" not in marks and primary is not None and watcher.all_running(cluster):
-                    marks["running"] = time.monotonic() - t0
-                time.sleep(POLL)
-            watcher.close()
-            marks["done"] = max(marks["running"], marks["streaming"])
-            if keep:  # wall-clock marks, to line up with the timestamps of the kept logs
-                with open(os.path.join(base, "marks.txt"), "w") as f:
-                    f.write(f"start {time.strftime('%H:%M:%S', time.localtime(wall0))}{f'{wall0 % 1:.3f}'[1:]}\n")
-                    for k, v in marks.items():
-                        f.write(f"{k} +{v:.3f}\n")
-            return marks
-        finally:
-            cluster.stop()
-            etcd.stop()
+def one_run(ttl: int, loop_wait: int, retry_timeout: int, impl: str, parent: str,
+            marks_file: bool = False) -> Dict[str, float]:
+    """One bootstrap in a new directory under `parent`.  main() removes the directories of
+    all runs together at the end, never one between runs (see the module docstring)."""
+    base = tempfile.mkdtemp(prefix="run-", dir=parent)
+    etcd = Etcd(base)
+    cluster = LocalCluster(base, etcd.host, ttl=ttl, loop_wait=loop_wait, retry_timeout=retry_timeout,
+                           scope="bench-boot")
+    if impl == "patroni":
+        use_patroni_302_cluster(cluster)
+    marks: Dict[str, float] = {}
+    try:
+        t0 = time.monotonic()
+        wall0 = time.time()
+        cluster.start()
+        primary: Optional[Node] = None
+        watcher = Watcher([n.name for n in cluster.nodes])
+        while "running" not in marks or "streaming" not in marks:
+            now = time.monotonic() - t0
+            if now > 300:
+                raise RuntimeError("cluster did not come up:\n" + cluster.dump_logs())
+            if primary is None:
+                primary = watcher.primary(cluster, etcd.host)
+                if primary is not None:
+                    marks["leader"] = time.monotonic() - t0
+            if primary is not None and "streaming" not in marks and watcher.streaming_replicas(primary) >= 2:
+                marks["streaming"] = time.monotonic() - t0
+            if "running" not in marks and primary is not None and watcher.all_running(cluster):
+                marks["running"] = time.monotonic() - t0
+            time.sleep(POLL)
+        watcher.close()
+        marks["done"] = max(marks["running"], marks["streaming"])
+        if marks_file:  # wall-clock marks, to line up with the timestamps of the kept logs
+            with open(os.path.join(base, "marks.txt"), "w") as f:
+                f.write(f"start {time.strftime('%H:%M:%S', time.localtime(wall0))}{f'{wall0 % 1:.3f}'[1:]}\n")
+                for k, v in marks.items():
+                    f.write(f"{k} +{v:.3f}\n")
+        return marks
+    finally:
+        cluster.stop()
+        etcd.stop()
 
 
 def main() -> None:
@@ -140,17 +150,34 @@ def main() -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--fast-only", action="store_true")
     group.add_argument("--default-only", action="store_true")
+    parser.add_argument("--remove-between-runs", action="store_true",
+                        help="remove each run's directory before the next run starts (slower here, see above)")
     parser.add_argument("--keep", help="keep each run's directory (logs) under this directory")
     args = parser.parse_args()
+    if args.keep and args.remove_between_runs:
+        parser.error("--keep and --remove-between-runs contradict each other")
     if args.impl == "patroni" and not patroni302.available():
         raise SystemExit(f"Patroni 3.0.2 not found at {patroni302.PATRONI}")
     print(f"impl={args.impl}, load average at start: {os.getloadavg()}", flush=True)
+    parent = args.keep or tempfile.mkdtemp(prefix="qhb-bench-boot-")
+    try:
+        run_all(args, parent)
+    finally:
+        if not args.keep:
+            shutil.rmtree(parent, ignore_errors=True)
+    print(f"load average at end: {os.getloadavg()}", flush=True)
+
+
+def run_all(args: argparse.Namespace, parent: str) -> None:
     for label, (ttl, lw, rt) in TIMINGS.items():
         if (args.fast_only and not label.startswith("fast")) or (args.default_only and label.startswith("fast")):
             continue
         figures: Dict[str, List[float]] = {}
         for i in range(args.runs):
-            marks = one_run(ttl, lw, rt, args.impl, args.keep)
+            marks = one_run(ttl, lw, rt, args.impl, parent, marks_file=bool(args.keep))
+            if args.remove_between_runs:
+                for entry in os.listdir(parent):
+                    shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
             for k, v in marks.items():
                 figures.setdefault(k, []).append(v)
             print(f"[{args.impl}] {label} run {i + 1}: leader {marks['leader']:.3f} s, all running "
@@ -158,8 +185,6 @@ def main() -> None:
                   f"-> done {marks['done']:.3f} s", flush=True)
         for k in ("leader", "running", "streaming", "done"):
             print(summary(f"[{args.impl}] {label} bootstrap: {k}", figures[k]))
-    print(f"load average at end: {os.getloadavg()}", flush=True)
-
 
 if __name__ == "__main__":
     main()
