@@ -186,5 +186,6 @@ def run_all(args: argparse.Namespace, parent: str) -> None:
         for k in ("leader", "running", "streaming", "done"):
             print(summary(f"[{args.impl}] {label} bootstrap: {k}", figures[k]))
 
+
 if __name__ == "__main__":
     main()
