@@ -42,7 +42,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from common import TIMINGS, Etcd, refuse_root, summary
 from probes import start_probes, stop_probes
@@ -248,7 +248,7 @@ def run_set(label: str, timing: tuple, args: argparse.Namespace) -> None:
     gone_to_write: List[float] = []
     gone_to_probe: List[float] = []
     lost_total = 0
-    seen_lost: set = set()  # rows already counted as lost at an earlier kill
+    seen_lost: Set[int] = set()  # rows already counted as lost at an earlier kill
     gone_walls: List[float] = []
     server_logs: List[str] = []
     with tempfile.TemporaryDirectory(prefix="qhb-bench-failover-") as base:
